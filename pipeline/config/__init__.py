@@ -1,0 +1,372 @@
+"""Configuration: one JSON schema, two presets, one validated dataclass tree.
+
+Resolution order (later wins): the schema's defaults (= the tiny CPU experiment) -> `presets/<scale>.yaml` ->
+the user's config (config.yaml plus Snakemake `--config` overrides). The merged result is validated against
+`schema.yaml`; every violation is reported by key path (`env.reward.correct: 'x' is not of type 'number'`)
+before any work starts. Code below this module takes the frozen dataclasses and never re-declares a default.
+
+Try it: `python -m pipeline config --config config.yaml` prints the resolved configuration.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+HERE = Path(__file__).resolve().parent
+SCHEMA_PATH = HERE / "schema.yaml"
+PRESETS_DIR = HERE / "presets"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the key path of every problem."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The dataclass tree (field names mirror schema.yaml; tests/test_config.py keeps the two in step)
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    seed: int
+    n_train: int
+    n_heldout: int
+    digits: int
+
+
+@dataclass(frozen=True)
+class MathConfig:
+    source: str
+    splits: list[str]
+    levels: list[int]
+    exclude_benchmarks: list[str]
+
+
+@dataclass(frozen=True)
+class BenchmarkSource:
+    source: str
+    split: str
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train_set: str
+    synthetic: SyntheticConfig
+    math: MathConfig
+    benchmarks: dict[str, BenchmarkSource]
+
+
+@dataclass(frozen=True)
+class TinyModelConfig:
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    max_positions: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    seed: int
+    lr: float
+    batch_size: int
+    max_steps: int
+    warmup_steps: int
+    target_accuracy: float
+    retry_format_target: float
+    eval_every: int
+    eval_questions: int
+    multi_attempt_fraction: float
+    multi_attempt_after: float
+    max_wrong: int
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    source: str
+    tiny: TinyModelConfig
+    sft: SFTConfig
+
+
+@dataclass(frozen=True)
+class AttemptRange:
+    min_attempts: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class VariantsConfig:
+    multi_attempt: AttemptRange
+    baseline: AttemptRange
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    correct: float
+    wrong_formatted: float
+    unformatted: float
+    attempt_discount: float
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    prompt_template: str
+    feedback_template: str
+    end_of_turn: str
+    stop_at_box: bool
+    max_attempt_tokens: int
+    max_total_tokens: int
+    reward: RewardConfig
+
+
+@dataclass(frozen=True)
+class GradingConfig:
+    timeout_s: float
+    workers: int
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    max_k: int
+
+
+@dataclass(frozen=True)
+class Config:
+    scale: str
+    out_dir: str
+    seeds: list[int]
+    data: DataConfig
+    model: ModelConfig
+    variants: VariantsConfig
+    env: EnvConfig
+    grading: GradingConfig
+    eval: EvalConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def attempt_range(self, variant: str) -> AttemptRange:
+        """The training attempt range of a variant ('multi_attempt' or 'baseline')."""
+        if variant not in VARIANTS:
+            raise ConfigError(f"variants: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        return getattr(self.variants, variant)
+
+
+VARIANTS = tuple(f.name for f in dataclasses.fields(VariantsConfig))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Schema, defaults, presets
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _resolve_ref(node: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target: Any = schema
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def known_benchmarks() -> tuple[str, ...]:
+    """Benchmark names the schema accepts under data.benchmarks."""
+    return tuple(load_schema()["properties"]["data"]["properties"]["benchmarks"]["propertyNames"]["enum"])
+
+
+def schema_defaults(node: Mapping[str, Any] | None = None) -> Any:
+    """The default configuration: every leaf's `default`, nested as the schema nests objects."""
+    schema = load_schema()
+    node = _resolve_ref(schema if node is None else node, schema)
+    if "default" in node:
+        return copy.deepcopy(node["default"])
+    return {key: schema_defaults(sub) for key, sub in node.get("properties", {}).items()}
+
+
+KNOWN_BENCHMARKS = known_benchmarks()
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_preset(scale: str) -> dict[str, Any]:
+    path = PRESETS_DIR / f"{scale}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"scale: unknown preset {scale!r}; choose one of: {', '.join(presets())}")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge mappings; values of `override` win, lists are replaced whole."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Validation
+
+
+_SCALARS = {"integer": int, "number": (int, float), "boolean": bool}
+
+
+def _coerce_strings(value: Any, node: Mapping[str, Any]) -> Any:
+    """Read string scalars as YAML where the schema wants a number or boolean.
+
+    Snakemake's `--config 'eval={max_k: 3}'` hands nested values over as strings ('3'); without this, every
+    nested override from the command line would fail validation. Anything that does not parse stays a string
+    and is reported by the validator.
+    """
+    schema = load_schema()
+    node = _resolve_ref(node, schema)
+    wanted = _SCALARS.get(node.get("type"))
+    if isinstance(value, str) and wanted is not None:
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        fits = isinstance(parsed, wanted) and (node.get("type") == "boolean" or not isinstance(parsed, bool))
+        return parsed if fits else value
+    if isinstance(value, Mapping):
+        props = node.get("properties", {})
+        extra = node.get("additionalProperties")
+        return {k: _coerce_strings(v, props.get(k, extra if isinstance(extra, Mapping) else {}))
+                for k, v in value.items()}
+    if isinstance(value, list) and isinstance(node.get("items"), Mapping):
+        return [_coerce_strings(v, node["items"]) for v in value]
+    return value
+
+
+def _key_path(path: typing.Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _schema_errors(config: Mapping[str, Any]) -> list[str]:
+    validator = jsonschema.Draft202012Validator(load_schema())
+    messages = []
+    for error in validator.iter_errors(config):
+        where = _key_path(error.absolute_path)
+        if error.validator == "additionalProperties":
+            known = sorted(error.schema.get("properties", {}))
+            extra = sorted(set(error.instance) - set(known))
+            for key in extra:
+                messages.append(f"{_key_path([*error.absolute_path, key])}: unknown key"
+                                + (f" (known keys here: {', '.join(known)})" if known else ""))
+        else:
+            messages.append(f"{where}: {error.message}")
+    return sorted(set(messages))
+
+
+def _semantic_errors(c: Config) -> list[str]:
+    """Rules a JSON schema cannot state: relations between keys and template placeholders."""
+    errors = []
+    for name in VARIANTS:
+        r = c.attempt_range(name)
+        if r.min_attempts > r.max_attempts:
+            errors.append(f"variants.{name}: min_attempts ({r.min_attempts}) exceeds max_attempts ({r.max_attempts})")
+    p, fb, eot = c.env.prompt_template, c.env.feedback_template, c.env.end_of_turn
+    if p.count("{question}") != 1:
+        errors.append("env.prompt_template: must contain the placeholder {question} exactly once")
+    if "{N}" not in p:
+        errors.append("env.prompt_template: must state the allowed attempts with the placeholder {N}")
+    if "{n}" not in fb:
+        errors.append("env.feedback_template: must state the attempts left with the placeholder {n}")
+    if not fb.startswith(eot):
+        errors.append(f"env.feedback_template: must start with env.end_of_turn ({eot!r}), which closes the attempt")
+    for name in c.data.math.exclude_benchmarks:
+        if c.data.train_set == "math" and name not in c.data.benchmarks:
+            errors.append(f"data.math.exclude_benchmarks: {name!r} is not configured under data.benchmarks")
+    if c.data.train_set == "synthetic" and (
+        c.data.synthetic.n_train + c.data.synthetic.n_heldout > (10 ** c.data.synthetic.digits) ** 2
+    ):
+        errors.append("data.synthetic: n_train + n_heldout exceeds the number of distinct questions for these digits")
+    return errors
+
+
+def _build(cls: Any, value: Any) -> Any:
+    """Turn validated plain data into the dataclass tree (types come from the annotations)."""
+    if dataclasses.is_dataclass(cls):
+        hints = typing.get_type_hints(cls)
+        return cls(**{f.name: _build(hints[f.name], value[f.name]) for f in dataclasses.fields(cls)})
+    origin = typing.get_origin(cls)
+    if origin is dict:
+        _, item = typing.get_args(cls)
+        return {k: _build(item, v) for k, v in value.items()}
+    if origin is list:
+        (item,) = typing.get_args(cls)
+        return [_build(item, v) for v in value]
+    if cls is float:
+        return float(value)
+    return value
+
+
+def resolve(user: Mapping[str, Any] | None = None) -> Config:
+    """Defaults -> preset of `user['scale']` -> `user`; validated. Raises ConfigError naming every bad key path."""
+    user = {} if user is None else user
+    if not isinstance(user, Mapping):
+        raise ConfigError(f"(top level): the configuration must be a mapping, got {type(user).__name__}")
+    defaults = schema_defaults()
+    scale = user.get("scale", defaults["scale"])
+    if not isinstance(scale, str):
+        raise ConfigError(f"scale: must be a string, one of: {', '.join(presets())}")
+    user = _coerce_strings(user, load_schema())
+    merged = deep_merge(deep_merge(defaults, load_preset(scale)), user)
+    # Benchmark entries may omit `split`; fill it the way the schema's default says.
+    for entry in (merged.get("data", {}).get("benchmarks") or {}).values():
+        if isinstance(entry, dict):
+            entry.setdefault("split", "test")
+    errors = _schema_errors(merged)
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+    config = _build(Config, merged)
+    errors = _semantic_errors(config)
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
+    return config
+
+
+def load(source: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Resolve a config file (YAML) or an inline JSON/YAML mapping, with optional overrides on top."""
+    user: Any = {}
+    if source is not None:
+        text = str(source)
+        if text.lstrip().startswith("{"):
+            user = yaml.safe_load(text)
+        else:
+            path = Path(text)
+            if not path.is_file():
+                raise ConfigError(f"config file {path} not found")
+            try:
+                user = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if overrides:
+        user = deep_merge(user, overrides)
+    return resolve(user)
+
+
+def dumps(config: Config) -> str:
+    """Canonical JSON of a resolved config (written beside outputs and into checkpoints)."""
+    return json.dumps(config.to_dict(), indent=2, sort_keys=True)
