@@ -1,0 +1,160 @@
+"""The multi-attempt environment (paper §2; spec §1-2): pure Python, no torch, no tokenizer.
+
+A `Dialogue` holds the question, the gold answer, the allowed attempts N, and the transcript as text segments
+labelled prompt / policy / feedback, each with its attempt index (0-based: the prompt opens attempt 0, the
+feedback after attempt i opens attempt i+1). `MultiAttemptEnv` draws N, renders the first prompt, grades each
+attempt, inserts the feedback, decides termination and computes the one terminal reward.
+
+The single-attempt baseline is this same environment with N = 1 (attempt range [1, 1]); evaluation at k
+attempts fixes N = k. The environment knows nothing of tokens: the rollout engine counts them and tells it
+whether the policy ended its turn itself (then the feedback's leading end-of-turn marker is dropped, so the
+marker appears once).
+
+Try it: `pytest tests/test_env.py -q`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from pipeline import grading
+from pipeline.config import AttemptRange, EnvConfig, RewardConfig
+
+PROMPT, POLICY, FEEDBACK = "prompt", "policy", "feedback"
+
+
+@dataclass
+class Segment:
+    role: str  # PROMPT | POLICY | FEEDBACK
+    text: str
+    attempt: int
+
+
+@dataclass
+class Attempt:
+    text: str
+    answer: str | None  # content of the last complete \boxed{}, None when there is none
+    formatted: bool  # a complete \boxed{} was given
+    correct: bool
+    n_tokens: int
+    timed_out: bool = False  # the grader gave up on it (counted wrong)
+
+
+@dataclass
+class Dialogue:
+    id: str
+    question: str
+    gold: str
+    n_allowed: int
+    segments: list[Segment] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
+    done: bool = False
+    stop_reason: str | None = None  # "correct" | "attempts_exhausted" | "token_budget"
+    reward: float | None = None
+
+    @property
+    def attempt_index(self) -> int:
+        """0-based index of the attempt in progress (or of the next one)."""
+        return len(self.attempts)
+
+    @property
+    def policy_tokens(self) -> int:
+        return sum(a.n_tokens for a in self.attempts)
+
+    @property
+    def solved_at(self) -> int | None:
+        """1-based attempt that was right, None if none was."""
+        return next((i + 1 for i, a in enumerate(self.attempts) if a.correct), None)
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments)
+
+
+def render_prompt(template: str, question: str, n_allowed: int) -> str:
+    """Fill the first prompt. Plain replacement, not str.format: templates hold literal braces (\\boxed{})."""
+    return template.replace("{N}", str(n_allowed)).replace("{question}", question)
+
+
+def render_feedback(template: str, n_left: int, end_of_turn: str, policy_ended_turn: bool) -> str:
+    """Feedback after a wrong attempt; n_left >= 1 ("1 attempts" is the paper's literal wording)."""
+    text = template.replace("{n}", str(n_left))
+    return text[len(end_of_turn):] if policy_ended_turn else text
+
+
+def terminal_reward(attempts: Sequence[Attempt], table: RewardConfig) -> float:
+    """One reward per dialogue (spec §2): correct in any attempt > some attempt boxed > otherwise.
+
+    A success at attempt j (1-based) earns `correct * attempt_discount**(j-1)`; the paper's discount is 1.
+    """
+    for j, a in enumerate(attempts, start=1):
+        if a.correct:
+            return table.correct * table.attempt_discount ** (j - 1)
+    if any(a.formatted for a in attempts):
+        return table.wrong_formatted
+    return table.unformatted
+
+
+class MultiAttemptEnv:
+    """Draws N, renders prompts and feedback, grades attempts in batches, ends dialogues, assigns rewards."""
+
+    def __init__(self, cfg: EnvConfig, attempts: AttemptRange, grading_timeout_s: float):
+        self.cfg = cfg
+        self.attempts = attempts
+        self.grading_timeout_s = grading_timeout_s
+
+    def sample_n(self, rng: random.Random) -> int:
+        """N ~ Uniform{min_attempts..max_attempts} (paper: 1..5; baseline: always 1)."""
+        return rng.randint(self.attempts.min_attempts, self.attempts.max_attempts)
+
+    def reset(self, id: str, question: str, gold: str, n_allowed: int) -> Dialogue:
+        d = Dialogue(id=id, question=question, gold=gold, n_allowed=n_allowed)
+        d.segments.append(Segment(PROMPT, render_prompt(self.cfg.prompt_template, question, n_allowed), 0))
+        return d
+
+    def attempt_budget(self, d: Dialogue) -> int:
+        """Most policy tokens the current attempt may still use (per-attempt and per-dialogue budgets)."""
+        return max(0, min(self.cfg.max_attempt_tokens, self.cfg.max_total_tokens - d.policy_tokens))
+
+    def step(
+        self,
+        dialogues: Sequence[Dialogue],
+        texts: Sequence[str],
+        n_tokens: Sequence[int],
+        ended_turn: Sequence[bool],
+    ) -> list[str | None]:
+        """Record one finished attempt per dialogue; return each one's feedback text, or None once it is over.
+
+        All attempts are graded in one batch (worker processes with a hard timeout; a timeout counts as wrong).
+        """
+        if not (len(dialogues) == len(texts) == len(n_tokens) == len(ended_turn)):
+            raise ValueError("step: dialogues, texts, n_tokens and ended_turn must have the same length")
+        if any(d.done for d in dialogues):
+            raise ValueError("step: a dialogue that is already over got another attempt")
+        grades = grading.grade_batch(list(texts), [d.gold for d in dialogues], timeout_s=self.grading_timeout_s)
+        return [
+            self._record(d, text, n, ended, grade)
+            for d, text, n, ended, grade in zip(dialogues, texts, n_tokens, ended_turn, grades)
+        ]
+
+    def _record(self, d: Dialogue, text: str, n: int, ended: bool, grade: grading.Grade) -> str | None:
+        i = d.attempt_index
+        d.segments.append(Segment(POLICY, text, i))
+        d.attempts.append(Attempt(text, grade.answer, grade.answer is not None, grade.correct, n, grade.timed_out))
+        if grade.correct:
+            d.stop_reason = "correct"
+        elif len(d.attempts) >= d.n_allowed:
+            d.stop_reason = "attempts_exhausted"
+        elif d.policy_tokens >= self.cfg.max_total_tokens:
+            d.stop_reason = "token_budget"
+        if d.stop_reason is not None:
+            d.done = True
+            d.reward = terminal_reward(d.attempts, self.cfg.reward)
+            return None
+        feedback = render_feedback(
+            self.cfg.feedback_template, d.n_allowed - len(d.attempts), self.cfg.end_of_turn, ended
+        )
+        d.segments.append(Segment(FEEDBACK, feedback, i + 1))
+        return feedback

@@ -1,0 +1,147 @@
+"""The multi-attempt environment: N distribution, templates, termination, reward. `pytest tests/test_env.py -q`"""
+
+import collections
+import random
+import re
+
+import pytest
+
+from pipeline import config as C
+from pipeline.env import FEEDBACK, POLICY, PROMPT, MultiAttemptEnv, render_feedback, render_prompt
+from tests.conftest import ROOT
+
+# The exact ChatML strings of the released code (spec §1.2), {input} -> question, {N}/{n} -> attempts.
+SPEC_PROMPT = (
+    "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}. "
+    "You have {N} attempts to answer the questions, and you should provide the full reasoning steps in each "
+    "attempt.<|im_end|>\n<|im_start|>user\n{input}<|im_end|>\n<|im_start|>assistant\n"
+)
+SPEC_FEEDBACK = (
+    "<|im_end|>\n<|im_start|>system\nYour answer is incorrect. You have {n} attempts left. "
+    "Try an alternative.<|im_end|>\n<|im_start|>assistant\n"
+)
+SPEC_PATH = ROOT.parent / "shared" / "docs" / "paper-spec.md"
+
+TINY = C.resolve({})
+PAPER = C.resolve({"scale": "paper"})
+
+
+def make_env(cfg=TINY, variant="multi_attempt"):
+    return MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), cfg.grading.timeout_s)
+
+
+def test_spec_strings_match_the_spec_document():
+    """Guard the copies above against the spec itself (its blocks write newlines as the two characters \\n)."""
+    if not SPEC_PATH.is_file():
+        pytest.skip("../shared/docs/paper-spec.md is absent")
+    blocks = re.findall(r"```\n(.*?)\n```", SPEC_PATH.read_text(), flags=re.S)
+    as_text = [b.replace("\\n", "\n") for b in blocks]
+    assert SPEC_PROMPT in as_text
+    assert SPEC_FEEDBACK in as_text
+
+
+def test_paper_templates_character_by_character():
+    question = "What is $1+1$?"
+    for n in (1, 2, 5):
+        assert render_prompt(PAPER.env.prompt_template, question, n) == SPEC_PROMPT.replace(
+            "{N}", str(n)
+        ).replace("{input}", question)
+    # n counts the attempts left after the decrement, so "1 attempts" is literal (spec §1.2).
+    assert render_feedback(PAPER.env.feedback_template, 1, "<|im_end|>", False) == SPEC_FEEDBACK.replace("{n}", "1")
+    assert "You have 1 attempts left." in render_feedback(PAPER.env.feedback_template, 1, "<|im_end|>", False)
+
+
+def test_prompt_rendering_keeps_braces_in_question():
+    # str.format would choke on \boxed{} and on braces inside a question; plain replacement must not.
+    out = render_prompt(PAPER.env.prompt_template, "Find $\\{x\\}$ with {N} in it", 3)
+    assert "You have 3 attempts" in out and "Find $\\{x\\}$ with {N} in it" in out
+
+
+def test_feedback_drops_its_end_of_turn_when_the_policy_closed_the_turn():
+    fb = render_feedback(TINY.env.feedback_template, 2, "<|im_end|>", policy_ended_turn=True)
+    assert not fb.startswith("<|im_end|>") and fb.startswith("\n<|im_start|>system")
+
+
+def test_n_is_uniform_over_the_range_and_seeded():
+    env = make_env()
+    draws = [env.sample_n(random.Random(7)) for _ in range(3)]
+    assert len(set(draws)) == 1  # same seed, same draw
+    rng = random.Random(0)
+    counts = collections.Counter(env.sample_n(rng) for _ in range(10_000))
+    assert set(counts) == {1, 2, 3, 4, 5}
+    # Each value expects 2000; 4 sigma of a binomial(10000, 0.2) is 160.
+    assert all(abs(c - 2000) < 160 for c in counts.values()), counts
+
+
+def test_baseline_is_the_same_environment_with_one_attempt():
+    env = make_env(variant="baseline")
+    rng = random.Random(0)
+    assert {env.sample_n(rng) for _ in range(100)} == {1}
+    d = env.reset("q", "1+1", "2", n_allowed=1)
+    assert "You have 1 attempts." in d.text
+    assert env.step([d], ["\\boxed{3}"], [3], [False]) == [None]
+    assert d.done and d.stop_reason == "attempts_exhausted" and d.reward == -0.5
+
+
+def test_dialogue_until_correct():
+    env = make_env()
+    d = env.reset("q1", "2+2", "4", n_allowed=3)
+    fb = env.step([d], ["I think \\boxed{5}"], [4], [False])[0]
+    assert fb == render_feedback(TINY.env.feedback_template, 2, "<|im_end|>", False)
+    assert not d.done
+    assert env.step([d], ["\\boxed{4}"], [3], [True]) == [None]
+    assert d.done and d.stop_reason == "correct" and d.solved_at == 2 and d.reward == 1.0
+    assert [(s.role, s.attempt) for s in d.segments] == [(PROMPT, 0), (POLICY, 0), (FEEDBACK, 1), (POLICY, 1)]
+    assert [(a.answer, a.formatted, a.correct, a.n_tokens) for a in d.attempts] == [
+        ("5", True, False, 4),
+        ("4", True, True, 3),
+    ]
+    with pytest.raises(ValueError, match="already over"):
+        env.step([d], ["\\boxed{4}"], [1], [False])
+
+
+@pytest.mark.parametrize(
+    "responses, reward, reason",
+    [
+        (["\\boxed{1}", "\\boxed{2}"], -0.5, "attempts_exhausted"),  # boxed but wrong in every attempt
+        (["no box", "\\boxed{2}"], -0.5, "attempts_exhausted"),  # one formatted attempt is enough for -0.5
+        (["no box", "still none"], -1.0, "attempts_exhausted"),  # never formatted
+        (["\\boxed{7}"], 1.0, "correct"),  # right at once
+        (["\\boxed{7"], None, None),  # unclosed box: not formatted, dialogue goes on
+    ],
+)
+def test_reward_table(responses, reward, reason):
+    env = make_env()
+    d = env.reset("q", "3+4", "7", n_allowed=2)
+    for text in responses:
+        env.step([d], [text], [2], [False])
+    assert d.reward == reward and d.stop_reason == reason
+
+
+def test_attempt_discount():
+    cfg = C.resolve({"env": {"reward": {"attempt_discount": 0.5}}})
+    env = make_env(cfg)
+    d = env.reset("q", "3+4", "7", n_allowed=3)
+    env.step([d], ["\\boxed{1}"], [2], [False])
+    env.step([d], ["\\boxed{2}"], [2], [False])
+    env.step([d], ["\\boxed{7}"], [2], [False])
+    assert d.reward == pytest.approx(0.25)  # success at attempt 3: 1 * 0.5**2
+
+
+def test_token_budget_ends_the_dialogue():
+    cfg = C.resolve({"env": {"max_attempt_tokens": 10, "max_total_tokens": 15}})
+    env = make_env(cfg)
+    d = env.reset("q", "3+4", "7", n_allowed=5)
+    assert env.attempt_budget(d) == 10
+    env.step([d], ["\\boxed{1}"], [10], [False])
+    assert env.attempt_budget(d) == 5  # total budget now binds
+    env.step([d], ["\\boxed{2}"], [5], [False])
+    assert d.done and d.stop_reason == "token_budget" and d.reward == -0.5
+
+
+def test_batch_step_grades_each_dialogue_independently():
+    env = make_env()
+    ds = [env.reset(f"q{i}", "x", str(i), n_allowed=2) for i in range(4)]
+    out = env.step(ds, ["\\boxed{0}", "\\boxed{0}", "no", "\\boxed{3}"], [1, 1, 1, 1], [False] * 4)
+    assert [o is None for o in out] == [True, False, False, True]
+    assert [d.reward for d in ds] == [1.0, None, None, 1.0]
