@@ -1,0 +1,792 @@
+r"""Answer grading: is the model's last ``\boxed{}`` answer equal to the gold answer?
+
+What this module owns
+    * Box extraction: `extract_answer` (content of the last complete ``\boxed{}``/``\fbox{}``), `first_box_end`
+      (where the rollout engine cuts an attempt), `is_formatted`.
+    * The verdict: `is_correct` for one pair, `grade_batch` for many (returns `Grade` records), `GraderPool` for
+      the worker processes that run Math-Verify under a hard per-item timeout.
+
+What it does not know
+    Prompts, rewards (+1 / -0.5 / -1 is the environment's business, `pipeline.env`), datasets, tokens.
+    A gold answer is just a string (``"18"``, ``"\frac{\sqrt{3}}{3}"``, ``"$x=2$"``).
+
+How a pair is decided (cheapest first; each step either answers or passes on)
+    1. No complete box -> wrong.  Empty box, or an answer longer than `MAX_ANSWER_CHARS` -> wrong.
+    2. Fast path, in-process, microseconds: both sides normalised (spaces, ``\left``/``\right``, ``\!``, ``\,``,
+       surrounding ``$``, ``\text{}`` wrapper, trailing period, ``\$``, ``\%``, ``^\circ``, a trailing
+       ``\text{unit}`` after a number).  Equal strings -> correct.  Both plain numbers (ints, decimals,
+       1,234 thousands, a/b, ``\frac{a}{b}``) -> compared exactly, or at Math-Verify's 6-decimal rounding when a
+       decimal is involved; a case too close to call (or a percent mismatch) passes on.
+    3. Cheap size guards: a power tower or factorial that would build a gigantic integer (``9^{9^{9^{9}}}``,
+       ``(10^{10})!``, ``2^{10^{6}}``) or a ``\operatorname{zeros}`` matrix -> wrong without calling sympy.
+    4. Cache: a bounded LRU of earlier Math-Verify verdicts per (answer, gold).
+    5. Math-Verify (`math_verify_equal`) in a `GraderPool` worker process; a worker that exceeds the timeout is
+       killed and replaced, the item counts as wrong (``Grade.timed_out``) and is logged.
+
+Timeouts: Math-Verify's own timeouts use ``signal.alarm`` (1-second resolution, main thread only, and they cannot
+interrupt long C-level big-integer arithmetic).  We switch them off (``parsing_timeout=None``,
+``timeout_seconds=None``) and rely on one clock: the parent kills a worker whose item runs past ``timeout_s``.
+That is strictly stronger, works whichever thread calls `grade_batch`, and leaves no half-torn sympy state behind
+(the process is gone).  Workers also cap their address space (`GraderPool(memory_limit_mb=...)`), so a memory bomb
+becomes a MemoryError (counted wrong) instead of swapping the machine.
+
+Eval safety (checked in the installed math_verify 0.9.0 / latex2sympy2_extended 1.11.0 source):
+    * We only ever use ``LatexExtractionConfig``.  ``ExprExtractionConfig`` is never used: its path
+      (``math_verify.parser.extract_expr`` -> ``parse_expr``) runs sympy's ``parse_expr``, i.e. Python ``eval``.
+    * The LaTeX path is: regex extraction -> ``normalize_latex`` (regex rewriting) -> ``latex2sympy`` = an ANTLR
+      parser whose tree is converted by explicit sympy constructors (``Symbol``, ``Function(name)``,
+      ``Rational``, ``Pow(..., evaluate=False)``, ``getattr`` only over fixed lists of trig/hyperbolic names).
+      ``latex2sympy`` calls ``parse_expr`` only for ``variable_values`` strings, which math_verify never passes.
+    * One indirect route exists: ``sympy.Number(text)`` (``latex2sympy2._Latex2Sympy.parse_number`` and
+      ``convert_number``) sympifies a string, which reaches ``eval``.  The text there is a NUMBER token of the
+      ANTLR lexer (digits, ``.`` and ``,`` only; ``,`` and ``%`` are stripped first), or a whole string matching
+      ``^\s*-?\d{1,3}(,\d{3})+(\.\d+)?\s*$``, so only numeric literals get there.  ``tests/test_grading.py``
+      spies on ``sympy.parsing.sympy_parser.eval_expr`` while grading injection strings and every benchmark
+      answer and asserts that nothing but ``Integer (123 )`` / ``Float ('1.5' )`` is ever evaluated.
+    * ``sympify`` in ``latex2sympy2_extended.sets.FiniteSet`` / ``logic.And`` only receives sympy objects.
+    * Nothing in this module calls eval/exec/sympify/parse_expr (a test walks this file's AST to keep it so).
+
+Try it
+    >>> is_correct(r"... so the answer is $\boxed{\dfrac{1}{2}}$.", "0.5")
+    True
+    >>> [g.correct for g in grade_batch([r"\boxed{x+1}", "no box here"], ["1+x", "1"])]
+    [True, False]
+
+    ``pytest --doctest-modules pipeline/grading.py`` runs these examples; ``pytest tests/test_grading.py`` the tests;
+    ``python bench/grader.py`` the speed/agreement benchmark against plain Math-Verify.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import logging
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from typing import Callable, Sequence
+
+logger = logging.getLogger(__name__)
+
+MAX_ANSWER_CHARS = 2000  # a longer boxed answer is simply wrong (and too expensive to parse)
+MAX_EXPONENT = 100_000  # larger integer exponents (after folding towers) are refused before sympy sees them
+MAX_FACTORIAL = 10_000  # n! with a larger n is refused likewise
+DEFAULT_TIMEOUT_S = 5.0
+
+# --------------------------------------------------------------------------------------------------------------
+# Box extraction
+# --------------------------------------------------------------------------------------------------------------
+
+# One left-to-right tokenizer; every alternative is a fixed-length or single-class match, so no backtracking
+# blow-up.  `\\` is consumed as a pair (so `\\{` is a real brace) unless it starts `\\boxed` (then the box wins),
+# and escaped braces `\{`, `\}` do not count.
+_BOX_TOKENS = re.compile(
+    r"(?P<box>\\(?:boxed|fbox)\s*\{)|(?P<esc>\\\\(?!boxed|fbox)|\\[{}])|(?P<open>\{)|(?P<close>\})"
+)
+
+
+def _box_spans(text: str, stop_at_first: bool = False):
+    """Yield (content_start, end) of complete boxes in closing order; linear time, no recursion."""
+    starts = [i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0]
+    if not starts:
+        return
+    stack: list[int] = []  # content start for a box brace, -1 for a plain brace
+    for m in _BOX_TOKENS.finditer(text, min(starts)):
+        kind = m.lastgroup
+        if kind == "box":
+            stack.append(m.end())
+        elif kind == "open":
+            stack.append(-1)
+        elif kind == "close" and stack:
+            start = stack.pop()
+            if start >= 0:
+                yield start, m.end()
+                if stop_at_first:
+                    return
+
+
+def extract_answer(text: str) -> str | None:
+    r"""Content of the last complete ``\boxed{...}`` or ``\fbox{...}`` (nested braces fine), stripped.
+
+    "Last" means the complete box that opens last; None when there is no complete box.  An empty box gives "".
+
+    Example:
+        >>> extract_answer(r"first \boxed{1}, then \boxed{\frac{1}{2}} and \boxed{3")
+        '\\frac{1}{2}'
+        >>> extract_answer(r"\boxed{\boxed{7}}"), extract_answer("no box"), extract_answer(r"\boxed{")
+        ('7', None, None)
+    """
+    best: tuple[int, int] | None = None
+    for start, end in _box_spans(text):
+        if best is None or start > best[0]:
+            best = (start, end)
+    return None if best is None else text[best[0] : best[1] - 1].strip()
+
+
+def first_box_end(text: str) -> int | None:
+    r"""Index just after the closing brace of the first box to be completed, or None.
+
+    "First" is the earliest closing brace, so the answer never depends on where a streamed text was split:
+    the rollout engine can call this after every chunk and cut the attempt at the returned index.
+
+    Example:
+        >>> s = r"so \boxed{42}. More text"
+        >>> s[: first_box_end(s)]
+        'so \\boxed{42}'
+    """
+    for _, end in _box_spans(text, stop_at_first=True):
+        return end
+    return None
+
+
+def is_formatted(text: str) -> bool:
+    r"""True when the text contains a complete box (the "-0.5, formatted but wrong" case of the reward).
+
+    Example:
+        >>> is_formatted(r"\boxed{}"), is_formatted(r"\boxed{1")
+        (True, False)
+    """
+    return first_box_end(text) is not None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Fast path: normalised strings and plain numbers
+# --------------------------------------------------------------------------------------------------------------
+
+_NOISE = re.compile(r"\s+|\\[,;:! ]|~|\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])|\\displaystyle")
+_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\{([^{}]*)\}")
+_UNIT_TAIL = re.compile(r"\\(?:text|mathrm|mbox)\{[A-Za-z]*\}(?:\^\{?[23]\}?)?$")
+_SUFFIXES_DEGREE = ("^\\circ", "^{\\circ}", "\\circ", "°", "\\degree")
+_SUFFIXES_PERCENT = ("\\%", "%", "\\percent")
+_NUMBER = re.compile(
+    r"""(?P<sign>[-+]?)(?:
+        (?P<thousands>\d{1,3}(?:,\d{3})+(?:\.\d+)?)   # 1,234,567.5  (as Math-Verify reads it: a number, not a set)
+      | (?P<decimal>\d+\.\d+|\.\d+)                   # 3.14  .5
+      | (?P<integer>\d+)
+      | (?P<num>\d+)/(?P<den>\d+)                     # 3/4
+      | \\frac\{(?P<fnum>\d+)\}\{(?P<fden>\d+)\}      # \frac{3}{4}  (\dfrac, \tfrac are renamed first)
+      | \\frac(?P<snum>\d)(?P<sden>\d)                # \frac34
+    )""",
+    re.VERBOSE,
+)
+
+
+def _strip_math_delimiters(s: str) -> str:
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        while len(s) >= len(left) + len(right) and s.startswith(left) and s.endswith(right):
+            s = s[len(left) : -len(right)].strip()
+    return s
+
+
+def _normalize(s: str) -> tuple[str, bool]:
+    """A canonical spelling for string comparison, and whether a percent sign was dropped."""
+    s = _NOISE.sub("", _strip_math_delimiters(s.strip()))
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("{,}", ",")
+    s = s.rstrip(".")
+    percent = False
+    for suffix in _SUFFIXES_PERCENT:
+        if s.endswith(suffix):
+            s, percent = s[: -len(suffix)], True
+            break
+    for suffix in _SUFFIXES_DEGREE:
+        if s.endswith(suffix):
+            s = s[: -len(suffix)]
+            break
+    s = s.removeprefix("\\$")
+    if m := _TEXT_WRAP.fullmatch(s):
+        s = m.group(1).strip()
+    if (m := _UNIT_TAIL.search(s)) and m.start() > 0 and _as_number(s[: m.start()]) is not None:
+        s = s[: m.start()]  # "5\text{cm}" -> "5"; only when what remains is a plain number
+    return s, percent
+
+
+def _as_number(s: str) -> tuple[Fraction, bool] | None:
+    """(exact value, written with a decimal point?) for a plain number, else None."""
+    m = _NUMBER.fullmatch(s)
+    if m is None:
+        return None
+    g = m.groupdict()
+    try:
+        if g["thousands"] or g["decimal"]:
+            text = (g["thousands"] or g["decimal"]).replace(",", "")
+            value, is_decimal = Fraction(text), "." in text
+        elif g["integer"]:
+            value, is_decimal = Fraction(int(g["integer"])), False
+        else:
+            num = g["num"] or g["fnum"] or g["snum"]
+            den = g["den"] or g["fden"] or g["sden"]
+            if int(den) == 0:
+                return None
+            value, is_decimal = Fraction(int(num), int(den)), False
+    except ValueError:  # more digits than int() accepts
+        return None
+    return (-value if g["sign"] == "-" else value), is_decimal
+
+
+def fast_verdict(answer: str, gold: str) -> bool | None:
+    r"""True/False when the cheap checks are certain, None when Math-Verify must decide.
+
+    Numbers mirror Math-Verify: exact unless a decimal is involved, then equal iff they round alike at 6 decimals
+    (a difference between 0 and 1.5e-6 could go either way, so it is passed on).
+
+    Example:
+        >>> fast_verdict(r"\$1,000", "1000"), fast_verdict("0.5", r"\frac12"), fast_verdict("7", "8")
+        (True, True, False)
+        >>> fast_verdict(r"\sqrt{2}", "1.41421356") is None
+        True
+    """
+    a, a_pct = _normalize(answer)
+    g, g_pct = _normalize(gold)
+    if not a or not g:
+        return False if not a else None
+    if a == g:
+        return True
+    x, y = _as_number(a), _as_number(g)
+    if x is None or y is None:
+        return None
+    (xv, x_dec), (yv, y_dec) = x, y
+    if xv == yv:
+        return True
+    if a_pct or g_pct:
+        return None  # Math-Verify may accept 50% == 0.5; let it decide
+    if not (x_dec or y_dec):
+        return False
+    if max(abs(xv), abs(yv)) > 10**15:
+        return None  # beyond float precision, Math-Verify's rounding is its own business
+    return False if abs(xv - yv) > Fraction(15, 10**7) else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Size guards: refuse answers that would make sympy build gigantic integers
+# --------------------------------------------------------------------------------------------------------------
+
+_BIG = "Ω"  # stands for "a literal with more than 6 digits" while folding
+_FOLD_POWER = re.compile(r"(\d+|Ω)\^(?:\{(\d+|Ω)\}|(\d))")
+_FOLD_FACTORIAL = re.compile(r"(\d+|Ω)!")
+_FOLD_PARENS = re.compile(r"\((\d+|Ω)\)|\{\{(\d+|Ω)\}\}")
+_BIG_EXPONENT = re.compile(r"\^(?:\{[^{}]*?(Ω|\d{6,})|(Ω))")
+_MATRIX_BOMB = re.compile(r"\\operatorname\{(?:zeros|ones|eye|diag)\}")
+
+
+def _fold_power(m: re.Match) -> str:
+    base, exp = m.group(1), m.group(2) or m.group(3)
+    if exp == _BIG or (exp is not None and int(exp) > MAX_EXPONENT and base not in ("0", "1")):
+        raise _TooBig(f"exponent {exp[:20]}")
+    if base == _BIG:
+        return _BIG if int(exp) > 0 else "1"
+    b, e = int(base), int(exp)
+    if b <= 1 or e * math.log10(b) <= 6:
+        return str(b**e)
+    return _BIG
+
+
+def _fold_factorial(m: re.Match) -> str:
+    n = m.group(1)
+    if n == _BIG or int(n) > MAX_FACTORIAL:
+        raise _TooBig(f"factorial of {n[:20]}")
+    return str(math.factorial(int(n))) if int(n) <= 9 else _BIG
+
+
+class _TooBig(Exception):
+    pass
+
+
+def size_guard(answer: str) -> str | None:
+    r"""Why the answer is refused before Math-Verify sees it (a short reason), or None when it may go on.
+
+    Integer powers and factorials are folded innermost-first (``9^{9^{9}}`` -> ``9^{387420489}``); an exponent
+    above `MAX_EXPONENT` or a factorial argument above `MAX_FACTORIAL` is refused.  Symbolic ones pass.
+
+    Example:
+        >>> size_guard(r"9^{9^{9^{9}}}"), size_guard("100000!"), size_guard(r"2^{10}+x^{2^n}")
+        ('exponent Ω', 'factorial of 100000', None)
+    """
+    if len(answer) > MAX_ANSWER_CHARS:
+        return f"answer longer than {MAX_ANSWER_CHARS} characters"
+    if _MATRIX_BOMB.search(answer):
+        return "matrix constructor"
+    s = _NOISE.sub("", answer)
+    try:
+        for _ in range(200):  # each round folds at least one operator, or stops
+            folded = _FOLD_PARENS.sub(lambda m: m.group(1) or m.group(2), s)
+            folded = _FOLD_FACTORIAL.sub(_fold_factorial, _FOLD_POWER.sub(_fold_power, folded))
+            if folded == s:
+                break
+            s = folded
+    except _TooBig as e:
+        return str(e)
+    for m in _BIG_EXPONENT.finditer(s):
+        exp = m.group(1) or m.group(2)
+        if exp == _BIG or int(exp) > MAX_EXPONENT:
+            return f"exponent {exp[:20]}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Math-Verify (runs inside worker processes)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _gold_as_latex(gold: str) -> str:
+    """Math-Verify's LaTeX extractor needs an environment; a bare gold like "\\sqrt{5}" is boxed."""
+    g = gold.strip()
+    if "$" in g or "\\(" in g or "\\[" in g or "\\boxed" in g:
+        return g
+    return "\\boxed{" + g + "}"
+
+
+@lru_cache(maxsize=4096)
+def _parse_latex(text: str) -> tuple:
+    """Math-Verify parse with the LaTeX extractor only (never ExprExtractionConfig) and no signal timeout."""
+    from math_verify import LatexExtractionConfig, parse
+
+    return tuple(parse(text, extraction_config=[LatexExtractionConfig()], parsing_timeout=None))
+
+
+def math_verify_equal(answer: str, gold: str) -> bool:
+    r"""Math-Verify's verdict on an extracted answer against a gold answer (gold first, as `verify` wants).
+
+    Same verdict as ``verify(gold_parsed, answer_parsed)``, which is "any (gold, answer) parse pair verifies";
+    pairs that `_differ_at_a_point` are skipped, because that is where Math-Verify would spend most of its time
+    (``simplify`` of a difference that is not zero).  This is the default worker function of `GraderPool`; it
+    has no timeout of its own, so in-process use is for trusted inputs only.
+
+    Example:
+        >>> math_verify_equal(r"\frac{\sqrt{3}}{3}", r"\frac{1}{\sqrt{3}}"), math_verify_equal("x^2", "2x")
+        (True, False)
+    """
+    from math_verify import verify
+
+    for g in _parse_latex(_gold_as_latex(gold)):
+        for a in _parse_latex("\\boxed{" + answer + "}"):
+            if not _differ_at_a_point(g, a) and verify([g], [a], timeout_seconds=None):
+                return True
+    return False
+
+
+def _differ_at_a_point(gold, answer) -> bool:
+    """True when two parsed expressions have clearly different values at one positive real point.
+
+    Only for plain sympy expressions: no Symbol (Math-Verify compares those by name), relation, set, tuple,
+    matrix, percent (``9%`` verifies against ``9``) or unevaluated calculus.  For those, every way Math-Verify can
+    say "equal" (structural equality, rounding to 6 decimals when a Float is involved, ``evalf(a - b) == 0``,
+    ``simplify(a - b) == 0``) implies equal values at every point, so a difference above 2e-6 (and 1e-9
+    relative) rules all of them out.  Any doubt (non-number, infinity, an error) answers False: verify decides.
+    """
+    import sympy
+    from sympy.matrices.expressions import MatrixExpr
+
+    skip = (sympy.UnevaluatedExpr, sympy.Integral, sympy.Derivative, sympy.Sum, sympy.Product, sympy.Limit)
+    if not (isinstance(gold, sympy.Expr) and isinstance(answer, sympy.Expr)):
+        return False
+    if any(isinstance(e, (sympy.Symbol, MatrixExpr)) or e.has(*skip) for e in (gold, answer)):
+        return False
+    symbols = sorted(gold.free_symbols | answer.free_symbols, key=str)
+    point = {s: sympy.Float(1.2345678 + 0.3141592 * i, 30) for i, s in enumerate(symbols)}
+    values = []
+    for e in (gold, answer):
+        try:
+            v = e.evalf(30, subs={s: point[s] for s in e.free_symbols})
+            if not v.is_number or v.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
+                return False
+            values.append(complex(v))
+        except Exception:
+            return False
+    diff = abs(values[0] - values[1])
+    return diff > 2e-6 and diff > 1e-9 * max(abs(values[0]), abs(values[1]), 1.0)
+
+
+# Typical answer shapes, parsed once when a worker starts: the ANTLR parser builds its prediction (DFA) cache
+# lazily, so the first parses of each construct are several times slower than later ones.
+WARMUP_ANSWERS = (
+    "42", "-3.5", r"\frac{3}{4}", r"2\sqrt{3}", r"\frac{\sqrt{3}}{3}", r"\sqrt[3]{7}", r"12\pi", r"-\frac{\pi}{6}",
+    "x^2+3x-6", "6-5i", r"(3, \frac{\pi}{2})", "(-2,1)", r"(-\infty, 0]", r"[2,5) \cup (5,\infty)", r"\{1,2,3\}",
+    "1,2,3", "x=5", r"y = \frac{1}{2}x + 3", r"1 \pm \sqrt{19}", r"\begin{pmatrix} 1 \\ -2 \end{pmatrix}",
+    r"\text{Evelyn}", r"\text{(C)}", r"30^\circ", r"25\%", r"\$18.90", r"10,\!080", r"\cos(2t) + C_{1} e^{t}",
+    r"\log_{2} 5", r"\ln(x)", r"\sin^2 x", r"\binom{10}{3}", "5!", r"\lfloor\frac{n}{2}\rfloor", r"e^{-x^{2}}",
+    r"a \leq 3", r"0 < x < 2", r"f(x)=2x+1", r"\frac{1}{s+1}-\frac{e^{-s}}{s}", r"x_{0} \cos (\omega t)", "2.5e-3",
+)
+
+
+def _warm_up() -> None:
+    """Parse `WARMUP_ANSWERS` once (and so import sympy and math_verify) before the worker announces itself."""
+    for text in WARMUP_ANSWERS:
+        math_verify_equal(text, "1")
+    _parse_latex.cache_clear()
+
+
+def _limit_memory(limit_mb: int | None) -> None:
+    if not limit_mb:
+        return
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = limit_mb * 2**20
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError):  # not on this platform: the timeout remains the backstop
+        pass
+
+
+def _worker_main(fd: int) -> None:
+    """Worker loop (a fresh interpreter): read (fn, memory limit), announce readiness, then answer
+    (key, answer, gold) messages with (key, verdict)."""
+    conn = multiprocessing.connection.Connection(fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # silence "timeout is disabled" (by design here)
+    fn, memory_limit_mb = conn.recv()
+    _limit_memory(memory_limit_mb)
+    _warm_up()
+    conn.send(("ready", None))
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):  # parent went away
+            return
+        if msg is None:
+            return
+        key, answer, gold = msg
+        try:
+            verdict = bool(fn(answer, gold))
+        except BaseException:  # MemoryError, RecursionError, anything: counts as wrong
+            verdict = False
+        conn.send((key, verdict))
+
+
+# A worker is a fresh `python -c` interpreter rather than a multiprocessing child: "spawn" re-runs the caller's
+# __main__ script in every child, so a plain script calling `is_correct` at top level would fork-bomb itself,
+# and "fork" is unsafe in a process that runs torch threads.  The parent's sys.path travels in argv so that the
+# worker function (pickled by reference) imports as it does in the parent.
+_WORKER_BOOT = "import sys, json; sys.path[:0] = json.loads(sys.argv[2]); " \
+    "from pipeline.grading import _worker_main; _worker_main(int(sys.argv[1]))"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The pool
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One graded response.
+
+    correct: the verdict.  answer: the extracted box content (None: no complete box).
+    timed_out: Math-Verify ran past the timeout and was killed (correct is then False).
+    via: who decided: "no_box" | "fast" | "guard" | "cache" | "math_verify" | "timeout" | "crash".
+    elapsed_s: time spent on this item (for Math-Verify: dispatch to reply, queueing excluded).
+    """
+
+    correct: bool
+    answer: str | None
+    timed_out: bool = False
+    via: str = "fast"
+    elapsed_s: float = 0.0
+
+
+class _Worker:
+    def __init__(self, fn, memory_limit_mb):
+        self.conn, child_conn = multiprocessing.Pipe(duplex=True)
+        fd = child_conn.fileno()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_BOOT, str(fd), json.dumps(sys.path)], pass_fds=(fd,), stdin=subprocess.DEVNULL
+        )
+        child_conn.close()
+        self.conn.send((fn, memory_limit_mb))
+        self.started = time.monotonic()
+        self.ready = False
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill and self.process.poll() is None:
+            try:
+                self.conn.send(None)
+                self.process.wait(timeout=1.0)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.wait(timeout=5.0)  # reap: no zombies
+        except subprocess.TimeoutExpired:
+            pass
+        self.conn.close()
+
+
+_LIVE_POOLS: "weakref.WeakSet[GraderPool]" = weakref.WeakSet()
+
+
+class GraderPool:
+    """N worker processes running `worker_fn(answer, gold) -> bool` (Math-Verify) under a hard timeout.
+
+    `grade` extracts, runs the fast path and the guards in the calling process, and sends only the undecided,
+    de-duplicated, uncached items to the workers, one item per idle worker at a time (so each item's clock starts
+    when a worker takes it).  A worker past its deadline is killed and replaced; the item counts as wrong.
+    Workers start lazily (fresh interpreters: safe from any thread and from processes that use CUDA or threads) and
+    stop at `close()` / interpreter exit.  `grade` may be called from any thread; Math-Verify batches from
+    concurrent callers take turns.
+
+    Example:
+        >>> with GraderPool(workers=1) as pool:
+        ...     [(g.correct, g.via) for g in pool.grade([(r"\\boxed{2x}", "x+x"), (r"\\boxed{3}", "3")], 5.0)]
+        [(True, 'math_verify'), (True, 'fast')]
+    """
+
+    def __init__(
+        self,
+        workers: int = 2,
+        worker_fn: Callable[[str, str], bool] = math_verify_equal,
+        cache_size: int = 50_000,
+        memory_limit_mb: int | None = 2048,
+        startup_timeout_s: float = 120.0,
+    ):
+        if workers < 1:
+            raise ValueError(f"GraderPool: workers must be >= 1, got {workers}")
+        self.n_workers = workers
+        self.worker_fn = worker_fn
+        self.memory_limit_mb = memory_limit_mb
+        self.startup_timeout_s = startup_timeout_s
+        self._workers: list[_Worker] = []
+        self._pid = os.getpid()
+        self._run_lock = threading.Lock()  # one Math-Verify batch at a time
+        self._cache: collections.OrderedDict[tuple[str, str], bool] = collections.OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._closed = False
+        _LIVE_POOLS.add(self)
+
+    # -- public --------------------------------------------------------------------------------------------
+
+    def grade(self, pairs: Sequence[tuple[str, str]], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Grade]:
+        """Grade (response, gold) pairs; one `Grade` per pair, in order."""
+        if timeout_s <= 0:
+            raise ValueError(f"grade: timeout_s must be > 0, got {timeout_s}")
+        grades: list[Grade | None] = [None] * len(pairs)
+        todo: dict[tuple[str, str], list[int]] = {}
+        for i, (response, gold) in enumerate(pairs):
+            t0 = time.perf_counter()
+            answer = extract_answer(response)
+            gold = str(gold)
+            if answer is None:
+                grades[i] = Grade(False, None, via="no_box", elapsed_s=time.perf_counter() - t0)
+                continue
+            verdict = False if len(answer) > MAX_ANSWER_CHARS else fast_verdict(answer, gold)
+            if verdict is not None:
+                grades[i] = Grade(verdict, answer, via="fast", elapsed_s=time.perf_counter() - t0)
+                continue
+            if reason := size_guard(answer):
+                logger.info("grader refused %r: %s (counted wrong)", _clip(answer), reason)
+                grades[i] = Grade(False, answer, via="guard", elapsed_s=time.perf_counter() - t0)
+                continue
+            key = (answer, gold)
+            cached = self._cache_get(key)
+            if cached is not None:
+                grades[i] = Grade(cached, answer, via="cache", elapsed_s=time.perf_counter() - t0)
+                continue
+            todo.setdefault(key, []).append(i)
+        if todo:
+            keys = list(todo)
+            with self._run_lock:
+                outcomes = self._run(keys, timeout_s)
+            for key, (verdict, via, elapsed) in zip(keys, outcomes):
+                if via == "math_verify":
+                    self._cache_put(key, verdict)
+                for i in todo[key]:
+                    grades[i] = Grade(verdict, key[0], timed_out=via == "timeout", via=via, elapsed_s=elapsed)
+        return grades  # type: ignore[return-value]
+
+    def clear_cache(self) -> None:
+        """Forget cached Math-Verify verdicts (workers keep their small parse caches until restarted)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+    def close(self) -> None:
+        """Stop all workers (idempotent); the pool restarts them if used again."""
+        with self._run_lock:
+            self._stop_workers()
+
+    def __enter__(self) -> "GraderPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- cache ---------------------------------------------------------------------------------------------
+
+    def _cache_get(self, key: tuple[str, str]) -> bool | None:
+        with self._cache_lock:
+            verdict = self._cache.get(key)
+            if verdict is not None:
+                self._cache.move_to_end(key)
+            return verdict
+
+    def _cache_put(self, key: tuple[str, str], verdict: bool) -> None:
+        with self._cache_lock:
+            self._cache[key] = verdict
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    # -- workers -------------------------------------------------------------------------------------------
+
+    def _stop_workers(self) -> None:
+        if self._pid == os.getpid():  # after a fork the workers belong to the parent: leave them alone
+            for w in self._workers:
+                w.stop()
+        self._workers = []
+
+    def _start_workers(self) -> None:
+        if self._pid != os.getpid():
+            self._workers, self._pid = [], os.getpid()
+        while len(self._workers) < self.n_workers:
+            self._workers.append(_Worker(self.worker_fn, self.memory_limit_mb))
+
+    def _replace(self, w: _Worker, kill: bool) -> None:
+        w.stop(kill=kill)
+        self._workers[self._workers.index(w)] = _Worker(self.worker_fn, self.memory_limit_mb)
+
+    def _run(self, keys: list[tuple[str, str]], timeout_s: float) -> list[tuple[bool, str, float]]:
+        """Send each key to an idle worker; collect (verdict, via, elapsed) per key, killing late workers."""
+        self._start_workers()
+        out: list[tuple[bool, str, float] | None] = [None] * len(keys)
+        queue = collections.deque(range(len(keys)))
+        busy: dict[_Worker, tuple[int, float]] = {}  # worker -> (key index, dispatch time)
+        startup_failures = 0
+        while queue or busy:
+            for w in self._workers:
+                if queue and w.ready and w not in busy:
+                    j = queue.popleft()
+                    w.conn.send((j, *keys[j]))
+                    busy[w] = (j, time.monotonic())
+            now = time.monotonic()
+            deadlines = [t + timeout_s for _, t in busy.values()]
+            deadlines += [w.started + self.startup_timeout_s for w in self._workers if not w.ready]
+            wait_s = max(0.0, min(deadlines) - now) if deadlines else None
+            ready = multiprocessing.connection.wait([w.conn for w in self._workers], timeout=wait_s)
+            for w in [w for w in self._workers if w.conn in ready]:
+                try:
+                    key_index, verdict = w.conn.recv()
+                except (EOFError, OSError):  # the worker died
+                    if w in busy:
+                        j, t = busy.pop(w)
+                        logger.warning("grader worker died on answer=%r gold=%r (counted wrong)", *map(_clip, keys[j]))
+                        out[j] = (False, "crash", time.monotonic() - t)
+                    elif not w.ready:
+                        startup_failures += 1
+                        if startup_failures > 3 * self.n_workers:
+                            raise RuntimeError("grader workers keep dying at start-up (see their stderr)")
+                    self._replace(w, kill=True)
+                    continue
+                if key_index == "ready":
+                    w.ready = True
+                    continue
+                j, t = busy.pop(w)
+                out[j] = (verdict, "math_verify", time.monotonic() - t)
+            now = time.monotonic()
+            for w, (j, t) in list(busy.items()):
+                if now - t >= timeout_s:
+                    del busy[w]
+                    logger.warning(
+                        "grading timed out after %.1fs, worker killed, counted wrong: answer=%r gold=%r",
+                        now - t,
+                        *map(_clip, keys[j]),
+                    )
+                    out[j] = (False, "timeout", now - t)
+                    self._replace(w, kill=True)
+            for w in list(self._workers):
+                if not w.ready and now - w.started > self.startup_timeout_s:
+                    startup_failures += 1
+                    if startup_failures > 3 * self.n_workers:
+                        raise RuntimeError("grader workers do not start (import of math_verify hangs?)")
+                    self._replace(w, kill=True)
+        return out  # type: ignore[return-value]
+
+
+def _clip(s: str, n: int = 200) -> str:
+    return s if len(s) <= n else s[:n] + f"...[{len(s) - n} more chars]"
+
+
+@atexit.register
+def _close_all_pools() -> None:
+    for pool in list(_LIVE_POOLS):
+        try:
+            pool._stop_workers()
+        except Exception:  # interpreter is going down; never raise from atexit
+            pass
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Module-level default pool
+# --------------------------------------------------------------------------------------------------------------
+
+_default_pool: GraderPool | None = None
+_default_workers = 2
+_default_lock = threading.Lock()
+
+
+def configure(workers: int) -> None:
+    """Set the default pool's worker count (e.g. from `cfg.grading.workers`); restarts it if it is running."""
+    global _default_pool, _default_workers
+    with _default_lock:
+        _default_workers = workers
+        if _default_pool is not None and _default_pool.n_workers != workers:
+            _default_pool.close()
+            _default_pool = None
+
+
+def default_pool() -> GraderPool:
+    """The shared pool behind `is_correct` / `grade_batch`, created on first use (workers start lazily too)."""
+    global _default_pool
+    with _default_lock:
+        if _default_pool is None:
+            _default_pool = GraderPool(workers=_default_workers)
+        return _default_pool
+
+
+def shutdown() -> None:
+    """Stop the default pool's workers now (they also stop at interpreter exit)."""
+    global _default_pool
+    with _default_lock:
+        if _default_pool is not None:
+            _default_pool.close()
+            _default_pool = None
+
+
+def clear_cache() -> None:
+    """Forget the default pool's cached Math-Verify verdicts."""
+    if _default_pool is not None:
+        _default_pool.clear_cache()
+
+
+def grade_batch(responses: Sequence[str], golds: Sequence[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Grade]:
+    r"""Grade many responses at once through the default pool; one `Grade` per response.
+
+    Example:
+        >>> [(g.correct, g.answer) for g in grade_batch([r"\boxed{18}", r"\boxed{17}", "18"], ["18"] * 3)]
+        [(True, '18'), (False, '17'), (False, None)]
+    """
+    if len(responses) != len(golds):
+        raise ValueError(f"grade_batch: {len(responses)} responses but {len(golds)} golds")
+    return default_pool().grade(list(zip(responses, golds)), timeout_s)
+
+
+def is_correct(response: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+    r"""Is the last complete box of `response` equal to `gold`? No box, a timeout or an error count as wrong.
+
+    Example:
+        >>> is_correct(r"The area is \boxed{12\text{ cm}^2}.", "12"), is_correct("It is 12.", "12")
+        (True, False)
+    """
+    return grade_batch([response], [gold], timeout_s)[0].correct

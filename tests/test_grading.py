@@ -1,0 +1,347 @@
+r"""The grader: box extraction, verdicts on real benchmark answers, timeouts, crashes and injection attempts.
+
+Verdict tests go through the real worker processes and the real Math-Verify; nothing is mocked.  The pool
+tests use their own small `GraderPool` with a worker function defined here (workers import it by reference).
+"""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import inspect
+import json
+import os
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline import grading
+from pipeline.grading import GraderPool, extract_answer, first_box_end, grade_batch, is_correct, is_formatted
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------------------------------------- extraction
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (r"so \boxed{42}.", "42"),
+        (r"\boxed{1} then \boxed{2}", "2"),  # the last box
+        (r"\boxed{\frac{1}{2}}", r"\frac{1}{2}"),  # nested braces
+        (r"\boxed{ 7 }", "7"),  # stripped
+        (r"\fbox{5}", "5"),
+        (r"\boxed {3}", "3"),
+        (r"\boxed{\{1,2\}}", r"\{1,2\}"),  # escaped braces do not count
+        (r"\boxed{a \\ b}", r"a \\ b"),  # a LaTeX line break is not an escaped brace
+        (r"\boxed{}", ""),
+        (r"\boxed{3", None),  # unclosed
+        (r"\boxed{1} and \boxed{2", "1"),  # the unclosed last one is skipped
+        ("the answer is 3", None),
+        (r"\boxed{\boxed{7}}", "7"),
+        ("", None),
+    ],
+)
+def test_extract_answer(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_first_box_end_and_is_formatted():
+    text = r"try \boxed{1} and \boxed{2}"
+    assert first_box_end(text) == text.index("}") + 1
+    assert first_box_end(r"\boxed{\frac{1}{2}} more") == len(r"\boxed{\frac{1}{2}}")
+    assert first_box_end(r"\boxed{1") is None
+    assert is_formatted(r"\boxed{x}") and not is_formatted(r"\boxed{x") and not is_formatted("x")
+
+
+def test_first_box_end_does_not_depend_on_where_a_stream_was_cut():
+    text = r"so \boxed{\frac{1}{2}} and then \boxed{3}"
+    end = first_box_end(text)
+    for cut in range(len(text) + 1):
+        assert first_box_end(text[:cut]) == (end if cut >= end else None)
+
+
+def test_extraction_is_linear_on_adversarial_input():
+    """A megabyte of unbalanced braces and box openers is handled (linear scan, no recursion)."""
+    nasty = "\\boxed{" * 100_000 + "{" * 300_000 + "}" * 50_000
+    assert extract_answer(nasty) is None or isinstance(extract_answer(nasty), str)
+    assert extract_answer(nasty + r" \boxed{9}") == "9"
+    assert grade_batch([nasty], ["9"])[0].correct is False
+
+
+# ------------------------------------------------------------------------------------------------ verdicts
+
+EQUIVALENT = [
+    (r"\boxed{\dfrac{1}{2}}", "0.5"),
+    (r"\boxed{\frac{\sqrt{3}}{3}}", r"\frac{1}{\sqrt{3}}"),
+    (r"\boxed{x+1}", "1+x"),
+    (r"\boxed{(1,2)}", "(1, 2)"),
+    (r"\boxed{[2,5)\cup(5,\infty)}", r"[2,5) \cup (5,\infty)"),
+    (r"\boxed{\{3,1,2\}}", r"\{1,2,3\}"),
+    (r"\boxed{x=2}", "2"),
+    (r"\boxed{50\%}", "50"),
+    (r"\boxed{30^\circ}", "30"),
+    (r"\boxed{1,000}", "1000"),
+    (r"\boxed{10,\!080}", "10080"),
+    (r"\boxed{\$18.90}", "18.90"),
+    (r"\boxed{\text{(C)}}", "C"),
+    (r"\boxed{2\sqrt{2}}", r"\sqrt{8}"),
+    (r"\boxed{\pi/2}", r"\frac{\pi}{2}"),
+    (r"\boxed{-5i+6}", "6-5i"),
+    (r"\boxed{0.7500}", r"\frac34"),
+    (r"The area is \boxed{12\text{ cm}^2}.", "12"),
+    (r"\boxed{\begin{pmatrix}1\\2\end{pmatrix}}", r"\begin{pmatrix}1\\2\end{pmatrix}"),
+]
+
+NOT_EQUIVALENT = [
+    (r"\boxed{x^2}", "2x"),
+    (r"\boxed{3}", "4"),
+    (r"\boxed{(1,2)}", "(2,1)"),
+    (r"\boxed{0.333}", r"\frac13"),
+    (r"\boxed{y}", "x"),
+    (r"\boxed{-2}", "2"),
+    (r"\boxed{\sqrt{2}}", "2"),
+    ("18", "18"),  # no box: wrong whatever it says
+    (r"\boxed{18", "18"),  # unclosed box
+    (r"\boxed{}", "0"),
+]
+
+
+@pytest.mark.parametrize("response, gold", EQUIVALENT)
+def test_equivalent_forms_are_correct(response, gold):
+    assert is_correct(response, gold)
+
+
+@pytest.mark.parametrize("response, gold", NOT_EQUIVALENT)
+def test_different_answers_are_wrong(response, gold):
+    assert not is_correct(response, gold)
+
+
+def test_grade_batch_reports_answer_and_route():
+    grades = grade_batch([r"\boxed{18}", r"\boxed{x+x}", "18"], ["18", "2x", "18"])
+    assert [(g.correct, g.answer, g.via) for g in grades] == [
+        (True, "18", "fast"),
+        (True, "x+x", "math_verify"),
+        (False, None, "no_box"),
+    ]
+    with pytest.raises(ValueError, match="2 responses but 1 golds"):
+        grade_batch(["a", "b"], ["a"])
+
+
+def test_public_signatures_are_stable():
+    assert list(inspect.signature(extract_answer).parameters) == ["text"]
+    assert list(inspect.signature(is_correct).parameters)[:2] == ["response", "gold"]
+    assert list(inspect.signature(grade_batch).parameters)[:2] == ["responses", "golds"]
+
+
+def test_grading_works_from_a_worker_thread():
+    """Math-Verify's own signal.alarm timeouts only work in the main thread; ours must work anywhere."""
+    out = []
+    t = threading.Thread(target=lambda: out.append(is_correct(r"\boxed{\frac{2}{4}+x}", "x+1/2")))
+    t.start()
+    t.join(timeout=120)
+    assert out == [True]
+
+
+def test_doctests_hold():
+    assert doctest.testmod(grading).failed == 0
+
+
+# -------------------------------------------------------------------------------- real benchmark answers
+
+
+def _gold_answers(benchmarks_dir: Path) -> dict[str, list[tuple[str, str | None]]]:
+    """(gold, reference solution or None) per benchmark; golds read with the project's own loader."""
+    from pipeline import data
+
+    out = {}
+    for name in data.BENCHMARKS:
+        path = benchmarks_dir / name / "test.jsonl"
+        if path.is_file():
+            records = data.load_benchmark(name, path)
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            out[name] = [(r["answer"], row.get("solution") if name in ("math500", "minerva_math") else None)
+                         for r, row in zip(records, rows, strict=True)]
+    return out
+
+
+def test_real_benchmark_answers(benchmarks_dir):
+    """Per benchmark, a seeded sample: the gold in a box is right, another record's answer is wrong, and the
+    reference solution (MATH500, Minerva) grades right against its own gold."""
+    rng = random.Random(0)
+    responses, golds, expected, where = [], [], [], []
+    for name, answers in _gold_answers(benchmarks_dir).items():
+        distinct = sorted({a for a, _ in answers})
+        for gold, solution in rng.sample(answers, min(40, len(answers))):
+            other = rng.choice([a for a in distinct if a != gold])
+            cases = [(f"So the answer is \\boxed{{{gold}}}.", True), (f"So the answer is \\boxed{{{other}}}.", False)]
+            if solution and extract_answer(solution) is not None:
+                cases.append((solution, True))
+            for response, verdict in cases:
+                responses.append(response), golds.append(gold), expected.append(verdict), where.append(name)
+    grades = grade_batch(responses, golds)
+    wrong = [(w, g.answer, gold, e) for w, g, gold, e in zip(where, grades, golds, expected) if g.correct != e]
+    assert not wrong, f"{len(wrong)} of {len(grades)} verdicts differ from the expected: {wrong[:5]}"
+    assert not any(g.timed_out for g in grades)
+    assert {g.via for g in grades} >= {"fast", "math_verify"}  # both routes exercised
+
+
+# ------------------------------------------------------------------------------------------ hostile input
+
+INJECTIONS = [
+    "__import__('os').system('touch {marker}')",
+    "eval(\"open('{marker}', 'w')\")",
+    "exec(\"open('{marker}', 'w').close()\")",
+    "().__class__.__base__.__subclasses__()",
+    "Lambda(x, __import__('os').system('touch {marker}'))",
+    "\\text{__import__('os').system('touch {marker}')}",
+    "\\operatorname{__import__}('os').system('touch {marker}')",
+    "open('{marker}', 'w')",
+    "1; import os; os.system('touch {marker}')",
+]
+
+
+def test_injection_attempts_do_not_execute(tmp_path):
+    marker = tmp_path / "pwned"
+    texts = [i.replace("{marker}", str(marker)) for i in INJECTIONS]
+    grades = grade_batch([f"\\boxed{{{t}}}" for t in texts], ["1"] * len(texts))
+    assert not marker.exists()
+    assert not any(g.correct for g in grades)
+    # and as the gold side, in case a dataset is hostile
+    grades = grade_batch([r"\boxed{1}"] * len(texts), texts)
+    assert not marker.exists() and not any(g.correct for g in grades)
+
+
+def test_only_numeric_literals_ever_reach_sympy_eval(monkeypatch, tmp_path, benchmarks_dir):
+    """Math-Verify's LaTeX path reaches sympy's `eval_expr` only through `sympy.Number(text)` on a NUMBER token.
+
+    Spy on that function in-process while parsing injection strings and real answers: every code string it
+    receives must be a numeric literal wrapped as Integer/Float.
+    """
+    import re
+
+    import sympy.parsing.sympy_parser as sympy_parser
+
+    grading._warm_up()  # imports (sympy.physics.units sympifies its own constant names once) happen before the spy
+    seen: list[str] = []
+    real_eval_expr = sympy_parser.eval_expr
+
+    def spy(code, local_dict, global_dict):
+        seen.append(code)
+        return real_eval_expr(code, local_dict, global_dict)
+
+    monkeypatch.setattr(sympy_parser, "eval_expr", spy)
+    marker = tmp_path / "pwned"
+    answers = [i.replace("{marker}", str(marker)) for i in INJECTIONS]
+    rng = random.Random(1)
+    for pairs in _gold_answers(benchmarks_dir).values():
+        answers += [gold for gold, _ in rng.sample(pairs, min(30, len(pairs)))]
+    answers += ["1,234", "3.25", r"10,\!080", "-1,000.5"]
+    for answer in answers:
+        grading.math_verify_equal(answer, "1")
+    literal = re.compile(r"^-?(Integer|Float) \('?[0-9.]+'? \)$")
+    assert not marker.exists()
+    assert all(literal.match(code) for code in seen), [c for c in seen if not literal.match(c)][:5]
+
+
+def test_no_eval_in_project_code():
+    """No module of the package calls eval/exec/sympify/parse_expr (model output must never reach them)."""
+    banned_names = {"eval", "exec", "sympify", "parse_expr", "S"}  # builtins or `from sympy import ...`
+    banned_attrs = {"sympify", "parse_expr"}  # sympy.sympify(...); `model.eval()` (torch) is fine
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                f = node.func
+                bad = (isinstance(f, ast.Name) and f.id in banned_names) or (
+                    isinstance(f, ast.Attribute) and f.attr in banned_attrs
+                )
+                assert not bad, f"{path.relative_to(ROOT)}:{node.lineno} calls {ast.unparse(f)}"
+
+
+@pytest.mark.parametrize("bomb", [r"9^{9^{9^{9}}}", r"(10^{10})!", r"2^{10^{7}}", r"10^{10^{10}} + 1"])
+def test_huge_numbers_are_refused_before_sympy(bomb):
+    grade = grade_batch([f"\\boxed{{{bomb}}}"], ["1"])[0]
+    assert (grade.correct, grade.via) == (False, "guard")
+
+
+def test_overlong_answer_is_wrong():
+    assert not is_correct("\\boxed{" + "1+" * 5000 + "1}", "5001")
+
+
+# ------------------------------------------------------------------------------------ timeouts and crashes
+
+
+def _sleepy(answer: str, gold: str) -> bool:
+    """Worker function for the pool tests: "nap S" sleeps S seconds, "die" kills the worker, "pid" is right when
+    the gold is the worker's pid, anything else is right when the gold is "yes".  (Answer and gold always differ
+    as strings, so the in-process fast path passes every pair on to the workers.)"""
+    if answer.startswith("nap "):
+        time.sleep(float(answer[4:]))
+    if answer == "die":
+        os._exit(3)
+    if answer == "pid":
+        return gold == str(os.getpid())
+    return gold == "yes"
+
+
+def test_hung_worker_is_killed_and_replaced():
+    with GraderPool(workers=1, worker_fn=_sleepy) as pool:
+        pairs = [(r"\boxed{nap 60}", "yes"), (r"\boxed{ok}", "yes"), (r"\boxed{nap 60}", "no")]
+        t0 = time.monotonic()
+        grades = pool.grade(pairs, timeout_s=1.0)
+        elapsed = time.monotonic() - t0
+        assert [(g.correct, g.timed_out, g.via) for g in grades] == [
+            (False, True, "timeout"),
+            (True, False, "math_verify"),
+            (False, True, "timeout"),
+        ]
+        assert elapsed < 30  # two kills, not two minute-long sleeps
+        assert all(g.elapsed_s >= 1.0 for g in (grades[0], grades[2]))
+        # the pool is healthy afterwards, with a fresh process
+        assert pool.grade([(r"\boxed{fine}", "yes")], timeout_s=30.0)[0].correct
+
+
+def test_timeout_kills_the_process():
+    with GraderPool(workers=1, worker_fn=_sleepy) as pool:
+        pool.grade([(r"\boxed{warm}", "yes")], timeout_s=30.0)
+        old_pid = pool._workers[0].process.pid
+        pool.grade([(r"\boxed{nap 60}", "yes")], timeout_s=0.5)
+        new_pid = pool._workers[0].process.pid
+        assert new_pid != old_pid
+        with pytest.raises(ProcessLookupError):
+            os.kill(old_pid, 0)  # reaped, not a zombie
+        assert pool.grade([(r"\boxed{pid}", str(new_pid))], timeout_s=30.0)[0].correct
+
+
+def test_crashing_worker_counts_as_wrong_and_is_replaced():
+    with GraderPool(workers=2, worker_fn=_sleepy) as pool:
+        grades = pool.grade([(r"\boxed{die}", "yes"), (r"\boxed{ok}", "yes")], timeout_s=30.0)
+        assert [(g.correct, g.via) for g in grades] == [(False, "crash"), (True, "math_verify")]
+        assert pool.grade([(r"\boxed{again}", "yes")], timeout_s=30.0)[0].correct
+
+
+def test_verdicts_are_cached():
+    with GraderPool(workers=1, worker_fn=_sleepy) as pool:
+        first = pool.grade([(r"\boxed{same}", "yes")], timeout_s=30.0)[0]
+        second = pool.grade([(r"\boxed{same}", "yes")], timeout_s=30.0)[0]
+        assert (first.via, second.via) == ("math_verify", "cache") and first.correct and second.correct
+
+
+def test_top_level_script_without_main_guard_can_grade(tmp_path):
+    """Workers are fresh interpreters, so a plain script calling `is_correct` at top level does not re-run."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "check.py"
+    script.write_text(
+        "import json\n"
+        "from pipeline.grading import is_correct\n"
+        "print(json.dumps([is_correct(r'\\boxed{2x}', 'x+x'), is_correct(r'\\boxed{3}', '4')]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, False]
