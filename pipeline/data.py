@@ -1,0 +1,445 @@
+"""Questions and reference answers: every dataset the pipeline trains or evaluates on, in one record schema.
+
+Owns:
+  * the record schema `{"id", "question", "answer", "source", "meta"}` and its validation (`validate_record`);
+  * the synthetic n-digit addition task of the CPU experiment (`synthetic_splits`);
+  * loaders that map the six evaluation benchmarks (`load_benchmark`) and the paper's MATH training set
+    (`load_math_train`) from a local file/directory or a Hugging Face hub id onto that schema;
+  * reading and (atomically) writing record files (`read_records`, `write_records`).
+
+Does not know: prompts or chat templates (pipeline.env), how answers are compared (the grading module: an answer
+here is the reference string as the data set gives it, minus delimiters such as `$...$`, `#### ` or a float's
+`.0`), or which data set a run uses (pipeline.config).
+
+Sources. A `source` is a local path -- a `.jsonl` file, a `.json` file holding a list of objects, or a directory
+holding `{split}.jsonl` / `{split}.json` -- or, when no such path exists, a hub id `owner/name`, optionally with
+configs `owner/name:config` or `owner/name:config1,config2` (loaded in that order and concatenated; e.g.
+`openai/gsm8k:main`). Hub ids for the paper run are set in `pipeline/config/presets/paper.yaml`.
+
+Try it:
+    python -c "from pipeline import data; print(data.synthetic_splits(0, 3, 2))"
+    python -c "from pipeline import data; r = data.load_benchmark('amc23', '../shared/data/benchmarks/amc23'); \
+print(len(r), r[0])"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from pipeline.io import DataError, read_jsonl, write_jsonl
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------------- schema
+
+FIELDS: dict[str, type] = {"id": str, "question": str, "answer": str, "source": str, "meta": dict}
+
+
+def validate_record(record: Any, where: str) -> dict[str, Any]:
+    """Return `record` unchanged if it has exactly the schema's fields with the right types, else raise DataError.
+
+    Strict on purpose: every later stage (rollouts, grading, aggregation) trusts these five fields blindly.
+    """
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a record (JSON object), got {type(record).__name__}")
+    for field, kind in FIELDS.items():
+        if field not in record:
+            raise DataError(f"{where}: record has no field {field!r}")
+        value = record[field]
+        if not isinstance(value, kind):
+            raise DataError(f"{where}: field {field!r} must be {kind.__name__}, got {type(value).__name__}")
+        if kind is str and not value.strip():
+            raise DataError(f"{where}: field {field!r} is empty")
+    extra = sorted(set(record) - set(FIELDS))
+    if extra:
+        raise DataError(f"{where}: unexpected field(s) {', '.join(map(repr, extra))} (put extras in 'meta')")
+    return record
+
+
+def _check_unique_ids(records: Iterable[dict[str, Any]], where: str) -> None:
+    """Ids key results across stages (rollouts, grades, per-question accuracy), so a duplicate is an error."""
+    seen: set[str] = set()
+    for record in records:
+        if record["id"] in seen:
+            raise DataError(f"{where}: duplicate id {record['id']!r}")
+        seen.add(record["id"])
+
+
+def write_records(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> int:
+    """Validate every record (schema and unique ids) while writing it; atomic, so a bad record leaves no file."""
+    path = Path(path)
+    seen: set[str] = set()
+
+    def checked() -> Iterator[dict[str, Any]]:
+        for i, record in enumerate(records):
+            validate_record(record, f"{path}: record {i}")
+            if record["id"] in seen:
+                raise DataError(f"{path}: record {i}: duplicate id {record['id']!r}")
+            seen.add(record["id"])
+            yield record
+
+    return write_jsonl(path, checked())
+
+
+def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a file written by `write_records`; errors name file:line."""
+    records, lines = [], {}
+    for lineno, record in read_jsonl(path):
+        validate_record(record, f"{path}:{lineno}")
+        if record["id"] in lines:
+            raise DataError(f"{path}:{lineno}: duplicate id {record['id']!r} (first on line {lines[record['id']]})")
+        lines[record["id"]] = lineno
+        records.append(record)
+    return records
+
+
+# ------------------------------------------------------------------------------------------ synthetic task
+
+SYNTHETIC_QUESTION = "{a}+{b}="  # the whole question: short, for a ~100K-parameter model
+SYNTHETIC_ALPHABET = "0123456789+="  # every character a synthetic question or answer can contain
+
+
+def synthetic_qa(a: int, b: int, digits: int) -> tuple[str, str]:
+    """The question and answer for a + b: operands zero-padded to `digits`, the sum to digits + 1 (fixed width).
+
+    Fixed widths make every question the same length and every answer exactly digits + 1 characters, so an
+    answer is right or wrong position by position and the length of an attempt carries no information.
+    """
+    question = SYNTHETIC_QUESTION.format(a=f"{a:0{digits}d}", b=f"{b:0{digits}d}")
+    return question, f"{a + b:0{digits + 1}d}"
+
+
+def synthetic_splits(seed: int, n_train: int, n_heldout: int, digits: int = 3) -> tuple[list[dict], list[dict]]:
+    """Train and held-out questions of `digits`-digit addition, disjoint as (a, b) pairs, deterministic in `seed`.
+
+    Pairs are drawn without replacement from all (10**digits)**2 of them, so held-out accuracy measures
+    generalisation to unseen pairs, not recall.
+    """
+    if digits < 1:
+        raise ValueError(f"synthetic task: digits must be >= 1, got {digits}")
+    if n_train < 0 or n_heldout < 0:
+        raise ValueError(f"synthetic task: n_train and n_heldout must be >= 0, got {n_train}, {n_heldout}")
+    base = 10**digits
+    if n_train + n_heldout > base * base:
+        raise ValueError(
+            f"synthetic task: n_train + n_heldout = {n_train + n_heldout} exceeds the {base * base} distinct "
+            f"pairs of {digits}-digit operands; lower them or raise digits"
+        )
+    codes = random.Random(seed).sample(range(base * base), n_train + n_heldout)  # range: no list of all pairs
+
+    def record(split: str, i: int, code: int) -> dict[str, Any]:
+        a, b = divmod(code, base)
+        question, answer = synthetic_qa(a, b, digits)
+        return {"id": f"{split}-{i}", "question": question, "answer": answer, "source": "synthetic",
+                "meta": {"a": a, "b": b}}
+
+    train = [record("train", i, c) for i, c in enumerate(codes[:n_train])]
+    heldout = [record("heldout", i, c) for i, c in enumerate(codes[n_train:])]
+    return train, heldout
+
+
+# ------------------------------------------------------------------------------------------------ sources
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.,-]+)?")
+_LOCAL_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
+
+
+def _is_hub_id(source: str) -> bool:
+    """`owner/name[:configs]` with no file suffix: a path that merely does not exist yet is not a hub id."""
+    return bool(_HUB_ID.fullmatch(source)) and not source.lower().endswith(_LOCAL_SUFFIXES)
+
+
+def _read_local_file(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (where, row); `where` is file:line for jsonl, file[index] for a json list."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        for lineno, row in read_jsonl(path):
+            yield f"{path}:{lineno}", row
+    elif suffix == ".json":
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"{path}: not valid UTF-8 ({e.reason})") from None
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: expected a JSON list of objects, got {type(rows).__name__}")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise DataError(f"{path}[{i}]: expected a JSON object, got {type(row).__name__}")
+            yield f"{path}[{i}]", row
+    else:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r} (use .jsonl or .json)")
+
+
+def _split_file(directory: Path, split: str) -> Path:
+    for name in (f"{split}.jsonl", f"{split}.json"):
+        if (directory / name).is_file():
+            return directory / name
+    raise DataError(f"{directory}: directory has no {split}.jsonl or {split}.json (split {split!r})")
+
+
+def _read_hub(source: str, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a hub dataset, `owner/name[:config[,config...]]`; `datasets` is imported here (slow import)."""
+    import datasets
+
+    repo, _, configs = source.partition(":")
+    for config in configs.split(",") if configs else [None]:
+        ds = datasets.load_dataset(repo, config, split=split) if config else datasets.load_dataset(repo, split=split)
+        label = f"{repo}:{config}" if config else repo
+        for i, row in enumerate(ds):
+            yield f"{label}[{split}]#{i}", dict(row)
+
+
+def _read_rows(source: str | os.PathLike, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (where, raw row) from a local file, a directory's `{split}` file, or a hub dataset's split."""
+    path = Path(source)
+    if path.is_dir():
+        yield from _read_local_file(_split_file(path, split))
+    elif path.is_file():
+        yield from _read_local_file(path)
+    elif _is_hub_id(str(source)):
+        yield from _read_hub(str(source), split)
+    else:
+        raise DataError(f"{source}: no such file or directory (and not a hub dataset id of the form owner/name)")
+
+
+# ----------------------------------------------------------------------------------------- answer helpers
+
+
+def _last_boxed(text: str) -> str | None:
+    r"""Content of the last `\boxed{...}` (or `\fbox{...}`, or `\boxed 5`) in `text`; None if absent/unbalanced.
+
+    Braces are matched, and escaped braces (`\{`, `\}`) do not count, so `\boxed{\{1,2\}}` gives `\{1,2\}`.
+    """
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    if start < 0:
+        return None
+    i = start + (len("\\boxed") if text.startswith("\\boxed", start) else len("\\fbox"))
+    if text.startswith(" ", i):  # `\boxed 5$`: a single token, no braces
+        token = re.match(r" +([^\s$]+)", text[i:])
+        return token.group(1) if token else None
+    if not text.startswith("{", i):
+        return None
+    depth, j = 0, i
+    while j < len(text):
+        ch = text[j]
+        if ch == "\\":
+            j += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j].strip()
+        j += 1
+    return None
+
+
+def _number_text(value: Any) -> str:
+    """27.0 -> "27", 2.5 -> "2.5", 204 -> "204"; strings pass through stripped (AIME's "025" stays "025")."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not an answer")
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return str(value).strip()
+
+
+_DOLLAR = re.compile(r"(?<!\\)\$")
+
+
+def _olympiad_answer(value: Any) -> str:
+    """["$2$"] -> "2"; ["$69$,$84$"] -> "69,84"; ["a", "b"] -> "a, b". Every unescaped `$` is a math delimiter."""
+    items = value if isinstance(value, list) else [value]
+    parts = [_DOLLAR.sub("", _number_text(item)).strip() for item in items]
+    return ", ".join(p for p in parts if p)
+
+
+def _gsm8k_answer(value: Any) -> str:
+    """Text after the last "####" of the worked solution, without thousands separators ("1,450,000")."""
+    text = _number_text(value)
+    if "####" in text:
+        text = text.rsplit("####", 1)[1]
+    elif "\n" in text:
+        raise ValueError("worked solution has no '#### <answer>' line")
+    return text.strip().replace(",", "")
+
+
+# ----------------------------------------------------------------------------------------- normalisers
+
+QUESTION_KEYS = ("question", "problem", "Question", "Problem")  # meval first, then common hub spellings
+ID_KEYS = ("unique_id", "id", "ID", "idx")
+
+
+class _Missing(Exception):
+    """A raw row lacks a field; turned into a DataError that names the row's place."""
+
+
+def _first(row: dict[str, Any], keys: tuple[str, ...], field: str) -> Any:
+    for key in keys:
+        value = row.get(key)
+        if value is not None and value != "" and value != []:
+            return value
+    raise _Missing(f"missing {field} (looked for {', '.join(keys)})")
+
+
+def _meta(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Small JSON-able columns worth keeping (hub rows may carry images and other non-JSON values)."""
+    plain = (str, int, float, bool, type(None))
+    out = {}
+    for key in keys:
+        value = row.get(key)
+        if key in row and (isinstance(value, plain) or (isinstance(value, list) and all(isinstance(v, plain)
+                                                                                       for v in value))):
+            out[key] = value
+    return out
+
+
+def _math500(row):
+    return _first(row, ("answer", "Answer"), "answer"), _meta(row, ("subject", "level"))
+
+
+def _aime24(row):
+    return _first(row, ("answer", "Answer"), "answer"), _meta(row, ("url", "year"))
+
+
+def _amc23(row):
+    raw = _first(row, ("answer", "Answer"), "answer")
+    return raw, _meta({"url": row.get("url"), "raw_answer": raw}, ("url", "raw_answer"))
+
+
+def _minerva_math(row):
+    if row.get("answer") not in (None, ""):  # hub copies that ship the extracted answer
+        return row["answer"], _meta(row, ("type",))
+    solution = _first(row, ("solution",), "answer (no 'answer' and no 'solution' field)")
+    boxed = _last_boxed(str(solution))
+    if boxed is None:
+        raise _Missing("missing answer: no \\boxed{...} in 'solution'")
+    return boxed, _meta(row, ("type",))
+
+
+def _olympiadbench(row):
+    raw = _first(row, ("final_answer", "answer", "Answer"), "final_answer")
+    meta = _meta(row, ("subfield", "answer_type", "unit", "is_multiple_answer", "error", "context"))
+    meta["raw_answer"] = raw if isinstance(raw, list) else [raw]
+    return _olympiad_answer(raw), meta
+
+
+def _gsm8k(row):
+    raw = _first(row, ("answer", "Answer"), "answer")
+    return _gsm8k_answer(raw), {}
+
+
+# name -> raw row -> (answer, meta). The question and id columns are shared (QUESTION_KEYS, ID_KEYS).
+_NORMALISERS: dict[str, Callable[[dict[str, Any]], tuple[Any, dict[str, Any]]]] = {
+    "math500": _math500,
+    "aime24": _aime24,
+    "amc23": _amc23,
+    "minerva_math": _minerva_math,
+    "olympiadbench": _olympiadbench,
+    "gsm8k": _gsm8k,
+}
+BENCHMARKS = tuple(_NORMALISERS)
+
+
+def _to_record(name: str, row: dict[str, Any], index: int, where: str, answer_and_meta) -> dict[str, Any]:
+    try:
+        question = _first(row, QUESTION_KEYS, "question")
+        answer, meta = answer_and_meta(row)
+        answer = _number_text(answer)
+    except (_Missing, TypeError, ValueError) as e:
+        raise DataError(f"{where}: {name}: {e}") from None
+    raw_id = next((row[k] for k in ID_KEYS if row.get(k) not in (None, "")), index)
+    record = {"id": str(raw_id), "question": str(question), "answer": answer, "source": name, "meta": meta}
+    return validate_record(record, where)
+
+
+def load_benchmark(name: str, source: str | os.PathLike, split: str = "test") -> list[dict[str, Any]]:
+    """Normalised records of one evaluation benchmark (meval/Qwen-eval columns or the usual hub columns)."""
+    if name not in _NORMALISERS:
+        raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+    records = [_to_record(name, row, i, where, _NORMALISERS[name])
+               for i, (where, row) in enumerate(_read_rows(source, split))]
+    if not records:
+        raise DataError(f"{source}: benchmark {name} ({split}) has no rows")
+    _check_unique_ids(records, f"{source} ({name}, {split})")
+    return records
+
+
+# ------------------------------------------------------------------------------------------- MATH train
+
+# Recommended default (config data.math.source): one config holding all seven subjects, splits train (7,500) and
+# test (5,000), columns problem / level ("Level 3") / type / solution. EleutherAI/hendrycks_math has the same
+# columns with one config per subject: "EleutherAI/hendrycks_math:algebra,counting_and_probability,geometry,
+# intermediate_algebra,number_theory,prealgebra,precalculus".
+def _level(value: Any) -> int | None:
+    """"Level 3" / 3 / "3" -> 3; MATH's few "Level ?" rows -> None (never selected)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    found = re.fullmatch(r"\s*(?:Level\s*)?(\d+)\s*", str(value)) if value is not None else None
+    return int(found.group(1)) if found else None
+
+
+def _normalise_text(text: str) -> str:
+    return " ".join(text.split())
+
+
+def load_math_train(source: str | os.PathLike, levels: Iterable[int], splits: Iterable[str] = ("train",),
+                    exclude_questions: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """MATH problems of the given levels, answer = last box of the solution (or an 'answer' column if no solution).
+
+    `splits` are read in order from a hub id or a directory; a single local file is read once, whole.
+    `exclude_questions`: question texts to drop (compared whitespace-normalised) -- e.g. MATH500's questions when
+    taking train + test, the way SimpleRL-Zero's ~8.5K set avoids overlap with its evaluation set.
+    Rows without a level in `levels` are skipped; a selected row without any box is skipped with a warning.
+    """
+    levels = set(levels)
+    splits = list(splits)
+    if not levels or not splits:
+        raise ValueError("load_math_train: levels and splits must be non-empty")
+    excluded = {_normalise_text(q) for q in exclude_questions}
+    single_file = Path(source).is_file()
+    records: list[dict[str, Any]] = []
+    n_excluded = n_unboxed = 0
+    for split in splits[:1] if single_file else splits:
+        for i, (where, row) in enumerate(_read_rows(source, split)):
+            if _level(row.get("level", row.get("Level"))) not in levels:
+                continue
+            try:
+                question = str(_first(row, QUESTION_KEYS, "question"))
+                if "solution" in row:
+                    answer = _last_boxed(str(row["solution"]))
+                else:
+                    answer = _number_text(_first(row, ("answer", "gt_answer", "ground_truth_answer"),
+                                                  "solution"))
+            except _Missing as e:
+                raise DataError(f"{where}: MATH: {e}") from None
+            if _normalise_text(question) in excluded:
+                n_excluded += 1
+                continue
+            if not answer:
+                n_unboxed += 1
+                log.warning("%s: no \\boxed{} answer in the solution; skipped", where)
+                continue
+            raw_id = next((row[k] for k in ID_KEYS if row.get(k) not in (None, "")), None)
+            record_id = str(raw_id) if raw_id is not None else (f"{i}" if single_file else f"{split}-{i}")
+            meta = {"level": _level(row.get("level", row.get("Level"))),
+                    "subject": row.get("type", row.get("subject")), "split": None if single_file else split}
+            records.append(validate_record({"id": record_id, "question": question, "answer": answer,
+                                            "source": "math", "meta": meta}, where))
+    if n_excluded or n_unboxed:
+        log.info("MATH from %s: excluded %d listed questions, skipped %d without a box", source, n_excluded,
+                 n_unboxed)
+    if not records:
+        raise DataError(f"{source}: no MATH problems of levels {sorted(levels)} in splits {splits}")
+    _check_unique_ids(records, f"{source} (MATH)")
+    return records
