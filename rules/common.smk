@@ -1,0 +1,60 @@
+# All of the workflow's Python: configuration resolution and helpers named for what they return.
+import json
+
+from snakemake.utils import validate
+
+from pipeline.config import KNOWN_BENCHMARKS, resolve
+
+# Defaults -> presets/<scale>.yaml -> config.yaml and --config overrides; stops here, naming every bad key path.
+CFG = resolve(config)
+RESOLVED = CFG.to_dict()
+validate(RESOLVED, schema="../pipeline/config/schema.yaml")
+OUT = CFG.out_dir
+
+
+wildcard_constraints:
+    benchmark="|".join(KNOWN_BENCHMARKS),
+
+
+def config_json(*keys):
+    """The resolved config keys (dotted paths) a rule depends on, as JSON for `--config`.
+
+    Passed as a rule param, so Snakemake reruns a rule exactly when one of its own keys changes.
+    """
+    subset = {"scale": CFG.scale}
+    for key in keys:
+        src, dst = RESOLVED, subset
+        *parents, leaf = key.split(".")
+        for part in parents:
+            src = src[part]
+            dst = dst.setdefault(part, {})
+        dst[leaf] = src[leaf]
+    return json.dumps(subset, sort_keys=True)
+
+
+def data_path(name):
+    return f"{OUT}/data/{name}.jsonl"
+
+
+def excluded_benchmarks():
+    """Prepared benchmarks whose questions are kept out of the MATH training set."""
+    return [data_path(name) for name in CFG.data.math.exclude_benchmarks]
+
+
+def training_data():
+    """The prepared training questions of the configured training set."""
+    if CFG.data.train_set == "synthetic":
+        return data_path("synthetic_train")
+    return data_path("math_train")
+
+
+def evaluation_data():
+    """Prepared evaluation sets: the synthetic held-out set (tiny) or the configured benchmarks."""
+    if CFG.data.train_set == "synthetic":
+        return [data_path("synthetic_heldout")]
+    return [data_path(name) for name in CFG.data.benchmarks]
+
+
+def final_outputs():
+    """Everything `snakemake --cores all` builds (grows as the pipeline grows)."""
+    return [training_data(), *evaluation_data()]

@@ -1,0 +1,64 @@
+# Data preparation: one rule per dataset, each writing normalised jsonl records (id, question, answer, source, meta).
+
+
+rule prepare_synthetic:
+    output:
+        train=f"{OUT}/data/synthetic_train.jsonl",
+        heldout=f"{OUT}/data/synthetic_heldout.jsonl",
+    log:
+        f"{OUT}/logs/prepare_synthetic.log",
+    benchmark:
+        f"{OUT}/benchmarks/prepare_synthetic.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        config=config_json("data.synthetic"),
+    shell:
+        "python -m pipeline prepare-synthetic --config {params.config:q}"
+        " --train {output.train} --heldout {output.heldout} > {log} 2>&1"
+
+
+rule prepare_math:
+    input:
+        exclude=excluded_benchmarks(),
+    output:
+        f"{OUT}/data/math_train.jsonl",
+    log:
+        f"{OUT}/logs/prepare_math.log",
+    benchmark:
+        f"{OUT}/benchmarks/prepare_math.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        config=config_json("data.math"),
+    shell:
+        "python -m pipeline prepare-math --config {params.config:q} --exclude {input.exclude}"
+        " --out {output} > {log} 2>&1"
+
+
+rule prepare_benchmark:
+    output:
+        f"{OUT}/data/{{benchmark}}.jsonl",
+    log:
+        f"{OUT}/logs/prepare_benchmark/{{benchmark}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/prepare_benchmark/{{benchmark}}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        config=config_json("data.benchmarks"),
+    shell:
+        "python -m pipeline prepare-benchmark {wildcards.benchmark} --config {params.config:q}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,79 @@
+"""The Snakemake workflow, run for real: lint, formatting, dry-runs of both presets, the data rules.
+
+`pytest tests/test_workflow.py -q`. Each test runs Snakemake in a temporary working directory
+(`--directory`), so nothing is written into the checkout.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+# Rules call `python -m pipeline`: the interpreter of this environment must come first on PATH, as it does
+# for a user who activated the virtual environment.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(ROOT / "config.yaml"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def test_lint_is_clean(tmp_path):
+    proc = snakemake(tmp_path, "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_snakefmt_clean():
+    files = [str(ROOT / "Snakefile"), *map(str, sorted((ROOT / "rules").glob("*.smk")))]
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dry_run_tiny_lists_the_data_rules(tmp_path):
+    out = snakemake(tmp_path, "-n").stdout
+    assert "prepare_synthetic" in out
+
+
+def test_dry_run_paper_preset(tmp_path):
+    out = snakemake(tmp_path, "-n", "--config", "scale=paper").stdout
+    assert "prepare_math" in out and out.count("rule prepare_benchmark:") == 5
+
+
+def test_bad_config_stops_before_any_work(tmp_path):
+    proc = snakemake(tmp_path, "--cores", "1", "--config", "eval={max_k: zero}", check=False)
+    assert proc.returncode != 0
+    assert "eval.max_k: 'zero' is not of type 'integer'" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_data_rules_write_the_prepared_data(tmp_path):
+    small = "data={synthetic: {n_train: 300, n_heldout: 50}}"
+    snakemake(tmp_path, "--cores", "1", "data", "--config", small)
+    data = tmp_path / "results" / "tiny" / "data"
+    train = [json.loads(line) for line in (data / "synthetic_train.jsonl").read_text().splitlines()]
+    heldout = [json.loads(line) for line in (data / "synthetic_heldout.jsonl").read_text().splitlines()]
+    assert len(train) == 300 and len(heldout) == 50
+    assert set(train[0]) == {"id", "question", "answer", "source", "meta"}
+    assert (tmp_path / "results" / "tiny" / "logs" / "prepare_synthetic.log").is_file()
+    # Nothing to do the second time; a changed data key reruns the rule.
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", "data", "--config", small).stdout
+    rerun = snakemake(tmp_path, "-n", "data", "--config", "data={synthetic: {n_train: 301, n_heldout: 50}}")
+    assert "prepare_synthetic" in rerun.stdout
+
+
+def test_benchmark_rule_on_shared_files(tmp_path, benchmarks_dir):
+    sources = {name: {"source": str(benchmarks_dir / name / "test.jsonl")} for name in ("math500", "amc23")}
+    snakemake(tmp_path, "--cores", "1", "results/tiny/data/math500.jsonl", "results/tiny/data/amc23.jsonl",
+              "--config", "data=" + json.dumps({"benchmarks": sources}))
+    lines = (tmp_path / "results" / "tiny" / "data" / "amc23.jsonl").read_text().splitlines()
+    assert len(lines) == 40 and json.loads(lines[0])["answer"] == "27"
