@@ -1,0 +1,270 @@
+"""Metrics over eval traces: accuracy, retry stats, bootstrap CIs, macro average. `pytest tests/test_metrics.py -q`"""
+
+import copy
+import json
+import time
+
+import numpy as np
+import pytest
+
+from pipeline import metrics as M
+
+
+def att(answer, correct=False, text="..."):
+    return {"text": text, "answer": answer, "correct": correct}
+
+
+def rec(qid, attempts, n, bench="math500", stop=None):
+    solved_at = len(attempts) if attempts[-1]["correct"] else None
+    if stop is None:
+        stop = "correct" if solved_at else "attempts_exhausted"
+    return {"id": qid, "benchmark": bench, "N": n, "attempts": attempts, "solved_at": solved_at, "stop_reason": stop}
+
+
+# k = 2, four questions.
+K2 = [
+    rec("q1", [att("5", True)], 2),  # solved at 1
+    rec("q2", [att("3"), att("4", True)], 2),  # solved at 2 after a different wrong answer
+    rec("q3", [att(" 7"), att("7 ")], 2),  # failed twice, repeating the same wrong answer (modulo whitespace)
+    rec("q4", [att(None), att(None)], 2),  # failed twice, never boxed an answer
+]
+
+# k = 3, five questions: repeat of a non-adjacent attempt, null then answer, token budget, whitespace inside.
+K3 = [
+    rec("r1", [att("a"), att("b"), att("a")], 3),  # j=3 repeats attempt 1
+    rec("r2", [att(None), att("c"), att("d", True)], 3),  # solved at 3
+    rec("r3", [att("e + 1"), att("e+1")], 3, stop="token_budget"),  # j=2 repeats; budget ran out before j=3
+    rec("r4", [att("f"), att("g", True)], 3),  # solved at 2
+    rec("r5", [att("h", True)], 3),  # solved at 1
+]
+
+
+# ----------------------------------------------------------------------------------------------- one run, k=2
+
+
+def test_k2_accuracy_and_attempts_used():
+    assert M.accuracy(K2) == 0.5  # q1, q2 solved of 4
+    # success: q1 used 1, q2 used 2 -> 1.5; failure: q3, q4 used 2 each -> 2.0
+    assert M.attempts_used(K2) == {"success": 1.5, "failure": 2.0}
+    assert M.solved_vector(K2) == [1, 1, 0, 0]
+
+
+def test_k2_retry_stats():
+    r = M.retry_stats(K2)
+    # Reaching attempt 2: q2, q3, q4 (3). Right at 2: q2 -> 1/3.
+    # Answered at 2: q2 ("4"), q3 ("7 "); q4 gave none -> 2. Repeats: q3 ("7 " == " 7" stripped) -> 1/2.
+    assert r == {
+        "wrong_to_right_rate": {"2": 1 / 3},
+        "repeat_rate": {"2": 0.5},
+        "n_reached": {"2": 3},
+        "n_answered": {"2": 2},
+        "n_repeats": {"2": 1},
+        "n_corrected": {"2": 1},
+        "overall": {"wrong_to_right_rate": 1 / 3, "repeat_rate": 0.5,
+                    "n_retries": 3, "n_answered": 2, "n_repeats": 1, "n_corrected": 1},
+    }
+
+
+def test_k2_summarize():
+    s = M.summarize(K2, n_boot=500, seed=1)
+    assert s["benchmark"] == "math500"
+    assert s["n"] == 4 and s["k"] == 2
+    assert s["accuracy"] == 0.5
+    # attempts: 1 + 2 + 2 + 2 = 7; with an answer: 1 + 2 + 2 + 0 = 5
+    assert s["formatted_rate"] == 5 / 7
+    assert s["attempts_used"] == {"success": 1.5, "failure": 2.0}
+    assert s["retry"] == M.retry_stats(K2)
+    assert s["stop_reasons"] == {"attempts_exhausted": 2, "correct": 2}
+    lo, hi = s["accuracy_ci95"]
+    assert 0.0 <= lo <= 0.5 <= hi <= 1.0
+    assert [lo, hi] == list(M.bootstrap_ci([1, 1, 0, 0], n_boot=500, seed=1))
+    assert json.loads(json.dumps(s)) == s  # JSON-ready, string keys throughout
+
+
+# ----------------------------------------------------------------------------------------------- one run, k=3
+
+
+def test_k3_metrics():
+    assert M.accuracy(K3) == 0.6  # r2, r4, r5 of 5
+    # success: r2 3, r4 2, r5 1 -> 2.0; failure: r1 3, r3 2 (token budget) -> 2.5
+    assert M.attempts_used(K3) == {"success": 2.0, "failure": 2.5}
+    r = M.retry_stats(K3)
+    # j=2: reached r1..r4 (4); right r4 (1/4); answered b, c, "e+1", g (4); repeat r3 "e+1" == "e + 1" (1/4)
+    # j=3: reached r1, r2 (2); right r2 (1/2); answered a, d (2); repeat r1 "a" == attempt 1 (1/2)
+    assert r["n_reached"] == {"2": 4, "3": 2}
+    assert r["n_corrected"] == {"2": 1, "3": 1}
+    assert r["n_answered"] == {"2": 4, "3": 2}
+    assert r["n_repeats"] == {"2": 1, "3": 1}
+    assert r["wrong_to_right_rate"] == {"2": 0.25, "3": 0.5}
+    assert r["repeat_rate"] == {"2": 0.25, "3": 0.5}
+    # overall: 6 retries, 2 corrected (1/3); 6 answered, 2 repeats (1/3)
+    assert r["overall"] == {"wrong_to_right_rate": 1 / 3, "repeat_rate": 1 / 3,
+                            "n_retries": 6, "n_answered": 6, "n_repeats": 2, "n_corrected": 2}
+    s = M.summarize(K3)
+    assert s["k"] == 3 and s["n"] == 5
+    assert s["formatted_rate"] == 10 / 11  # 11 attempts, only r2's first has no answer
+    assert s["stop_reasons"] == {"attempts_exhausted": 1, "correct": 3, "token_budget": 1}
+
+
+def test_retry_stats_no_retries_and_unreached_index():
+    k1 = [rec("a", [att("1", True)], 1), rec("b", [att("2")], 1)]
+    r = M.retry_stats(k1)
+    assert r["wrong_to_right_rate"] == {} and r["repeat_rate"] == {}
+    assert r["overall"]["wrong_to_right_rate"] is None and r["overall"]["repeat_rate"] is None
+    assert r["overall"]["n_retries"] == 0
+    # k=3 but nobody got past attempt 1: index 3 present with None rates; all-null retries -> repeat_rate None
+    k3 = [rec("a", [att("1", True)], 3), rec("b", [att("2"), att(None, True)], 3)]
+    r = M.retry_stats(k3)
+    assert r["n_reached"] == {"2": 1, "3": 0}
+    assert r["wrong_to_right_rate"] == {"2": 1.0, "3": None}
+    assert r["repeat_rate"] == {"2": None, "3": None}
+    assert M.attempts_used([rec("a", [att("1", True)], 1)]) == {"success": 1.0, "failure": None}
+    assert M.attempts_used([rec("a", [att("1")], 1)]) == {"success": None, "failure": 1.0}
+
+
+def test_null_earlier_answer_is_not_a_repeat_target():
+    r = M.retry_stats([rec("a", [att(None), att("x"), att("x")], 3)])
+    assert r["n_repeats"] == {"2": 0, "3": 1}  # "x" at 2 is new (None is not an answer); at 3 it repeats
+
+
+# ----------------------------------------------------------------------------------------------- validation
+
+
+def _bad(mutate, traces=K2):
+    t = copy.deepcopy(traces)
+    mutate(t)
+    return t
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda t: t[2].pop("solved_at"), r"record 2 \(id 'q3'\): missing key 'solved_at'"),
+        (lambda t: t.__setitem__(1, "oops"), r"record 1: expected a dict"),
+        (lambda t: t[1].update(N=0), r"record 1 .*N must be an int >= 1"),
+        (lambda t: t[1].update(N=1), r"record 1 .*attempts has 2 entries, expected 1..N=1"),
+        (lambda t: t[3].update(attempts=[]), r"record 3 .*attempts has 0 entries"),
+        (lambda t: t[2]["attempts"][0].update(correct=1), r"record 2 .*attempt 1 correct must be a bool"),
+        (lambda t: t[2]["attempts"][0].update(answer=7), r"record 2 .*attempt 1 answer must be a str or null"),
+        (lambda t: t[2]["attempts"][1].pop("text"), r"record 2 .*attempt 2 is missing key 'text'"),
+        (lambda t: t[1]["attempts"][0].update(correct=True), r"record 1 .*attempt 1 is correct but .* attempt 2"),
+        (lambda t: t[1].update(solved_at=1), r"record 1 .*solved_at=1 disagrees"),
+        (lambda t: t[2].update(solved_at=2), r"record 2 .*solved_at=2 disagrees"),
+        (lambda t: t[0].update(stop_reason="done"), r"record 0 .*stop_reason 'done' is not one of"),
+        (lambda t: t[2].update(stop_reason="correct"), r"record 2 .*disagrees with solved_at=None"),
+        (lambda t: t[0].update(stop_reason="token_budget"), r"record 0 .*disagrees with solved_at=1"),
+        (lambda t: t[3].update(id="q1"), r"record 3 .*duplicate id .*first at record 0"),
+        (lambda t: t[1].update(N=3), r"record 1 .*N=3 differs from record 0's N=2"),
+        (lambda t: t[3].update(benchmark="aime24"), r"record 3 .*benchmark 'aime24' differs"),
+    ],
+)
+def test_summarize_rejects_malformed(mutate, match):
+    with pytest.raises(ValueError, match=match):
+        M.summarize(_bad(mutate), n_boot=10)
+
+
+def test_validation_edges():
+    with pytest.raises(ValueError, match="empty"):
+        M.summarize([])
+    with pytest.raises(ValueError, match="empty"):
+        M.accuracy([])
+    with pytest.raises(ValueError, match="list of records"):
+        M.accuracy(K2[0])
+    short = _bad(lambda t: t[2].update(attempts=t[2]["attempts"][:1]))  # exhausted after 1 of N=2
+    with pytest.raises(ValueError, match=r"record 2 .*'attempts_exhausted' but only 1 of N=2"):
+        M.accuracy(short)
+    # Mixed N / benchmark is fine outside summarize (e.g. pooled retry stats), same id in two benchmarks too.
+    mixed = K2 + [rec("q1", [att("1")], 3, bench="aime24", stop="token_budget")]
+    assert M.accuracy(mixed) == 0.4
+    assert M.retry_stats(mixed)["n_reached"] == {"2": 3, "3": 0}
+
+
+# ----------------------------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_contains_mean_and_is_deterministic():
+    rng = np.random.default_rng(123)
+    v = (rng.random(200) < 0.3).astype(int)
+    lo, hi = M.bootstrap_ci(v, n_boot=1000, seed=7)
+    assert lo < v.mean() < hi
+    assert (lo, hi) == M.bootstrap_ci(list(v), n_boot=1000, seed=7)
+    assert (lo, hi) != M.bootstrap_ci(v, n_boot=1000, seed=8)
+    lo90, hi90 = M.bootstrap_ci(v, n_boot=1000, alpha=0.10, seed=7)
+    assert lo <= lo90 < hi90 <= hi  # narrower at a lower level
+
+
+def test_bootstrap_narrows_with_more_data():
+    rng = np.random.default_rng(0)
+    small = (rng.random(50) < 0.5).astype(float)
+    big = (rng.random(5000) < 0.5).astype(float)
+    w_small = np.subtract(*M.bootstrap_ci(small)[::-1])
+    w_big = np.subtract(*M.bootstrap_ci(big)[::-1])
+    # widths scale like 1/sqrt(n): ~0.28 vs ~0.028
+    assert w_big < w_small / 5
+
+
+def test_bootstrap_constant_and_errors():
+    assert M.bootstrap_ci([0.3] * 17) == (0.3, 0.3)
+    assert M.bootstrap_ci([1, 1, 1, 1]) == (1.0, 1.0)
+    assert M.bootstrap_ci([0]) == (0.0, 0.0)
+    for bad, kw in [([], {}), ([1, np.nan], {}), ([[1, 0]], {}), ([1], {"n_boot": 0}), ([1], {"alpha": 1.0})]:
+        with pytest.raises(ValueError):
+            M.bootstrap_ci(bad, **kw)
+
+
+def test_bootstrap_fast_1000x5000():
+    v = (np.random.default_rng(1).random(5000) < 0.45).astype(int)
+    t0 = time.perf_counter()
+    lo, hi = M.bootstrap_ci(v, n_boot=1000, seed=0)
+    assert time.perf_counter() - t0 < 2.0
+    assert lo < v.mean() < hi and hi - lo < 0.04  # 2 * 1.96 * sqrt(.45 * .55 / 5000) ~ 0.028
+
+
+# ----------------------------------------------------------------------------------------------- across runs
+
+
+def test_macro_average():
+    assert M.macro_average({"a": 0.5, "b": 1.0}) == 0.75
+    # The paper's Fig. 1 k=1 average of its 5 rounded per-benchmark numbers (spec §5.4, §8.3): 45.58
+    fig5_k1 = {"aime24": 26.7, "math500": 73.4, "amc23": 60.0, "minerva": 34.2, "olympiadbench": 33.6}
+    assert M.macro_average(fig5_k1) == pytest.approx(45.58)
+    with pytest.raises(ValueError):
+        M.macro_average({})
+
+
+def test_macro_ci_is_stratified():
+    # Each benchmark is constant, so resampling within benchmarks never moves the macro average: (0.5, 0.5).
+    # (Pooled resampling across benchmarks would spread it around 0.5.)
+    assert M.macro_ci({"a": [1] * 30, "b": [0] * 500}, n_boot=200) == (0.5, 0.5)
+    vals = {"a": [1, 0, 1, 1, 0, 1], "b": [0, 0, 1, 0] * 25}
+    macro = M.macro_average({k: float(np.mean(v)) for k, v in vals.items()})  # (4/6 + 1/4) / 2 = 11/24
+    lo, hi = M.macro_ci(vals, n_boot=1000, seed=3)
+    assert lo < macro < hi
+    assert (lo, hi) == M.macro_ci(dict(reversed(list(vals.items()))), n_boot=1000, seed=3)  # dict order ignored
+    with pytest.raises(ValueError):
+        M.macro_ci({})
+    with pytest.raises(ValueError, match="benchmark 'b'"):
+        M.macro_ci({"a": [1], "b": []})
+
+
+def test_paired_and_gain_ci():
+    k1 = [rec(r["id"], r["attempts"][:1], 1) for r in K2]  # q1 solved at k=1 only
+    k2_shuffled = [K2[3], K2[1], K2[0], K2[2]]
+    a, b = M.paired(k1, k2_shuffled)
+    assert (a, b) == ([1, 0, 0, 0], [1, 1, 0, 0])  # sorted ids q1..q4
+    lo, hi = M.gain_ci(a, b, n_boot=1000, seed=0)
+    assert 0.0 <= lo <= 0.25 <= hi <= 1.0  # gain 0.5 - 0.25; never negative: no question lost
+    assert M.gain_ci(b, b) == (0.0, 0.0)
+    assert M.gain_ci(*M.paired(K2, k2_shuffled)) == (0.0, 0.0)
+    assert M.gain_ci([0, 0, 0], [1, 1, 1]) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="same length"):
+        M.gain_ci([0, 1], [1])
+
+
+def test_paired_errors():
+    with pytest.raises(ValueError, match=r"1 only in traces_a \(e.g. \['q4'\]\), 0 only in traces_b"):
+        M.paired(K2, K2[:3])
+    with pytest.raises(ValueError, match="same benchmark"):
+        M.paired(K2, [dict(r, benchmark="aime24") for r in K2])
+    with pytest.raises(ValueError, match=r"traces_b: record 0 .*missing key"):
+        M.paired(K2, [{k: v for k, v in r.items() if k != "N"} for r in K2])
