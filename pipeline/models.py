@@ -1,0 +1,129 @@
+"""Models: build the tiny Qwen2 policy and its tokenizer, and load any causal LM by local path or hub id.
+
+The CPU experiment's base model is a real `Qwen2ForCausalLM` (the architecture family of Qwen2.5-Math) with a
+byte-level BPE tokenizer trained here with `tokenizers` on the task's own text, ChatML special tokens and a chat
+template; both are saved with `save_pretrained`. `load()` is the one loading path for that folder and for
+`Qwen/Qwen2.5-Math-1.5B` alike. Nothing is downloaded unless a hub id is given. Training lives in `sft.py`.
+
+Try it: `python -m pipeline build-base --config config.yaml --out /tmp/base` (builds, then SFT-trains).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+from pipeline.config import TinyModelConfig
+from pipeline.io import DataError
+
+log = logging.getLogger(__name__)
+
+PAD, TURN_START, TURN_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS = [PAD, TURN_START, TURN_END]
+
+# The Qwen2 ChatML template, so `apply_chat_template` works on the tiny model as on Qwen models.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+class ModelLoadError(DataError):
+    """A model or tokenizer could not be loaded; the message names the source and what is missing."""
+
+
+def build_tokenizer(corpus: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on `corpus`, digits split one per token (as Qwen does), ChatML specials atomic."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=TURN_END,
+        pad_token=PAD,
+        chat_template=CHAT_TEMPLATE,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def build_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> Qwen2ForCausalLM:
+    """A freshly initialised tiny Qwen2ForCausalLM sized by `cfg` (weights seeded by cfg.seed)."""
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        max_position_embeddings=cfg.max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(cfg.seed)
+    return Qwen2ForCausalLM(config)
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save(model: torch.nn.Module, tokenizer, path: str | Path) -> None:
+    """`save_pretrained` of model and tokenizer into one folder (callers wrap it in io.atomic_path)."""
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    parts = source.split("/")
+    return len(parts) == 2 and all(parts) and not source.startswith((".", "/", "~"))
+
+
+def load(source: str | Path, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
+    """Load (model, tokenizer) from a local folder or a hub id — one code path for the tiny model and Qwen.
+
+    Raises ModelLoadError with a clear message for a missing folder, a folder without weights or tokenizer,
+    an unknown hub id (or no network), and a tokenizer without a chat template or end-of-turn token.
+    """
+    source = str(source)
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"model {source}: not a folder")
+        missing = [name for name in ("config.json", "tokenizer_config.json") if not (path / name).is_file()]
+        if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+            missing.append("weights (*.safetensors)")
+        if missing:
+            raise ModelLoadError(f"model folder {source} is incomplete: missing {', '.join(missing)}")
+    elif not _looks_like_hub_id(source):
+        raise ModelLoadError(f"model {source}: no such folder, and not a hub id of the form owner/name")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    except OSError as e:
+        raise ModelLoadError(f"model {source}: could not be loaded ({e})") from None
+    if tokenizer.chat_template is None:
+        raise ModelLoadError(f"tokenizer of {source} has no chat template")
+    if TURN_END not in tokenizer.get_vocab():
+        raise ModelLoadError(f"tokenizer of {source} has no {TURN_END} token, which ends every dialogue turn")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return model, tokenizer
