@@ -1,0 +1,353 @@
+"""Rollouts: batched multi-attempt dialogues, token in, token out.
+
+The contract (what training and evaluation receive), one `Transcript` per dialogue:
+- `token_ids`: exactly the ids the model conditioned on and sampled — prompt and feedback ids as the
+  environment's text was encoded once, policy ids as sampled. Nothing is ever decoded and re-encoded
+  (the paper's code re-tokenizes the dialogue text and finds its masks by string matching).
+- `roles`: PROMPT (0), POLICY (1) or FEEDBACK (2) per token; the policy-loss mask is `roles == POLICY`.
+- `attempts`: the attempt index per token (the prompt opens attempt 0, feedback after attempt i opens i+1).
+- `logprobs`: per token, the log-probability under the sampling distribution softmax(logits / T) for policy
+  tokens (T = 1 when greedy; top-p truncation not applied), 0.0 elsewhere.
+
+`rollout()` drives the environment and knows nothing of how tokens are produced; a backend does that behind
+the small `Backend`/`Session` interface (`HFBackend` here; a vLLM backend plugs in the same way). The HF session
+keeps one KV cache for the batch: after feedback it feeds only the new tokens (no re-encoding of history),
+finished dialogues leave the batch, and an attempt stops at end of turn, after the first complete `\\boxed{}`
+(if configured), or at its token budget.
+
+Try it: `pytest tests/test_rollout.py -q`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import DynamicCache
+
+from pipeline import grading
+from pipeline.env import Dialogue, MultiAttemptEnv
+
+log = logging.getLogger(__name__)
+
+PROMPT, POLICY, FEEDBACK = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float
+    top_p: float
+    greedy: bool
+    seed: int
+
+
+@dataclass
+class Transcript:
+    dialogue: Dialogue
+    token_ids: list[int] = field(default_factory=list)
+    roles: list[int] = field(default_factory=list)
+    attempts: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+
+    def extend(self, ids: Sequence[int], role: int, attempt: int, logprobs: Sequence[float] | None = None) -> None:
+        self.token_ids.extend(ids)
+        self.roles.extend([role] * len(ids))
+        self.attempts.extend([attempt] * len(ids))
+        self.logprobs.extend(logprobs if logprobs is not None else [0.0] * len(ids))
+
+    @property
+    def policy_mask(self) -> list[bool]:
+        return [r == POLICY for r in self.roles]
+
+    @property
+    def reward(self) -> float:
+        assert self.dialogue.reward is not None, "reward read before the dialogue ended"
+        return self.dialogue.reward
+
+
+@dataclass
+class Sampled:
+    """One attempt as a backend produced it."""
+
+    ids: list[int]
+    logprobs: list[float]
+    reason: str  # "eot" (the policy ended its turn) | "box" (first complete \boxed{}) | "budget"
+
+
+class Session(Protocol):
+    """Generation state of one batch of dialogues, rows 0..n-1."""
+
+    def feed(self, rows: Sequence[int], ids: Sequence[Sequence[int]]) -> None:
+        """Queue environment tokens (prompt, feedback) for rows; they are consumed by the next `sample`."""
+
+    def sample(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
+        """Generate one attempt for each of `rows`; rows left out are finished and never come back."""
+
+    def fed_ids(self, row: int) -> list[int]:
+        """Every token the model has conditioned on or produced for a row, in order (for checks)."""
+
+
+class Backend(Protocol):
+    def open(self, n_rows: int, params: SamplingParams) -> Session: ...
+
+    def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
+        """Teacher-forced log-probs of whole sequences, recomputed without a cache (the rollout check)."""
+
+
+class AttemptStop:
+    """Decides when an attempt is over: end-of-turn token, or (optionally) right after the first complete box."""
+
+    def __init__(self, tokenizer, end_ids: Sequence[int], stop_at_box: bool):
+        self.tokenizer = tokenizer
+        self.end_ids = set(end_ids)
+        self.stop_at_box = stop_at_box
+        # Only tokens whose text holds a closing brace can complete a box: decode the attempt just for those.
+        self._closes = torch.zeros(len(tokenizer), dtype=torch.bool)
+        if stop_at_box:
+            for i in range(len(tokenizer)):
+                if "}" in tokenizer.decode([i]):
+                    self._closes[i] = True
+
+    def __call__(self, attempt_ids: list[int]) -> str | None:
+        last = attempt_ids[-1]
+        if last in self.end_ids:
+            return "eot"
+        if self.stop_at_box and last < len(self._closes) and self._closes[last]:
+            if grading.first_box_end(self.tokenizer.decode(attempt_ids)) is not None:
+                return "box"
+        return None
+
+
+def _sample_token(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, V) logits -> sampled ids (B,) and their log-probs under softmax(logits / T)."""
+    logits = logits.float()
+    if params.greedy:
+        ids = logits.argmax(-1)
+        logp = torch.log_softmax(logits, -1)
+    else:
+        logp = torch.log_softmax(logits / params.temperature, -1)
+        probs = logp.exp()
+        if params.top_p < 1.0:
+            sorted_p, order = probs.sort(-1, descending=True)
+            keep = sorted_p.cumsum(-1) - sorted_p < params.top_p  # always keeps the most likely token
+            sorted_p = sorted_p * keep
+            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+        ids = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    return ids, logp.gather(-1, ids[:, None]).squeeze(-1)
+
+
+class HFSession:
+    """One KV cache for a batch. Tokens fed in chunks are left-padded; padding holes are masked out and
+    position ids count only real tokens, so every row computes exactly what it would alone."""
+
+    def __init__(
+        self, model, n_rows: int, params: SamplingParams, stop: AttemptStop, pad_id: int, reuse_cache: bool = True
+    ):
+        self.model, self.params, self.stop, self.pad_id = model, params, stop, pad_id
+        self.reuse_cache = reuse_cache  # False: re-encode the whole dialogue every attempt (bench/rollout.py)
+        self.device = next(model.parameters()).device
+        self.gen = torch.Generator(device="cpu").manual_seed(params.seed)
+        self.live: list[int] = list(range(n_rows))  # cache batch index -> row
+        self.cache: DynamicCache | None = None
+        self.mask = torch.zeros(n_rows, 0, dtype=torch.long, device=self.device)  # (B, L) real=1, hole=0
+        self.pos = torch.zeros(n_rows, dtype=torch.long, device=self.device)  # next position id per row
+        self.pending: dict[int, list[int]] = {r: [] for r in range(n_rows)}
+        self.history: dict[int, list[int]] = {r: [] for r in range(n_rows)}
+
+    def fed_ids(self, row: int) -> list[int]:
+        return self.history[row] + self.pending[row]
+
+    def feed(self, rows: Sequence[int], ids: Sequence[Sequence[int]]) -> None:
+        for r, chunk in zip(rows, ids):
+            self.pending[r].extend(chunk)
+
+    def _keep(self, rows: Sequence[int]) -> None:
+        """Drop finished rows from the cache (and put the rest in the order of `rows`)."""
+        if list(rows) == self.live:
+            return
+        index = [self.live.index(r) for r in rows]
+        idx = torch.tensor(index, dtype=torch.long, device=self.device)
+        if self.cache is not None:
+            self.cache.batch_select_indices(idx)
+        self.mask, self.pos = self.mask[idx], self.pos[idx]
+        self.live = list(rows)
+
+    @torch.no_grad()
+    def _forward(self, ids: torch.Tensor, chunk_mask: torch.Tensor) -> torch.Tensor:
+        """Feed a (B, W) chunk; return the logits after its last column (B, V)."""
+        positions = self.pos[:, None] + chunk_mask.cumsum(-1) - 1
+        positions = positions.clamp(min=0) * chunk_mask
+        self.mask = torch.cat([self.mask, chunk_mask], dim=1)
+        if self.cache is None:
+            self.cache = DynamicCache(config=self.model.config)
+        out = self.model(
+            input_ids=ids, attention_mask=self.mask, position_ids=positions, past_key_values=self.cache,
+            use_cache=True, logits_to_keep=1,
+        )
+        self.pos = self.pos + chunk_mask.sum(-1)
+        return out.logits[:, -1, :]
+
+    def sample(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
+        self._keep(rows)
+        if not self.reuse_cache and self.cache is not None:
+            for r in rows:
+                self.pending[r], self.history[r] = self.history[r] + self.pending[r], []
+            self.cache = None
+            self.mask = self.mask[:, :0]
+            self.pos = torch.zeros_like(self.pos)
+        chunks = [self.pending[r] for r in rows]
+        if any(not c for c in chunks) or any(b < 1 for b in budgets):
+            raise ValueError("sample: every row needs queued tokens (prompt or feedback) and a budget >= 1")
+        width = max(len(c) for c in chunks)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        chunk_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for b, c in enumerate(chunks):
+            ids[b, width - len(c):] = torch.tensor(c)
+            chunk_mask[b, width - len(c):] = 1
+        for r in rows:
+            self.history[r].extend(self.pending[r])
+            self.pending[r] = []
+        logits = self._forward(ids.to(self.device), chunk_mask.to(self.device))
+
+        out = [Sampled([], [], "") for _ in rows]
+        active = torch.ones(len(rows), dtype=torch.bool)
+        while True:
+            new_ids, new_logp = _sample_token(logits, self.params, self.gen)
+            new_ids, new_logp = new_ids.cpu(), new_logp.cpu()
+            for b in torch.nonzero(active).flatten().tolist():
+                s = out[b]
+                s.ids.append(int(new_ids[b]))
+                s.logprobs.append(float(new_logp[b]))
+                reason = self.stop(s.ids) or ("budget" if len(s.ids) >= budgets[b] else None)
+                if reason:
+                    s.reason = reason
+                    active[b] = False
+                    self.pending[rows[b]].append(s.ids[-1])  # fed with the row's next chunk, if any
+            if not active.any():
+                break
+            step_ids = torch.where(active, new_ids, torch.full_like(new_ids, self.pad_id))
+            for b in torch.nonzero(active).flatten().tolist():
+                self.history[rows[b]].append(int(new_ids[b]))
+            logits = self._forward(step_ids[:, None].to(self.device), active.long()[:, None].to(self.device))
+        return out
+
+
+class HFBackend:
+    """Generation with a transformers causal LM on CPU or one GPU."""
+
+    def __init__(self, model, tokenizer, end_of_turn: str, stop_at_box: bool, reuse_cache: bool = True):
+        self.model, self.tokenizer, self.reuse_cache = model, tokenizer, reuse_cache
+        end_ids = {tokenizer.convert_tokens_to_ids(end_of_turn)}
+        if tokenizer.eos_token_id is not None:
+            end_ids.add(tokenizer.eos_token_id)
+        self.stop = AttemptStop(tokenizer, sorted(end_ids), stop_at_box)
+
+    def open(self, n_rows: int, params: SamplingParams) -> HFSession:
+        return HFSession(self.model, n_rows, params, self.stop, self.tokenizer.pad_token_id, self.reuse_cache)
+
+    def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
+        return sequence_logprobs(self.model, token_ids, temperature, self.tokenizer.pad_token_id)
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    gold: str
+    n_allowed: int
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    """Environment text -> ids, once (no BOS/EOS added). The only place prompt and feedback are tokenized."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def rollout(
+    backend: Backend,
+    tokenizer,
+    env: MultiAttemptEnv,
+    questions: Sequence[Question],
+    params: SamplingParams,
+    batch_size: int,
+    check: bool = False,
+    progress: bool = False,
+) -> list[Transcript]:
+    """Play every question's dialogue to the end, `batch_size` dialogues per session; one Transcript each.
+
+    With `check`, verify for every dialogue that the ids the model conditioned on are exactly the transcript's
+    ids (a silent mismatch would train on tokens the model never saw), and that the stored log-probs of the
+    policy tokens match a from-scratch recomputation within `LOGPROB_TOLERANCE`.
+    """
+    transcripts: list[Transcript] = []
+    bar = tqdm(total=len(questions), desc="rollout", unit="dlg", disable=not progress, leave=False)
+    for start in range(0, len(questions), batch_size):
+        group = questions[start : start + batch_size]
+        seed = params.seed + start  # distinct, reproducible stream per batch
+        session = backend.open(len(group), SamplingParams(params.temperature, params.top_p, params.greedy, seed))
+        batch = [Transcript(env.reset(q.id, q.question, q.gold, q.n_allowed)) for q in group]
+        prompts = [encode(tokenizer, t.dialogue.segments[0].text) for t in batch]
+        for t, ids in zip(batch, prompts):
+            t.extend(ids, PROMPT, 0)
+        session.feed(range(len(batch)), prompts)
+        active = list(range(len(batch)))
+        while active:
+            dialogues = [batch[i].dialogue for i in active]
+            samples = session.sample(active, [env.attempt_budget(d) for d in dialogues])
+            texts = [tokenizer.decode(s.ids) for s in samples]  # for grading only; the ids are what we keep
+            feedback = env.step(dialogues, texts, [len(s.ids) for s in samples], [s.reason == "eot" for s in samples])
+            still = []
+            for i, s, fb in zip(active, samples, feedback):
+                t = batch[i]
+                t.extend(s.ids, POLICY, t.dialogue.attempt_index - 1, s.logprobs)
+                if fb is None:
+                    bar.update(1)
+                    continue
+                ids = encode(tokenizer, fb)
+                t.extend(ids, FEEDBACK, t.dialogue.attempt_index)
+                session.feed([i], [ids])
+                still.append(i)
+            active = still
+        if check:
+            _check(backend, session, batch, 1.0 if params.greedy else params.temperature)
+        transcripts.extend(batch)
+    bar.close()
+    return transcripts
+
+
+LOGPROB_TOLERANCE = 1e-3  # float32 on CPU agrees to ~1e-6; the margin is for GPU kernels and bf16
+
+
+def _check(backend: Backend, session: Session, batch: Sequence[Transcript], temperature: float) -> None:
+    scored = backend.score([t.token_ids for t in batch], temperature)
+    for i, (t, ref) in enumerate(zip(batch, scored)):
+        if session.fed_ids(i) != t.token_ids:
+            raise AssertionError(f"rollout check: dialogue {t.dialogue.id}: stored ids differ from the ids the model saw")
+        policy = [j for j, r in enumerate(t.roles) if r == POLICY]
+        diff = max((abs(float(ref[j]) - t.logprobs[j]) for j in policy), default=0.0)
+        if diff > LOGPROB_TOLERANCE:
+            raise AssertionError(
+                f"rollout check: dialogue {t.dialogue.id}: stored log-probs differ from a recomputation by {diff:.2e}"
+                f" (tolerance {LOGPROB_TOLERANCE})"
+            )
+
+
+@torch.no_grad()
+def sequence_logprobs(model, token_ids: Sequence[Sequence[int]], temperature: float = 1.0, pad_id: int = 0) -> list[torch.Tensor]:
+    """Teacher-forced log p(token_t | tokens_<t) under softmax(logits / T) for each sequence (first entry 0).
+
+    Recomputes from scratch, no cache: the reference the cached rollout must agree with.
+    """
+    device = next(model.parameters()).device
+    width = max(len(s) for s in token_ids)
+    ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, s in enumerate(token_ids):
+        ids[b, : len(s)] = torch.tensor(s)
+        mask[b, : len(s)] = 1
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+    logp = torch.log_softmax(logits[:, :-1] / temperature, -1).gather(-1, ids[:, 1:, None].to(device)).squeeze(-1)
+    logp = torch.cat([torch.zeros(len(token_ids), 1, device=device), logp], dim=1).cpu()
+    return [logp[b, : len(s)] for b, s in enumerate(token_ids)]

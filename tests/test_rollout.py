@@ -1,0 +1,160 @@
+"""The rollout engine on a real (tiny, untrained) Qwen2 loaded from disk: token bookkeeping, cache, budgets.
+
+An untrained model never writes a correct box, so every dialogue runs through all its attempts and every
+feedback turn: the hardest case for the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from pipeline import config, models
+from pipeline.config import AttemptRange
+from pipeline.env import MultiAttemptEnv, render_feedback
+from pipeline.rollout import (
+    FEEDBACK,
+    POLICY,
+    PROMPT,
+    AttemptStop,
+    HFBackend,
+    Question,
+    SamplingParams,
+    encode,
+    rollout,
+    sequence_logprobs,
+)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model_dir):
+    cfg = config.resolve({"env": {"max_attempt_tokens": 6, "max_total_tokens": 40}})
+    model, tokenizer = models.load(tiny_model_dir)
+    torch.manual_seed(0)
+    return cfg, model, tokenizer
+
+
+def run(setup, n_allowed, params, batch_size=4, stop_at_box=True, env_overrides=None, n=6):
+    cfg, model, tokenizer = setup
+    env_cfg = dataclasses.replace(cfg.env, **(env_overrides or {}))
+    env = MultiAttemptEnv(env_cfg, AttemptRange(1, 5), cfg.grading.timeout_s)
+    backend = HFBackend(model, tokenizer, env_cfg.end_of_turn, stop_at_box)
+    ns = n_allowed if isinstance(n_allowed, list) else [n_allowed] * n
+    questions = [Question(f"q{i}", f"{100 + i}+{200 + 3 * i}=", f"{300 + 4 * i:04d}", k) for i, k in enumerate(ns)]
+    return rollout(backend, tokenizer, env, questions, params, batch_size, check=True), env_cfg
+
+
+SAMPLE = SamplingParams(temperature=0.8, top_p=0.95, greedy=False, seed=7)
+GREEDY = SamplingParams(temperature=1.0, top_p=1.0, greedy=True, seed=0)
+
+
+def test_roles_attempts_and_feedback_ids(setup):
+    cfg, model, tokenizer = setup
+    transcripts, env_cfg = run(setup, 3, SAMPLE)
+    for t in transcripts:
+        d = t.dialogue
+        assert len(t.token_ids) == len(t.roles) == len(t.attempts) == len(t.logprobs)
+        assert t.roles[0] == PROMPT and t.roles[-1] == POLICY
+        assert t.attempts == sorted(t.attempts)  # attempt index never goes back
+        # segments, in order, are exactly the environment's texts encoded once and the sampled attempts
+        spans, start = [], 0
+        for j in range(1, len(t.roles) + 1):
+            if j == len(t.roles) or (t.roles[j], t.attempts[j]) != (t.roles[start], t.attempts[start]):
+                spans.append((t.roles[start], t.attempts[start], t.token_ids[start:j]))
+                start = j
+        role_of = {"prompt": PROMPT, "policy": POLICY, "feedback": FEEDBACK}
+        assert [(r, a) for r, a, _ in spans] == [(role_of[s.role], s.attempt) for s in d.segments]
+        for (role, attempt, ids), segment in zip(spans, d.segments):
+            if role == POLICY:
+                assert tokenizer.decode(ids) == segment.text  # the text graded is the decoded sampled ids
+            else:
+                assert ids == encode(tokenizer, segment.text)  # environment text, encoded once
+        assert sum(s.role == "feedback" for s in d.segments) == len(d.attempts) - 1
+
+
+def test_feedback_and_prompt_tokens_are_never_in_the_policy_mask(setup):
+    transcripts, _ = run(setup, 4, SAMPLE)
+    for t in transcripts:
+        mask = t.policy_mask
+        assert all(not m for m, r in zip(mask, t.roles) if r in (PROMPT, FEEDBACK))
+        assert all(m for m, r in zip(mask, t.roles) if r == POLICY)
+        assert all(lp == 0.0 for lp, r in zip(t.logprobs, t.roles) if r != POLICY)
+        assert sum(mask) == t.dialogue.policy_tokens
+
+
+def test_cached_logprobs_equal_full_recompute(setup):
+    """Continuing with the KV cache (left-padded chunks, holes, rows leaving) gives the log-probs of
+    recomputing the whole dialogue from scratch: max |difference| < 1e-4 in float32."""
+    cfg, model, tokenizer = setup
+    transcripts, _ = run(setup, [1, 3, 2, 4, 5, 3], SAMPLE, batch_size=6)
+    ref = sequence_logprobs(model, [t.token_ids for t in transcripts], SAMPLE.temperature, tokenizer.pad_token_id)
+    worst = 0.0
+    for t, r in zip(transcripts, ref):
+        for j, role in enumerate(t.roles):
+            if role == POLICY:
+                worst = max(worst, abs(float(r[j]) - t.logprobs[j]))
+    assert worst < 1e-4
+
+
+def test_greedy_is_batch_invariant_and_sampling_is_seeded(setup):
+    """Rows of different lengths leaving the batch at different times compute what they would alone."""
+    ns = [1, 3, 2, 4, 5, 3]
+    together, _ = run(setup, ns, GREEDY, batch_size=6)
+    alone, _ = run(setup, ns, GREEDY, batch_size=1)
+    assert [t.token_ids for t in together] == [t.token_ids for t in alone]
+    a, _ = run(setup, 3, SAMPLE)
+    b, _ = run(setup, 3, SAMPLE)
+    c, _ = run(setup, 3, dataclasses.replace(SAMPLE, seed=8))
+    assert [t.token_ids for t in a] == [t.token_ids for t in b]
+    assert [t.token_ids for t in a] != [t.token_ids for t in c]
+
+
+def test_budgets_and_termination(setup):
+    transcripts, env_cfg = run(setup, 5, SAMPLE, env_overrides={"max_attempt_tokens": 6, "max_total_tokens": 14})
+    for t in transcripts:
+        d = t.dialogue
+        assert all(a.n_tokens <= 6 for a in d.attempts)
+        assert d.policy_tokens <= 14
+        assert d.done and d.reward in (-1.0, -0.5)  # an untrained model is never right
+        assert d.stop_reason in ("token_budget", "attempts_exhausted")
+        if d.stop_reason == "token_budget":
+            assert d.policy_tokens == 14 and len(d.attempts) < 5
+    transcripts, _ = run(setup, 2, SAMPLE, env_overrides={"max_attempt_tokens": 6, "max_total_tokens": 100})
+    assert all(len(t.dialogue.attempts) == 2 and t.dialogue.stop_reason == "attempts_exhausted" for t in transcripts)
+
+
+def test_attempt_stop_at_eot_and_first_box(setup):
+    cfg, model, tokenizer = setup
+    eot = tokenizer.convert_tokens_to_ids(cfg.env.end_of_turn)
+    stop = AttemptStop(tokenizer, [eot], stop_at_box=True)
+    ids = encode(tokenizer, "\\boxed{0579} and more \\boxed{1}")
+    reasons = [stop(ids[: j + 1]) for j in range(len(ids))]
+    first = next(j for j, r in enumerate(reasons) if r)
+    assert reasons[first] == "box"
+    assert tokenizer.decode(ids[: first + 1]).endswith("\\boxed{0579}")
+    assert stop(encode(tokenizer, "12") + [eot]) == "eot"
+    no_box = AttemptStop(tokenizer, [eot], stop_at_box=False)
+    assert all(no_box(ids[: j + 1]) is None for j in range(len(ids)))
+
+
+def test_feedback_after_a_box_stop_closes_the_turn(setup):
+    """An attempt cut after its box has not ended its turn, so the feedback opens with the end-of-turn token;
+    after an attempt that ended its own turn it does not repeat it."""
+    cfg, _, _ = setup
+    closed = render_feedback(cfg.env.feedback_template, 2, cfg.env.end_of_turn, policy_ended_turn=False)
+    ended = render_feedback(cfg.env.feedback_template, 2, cfg.env.end_of_turn, policy_ended_turn=True)
+    assert closed.startswith(cfg.env.end_of_turn) and closed == cfg.env.end_of_turn + ended
+
+
+def test_without_cache_reuse_the_dialogues_are_the_same(setup):
+    """Re-encoding the whole dialogue every attempt (the no-cache baseline of bench/rollout.py) changes cost only."""
+    cfg, model, tokenizer = setup
+    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), cfg.grading.timeout_s)
+    questions = [Question(f"q{i}", f"{i:03d}+1=", "0", n) for i, n in enumerate([1, 3, 5, 2])]
+    out = []
+    for reuse in (True, False):
+        backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, True, reuse_cache=reuse)
+        out.append(rollout(backend, tokenizer, env, questions, GREEDY, 4, check=True))
+    assert [t.token_ids for t in out[0]] == [t.token_ids for t in out[1]]
