@@ -58,6 +58,58 @@ def cmd_prepare_benchmark(args: argparse.Namespace) -> None:
              args.out)
 
 
+def _threads(n: int | None) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+
+
+def cmd_build_base(args: argparse.Namespace) -> None:
+    from pipeline import data, sft
+    from pipeline.io import atomic_path
+
+    cfg = config_mod.load(args.config)
+    _threads(args.threads)
+    train, heldout = data.read_records(args.train), data.read_records(args.heldout)
+    with atomic_path(args.out) as tmp:
+        summary = sft.train_base(cfg, train, heldout, tmp)
+    log.info("base model -> %s: %d steps, %.1f s, held-out greedy accuracy %.3f, formatted retries %.3f",
+             args.out, summary["steps"], summary["seconds"], summary["heldout_accuracy"], summary["retry_formatted"])
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from pipeline import data, evaluate, grading, models
+    from pipeline.io import write_jsonl
+
+    cfg = config_mod.load(args.config)
+    _threads(args.threads)
+    grading.configure(cfg.grading.workers)
+    records = data.read_records(args.data)
+    model, tokenizer = models.load(args.model)
+    traces = evaluate.evaluate(model, tokenizer, cfg, records, args.benchmark, args.k)
+    write_jsonl(args.out, traces)
+    solved = sum(t["solved_at"] is not None for t in traces)
+    log.info("%s on %s, k=%d: %d/%d solved (%.1f%%) -> %s", args.model, args.benchmark, args.k, solved,
+             len(traces), 100 * solved / len(traces), args.out)
+
+
+def cmd_eval_metrics(args: argparse.Namespace) -> None:
+    from pipeline import evaluate
+    from pipeline.io import read_jsonl, write_json
+
+    runs = {}
+    for path in args.traces:
+        traces = [record for _, record in read_jsonl(path)]
+        if not traces:
+            raise DataError(f"{path}: no traces")
+        runs[int(traces[0]["N"])] = traces
+    out = evaluate.metrics_for(runs)
+    write_json(args.out, out)
+    log.info("%s: accuracy@k %s -> %s", out["benchmark"],
+             ", ".join(f"k={k}: {m['accuracy']:.3f}" for k, m in out["by_k"].items()), args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -78,6 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("prepare-benchmark", cmd_prepare_benchmark, "load and normalise one evaluation benchmark")
     p.add_argument("name", help="benchmark name (a key of data.benchmarks)")
     p.add_argument("--out", required=True, help="output jsonl")
+    p = verb("build-base", cmd_build_base, "build the tiny model and train it with SFT to the target accuracy")
+    p.add_argument("--train", required=True, help="training questions (jsonl)")
+    p.add_argument("--heldout", required=True, help="held-out questions (jsonl), for the stopping criterion")
+    p.add_argument("--out", required=True, help="output model folder (save_pretrained layout)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = verb("evaluate", cmd_evaluate, "greedy k-attempt dialogues on one evaluation set; writes traces")
+    p.add_argument("--model", required=True, help="model folder or hub id")
+    p.add_argument("--data", required=True, help="evaluation questions (jsonl)")
+    p.add_argument("--benchmark", required=True, help="name recorded in the traces")
+    p.add_argument("--k", type=int, required=True, help="attempts allowed (N = k)")
+    p.add_argument("--out", required=True, help="output traces (jsonl)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = verb("eval-metrics", cmd_eval_metrics, "metrics json of one model x benchmark from its k runs")
+    p.add_argument("traces", nargs="+", help="traces jsonl, one per k")
+    p.add_argument("--out", required=True, help="output metrics json")
     return parser
 
 
@@ -86,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.fn(args)
-    except (config_mod.ConfigError, DataError) as e:
+    except (config_mod.ConfigError, DataError) as e:  # models.ModelLoadError is a DataError
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -140,6 +140,7 @@ class GradingConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     max_k: int
+    batch_size: int
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,164 @@
+"""Supervised warm-up of the tiny base model: the task and the dialogue format, not yet the use of failures.
+
+Half of the examples (config `multi_attempt_fraction`) are multi-attempt transcripts: one to `max_wrong` wrong
+earlier answers, each followed by the environment's feedback, then the right answer — with the loss only on
+that final answer. Without them a prototype's retries after feedback came out unformatted and no later training
+could gain from a second attempt. The wrong answers are other questions' answers, so nothing in the data ties
+the final answer to them: the base model learns to answer after feedback, not yet to avoid a failed answer —
+that is left to RL.
+
+Accuracy on such tasks sits near 0 for a few hundred steps, then jumps towards 90% within a few hundred more;
+multi-attempt transcripts (long, with the answer at varying positions) delay that jump a lot. So the first
+phase trains on single-attempt examples only; once held-out accuracy passes `multi_attempt_after`, the
+multi-attempt transcripts join. Training stops as soon as greedy first-attempt accuracy on held-out questions
+reaches `target_accuracy` and at least `retry_format_target` of the second attempts after feedback are
+formatted — not after a fixed step count, which would land anywhere on the jump. Every example is tokenized segment by segment with `rollout.encode`, exactly as
+rollouts feed the model.
+
+Try it: `python -m pipeline build-base --config config.yaml --train T.jsonl --heldout H.jsonl --out /tmp/base`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from pipeline import models
+from pipeline.config import AttemptRange, Config
+from pipeline.env import MultiAttemptEnv, render_feedback, render_prompt
+from pipeline.rollout import HFBackend, Question, SamplingParams, encode, rollout
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+def wrong_answer(records: Sequence[dict], rng: random.Random, avoid: set[str]) -> str:
+    """Another question's answer: the right format, and nothing in it points at the right answer."""
+    while True:
+        wrong = rng.choice(records)["answer"]
+        if wrong not in avoid:
+            return wrong
+
+
+def boxed(answer: str) -> str:
+    return "\\boxed{" + answer + "}"
+
+
+def example_segments(
+    records: Sequence[dict], cfg: Config, rng: random.Random, max_attempts: int, multi_fraction: float
+) -> list[tuple[str, bool]]:
+    """One random training example as (text, trained?) segments: prompt, [wrong answer, feedback]*, right answer."""
+    env, sft = cfg.env, cfg.model.sft
+    record = rng.choice(records)
+    answer = record["answer"]
+    n_wrong = rng.randint(1, min(sft.max_wrong, max_attempts - 1)) if rng.random() < multi_fraction else 0
+    n_allowed = rng.randint(n_wrong + 1, max_attempts)
+    segments = [(render_prompt(env.prompt_template, record["question"], n_allowed), False)]
+    tried = {answer}
+    for j in range(n_wrong):
+        wrong = wrong_answer(records, rng, tried)
+        tried.add(wrong)
+        segments.append((boxed(wrong), False))
+        segments.append((render_feedback(env.feedback_template, n_allowed - j - 1, env.end_of_turn, False), False))
+    segments.append((boxed(answer) + env.end_of_turn, True))
+    return segments
+
+
+def tokenize_example(tokenizer, segments: Sequence[tuple[str, bool]]) -> tuple[list[int], list[int]]:
+    ids, labels = [], []
+    for text, trained in segments:
+        seg = encode(tokenizer, text)
+        ids.extend(seg)
+        labels.extend(seg if trained else [IGNORE] * len(seg))
+    return ids, labels
+
+
+def tokenizer_corpus(records: Sequence[dict], cfg: Config, max_attempts: int, n: int = 2000) -> list[str]:
+    rng = random.Random(cfg.model.tiny.seed)
+    return ["".join(t for t, _ in example_segments(records, cfg, rng, max_attempts, cfg.model.sft.multi_attempt_fraction)) for _ in range(n)]
+
+
+def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for b, (i, l) in enumerate(batch):
+        ids[b, : len(i)], labels[b, : len(l)], mask[b, : len(i)] = torch.tensor(i), torch.tensor(l), 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], batch_size: int = 256) -> dict:
+    """Greedy dialogues with N = 2 on held-out questions, through the rollout engine.
+
+    Returns the first-attempt accuracy (the stopping criterion) and the share of second attempts (after
+    feedback) that are formatted: a base model that cannot answer after feedback gives RL nothing to improve.
+    """
+    env = MultiAttemptEnv(cfg.env, AttemptRange(2, 2), cfg.grading.timeout_s)
+    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box)
+    questions = [Question(r["id"], r["question"], r["answer"], 2) for r in records]
+    transcripts = rollout(backend, tokenizer, env, questions, SamplingParams(1.0, 1.0, True, 0), batch_size)
+    retries = [t.dialogue.attempts[1] for t in transcripts if len(t.dialogue.attempts) > 1]
+    return {
+        "accuracy": sum(t.dialogue.solved_at == 1 for t in transcripts) / len(transcripts),
+        "retry_formatted": sum(a.formatted for a in retries) / len(retries) if retries else 1.0,
+    }
+
+
+def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out: Path) -> dict:
+    """Build the tiny model and tokenizer, train until the target held-out accuracy, save to `out`."""
+    sft, max_attempts = cfg.model.sft, max(cfg.eval.max_k, cfg.variants.multi_attempt.max_attempts)
+    t0 = time.time()
+    tokenizer = models.build_tokenizer(tokenizer_corpus(train, cfg, max_attempts), cfg.model.tiny.vocab_size)
+    model = models.build_model(cfg.model.tiny, tokenizer)
+    log.info("tiny Qwen2: %d parameters, vocabulary %d", models.n_params(model), len(tokenizer))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=sft.lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, sft.warmup_steps)))
+    rng = random.Random(sft.seed)
+    torch.manual_seed(sft.seed)
+    eval_set = list(heldout[: sft.eval_questions])
+    history, check, step, multi_fraction = [], {"accuracy": 0.0, "retry_formatted": 0.0}, 0, 0.0
+    bar = tqdm(range(1, sft.max_steps + 1), desc="sft", unit="step")
+    for step in bar:
+        model.train()
+        batch = [tokenize_example(tokenizer, example_segments(train, cfg, rng, max_attempts, multi_fraction))
+                 for _ in range(sft.batch_size)]
+        loss = model(**collate(batch, tokenizer.pad_token_id)).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        if step % sft.eval_every == 0 or step == sft.max_steps:
+            model.eval()
+            check = greedy_check(model, tokenizer, cfg, eval_set)
+            history.append({"step": step, "loss": float(loss.detach()), "multi_fraction": multi_fraction, **check})
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", acc=f"{check['accuracy']:.3f}")
+            log.info("step %d loss %.4f held-out greedy accuracy %.3f, formatted retries %.3f",
+                     step, float(loss.detach()), check["accuracy"], check["retry_formatted"])
+            if check["accuracy"] >= sft.multi_attempt_after:
+                multi_fraction = sft.multi_attempt_fraction
+            if check["accuracy"] >= sft.target_accuracy and check["retry_formatted"] >= sft.retry_format_target:
+                break
+    bar.close()
+    if check["accuracy"] < sft.target_accuracy or check["retry_formatted"] < sft.retry_format_target:
+        raise RuntimeError(
+            f"SFT reached held-out accuracy {check['accuracy']:.3f} (target model.sft.target_accuracy = "
+            f"{sft.target_accuracy}) and formatted retries {check['retry_formatted']:.3f} (target "
+            f"model.sft.retry_format_target = {sft.retry_format_target}) in {sft.max_steps} steps; "
+            "raise model.sft.max_steps or lr"
+        )
+    model.eval()
+    models.save(model, tokenizer, out)
+    summary = {"steps": step, "heldout_accuracy": check["accuracy"], "retry_formatted": check["retry_formatted"], "seconds": round(time.time() - t0, 1),
+               "parameters": models.n_params(model), "vocab_size": len(tokenizer), "history": history}
+    (out / "sft_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

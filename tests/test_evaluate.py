@@ -1,0 +1,54 @@
+"""Evaluation at k attempts: traces from the real engine, the metrics json, and the CLI's errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from pipeline import config, evaluate, metrics, models
+from tests.conftest import ROOT
+
+
+def _trace(qid: str, k: int, correct: list[bool]) -> dict:
+    attempts = [{"text": f"\\boxed{{{i}}}", "answer": str(i), "correct": c} for i, c in enumerate(correct)]
+    solved = len(correct) if correct[-1] else None
+    reason = "correct" if solved else "attempts_exhausted"
+    return {"id": qid, "benchmark": "synthetic", "N": k, "attempts": attempts, "solved_at": solved, "stop_reason": reason}
+
+
+def test_metrics_for_hand_made_runs():
+    runs = {
+        1: [_trace("a", 1, [True]), _trace("b", 1, [False]), _trace("c", 1, [False]), _trace("d", 1, [False])],
+        2: [_trace("a", 2, [True]), _trace("b", 2, [False, True]), _trace("c", 2, [False, False]),
+            _trace("d", 2, [False, False])],
+    }
+    out = evaluate.metrics_for(runs)
+    assert out["benchmark"] == "synthetic"
+    assert out["by_k"]["1"]["accuracy"] == 0.25 and out["by_k"]["2"]["accuracy"] == 0.5
+    assert out["by_k"]["2"]["retry"]["overall"]["wrong_to_right_rate"] == 1 / 3
+    assert out["gain_over_k1"]["2"]["gain"] == 0.25
+    lo, hi = out["gain_over_k1"]["2"]["gain_ci95"]
+    assert 0.0 <= lo <= 0.25 <= hi <= 1.0  # per-question gains (0, 1, 0, 0): resampled means lie in [0, 1]
+
+
+def test_evaluate_writes_valid_traces_in_order(tiny_model_dir):
+    cfg = config.resolve({"env": {"max_attempt_tokens": 5, "max_total_tokens": 30}, "eval": {"batch_size": 2}})
+    model, tokenizer = models.load(tiny_model_dir)
+    records = [{"id": f"q{i}", "question": f"{i:03d}+100=", "answer": f"{i + 100:04d}"} for i in range(5)]
+    traces = evaluate.evaluate(model, tokenizer, cfg, records, "synthetic", k=2, progress=False)
+    metrics.validate_traces(traces, single_run=True)
+    assert [t["id"] for t in traces] == [r["id"] for r in records]
+    assert all(t["N"] == 2 and 1 <= len(t["attempts"]) <= 2 for t in traces)
+    again = evaluate.evaluate(model, tokenizer, cfg, records, "synthetic", k=2, progress=False)
+    assert again == traces  # greedy: deterministic
+
+
+def test_cli_names_a_missing_model(tmp_path):
+    data = tmp_path / "q.jsonl"
+    data.write_text('{"id": "q0", "question": "1+1=", "answer": "2", "source": "t", "meta": {}}\n')
+    cmd = [sys.executable, "-m", "pipeline", "evaluate", "--config", "{}", "--model", str(tmp_path / "nope"),
+           "--data", str(data), "--benchmark", "synthetic", "--k", "1", "--out", str(tmp_path / "k1.jsonl")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2
+    assert f"error: model {tmp_path / 'nope'}: no such folder" in proc.stderr
+    assert not (tmp_path / "k1.jsonl").exists()
