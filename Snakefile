@@ -10,6 +10,8 @@ configfile: "config.yaml"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/models.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

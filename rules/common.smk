@@ -14,6 +14,9 @@ OUT = CFG.out_dir
 
 wildcard_constraints:
     benchmark="|".join(KNOWN_BENCHMARKS),
+    eval_set="|".join([*KNOWN_BENCHMARKS, "synthetic"]),
+    model="[A-Za-z0-9_]+",
+    k="[0-9]+",
 
 
 def config_json(*keys):
@@ -48,13 +51,43 @@ def training_data():
     return data_path("math_train")
 
 
-def evaluation_data():
-    """Prepared evaluation sets: the synthetic held-out set (tiny) or the configured benchmarks."""
+def eval_sets():
+    """Evaluation set name -> prepared jsonl: the synthetic held-out set (tiny) or the configured benchmarks."""
     if CFG.data.train_set == "synthetic":
-        return [data_path("synthetic_heldout")]
-    return [data_path(name) for name in CFG.data.benchmarks]
+        return {"synthetic": data_path("synthetic_heldout")}
+    return {name: data_path(name) for name in CFG.data.benchmarks}
+
+
+def evaluation_data():
+    return list(eval_sets().values())
+
+
+def model_folder(name):
+    return f"{OUT}/models/{name}"
+
+
+def model_source(name):
+    """What `--model` gets: a folder the workflow builds, or (base model, model.source != build) a hub id/path."""
+    if name == "base" and CFG.model.source != "build":
+        return CFG.model.source
+    return model_folder(name)
+
+
+def model_input(wildcards):
+    """The model folder as a rule input when the workflow builds it; nothing for a hub id."""
+    if wildcards.model == "base" and CFG.model.source != "build":
+        return []
+    return model_folder(wildcards.model)
+
+
+def eval_traces(model, eval_set, k):
+    return f"{OUT}/eval/{model}/{eval_set}/k{k}.jsonl"
+
+
+def eval_metrics(model, eval_set):
+    return f"{OUT}/eval/{model}/{eval_set}/metrics.json"
 
 
 def final_outputs():
     """Everything `snakemake --cores all` builds (grows as the pipeline grows)."""
-    return [training_data(), *evaluation_data()]
+    return [training_data(), *[eval_metrics("base", name) for name in eval_sets()]]

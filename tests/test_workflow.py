@@ -1,4 +1,5 @@
-"""The Snakemake workflow, run for real: lint, formatting, dry-runs of both presets, the data rules.
+"""The Snakemake workflow, run for real: lint, formatting, dry-runs of both presets, the data rules, and (slow)
+the whole default experiment.
 
 `pytest tests/test_workflow.py -q`. Each test runs Snakemake in a temporary working directory
 (`--directory`), so nothing is written into the checkout.
@@ -47,6 +48,9 @@ def test_dry_run_tiny_lists_the_data_rules(tmp_path):
 def test_dry_run_paper_preset(tmp_path):
     out = snakemake(tmp_path, "-n", "--config", "scale=paper").stdout
     assert "prepare_math" in out and out.count("rule prepare_benchmark:") == 5
+    assert out.count("rule evaluate:") == 5 * 7  # benchmarks x k = 1..7, on the hub model: nothing to build
+    assert "build_base" not in out and "--model Qwen/Qwen2.5-Math-1.5B" in snakemake(tmp_path, "-n", "-p",
+                                                                                       "--config", "scale=paper").stdout
 
 
 def test_bad_config_stops_before_any_work(tmp_path):
@@ -77,3 +81,29 @@ def test_benchmark_rule_on_shared_files(tmp_path, benchmarks_dir):
               "--config", "data=" + json.dumps({"benchmarks": sources}))
     lines = (tmp_path / "results" / "tiny" / "data" / "amc23.jsonl").read_text().splitlines()
     assert len(lines) == 40 and json.loads(lines[0])["answer"] == "27"
+
+
+@pytest.mark.slow
+def test_default_workflow_end_to_end(tmp_path):
+    """`snakemake --cores all` on the default config: data -> base model (SFT) -> evaluation at k = 1..5."""
+    from pipeline import models
+
+    snakemake(tmp_path, "--cores", "all")
+    out = tmp_path / "results" / "tiny"
+    summary = json.loads((out / "models" / "base" / "sft_summary.json").read_text())
+    assert summary["heldout_accuracy"] >= 0.45 and summary["retry_formatted"] >= 0.9
+    model, tokenizer = models.load(out / "models" / "base")  # the path users and rules take
+    assert type(model).__name__ == "Qwen2ForCausalLM"
+    metrics = json.loads((out / "eval" / "base" / "synthetic" / "metrics.json").read_text())
+    assert sorted(metrics["by_k"]) == ["1", "2", "3", "4", "5"]
+    for k, m in metrics["by_k"].items():
+        assert m["n"] == 500 and m["k"] == int(k)
+        assert 0.3 <= m["accuracy"] <= 0.65  # the base sits on the target, not at 0 or at the ceiling
+        assert m["accuracy_ci95"][0] <= m["accuracy"] <= m["accuracy_ci95"][1]
+    traces = [json.loads(line) for line in (out / "eval" / "base" / "synthetic" / "k3.jsonl").read_text().splitlines()]
+    assert len(traces) == 500 and all(len(t["attempts"]) <= 3 for t in traces)
+    retries = [a for t in traces for a in t["attempts"][1:]]
+    assert retries and sum(a["answer"] is not None for a in retries) / len(retries) >= 0.9  # format holds after feedback
+    for rule in ("prepare_synthetic", "build_base", "evaluate/base/synthetic/k1", "eval_metrics/base/synthetic"):
+        assert (out / "logs" / f"{rule}.log").is_file()
+    assert "Nothing to be done" in snakemake(tmp_path, "-n").stdout

@@ -1,0 +1,48 @@
+# Evaluation at k = 1..eval.max_k attempts: one greedy run per model x evaluation set x k (the paper's protocol),
+# then one metrics json per model x evaluation set.
+
+
+rule evaluate:
+    input:
+        model=model_input,
+        data=lambda w: eval_sets()[w.eval_set],
+    output:
+        eval_traces("{model}", "{eval_set}", "{k}"),
+    log:
+        f"{OUT}/logs/evaluate/{{model}}/{{eval_set}}/k{{k}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/k{{k}}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        # a function, so Snakemake does not read the templates' {N} / {question} as wildcards
+        config=lambda w: config_json("env", "grading", "eval.batch_size"),
+        model=lambda w: model_source(w.model),
+    shell:
+        "python -m pipeline evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"
+        " --benchmark {wildcards.eval_set} --k {wildcards.k} --out {output} --threads {threads} > {log} 2>&1"
+
+
+rule eval_metrics:
+    input:
+        lambda w: [
+            eval_traces(w.model, w.eval_set, k) for k in range(1, CFG.eval.max_k + 1)
+        ],
+    output:
+        eval_metrics("{model}", "{eval_set}"),
+    log:
+        f"{OUT}/logs/eval_metrics/{{model}}/{{eval_set}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}.tsv"
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m pipeline eval-metrics {input} --out {output} > {log} 2>&1"

@@ -1,0 +1,26 @@
+# The base policy. Tiny scale: build a small Qwen2 and train it with SFT until the target held-out accuracy.
+# Paper scale (model.source = a hub id) has no rule here: evaluation and training load the hub model directly.
+
+
+rule build_base:
+    input:
+        train=data_path("synthetic_train"),
+        heldout=data_path("synthetic_heldout"),
+    output:
+        directory(model_folder("base")),
+    log:
+        f"{OUT}/logs/build_base.log",
+    benchmark:
+        f"{OUT}/benchmarks/build_base.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        # a function, so Snakemake does not read the templates' {N} / {question} as wildcards
+        config=lambda w: config_json("model", "env", "eval", "variants", "grading"),
+    shell:
+        "python -m pipeline build-base --config {params.config:q} --train {input.train}"
+        " --heldout {input.heldout} --out {output} --threads {threads} > {log} 2>&1"
