@@ -1,11 +1,12 @@
 """Cost per policy token of rollouts: single-attempt vs multi-attempt vs multi-attempt without KV-cache reuse.
 
-Same model, same questions, same batch size. The model is the one given on the command line, else the workflow's base model when it exists
-(results/tiny/models/base), else a freshly built tiny Qwen2 of the default config. To make the three runs
-comparable token for token, boxes do not end attempts and no answer is right (the gold is unreachable), so every
-attempt runs to its budget: single = N 1, multi = N 5 with the environment's feedback between attempts.
-Multi-attempt without cache reuse re-encodes the whole dialogue at every attempt (what a naive engine, or the
-paper's decode-and-re-encode loop, pays).  Each configuration is timed `REPEATS` times; the median counts.
+Same model, same questions, same batch size. The model is the one given on the command line, else the
+workflow's base model when it exists (results/tiny/models/base), else a freshly built tiny Qwen2 of the default
+config. To make the three runs comparable token for token, boxes and end-of-turn tokens do not end attempts and
+no answer is right (the gold is unreachable), so every attempt runs to its budget: single = N 1, multi = N 5
+with the environment's feedback between attempts. Multi-attempt without cache reuse re-encodes the whole
+dialogue at every attempt (what a naive engine, or the paper's decode-and-re-encode loop, pays). Each
+configuration is timed `REPEATS` times; the median counts.
 
 Run: `python bench/rollout.py [MODEL]` (a model folder or hub id; default as above). The last line printed is
 one JSON object.

@@ -12,8 +12,8 @@ multi-attempt transcripts (long, with the answer at varying positions) delay tha
 phase trains on single-attempt examples only; once held-out accuracy passes `multi_attempt_after`, the
 multi-attempt transcripts join. Training stops as soon as greedy first-attempt accuracy on held-out questions
 reaches `target_accuracy` and at least `retry_format_target` of the second attempts after feedback are
-formatted — not after a fixed step count, which would land anywhere on the jump. Every example is tokenized segment by segment with `rollout.encode`, exactly as
-rollouts feed the model.
+formatted — not after a fixed step count, which would land anywhere on the jump. Every example is tokenized
+segment by segment with `rollout.encode`, exactly as rollouts feed the model.
 
 Try it: `python -m pipeline build-base --config config.yaml --train T.jsonl --heldout H.jsonl --out /tmp/base`.
 """
@@ -83,7 +83,8 @@ def tokenize_example(tokenizer, segments: Sequence[tuple[str, bool]]) -> tuple[l
 
 def tokenizer_corpus(records: Sequence[dict], cfg: Config, max_attempts: int, n: int = 2000) -> list[str]:
     rng = random.Random(cfg.model.tiny.seed)
-    return ["".join(t for t, _ in example_segments(records, cfg, rng, max_attempts, cfg.model.sft.multi_attempt_fraction)) for _ in range(n)]
+    fraction = cfg.model.sft.multi_attempt_fraction
+    return ["".join(t for t, _ in example_segments(records, cfg, rng, max_attempts, fraction)) for _ in range(n)]
 
 
 def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -158,7 +159,10 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
         )
     model.eval()
     models.save(model, tokenizer, out)
-    summary = {"steps": step, "heldout_accuracy": check["accuracy"], "retry_formatted": check["retry_formatted"], "seconds": round(time.time() - t0, 1),
-               "parameters": models.n_params(model), "vocab_size": len(tokenizer), "history": history}
+    summary = {
+        "steps": step, "heldout_accuracy": check["accuracy"], "retry_formatted": check["retry_formatted"],
+        "seconds": round(time.time() - t0, 1), "parameters": models.n_params(model), "vocab_size": len(tokenizer),
+        "history": history,
+    }
     (out / "sft_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
