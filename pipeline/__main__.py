@@ -66,11 +66,12 @@ def _threads(n: int | None) -> None:
 
 
 def cmd_build_base(args: argparse.Namespace) -> None:
-    from pipeline import data, sft
+    from pipeline import data, grading, sft
     from pipeline.io import atomic_path
 
     cfg = config_mod.load(args.config)
     _threads(args.threads)
+    grading.configure(cfg.grading.workers)
     train, heldout = data.read_records(args.train), data.read_records(args.heldout)
     with atomic_path(args.out) as tmp:
         summary = sft.train_base(cfg, train, heldout, tmp)

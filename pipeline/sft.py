@@ -32,9 +32,10 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline import models
-from pipeline.config import AttemptRange, Config
-from pipeline.env import MultiAttemptEnv, render_feedback, render_prompt
-from pipeline.rollout import HFBackend, Question, SamplingParams, encode, rollout
+from pipeline.config import Config
+from pipeline.env import render_feedback, render_prompt
+from pipeline.evaluate import evaluate
+from pipeline.rollout import encode
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -97,20 +98,17 @@ def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], batch_size: int = 256) -> dict:
-    """Greedy dialogues with N = 2 on held-out questions, through the rollout engine.
+def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict]) -> dict:
+    """Greedy dialogues with N = 2 on held-out questions, through the evaluation path.
 
     Returns the first-attempt accuracy (the stopping criterion) and the share of second attempts (after
     feedback) that are formatted: a base model that cannot answer after feedback gives RL nothing to improve.
     """
-    env = MultiAttemptEnv(cfg.env, AttemptRange(2, 2), cfg.grading.timeout_s)
-    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box)
-    questions = [Question(r["id"], r["question"], r["answer"], 2) for r in records]
-    transcripts = rollout(backend, tokenizer, env, questions, SamplingParams(1.0, 1.0, True, 0), batch_size)
-    retries = [t.dialogue.attempts[1] for t in transcripts if len(t.dialogue.attempts) > 1]
+    traces = evaluate(model, tokenizer, cfg, records, "heldout", k=2, progress=False)
+    retries = [t["attempts"][1] for t in traces if len(t["attempts"]) > 1]
     return {
-        "accuracy": sum(t.dialogue.solved_at == 1 for t in transcripts) / len(transcripts),
-        "retry_formatted": sum(a.formatted for a in retries) / len(retries) if retries else 1.0,
+        "accuracy": sum(t["solved_at"] == 1 for t in traces) / len(traces),
+        "retry_formatted": sum(a["answer"] is not None for a in retries) / len(retries) if retries else 1.0,
     }
 
 
