@@ -11,6 +11,7 @@ configfile: "config.yaml"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"
+include: "rules/train.smk"
 include: "rules/evaluate.smk"
 
 

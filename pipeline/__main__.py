@@ -75,8 +75,8 @@ def cmd_build_base(args: argparse.Namespace) -> None:
     train, heldout = data.read_records(args.train), data.read_records(args.heldout)
     with atomic_path(args.out) as tmp:
         summary = sft.train_base(cfg, train, heldout, tmp)
-    log.info("base model -> %s: %d steps, %.1f s, held-out greedy accuracy %.3f, formatted retries %.3f",
-             args.out, summary["steps"], summary["seconds"], summary["heldout_accuracy"], summary["retry_formatted"])
+    log.info("base model -> %s: %d steps, %.1f s, held-out greedy accuracy %.3f, after feedback %.3f",
+             args.out, summary["steps"], summary["seconds"], summary["heldout_accuracy"], summary["retry_accuracy"])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -93,6 +93,33 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     solved = sum(t["solved_at"] is not None for t in traces)
     log.info("%s on %s, k=%d: %d/%d solved (%.1f%%) -> %s", args.model, args.benchmark, args.k, solved,
              len(traces), 100 * solved / len(traces), args.out)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from pipeline import data, distributed, grading, train
+
+    cfg = config_mod.load(args.config)
+    cfg.attempt_range(args.variant)  # unknown variant: a config error before any work
+    _threads(args.threads)
+    distributed.init()
+    try:
+        grading.configure(cfg.grading.workers)
+        records = data.read_records(args.train_data)
+        heldout = {_set_name(path): data.read_records(path) for path in args.heldout}
+        summary = train.train(cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, args.out)
+    finally:
+        distributed.shutdown()
+    final = summary["final"]
+    log.info("%s seed %d: %d steps; last step reward %.3f, training accuracy %.3f, held-out %s -> %s",
+             args.variant, args.seed, summary["steps"], final.get("reward", float("nan")),
+             final.get("accuracy", float("nan")), final.get("heldout_mean", "n/a"), args.out)
+
+
+def _set_name(path: str) -> str:
+    """results/tiny/data/synthetic_heldout.jsonl -> synthetic_heldout (the name in logs and curves)."""
+    from pathlib import Path
+
+    return Path(path).name.removesuffix(".jsonl")
 
 
 def cmd_eval_metrics(args: argparse.Namespace) -> None:
@@ -143,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, required=True, help="attempts allowed (N = k)")
     p.add_argument("--out", required=True, help="output traces (jsonl)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = verb("train", cmd_train, "RL-train one variant x seed from the base model (PPO or GRPO)")
+    p.add_argument("--variant", required=True, help="multi_attempt or baseline (config variants.*)")
+    p.add_argument("--seed", type=int, required=True, help="training seed")
+    p.add_argument("--base", required=True, help="base model folder or hub id (actor, reference, critic)")
+    p.add_argument("--train-data", required=True, help="training questions (jsonl)")
+    p.add_argument("--heldout", nargs="+", default=[], help="held-out sets (jsonl) for the learning curves")
+    p.add_argument("--run-dir", required=True, help="checkpoints, train_log.jsonl and TensorBoard (resumable)")
+    p.add_argument("--out", required=True, help="output folder of the trained actor (save_pretrained layout)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed
     p = verb("eval-metrics", cmd_eval_metrics, "metrics json of one model x benchmark from its k runs")
     p.add_argument("traces", nargs="+", help="traces jsonl, one per k")
     p.add_argument("--out", required=True, help="output metrics json")

@@ -16,7 +16,7 @@ from typing import Iterable
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 from pipeline.config import TinyModelConfig
 from pipeline.io import DataError
@@ -127,3 +127,46 @@ def load(source: str | Path, dtype: torch.dtype = torch.float32) -> tuple[torch.
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
+
+
+VALUE_HEAD = "value_head.pt"
+
+
+class Critic(torch.nn.Module):
+    """PPO's value model: the policy's architecture without the LM head, plus a linear value head without bias.
+
+    Initialised from the base model (spec §4: actor, reference and critic all start from it); the head is new,
+    drawn from N(0, 1/(hidden+1)) as in the paper's code. Saved as the backbone's `save_pretrained` folder plus
+    `value_head.pt`, so the backbone loads with plain transformers.
+    """
+
+    def __init__(self, backbone: torch.nn.Module, seed: int = 0):
+        super().__init__()
+        self.backbone = backbone
+        hidden = backbone.config.hidden_size
+        self.value_head = torch.nn.Linear(hidden, 1, bias=False, dtype=backbone.dtype)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            init = torch.randn(self.value_head.weight.shape, generator=generator) / (hidden + 1)
+            self.value_head.weight.copy_(init.to(self.value_head.weight.dtype))
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, dtype: torch.dtype = torch.float32, seed: int = 0) -> "Critic":
+        """A causal LM folder or hub id (new head), or a saved critic folder (its trained head)."""
+        try:
+            critic = cls(AutoModel.from_pretrained(str(source), dtype=dtype), seed)
+        except OSError as e:
+            raise ModelLoadError(f"critic {source}: could not be loaded ({e})") from None
+        head = Path(str(source)) / VALUE_HEAD
+        if head.is_file():
+            critic.value_head.load_state_dict(torch.load(head, map_location="cpu", weights_only=True))
+        return critic
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) ids -> (B, L) values, float32."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.value_head(hidden).squeeze(-1).float()
+
+    def save_pretrained(self, path: str | Path) -> None:
+        self.backbone.save_pretrained(path)
+        torch.save(self.value_head.state_dict(), Path(path) / VALUE_HEAD)

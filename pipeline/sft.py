@@ -11,8 +11,10 @@ Accuracy on such tasks sits near 0 for a few hundred steps, then jumps towards 9
 multi-attempt transcripts (long, with the answer at varying positions) delay that jump a lot. So the first
 phase trains on single-attempt examples only; once held-out accuracy passes `multi_attempt_after`, the
 multi-attempt transcripts join. Training stops as soon as greedy first-attempt accuracy on held-out questions
-reaches `target_accuracy` and at least `retry_format_target` of the second attempts after feedback are
-formatted — not after a fixed step count, which would land anywhere on the jump. Every example is tokenized
+reaches `target_accuracy` and greedy accuracy *after* a wrong answer and the environment's feedback reaches
+`retry_accuracy_target` — not after a fixed step count, which would land anywhere on the jump. (Checking only
+that retries are formatted is not enough: a model whose retries are well-formed guesses gives RL no successful
+retry to learn from; one measured at 0.3% after-feedback accuracy never got a retry right in training.) Every example is tokenized
 segment by segment with `rollout.encode`, exactly as rollouts feed the model.
 
 Try it: `python -m pipeline build-base --config config.yaml --train T.jsonl --heldout H.jsonl --out /tmp/base`.
@@ -31,11 +33,11 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from pipeline import models
+from pipeline import grading, models
 from pipeline.config import Config
 from pipeline.env import render_feedback, render_prompt
-from pipeline.evaluate import evaluate
-from pipeline.rollout import encode
+from pipeline.evaluate import GREEDY, evaluate
+from pipeline.rollout import HFBackend, encode
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -98,17 +100,25 @@ def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict]) -> dict:
-    """Greedy dialogues with N = 2 on held-out questions, through the evaluation path.
-
-    Returns the first-attempt accuracy (the stopping criterion) and the share of second attempts (after
-    feedback) that are formatted: a base model that cannot answer after feedback gives RL nothing to improve.
-    """
-    traces = evaluate(model, tokenizer, cfg, records, "heldout", k=2, progress=False)
-    retries = [t["attempts"][1] for t in traces if len(t["attempts"]) > 1]
+def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: Sequence[dict]) -> dict:
+    """Greedy held-out accuracy at the first attempt (through the evaluation path, N = 1) and right after a
+    wrong answer (another question's, as in the SFT transcripts) and the environment's feedback (N = 2)."""
+    first = evaluate(model, tokenizer, cfg, records, "heldout", k=1, progress=False)
+    rng = random.Random(0)
+    contexts = [
+        render_prompt(cfg.env.prompt_template, r["question"], 2) + boxed(wrong_answer(train, rng, {r["answer"]}))
+        + render_feedback(cfg.env.feedback_template, 1, cfg.env.end_of_turn, False)
+        for r in records
+    ]
+    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box)
+    session = backend.open(len(records), GREEDY)
+    rows = range(len(records))
+    session.feed(rows, [encode(tokenizer, c) for c in contexts])
+    answers = [tokenizer.decode(s.ids) for s in session.sample(rows, [cfg.env.max_attempt_tokens] * len(records))]
+    grades = grading.grade_batch(answers, [str(r["answer"]) for r in records], timeout_s=cfg.grading.timeout_s)
     return {
-        "accuracy": sum(t["solved_at"] == 1 for t in traces) / len(traces),
-        "retry_formatted": sum(a["answer"] is not None for a in retries) / len(retries) if retries else 1.0,
+        "accuracy": sum(t["solved_at"] == 1 for t in first) / len(first),
+        "retry_accuracy": sum(g.correct for g in grades) / len(grades),
     }
 
 
@@ -124,7 +134,7 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
     rng = random.Random(sft.seed)
     torch.manual_seed(sft.seed)
     eval_set = list(heldout[: sft.eval_questions])
-    history, check, step, multi_fraction = [], {"accuracy": 0.0, "retry_formatted": 0.0}, 0, 0.0
+    history, check, step, multi_fraction = [], {"accuracy": 0.0, "retry_accuracy": 0.0}, 0, 0.0
     bar = tqdm(range(1, sft.max_steps + 1), desc="sft", unit="step")
     for step in bar:
         model.train()
@@ -138,27 +148,27 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
         schedule.step()
         if step % sft.eval_every == 0 or step == sft.max_steps:
             model.eval()
-            check = greedy_check(model, tokenizer, cfg, eval_set)
+            check = greedy_check(model, tokenizer, cfg, eval_set, train)
             history.append({"step": step, "loss": float(loss.detach()), "multi_fraction": multi_fraction, **check})
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", acc=f"{check['accuracy']:.3f}")
-            log.info("step %d loss %.4f held-out greedy accuracy %.3f, formatted retries %.3f",
-                     step, float(loss.detach()), check["accuracy"], check["retry_formatted"])
+            log.info("step %d loss %.4f held-out greedy accuracy %.3f, after feedback %.3f",
+                     step, float(loss.detach()), check["accuracy"], check["retry_accuracy"])
             if check["accuracy"] >= sft.multi_attempt_after:
                 multi_fraction = sft.multi_attempt_fraction
-            if check["accuracy"] >= sft.target_accuracy and check["retry_formatted"] >= sft.retry_format_target:
+            if check["accuracy"] >= sft.target_accuracy and check["retry_accuracy"] >= sft.retry_accuracy_target:
                 break
     bar.close()
-    if check["accuracy"] < sft.target_accuracy or check["retry_formatted"] < sft.retry_format_target:
+    if check["accuracy"] < sft.target_accuracy or check["retry_accuracy"] < sft.retry_accuracy_target:
         raise RuntimeError(
             f"SFT reached held-out accuracy {check['accuracy']:.3f} (target model.sft.target_accuracy = "
-            f"{sft.target_accuracy}) and formatted retries {check['retry_formatted']:.3f} (target "
-            f"model.sft.retry_format_target = {sft.retry_format_target}) in {sft.max_steps} steps; "
+            f"{sft.target_accuracy}) and after-feedback accuracy {check['retry_accuracy']:.3f} (target "
+            f"model.sft.retry_accuracy_target = {sft.retry_accuracy_target}) in {sft.max_steps} steps; "
             "raise model.sft.max_steps or lr"
         )
     model.eval()
     models.save(model, tokenizer, out)
     summary = {
-        "steps": step, "heldout_accuracy": check["accuracy"], "retry_formatted": check["retry_formatted"],
+        "steps": step, "heldout_accuracy": check["accuracy"], "retry_accuracy": check["retry_accuracy"],
         "seconds": round(time.time() - t0, 1), "parameters": models.n_params(model), "vocab_size": len(tokenizer),
         "history": history,
     }

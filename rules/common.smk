@@ -3,7 +3,7 @@ import json
 
 from snakemake.utils import validate
 
-from pipeline.config import KNOWN_BENCHMARKS, resolve
+from pipeline.config import KNOWN_BENCHMARKS, VARIANTS, resolve
 
 # Defaults -> presets/<scale>.yaml -> config.yaml and --config overrides; stops here, naming every bad key path.
 CFG = resolve(config)
@@ -16,6 +16,8 @@ wildcard_constraints:
     benchmark="|".join(KNOWN_BENCHMARKS),
     eval_set="|".join([*KNOWN_BENCHMARKS, "synthetic"]),
     model="[A-Za-z0-9_]+",
+    variant="|".join(VARIANTS),
+    seed="[0-9]+",
     k="[0-9]+",
 
 
@@ -80,6 +82,25 @@ def model_input(wildcards):
     return model_folder(wildcards.model)
 
 
+def base_input(wildcards):
+    """The base model folder as an input of training when the workflow builds it; nothing for a hub id."""
+    return model_folder("base") if CFG.model.source == "build" else []
+
+
+def trained_name(variant, seed):
+    """Model name of a trained policy, e.g. multi_attempt_s0 (a folder under models/, a {model} of evaluation)."""
+    return f"{variant}_s{seed}"
+
+
+def trained_models():
+    return [trained_name(v, s) for v in VARIANTS for s in CFG.seeds]
+
+
+def run_dir(variant, seed):
+    """Checkpoints, train_log.jsonl and TensorBoard of a training run: kept across reruns, for resume."""
+    return f"{OUT}/runs/{trained_name(variant, seed)}"
+
+
 def eval_traces(model, eval_set, k):
     return f"{OUT}/eval/{model}/{eval_set}/k{k}.jsonl"
 
@@ -90,4 +111,5 @@ def eval_metrics(model, eval_set):
 
 def final_outputs():
     """Everything `snakemake --cores all` builds (grows as the pipeline grows)."""
-    return [training_data(), *[eval_metrics("base", name) for name in eval_sets()]]
+    models = ["base", *trained_models()]
+    return [eval_metrics(m, name) for m in models for name in eval_sets()]

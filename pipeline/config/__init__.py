@@ -85,7 +85,7 @@ class SFTConfig:
     max_steps: int
     warmup_steps: int
     target_accuracy: float
-    retry_format_target: float
+    retry_accuracy_target: float
     eval_every: int
     eval_questions: int
     multi_attempt_fraction: float
@@ -138,6 +138,51 @@ class GradingConfig:
 
 
 @dataclass(frozen=True)
+class DeepSpeedConfig:
+    zero_stage: int
+    bf16: bool
+    offload_optimizer: bool
+    gradient_checkpointing: bool
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    algorithm: str
+    steps: int
+    rollout_batch: int
+    samples_per_prompt: int
+    train_batch: int
+    micro_batch: int
+    epochs: int
+    temperature: float
+    top_p: float
+    actor_lr: float
+    critic_lr: float
+    min_lr_ratio: float
+    warmup_ratio: float
+    adam_betas: list[float]
+    weight_decay: float
+    grad_clip: float
+    clip: float
+    value_clip: float
+    kl_coef: float
+    gamma: float
+    lam: float
+    normalize_advantages: bool
+    eval_every: int
+    eval_questions: int
+    save_every: int
+    keep_checkpoints: int
+    resume: str
+    deepspeed: DeepSpeedConfig
+
+    @property
+    def episodes(self) -> int:
+        """Dialogues per rollout step."""
+        return self.rollout_batch * self.samples_per_prompt
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     max_k: int
     batch_size: int
@@ -153,6 +198,7 @@ class Config:
     variants: VariantsConfig
     env: EnvConfig
     grading: GradingConfig
+    train: TrainConfig
     eval: EvalConfig
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,6 +342,13 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append("env.feedback_template: must state the attempts left with the placeholder {n}")
     if not fb.startswith(eot):
         errors.append(f"env.feedback_template: must start with env.end_of_turn ({eot!r}), which closes the attempt")
+    t = c.train
+    if t.algorithm == "grpo" and t.samples_per_prompt < 2:
+        errors.append("train.samples_per_prompt: grpo compares samples of a question, so it needs at least 2")
+    if t.episodes % t.train_batch:
+        errors.append(f"train.train_batch: must divide rollout_batch x samples_per_prompt ({t.episodes})")
+    if t.train_batch % t.micro_batch:
+        errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
     for name in c.data.math.exclude_benchmarks:
         if c.data.train_set == "math" and name not in c.data.benchmarks:
             errors.append(f"data.math.exclude_benchmarks: {name!r} is not configured under data.benchmarks")

@@ -1,0 +1,189 @@
+"""One process or many: the few places where data-parallel training differs from single-process training.
+
+A single process (the default, and every test of the trainer's logic) trains with plain torch: AdamW, the
+cosine-with-floor schedule from transformers, gradient accumulation and clipping by hand. Launched on several
+processes (`deepspeed --num_gpus 8 -m pipeline train ...` or `torchrun --nproc_per_node 8 -m pipeline train
+...`), each model is wrapped in a DeepSpeed engine (ZeRO-2/3, bf16, optimizer offload, from config
+`train.deepspeed`) that does the same three things. On CPU the process group uses gloo.
+
+`Optimized` is the one interface the trainer sees: `module(...)` forward, `micro_step(loss)` after each
+micro-batch, `state_dict()/load_state_dict()` (plain torch) or `save()/load()` (DeepSpeed checkpoints).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+from pipeline.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def launched_distributed() -> bool:
+    """True when a launcher (deepspeed, torchrun) started this process as one of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init() -> None:
+    """Join the process group the launcher set up (NCCL on GPUs, gloo on CPU)."""
+    if launched_distributed() and not dist.is_initialized():
+        import deepspeed
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        deepspeed.init_distributed(dist_backend=backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def shutdown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def all_sum(values: Sequence[float]) -> list[float]:
+    """Element-wise sum over ranks (float64); the identity in one process."""
+    if not dist.is_initialized():
+        return [float(v) for v in values]
+    t = torch.tensor(list(values), dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    return t.cpu().tolist()
+
+
+def device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def deepspeed_config(cfg: TrainConfig, lr: float, accumulation: int) -> dict:
+    ds = cfg.deepspeed
+    zero: dict = {"stage": ds.zero_stage}
+    if ds.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    return {
+        "train_micro_batch_size_per_gpu": cfg.micro_batch,
+        "gradient_accumulation_steps": accumulation,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": ds.bf16},
+        "optimizer": {
+            "type": "AdamW",
+            "params": {
+                "lr": lr, "betas": list(cfg.adam_betas), "weight_decay": cfg.weight_decay, "eps": 1e-8,
+                # Offloaded state needs DeepSpeed's CPU Adam; elsewhere torch's AdamW avoids a JIT build (70 s).
+                "torch_adam": not ds.offload_optimizer,
+            },
+        },
+        "steps_per_print": 10**9,
+    }
+
+
+class Optimized:
+    """A trainable model with its AdamW, cosine schedule (warm-up, floor) and gradient accumulation."""
+
+    def __init__(self, module: torch.nn.Module, lr: float, cfg: TrainConfig, total_steps: int, accumulation: int):
+        self.accumulation, self.grad_clip, self.micro = accumulation, cfg.grad_clip, 0
+        self.zero_stage = cfg.deepspeed.zero_stage if dist.is_initialized() else 0
+        warmup = math.ceil(cfg.warmup_ratio * total_steps)
+
+        def schedule(optimizer):
+            return get_cosine_with_min_lr_schedule_with_warmup(
+                optimizer, warmup, total_steps, min_lr_rate=cfg.min_lr_ratio
+            )
+
+        if dist.is_initialized():
+            import deepspeed
+
+            self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+                model=module, model_parameters=[p for p in module.parameters() if p.requires_grad],
+                config=deepspeed_config(cfg, lr, accumulation), lr_scheduler=schedule,
+            )
+            self.module = self.engine.module
+        else:
+            self.engine, self.module = None, module
+            self.optimizer = torch.optim.AdamW(
+                module.parameters(), lr=lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay, eps=1e-8
+            )
+            self.scheduler = schedule(self.optimizer)
+
+    def __call__(self, *args, **kwargs):
+        return (self.engine or self.module)(*args, **kwargs)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def micro_step(self, loss: torch.Tensor) -> float | None:
+        """Backward one micro-batch's loss; after `accumulation` of them, clip and step. Returns the gradient
+        norm when an optimizer step happened, else None."""
+        self.micro += 1
+        if self.engine is not None:
+            self.engine.backward(loss)
+            boundary = self.engine.is_gradient_accumulation_boundary()
+            self.engine.step()
+            if not boundary:
+                return None
+            norm = self.engine.get_global_grad_norm()
+            return float(norm) if norm is not None else float("nan")
+        (loss / self.accumulation).backward()
+        if self.micro % self.accumulation:
+            return None
+        norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    # --- checkpoints: plain torch keeps state in memory dicts, DeepSpeed writes its own (sharded) folder
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+
+    def save_engine(self, folder: Path) -> None:
+        self.engine.save_checkpoint(str(folder), tag="engine")
+
+    def load_engine(self, folder: Path) -> None:
+        self.engine.load_checkpoint(str(folder), tag="engine")
+
+    @contextlib.contextmanager
+    def full_parameters(self) -> Iterator[torch.nn.Module]:
+        """The whole module with every parameter present on this rank (ZeRO-3 gathers its shards)."""
+        if self.zero_stage == 3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(self.module.parameters())):
+                yield self.module
+        else:
+            yield self.module

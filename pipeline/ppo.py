@@ -1,0 +1,140 @@
+"""The PPO / GRPO mathematics, as pure tensor functions (no models, no I/O).
+
+Layout: a batch of dialogues is right-padded to (B, L) token ids. Every per-token quantity here lives on the
+B x (L-1) *prediction positions*: position i predicts token i+1, so `mask[:, i]` says whether token i+1 was
+sampled by the policy, `logp[:, i]` is that token's log-probability and `values[:, i]` the critic's value of the
+state after tokens 0..i. Prompt, feedback and padding positions have mask 0: they carry no advantage, no return,
+and are left out of every loss and of the advantage statistics (paper code: the `sys2_mask`).
+
+Credit passes through feedback with gamma = lambda = 1 (spec §4.1). That makes feedback transparent: GAE over
+the whole sequence equals GAE over the policy tokens alone, each followed by the *next policy token* (the values
+on feedback tokens telescope out). `gae` computes it that way, which is also cheaper.
+
+Try it: `pytest tests/test_ppo.py -q`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Token-level mean over the True entries (0 when there are none)."""
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def terminal_rewards(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,) dialogue rewards -> (B, T) per-token rewards: each reward on its dialogue's last policy token."""
+    out = torch.zeros(mask.shape, dtype=torch.float32)
+    positions = torch.arange(mask.shape[1]).expand_as(mask)
+    last = torch.where(mask, positions, -1).max(dim=1).values
+    rows = torch.nonzero(last >= 0).flatten()
+    out[rows, last[rows]] = rewards[rows].float()
+    return out
+
+
+def gae(
+    token_rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over policy tokens only; returns (advantages, returns), 0 off the mask.
+
+    For policy token t with next policy token t' (none after the last): delta_t = r_t + gamma V_t' - V_t and
+    A_t = delta_t + gamma lambda A_t'. Returns are A_t + V_t, the critic's regression target.
+    """
+    # Pack each row's policy tokens to the left: column j of `packed` is the row's j-th policy token.
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+    n = mask.sum(dim=1)
+    width = int(n.max()) if mask.numel() else 0
+    order = order[:, :width]
+    live = torch.arange(width)[None, :] < n[:, None]
+    r = token_rewards.float().gather(1, order) * live
+    v = values.float().gather(1, order) * live
+    next_v = torch.cat([v[:, 1:], v.new_zeros(v.shape[0], 1)], dim=1)
+    delta = (r + gamma * next_v - v) * live
+    packed = torch.zeros_like(v)
+    running = v.new_zeros(v.shape[0])
+    for t in range(width - 1, -1, -1):
+        running = delta[:, t] + gamma * lam * running
+        packed[:, t] = running
+    adv = torch.zeros(mask.shape, dtype=torch.float32)
+    adv.scatter_(1, order, packed * live)
+    adv = adv * mask
+    returns = (adv + values.float()) * mask
+    return adv, returns
+
+
+def group_advantages(rewards: torch.Tensor, groups: Sequence[int]) -> torch.Tensor:
+    """GRPO's critic-free baseline: each dialogue's reward minus the mean reward of its question's group.
+
+    Not divided by the group's standard deviation (that up-weights questions the policy already always solves
+    or always fails); the whole-buffer normalisation in `whiten` sets the scale instead.
+    """
+    groups_t = torch.as_tensor(list(groups))
+    out = torch.empty_like(rewards, dtype=torch.float32)
+    for g in groups_t.unique():
+        members = groups_t == g
+        out[members] = rewards[members].float() - rewards[members].float().mean()
+    return out
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor, stats: tuple[float, float, float] | None = None) -> torch.Tensor:
+    """(x - mean) / std over the masked entries, 0 elsewhere. `stats` = (sum, sum of squares, count) over the
+    whole rollout buffer, possibly summed across data-parallel ranks; computed from `x` when not given."""
+    if stats is None:
+        m = mask.float()
+        stats = (float((x * m).sum()), float((x * x * m).sum()), float(m.sum()))
+    total, squares, count = stats
+    count = max(count, 1.0)
+    mean = total / count
+    var = max(squares / count - mean * mean, 0.0)
+    return (x - mean) / (var**0.5 + 1e-8) * mask
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimator of KL(policy || reference) per sampled token: exp(-d) - 1 + d, d = logp - ref.
+
+    Unbiased, never negative, and its gradient pushes logp towards ref (spec §4: added to the actor loss).
+    """
+    d = logp - ref_logp
+    return torch.exp(-d) - 1.0 + d
+
+
+def policy_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate, token-level mean over the mask; also returns the clipped fraction."""
+    ratio = torch.exp(logp - old_logp)
+    unclipped = ratio * advantages
+    clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
+    loss = masked_mean(-torch.minimum(unclipped, clipped), mask)
+    clip_frac = masked_mean((clipped < unclipped).float(), mask)
+    return loss, clip_frac
+
+
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip: float
+) -> torch.Tensor:
+    """Clipped value loss: 0.5 max((V - R)^2, (V_clipped - R)^2), V_clipped within `clip` of the rollout's V."""
+    clipped = old_values + (values - old_values).clamp(-clip, clip)
+    return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
+
+
+def sampled_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """log softmax(logits / T) of the sampled tokens, and the distributions' entropies (no gradient).
+
+    `logits` (n, V) are those of the policy positions only (the trainer never computes the LM head elsewhere);
+    float32 in chunks of about 256 MB, so upcasting never copies the whole (n, V) block at once.
+    """
+    rows = max(1, 2**26 // max(1, logits.shape[-1]))
+    logp, ent = [], []
+    for z, x in zip(logits.split(rows), targets.split(rows)):
+        z = z.float() / temperature
+        norm = torch.logsumexp(z, dim=-1)
+        logp.append(z.gather(-1, x[:, None]).squeeze(-1) - norm)
+        with torch.no_grad():
+            p = torch.softmax(z, dim=-1)
+            ent.append(norm - (p * z).sum(-1))
+    return torch.cat(logp), torch.cat(ent)

@@ -1,0 +1,455 @@
+"""RL training of one variant from the base model: rollout -> experience -> PPO/GRPO update, step after step.
+
+One step (spec §4):
+1. Draw `rollout_batch` training questions (a seeded permutation per epoch) and N for each from the variant's
+   attempt range ([1, 5] multi-attempt, [1, 1] baseline: the only difference between the two runs).
+   Sample `samples_per_prompt` dialogues per question with the current policy at the training temperature.
+2. Experience: the rollout's log-probs are the behaviour policy's (`rollout.rollout` checks they match a
+   recomputation); a frozen reference model gives the KL anchor, the critic (ppo) the values. Advantages come
+   from GAE over policy tokens (ppo) or reward minus the question's group mean (grpo), then are whitened over
+   the whole buffer. Feedback tokens get nothing (see `pipeline.ppo`).
+3. `epochs` passes over the buffer in `train_batch` optimizer steps of `micro_batch` forward/backward passes:
+   clipped surrogate + kl_coef x k3 KL for the actor, clipped value loss for the critic.
+
+Checkpoints (actor and critic in `save_pretrained` format, optimizer, schedule, RNG) are written atomically
+every `save_every` steps; `resume: auto` continues from the last complete one and ends with the same weights as
+an uninterrupted run (CPU). Per-step metrics go to `train_log.jsonl` and TensorBoard, and held-out greedy
+single-attempt accuracy every `eval_every` steps (the learning curves of the paper's Fig. 4).
+
+Try it: `python -m pipeline train --config config.yaml --variant multi_attempt --seed 0
+--base results/tiny/models/base --train-data results/tiny/data/synthetic_train.jsonl
+--heldout results/tiny/data/synthetic_heldout.jsonl --run-dir /tmp/run --out /tmp/model`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from pipeline import distributed as dist
+from pipeline import models, ppo
+from pipeline.config import Config
+from pipeline.env import MultiAttemptEnv
+from pipeline.evaluate import evaluate
+from pipeline.io import DataError, atomic_path, write_json
+from pipeline.rollout import HFBackend, Question, SamplingParams, Transcript, rollout
+
+log = logging.getLogger(__name__)
+
+# Settings that do not change the trained weights: a checkpoint written under other values still resumes.
+_NOT_IN_FINGERPRINT = ("eval_every", "eval_questions", "save_every", "keep_checkpoints", "resume")
+
+
+@dataclass
+class Experience:
+    """One rollout buffer on this rank, right-padded; per-token tensors are on prediction positions (B, L-1)."""
+
+    ids: torch.Tensor  # (B, L) long
+    attention: torch.Tensor  # (B, L) long
+    mask: torch.Tensor  # (B, L-1) bool: token i+1 was sampled by the policy
+    old_logp: torch.Tensor  # behaviour log-probs (from the rollout)
+    ref_logp: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    def select(self, rows: torch.Tensor) -> "Experience":
+        """Rows of the buffer, trimmed to their longest sequence."""
+        width = int(self.attention[rows].sum(1).max())
+        return Experience(
+            self.ids[rows, :width], self.attention[rows, :width],
+            *(t[rows, : width - 1] for t in (self.mask, self.old_logp, self.ref_logp, self.values,
+                                              self.advantages, self.returns)),
+        )
+
+
+def policy_logprobs(model, ids: torch.Tensor, attention: torch.Tensor, mask: torch.Tensor,
+                    temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L-1) log-probs of the policy tokens (0 elsewhere) and their mean entropy.
+
+    The LM head runs on the policy positions only: prompt and feedback tokens need no logits, and they are most
+    of a multi-attempt dialogue. (With DeepSpeed the decoder and head are called as submodules; ZeRO hooks on
+    every module still gather their parameters.)
+    """
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=attention).last_hidden_state[:, :-1]
+    logits = model.get_output_embeddings()(hidden[mask])
+    flat, ent = ppo.sampled_logprobs(logits, ids[:, 1:][mask], temperature)
+    logp = torch.zeros(mask.shape, dtype=flat.dtype, device=flat.device).masked_scatter(mask, flat)
+    return logp, ent.mean() if ent.numel() else ent.new_zeros(())
+
+
+def pad(transcripts: Sequence[Transcript], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Transcripts -> ids, attention, policy mask and behaviour log-probs (the latter two shifted by one)."""
+    width = max(len(t.token_ids) for t in transcripts)
+    ids = torch.full((len(transcripts), width), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(ids)
+    mask = torch.zeros((len(transcripts), width), dtype=torch.bool)
+    logp = torch.zeros((len(transcripts), width))
+    for b, t in enumerate(transcripts):
+        n = len(t.token_ids)
+        ids[b, :n], attention[b, :n] = torch.tensor(t.token_ids), 1
+        mask[b, :n] = torch.tensor(t.policy_mask)
+        logp[b, :n] = torch.tensor(t.logprobs)
+    return ids, attention, mask[:, 1:], logp[:, 1:]
+
+
+class Trainer:
+    def __init__(self, cfg: Config, variant: str, seed: int, base: str, train_records: Sequence[Mapping],
+                 heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path):
+        self.cfg, self.t, self.variant, self.seed = cfg, cfg.train, variant, seed
+        self.run_dir = Path(run_dir)
+        self.records, self.heldout = list(train_records), heldout
+        if not self.records:
+            raise DataError("train: no training questions")
+        self.env = MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), cfg.grading.timeout_s)
+        self.rank, self.world = dist.rank(), dist.world()
+        per_rank = self.t.train_batch // self.world
+        if self.t.rollout_batch % self.world or self.t.train_batch % (self.world * self.t.micro_batch):
+            raise DataError(
+                f"train: with {self.world} processes, rollout_batch ({self.t.rollout_batch}) must be a multiple of "
+                f"{self.world} and train_batch ({self.t.train_batch}) of {self.world} x micro_batch "
+                f"({self.t.micro_batch})"
+            )
+        self.device = dist.device()
+        dtype = torch.bfloat16 if (self.world > 1 and self.t.deepspeed.bf16) else torch.float32
+        torch.manual_seed(seed)
+        actor, self.tokenizer = models.load(base, dtype=dtype)
+        if self.t.deepspeed.gradient_checkpointing:
+            actor.gradient_checkpointing_enable()
+        optimizer_steps = self.t.steps * self.t.epochs * self.t.episodes // self.t.train_batch
+        accumulation = per_rank // self.t.micro_batch
+        self.actor = dist.Optimized(actor.to(self.device), self.t.actor_lr, self.t, optimizer_steps, accumulation)
+        self.ref = None
+        if self.t.kl_coef > 0:
+            self.ref = models.load(base, dtype=dtype)[0].to(self.device).eval().requires_grad_(False)
+        self.critic = None
+        if self.t.algorithm == "ppo":
+            critic = models.Critic.from_pretrained(base, dtype=dtype, seed=seed)
+            if self.t.deepspeed.gradient_checkpointing:
+                critic.backbone.gradient_checkpointing_enable()
+            self.critic = dist.Optimized(critic.to(self.device), self.t.critic_lr, self.t, optimizer_steps,
+                                         accumulation)
+        self.step = 0
+        self.fingerprint = json.dumps({
+            "variant": variant, "seed": seed, "base": str(base), "env": cfg.to_dict()["env"],
+            "attempts": cfg.to_dict()["variants"][variant],
+            "train": {k: v for k, v in cfg.to_dict()["train"].items() if k not in _NOT_IN_FINGERPRINT},
+            "world": self.world,
+        }, sort_keys=True)
+
+    # ------------------------------------------------------------------------------------------ the data order
+
+    def questions(self, step: int) -> list[Question]:
+        """The questions of a step, all ranks alike: a seeded permutation of the training set per epoch,
+        walked in order; N drawn per question from the variant's attempt range."""
+        n, r = len(self.records), self.t.rollout_batch
+        out, rng = [], random.Random(f"{self.seed}-{step}")
+        for i in range(step * r, (step + 1) * r):
+            epoch, j = divmod(i, n)
+            order = self._order(epoch)
+            rec = self.records[order[j]]
+            out.append(Question(str(rec["id"]), rec["question"], str(rec["answer"]), self.env.sample_n(rng)))
+        return out
+
+    def _order(self, epoch: int) -> list[int]:
+        if getattr(self, "_order_epoch", None) != epoch:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._order_cache, self._order_epoch = torch.randperm(len(self.records), generator=g).tolist(), epoch
+        return self._order_cache
+
+    # ------------------------------------------------------------------------------------------ one step
+
+    def rollout(self, step: int) -> tuple[list[Transcript], list[int]]:
+        """This rank's share of the step's dialogues, and each one's group (its question's index in the step)."""
+        g = self.t.samples_per_prompt
+        mine = list(range(self.rank, self.t.rollout_batch, self.world))
+        questions = self.questions(step)
+        batch = [questions[i] for i in mine for _ in range(g)]
+        groups = [i for i in mine for _ in range(g)]
+        params = SamplingParams(self.t.temperature, self.t.top_p, False, seed=(self.seed * 1_000_003 + step) * 97
+                                + self.rank)
+        with self.actor.full_parameters() as model:
+            model.eval()
+            backend = HFBackend(model, self.tokenizer, self.cfg.env.end_of_turn, self.cfg.env.stop_at_box)
+            transcripts = rollout(backend, self.tokenizer, self.env, batch, params, batch_size=len(batch))
+        return transcripts, groups
+
+    @torch.no_grad()
+    def experience(self, transcripts: Sequence[Transcript], groups: Sequence[int]) -> Experience:
+        ids, attention, mask, old_logp = pad(transcripts, self.tokenizer.pad_token_id)
+        rewards = torch.tensor([t.reward for t in transcripts])
+        ref_logp, values = torch.zeros_like(old_logp), torch.zeros_like(old_logp)
+        for rows in torch.argsort(attention.sum(1), stable=True).split(self.t.micro_batch):
+            width = int(attention[rows].sum(1).max())
+            x, a = ids[rows, :width].to(self.device), attention[rows, :width].to(self.device)
+            if self.ref is not None:
+                m = mask[rows, : width - 1].to(self.device)
+                ref_logp[rows, : width - 1] = policy_logprobs(self.ref, x, a, m, self.t.temperature)[0].cpu()
+            if self.critic is not None:
+                self.critic.module.eval()
+                values[rows, : width - 1] = self.critic(x, a)[:, :-1].cpu()
+        if self.critic is not None:
+            adv, returns = ppo.gae(ppo.terminal_rewards(rewards, mask), values, mask, self.t.gamma, self.t.lam)
+        else:
+            adv = ppo.group_advantages(rewards, groups)[:, None] * mask
+            returns = torch.zeros_like(adv)
+        if self.t.normalize_advantages:
+            m = mask.float()
+            stats = dist.all_sum([float((adv * m).sum()), float((adv * adv * m).sum()), float(m.sum())])
+            adv = ppo.whiten(adv, mask, tuple(stats))
+        return Experience(ids, attention, mask, old_logp, ref_logp, values * mask, adv, returns)
+
+    def update(self, exp: Experience, step: int) -> dict[str, float]:
+        """`epochs` passes of micro-batch forward/backward over the buffer; returns summed loss statistics."""
+        sums: dict[str, float] = {}
+
+        def add(name: str, value: float, weight: float = 1.0) -> None:
+            sums[name] = sums.get(name, 0.0) + value * weight
+            sums[name + "_n"] = sums.get(name + "_n", 0.0) + weight
+
+        n, per_batch = exp.ids.shape[0], self.t.train_batch // self.world
+        lengths = exp.attention.sum(1)
+        for epoch in range(self.t.epochs):
+            g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 31 + epoch)
+            micro_batches = []
+            for batch in torch.randperm(n, generator=g).split(per_batch):
+                # Micro-batches of similar length within each optimizer step: far less padding to compute.
+                batch = batch[torch.argsort(lengths[batch], stable=True)]
+                micro_batches.extend(batch.split(self.t.micro_batch))
+            for rows in micro_batches:
+                mb = exp.select(rows)
+                x, a, mask = mb.ids.to(self.device), mb.attention.to(self.device), mb.mask.to(self.device)
+                self.actor.module.train()
+                logp, ent = policy_logprobs(self.actor.module, x, a, mask, self.t.temperature)
+                pg, clip_frac = ppo.policy_loss(logp, mb.old_logp.to(self.device), mb.advantages.to(self.device),
+                                                mask, self.t.clip)
+                loss = pg
+                if self.ref is not None:
+                    kl = ppo.masked_mean(ppo.kl_k3(logp, mb.ref_logp.to(self.device)), mask)
+                    loss = loss + self.t.kl_coef * kl
+                    add("kl", float(kl.detach()))
+                add("entropy", float(ent))
+                add("policy_loss", float(pg.detach()))
+                add("clip_frac", float(clip_frac))
+                norm = self.actor.micro_step(loss)
+                if norm is not None:
+                    add("grad_norm", norm)
+                if self.critic is not None:
+                    self.critic.module.train()
+                    v = self.critic(x, a)[:, :-1]
+                    vl = ppo.value_loss(v, mb.values.to(self.device), mb.returns.to(self.device), mask,
+                                        self.t.value_clip)
+                    self.critic.micro_step(vl)
+                    add("value_loss", float(vl.detach()))
+        return sums
+
+    def train_step(self) -> dict[str, float]:
+        step = self.step
+        t0 = time.time()
+        transcripts, groups = self.rollout(step)
+        t_rollout = time.time() - t0
+        exp = self.experience(transcripts, groups)
+        losses = self.update(exp, step)
+        self.step += 1
+        return self._metrics(transcripts, losses, t_rollout, time.time() - t0)
+
+    def _metrics(self, transcripts: Sequence[Transcript], losses: Mapping[str, float], t_rollout: float,
+                 t_step: float) -> dict[str, float]:
+        ds = [t.dialogue for t in transcripts]
+        solved = [d for d in ds if d.solved_at is not None]
+        failed = [d for d in ds if d.solved_at is None]
+        retried = [d for d in ds if len(d.attempts) > 1]
+        tokens = sum(d.policy_tokens for d in ds)
+        local = {
+            "reward": (sum(d.reward for d in ds), len(ds)),
+            "accuracy": (len(solved), len(ds)),
+            "attempts_on_success": (sum(d.solved_at for d in solved), len(solved)),
+            "attempts_on_failure": (sum(len(d.attempts) for d in failed), len(failed)),
+            "retry_accuracy": (sum(d.solved_at is not None and d.solved_at > 1 for d in retried), len(retried)),
+            "attempts_allowed": (sum(d.n_allowed for d in ds), len(ds)),
+            "response_tokens": (tokens, len(ds)),
+            **{k: (losses[k], losses[k + "_n"]) for k in losses if not k.endswith("_n")},
+        }
+        keys = sorted(local)
+        totals = dist.all_sum([x for k in keys for x in local[k]] + [tokens])
+        out = {"step": self.step}
+        for i, k in enumerate(keys):
+            num, den = totals[2 * i], totals[2 * i + 1]
+            out[k] = num / den if den else float("nan")
+        out["lr"] = self.actor.lr
+        out["rollout_s"], out["step_s"] = t_rollout, t_step
+        out["tokens_per_s"] = totals[-1] / t_step
+        return out
+
+    # ------------------------------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def heldout_accuracy(self) -> dict[str, float]:
+        """Greedy single-attempt accuracy per held-out set (this rank evaluates its shard), and their mean."""
+        out = {}
+        with self.actor.full_parameters() as model:
+            model.eval()
+            for name, records in self.heldout.items():
+                shard = list(records[: self.t.eval_questions])[self.rank :: self.world]
+                traces = evaluate(model, self.tokenizer, self.cfg, shard, name, k=1, progress=False) if shard else []
+                solved, total = dist.all_sum([sum(t["solved_at"] == 1 for t in traces), len(traces)])
+                out[name] = solved / max(total, 1.0)
+        out["mean"] = sum(out.values()) / max(len(out), 1)
+        return out
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def save_checkpoint(self) -> Path:
+        """checkpoints/step_NNNNNN/: actor/ (+ critic/) save_pretrained, trainer_state.pt; atomic rename."""
+        final = self.checkpoints / f"step_{self.step:06d}"
+        tmp = self.checkpoints / f".step_{self.step:06d}.tmp"
+        if dist.is_main():
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        dist.barrier()
+        with self.actor.full_parameters() as actor:
+            if dist.is_main():
+                models.save(actor, self.tokenizer, tmp / "actor")
+        if self.critic is not None:
+            with self.critic.full_parameters() as critic:
+                if dist.is_main():
+                    critic.save_pretrained(tmp / "critic")
+        state = {
+            "step": self.step, "fingerprint": self.fingerprint,
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+        }
+        if self.world > 1:
+            self.actor.save_engine(tmp / "actor_engine")
+            if self.critic is not None:
+                self.critic.save_engine(tmp / "critic_engine")
+        else:
+            state["actor_optim"] = self.actor.state_dict()
+            if self.critic is not None:
+                state["critic_optim"] = self.critic.state_dict()
+        dist.barrier()
+        if dist.is_main():
+            torch.save(state, tmp / "trainer_state.pt")
+            tmp.rename(final)  # complete checkpoints only ever appear under their final name
+            kept = sorted(p for p in self.checkpoints.glob("step_*") if p.is_dir())
+            for old in kept[: -self.t.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        dist.barrier()
+        return final
+
+    def latest_checkpoint(self) -> Path | None:
+        done = sorted(p for p in self.checkpoints.glob("step_*") if (p / "trainer_state.pt").is_file())
+        return done[-1] if done else None
+
+    def resume(self) -> bool:
+        """Continue from the last complete checkpoint; a checkpoint of another configuration is discarded."""
+        path = self.latest_checkpoint()
+        if path is None:
+            return False
+        state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
+        if state["fingerprint"] != self.fingerprint:
+            log.warning("checkpoints in %s were written with another configuration: starting over", self.checkpoints)
+            dist.barrier()
+            if dist.is_main():
+                shutil.rmtree(self.checkpoints)
+            dist.barrier()
+            return False
+        if self.world > 1:  # DeepSpeed's checkpoint holds the (sharded) weights as well as the optimizer
+            self.actor.load_engine(path / "actor_engine")
+            if self.critic is not None:
+                self.critic.load_engine(path / "critic_engine")
+        else:
+            actor, _ = models.load(path / "actor")
+            self._copy_weights(self.actor.module, actor.state_dict())
+            if self.critic is not None:
+                critic = models.Critic.from_pretrained(path / "critic")
+                self._copy_weights(self.critic.module, critic.state_dict())
+            self.actor.load_state_dict(state["actor_optim"])
+            if self.critic is not None:
+                self.critic.load_state_dict(state["critic_optim"])
+        torch.set_rng_state(state["rng"]["torch"])
+        random.setstate(state["rng"]["python"])
+        self.step = state["step"]
+        log.info("resumed from %s (step %d)", path, self.step)
+        return True
+
+    @staticmethod
+    def _copy_weights(module: torch.nn.Module, weights: Mapping[str, torch.Tensor]) -> None:
+        """Load weights in place, so the optimizer keeps pointing at the same parameters."""
+        with torch.no_grad():
+            for name, p in module.state_dict(keep_vars=True).items():
+                p.copy_(weights[name])
+
+
+def _write_log(path: Path, records: Sequence[Mapping]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+
+
+def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequence[Mapping],
+          heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path, out: str | Path,
+          progress: bool = True) -> dict:
+    """Train one variant x seed; checkpoints and logs in `run_dir`, the final actor (+ logs) in `out`."""
+    trainer = Trainer(cfg, variant, seed, base, train_records, heldout, run_dir)
+    run_dir, t = Path(run_dir), cfg.train
+    log_path = run_dir / "train_log.jsonl"
+    records: list[dict] = []
+    if t.resume == "auto" and trainer.resume() and log_path.is_file():
+        records = [r for r in map(json.loads, log_path.read_text().splitlines()) if r["step"] <= trainer.step]
+    writer = None
+    if dist.is_main():
+        from torch.utils.tensorboard import SummaryWriter
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.step)
+    t0 = time.time()
+
+    def record(metrics: dict) -> None:
+        records.append(metrics)
+        if writer is not None:
+            for k, v in metrics.items():
+                if k != "step":
+                    writer.add_scalar(k.replace("heldout_", "heldout/"), v, metrics["step"])
+            _write_log(log_path, records)
+
+    if trainer.step == 0 and t.eval_every:
+        record({"step": 0, **{f"heldout_{k}": v for k, v in trainer.heldout_accuracy().items()}})
+    bar = tqdm(total=t.steps, initial=trainer.step, desc=f"train {variant} s{seed}", unit="step",
+               disable=not (progress and dist.is_main()))
+    while trainer.step < t.steps:
+        metrics = trainer.train_step()
+        last = trainer.step == t.steps
+        if t.eval_every and (trainer.step % t.eval_every == 0 or last):
+            metrics.update({f"heldout_{k}": v for k, v in trainer.heldout_accuracy().items()})
+        record(metrics)
+        bar.update(1)
+        bar.set_postfix(reward=f"{metrics['reward']:.3f}", acc=f"{metrics['accuracy']:.3f}")
+        if trainer.step % t.save_every == 0 or last:
+            trainer.save_checkpoint()
+    bar.close()
+    summary = {
+        "variant": variant, "seed": seed, "steps": trainer.step, "seconds_this_session": round(time.time() - t0, 1),
+        "final": records[-1] if records else {},
+    }
+    with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3: every rank enters
+        if dist.is_main():
+            with atomic_path(out) as tmp:
+                models.save(actor, trainer.tokenizer, tmp)
+                shutil.copy(log_path, tmp / "train_log.jsonl")
+                write_json(tmp / "train_summary.json", summary)
+            writer.close()
+    dist.barrier()
+    return summary

@@ -1,0 +1,33 @@
+# RL training of each variant x seed from the base model (PPO or GRPO, config `train`); the trained actor is a
+# model folder like the base, so the evaluation rules take it as they are. Checkpoints live in the run folder,
+# which is not an output: Snakemake leaves it alone, and a rerun resumes from its last complete checkpoint.
+
+
+rule train:
+    input:
+        base=base_input,
+        train=training_data(),
+        heldout=evaluation_data(),
+    output:
+        directory(model_folder("{variant}_s{seed}")),
+    log:
+        f"{OUT}/logs/train/{{variant}}_s{{seed}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train/{{variant}}_s{{seed}}.tsv"
+    conda:
+        "../envs/train.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        # a function, so Snakemake does not read the templates' {N} / {question} as wildcards
+        config=lambda w: config_json(
+            "env", "grading", "train", "eval.batch_size", f"variants.{w.variant}"
+        ),
+        base=lambda w: model_source("base"),
+        run_dir=lambda w: run_dir(w.variant, w.seed),
+    shell:
+        "python -m pipeline train --config {params.config:q} --variant {wildcards.variant} --seed {wildcards.seed}"
+        " --base {params.base:q} --train-data {input.train} --heldout {input.heldout} --run-dir {params.run_dir}"
+        " --out {output} --threads {threads} > {log} 2>&1"

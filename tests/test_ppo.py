@@ -1,0 +1,130 @@
+"""The PPO / GRPO mathematics: GAE with feedback masks (by hand and against the paper's token-level rule),
+the k3 KL estimator, clipping, group baselines and whitening."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pipeline import ppo
+
+# One dialogue on prediction positions: [prompt->p1, p1->p2, p2->f1, f1->f2, f2->p3] — i.e. two policy tokens of
+# attempt 1, two feedback tokens, one policy token of attempt 2. mask = "the predicted token is the policy's".
+MASK = torch.tensor([[True, True, False, False, True]])
+
+
+def test_gae_by_hand_skips_feedback():
+    values = torch.tensor([[0.5, 0.2, 9.0, -7.0, -0.1]])  # feedback values must not matter
+    rewards = ppo.terminal_rewards(torch.tensor([1.0]), MASK)
+    assert rewards.tolist() == [[0.0, 0.0, 0.0, 0.0, 1.0]]
+    adv, ret = ppo.gae(rewards, values, MASK, gamma=1.0, lam=0.5)
+    # A3 = 1 - (-0.1) = 1.1; A2 = (-0.1 - 0.2) + 0.5 * 1.1 = 0.25; A1 = (0.2 - 0.5) + 0.5 * 0.25 = -0.175
+    assert adv[0].tolist() == pytest.approx([-0.175, 0.25, 0.0, 0.0, 1.1])
+    assert ret[0].tolist() == pytest.approx([0.325, 0.45, 0.0, 0.0, 1.0])
+
+
+def paper_gae(rewards, values, mask, gamma, lam):
+    """The released code's rule, token by token over the response: feedback tokens are ordinary steps with
+    reward 0, but a transition whose next token is feedback uses gamma = lambda = 1."""
+    n = mask.shape[1]
+    first = int(torch.nonzero(mask[0])[0])
+    adv, running = [0.0] * n, 0.0
+    for t in range(n - 1, first - 1, -1):
+        nxt_feedback = t + 1 < n and not mask[0, t + 1]
+        g, l = (1.0, 1.0) if nxt_feedback else (gamma, lam)
+        next_v = float(values[0, t + 1]) if t + 1 < n else 0.0
+        delta = float(rewards[0, t]) + g * next_v - float(values[0, t])
+        running = delta + g * l * running
+        adv[t] = running
+    return torch.tensor(adv) * mask[0]
+
+
+@pytest.mark.parametrize("gamma,lam", [(1.0, 0.99), (0.9, 0.7), (1.0, 1.0)])
+def test_gae_equals_the_paper_token_level_rule(gamma, lam):
+    g = torch.Generator().manual_seed(0)
+    mask = torch.tensor([[True, True, True, False, False, False, True, True, False, False, True]])
+    values = torch.randn(mask.shape, generator=g)
+    rewards = ppo.terminal_rewards(torch.tensor([-0.5]), mask)
+    ours, _ = ppo.gae(rewards, values, mask, gamma, lam)
+    assert ours[0].tolist() == pytest.approx(paper_gae(rewards, values, mask, gamma, lam).tolist(), abs=1e-6)
+
+
+def test_gae_batches_rows_independently():
+    mask = torch.tensor([[True, True, False, True], [False, True, True, False]])
+    values = torch.tensor([[0.1, 0.2, 5.0, 0.3], [7.0, -0.2, 0.4, 3.0]])
+    rewards = ppo.terminal_rewards(torch.tensor([1.0, -1.0]), mask)
+    adv, _ = ppo.gae(rewards, values, mask, 1.0, 0.9)
+    for b in range(2):
+        alone, _ = ppo.gae(rewards[b : b + 1], values[b : b + 1], mask[b : b + 1], 1.0, 0.9)
+        assert adv[b].tolist() == pytest.approx(alone[0].tolist())
+    assert adv[~mask].abs().sum() == 0
+
+
+def test_k3_is_zero_at_equality_nonnegative_and_unbiased():
+    logp = torch.log(torch.tensor([0.2, 0.5, 0.3]))
+    assert ppo.kl_k3(logp, logp).abs().max() == 0
+    ref = torch.log(torch.tensor([0.4, 0.4, 0.2]))
+    assert (ppo.kl_k3(logp, ref) >= 0).all()
+    # d = log 0.5 - log 0.4: exp(-d) - 1 + d by hand
+    d = math.log(0.5) - math.log(0.4)
+    assert float(ppo.kl_k3(logp[1:2], ref[1:2])) == pytest.approx(math.exp(-d) - 1 + d)
+    # Its mean over samples from the policy estimates KL(policy || reference).
+    p = logp.exp()
+    samples = torch.multinomial(p, 200_000, replacement=True, generator=torch.Generator().manual_seed(0))
+    estimate = float(ppo.kl_k3(logp[samples], ref[samples]).mean())
+    exact = float((p * (logp - ref)).sum())
+    assert estimate == pytest.approx(exact, rel=0.03)
+
+
+def test_policy_loss_clips_the_ratio():
+    old = torch.zeros(1, 3)
+    logp = torch.log(torch.tensor([[1.5, 1.1, 0.5]])).requires_grad_()
+    adv = torch.tensor([[1.0, 1.0, 1.0]])
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    loss, clip_frac = ppo.policy_loss(logp, old, adv, mask, clip=0.2)
+    # ratios 1.5 (clipped to 1.2), 1.1 (inside), 0.5 (below, but min keeps the unclipped 0.5 for A > 0)
+    assert float(loss.detach()) == pytest.approx(-(1.2 + 1.1 + 0.5) / 3)
+    assert float(clip_frac) == pytest.approx(1 / 3)
+    loss.backward()
+    assert logp.grad[0, 0] == 0 and logp.grad[0, 1] != 0 and logp.grad[0, 2] != 0
+
+
+def test_losses_ignore_masked_tokens():
+    logp, old = torch.tensor([[0.1, 50.0]]), torch.zeros(1, 2)
+    adv = torch.tensor([[2.0, -100.0]])
+    mask = torch.tensor([[True, False]])
+    loss, _ = ppo.policy_loss(logp, old, adv, mask, clip=0.2)
+    assert float(loss) == pytest.approx(-min(math.exp(0.1), 1.2) * 2.0)
+    v = ppo.value_loss(torch.tensor([[0.0, 9.0]]), torch.zeros(1, 2), torch.tensor([[1.0, -9.0]]), mask, clip=0.2)
+    assert float(v) == pytest.approx(0.5)
+
+
+def test_value_loss_takes_the_worse_of_clipped_and_unclipped():
+    old, ret = torch.zeros(1, 1), torch.ones(1, 1)
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    # V moved 0 -> 0.9 towards R = 1: clipped V is 0.2, (0.2 - 1)^2 = 0.64 > (0.9 - 1)^2 = 0.01.
+    assert float(ppo.value_loss(torch.tensor([[0.9]]), old, ret, mask, 0.2)) == pytest.approx(0.5 * 0.64)
+
+
+def test_group_advantages_subtract_the_group_mean():
+    rewards = torch.tensor([1.0, -0.5, -0.5, 1.0, 1.0, 1.0])
+    adv = ppo.group_advantages(rewards, [0, 0, 0, 7, 7, 7])
+    assert adv.tolist() == pytest.approx([1.0, -0.5, -0.5, 0.0, 0.0, 0.0])
+
+
+def test_whiten_uses_only_masked_entries():
+    x = torch.tensor([[1.0, 3.0, 100.0]])
+    mask = torch.tensor([[True, True, False]])
+    w = ppo.whiten(x, mask)
+    assert w[0, :2].tolist() == pytest.approx([-1.0, 1.0], abs=1e-6) and w[0, 2] == 0
+
+
+def test_sampled_logprobs_match_log_softmax():
+    logits = torch.randn(7, 11, generator=torch.Generator().manual_seed(1))
+    targets = torch.arange(7)
+    logp, ent = ppo.sampled_logprobs(logits, targets, temperature=0.6)
+    ref = torch.log_softmax(logits / 0.6, -1)
+    assert logp.tolist() == pytest.approx(ref[torch.arange(7), targets].tolist(), abs=1e-6)
+    assert ent.tolist() == pytest.approx((-(ref.exp() * ref).sum(-1)).tolist(), abs=1e-5)

@@ -1,0 +1,206 @@
+"""RL training, run for real on a tiny Qwen2: the CLI's outputs, resume after SIGKILL (same weights as an
+uninterrupted run), the paper preset's §4 values, variant equivalence, and a 2-process DeepSpeed ZeRO-2 run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pipeline import config, data, models
+from tests.conftest import ROOT
+from tests.test_workflow import snakemake
+
+SPEC = ROOT.parent / "shared" / "docs" / "paper-spec.md"
+
+# A few dialogues per step; PPO, so the critic and its checkpoints are exercised too, and an untrained model
+# (every reward -1) still gets non-zero advantages from its critic.
+SMALL = {
+    "train": {
+        "algorithm": "ppo", "steps": 6, "rollout_batch": 8, "samples_per_prompt": 2, "train_batch": 16,
+        "micro_batch": 8, "save_every": 2, "eval_every": 3, "eval_questions": 16,
+        "actor_lr": 1e-3, "critic_lr": 1e-3,
+    },
+    "eval": {"batch_size": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("task")
+    train, heldout = data.synthetic_splits(0, 200, 16)
+    data.write_records(folder / "train.jsonl", train)
+    data.write_records(folder / "heldout.jsonl", heldout)
+    return folder
+
+
+def train_cmd(task: Path, base: Path, run: Path, out: Path, cfg: dict, variant: str = "multi_attempt") -> list[str]:
+    return [
+        sys.executable, "-m", "pipeline", "train", "--config", json.dumps(cfg), "--variant", variant, "--seed", "0",
+        "--base", str(base), "--train-data", str(task / "train.jsonl"), "--heldout", str(task / "heldout.jsonl"),
+        "--run-dir", str(run), "--out", str(out), "--threads", "1",
+    ]
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, **kw)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def log_lines(path: Path) -> list[dict]:
+    """The log without wall-clock figures, which differ between runs."""
+    timing = {"rollout_s", "step_s", "tokens_per_s"}
+    return [{k: v for k, v in json.loads(line).items() if k not in timing} for line in path.read_text().splitlines()]
+
+
+def test_train_cli_writes_model_log_and_tensorboard(task, tiny_model_dir, tmp_path):
+    cfg = {**SMALL, "train": {**SMALL["train"], "algorithm": "grpo", "steps": 3}}
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg))
+    model, _ = models.load(tmp_path / "model")  # the folder evaluation loads
+    assert models.n_params(model) > 0
+    log = [json.loads(line) for line in (tmp_path / "model" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [0, 1, 2, 3]
+    assert "heldout_mean" in log[0] and "heldout_mean" in log[-1]
+    for key in ("reward", "accuracy", "attempts_on_success", "attempts_on_failure", "kl", "entropy", "policy_loss",
+                "clip_frac", "response_tokens", "tokens_per_s", "lr"):
+        assert key in log[1], key
+    assert "value_loss" not in log[1]  # grpo has no critic
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
+    assert summary["steps"] == 3 and summary["variant"] == "multi_attempt"
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_000002", "step_000003"]
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, tmp_path):
+    """Kill the run (SIGKILL) at random moments, several times, rerun until done: same weights, same log."""
+    full = tmp_path / "full"
+    run(train_cmd(task, tiny_model_dir, full / "run", full / "model", SMALL))
+    assert not torch.equal(weights(full / "model")["model.norm.weight"], weights(tiny_model_dir)["model.norm.weight"])
+
+    killed = tmp_path / "killed"
+    cmd = train_cmd(task, tiny_model_dir, killed / "run", killed / "model", SMALL)
+    rng, kills = random.Random(0), 0
+    while kills < 2:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        before = {p.name for p in (killed / "run" / "checkpoints").glob("step_*")}
+        deadline = time.time() + 120
+        # wait until this session has written a new checkpoint, then kill it a random moment later
+        while time.time() < deadline and proc.poll() is None:
+            now = {p.name for p in (killed / "run" / "checkpoints").glob("step_*")}
+            if now - before:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.5))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if (killed / "model").exists():
+            break
+    assert kills >= 1, "the run finished before it could be killed"
+    run(cmd)
+    a, b = weights(full / "model"), weights(killed / "model")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert log_lines(full / "model" / "train_log.jsonl") == log_lines(killed / "model" / "train_log.jsonl")
+    # the critic was checkpointed and resumed too
+    assert (killed / "run" / "checkpoints" / "step_000006" / "critic" / models.VALUE_HEAD).is_file()
+
+
+def test_a_checkpoint_of_another_configuration_is_not_resumed(task, tiny_model_dir, tmp_path):
+    cfg = {**SMALL, "train": {**SMALL["train"], "steps": 2}}
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "a", cfg))
+    other = {**SMALL, "train": {**SMALL["train"], "steps": 2, "actor_lr": 2e-3}}
+    proc = run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "b", other))
+    assert "another configuration: starting over" in proc.stderr
+    assert [r["step"] for r in log_lines(tmp_path / "b" / "train_log.jsonl")] == [0, 1, 2]
+
+
+def test_grpo_needs_several_samples_per_question():
+    with pytest.raises(config.ConfigError, match="train.samples_per_prompt"):
+        config.resolve({"train": {"algorithm": "grpo", "samples_per_prompt": 1}})
+    with pytest.raises(config.ConfigError, match="train.micro_batch: must divide train_batch"):
+        config.resolve({"train": {"micro_batch": 100}})
+
+
+def test_variants_differ_only_in_the_attempt_range(tmp_path):
+    """The two runs the rules launch, compared on their resolved --config: only variants.<name> differs."""
+    out = snakemake(tmp_path, "-n", "-p", "--forceall").stdout
+    configs = {}
+    for variant in config.VARIANTS:
+        line = next(l for l in out.splitlines() if f"--variant {variant} --seed 0" in l)
+        configs[variant] = json.loads(re.search(r"--config '(.*?)' --variant", line).group(1))
+    multi, base = configs["multi_attempt"], configs["baseline"]
+    assert multi.pop("variants") == {"multi_attempt": {"min_attempts": 1, "max_attempts": 5}}
+    assert base.pop("variants") == {"baseline": {"min_attempts": 1, "max_attempts": 1}}
+    assert multi == base and "train" in multi and "env" in multi
+
+
+def test_paper_preset_training_values():
+    t = config.resolve({"scale": "paper"}).train
+    assert (t.algorithm, t.gamma, t.lam, t.kl_coef, t.clip, t.value_clip) == ("ppo", 1.0, 0.99, 0.01, 0.2, 0.2)
+    assert (t.actor_lr, t.critic_lr, t.min_lr_ratio, t.warmup_ratio) == (5e-7, 1e-5, 0.1, 0.03)
+    assert (t.adam_betas, t.weight_decay, t.grad_clip) == ([0.9, 0.95], 0.0, 1.0)
+    assert (t.rollout_batch, t.samples_per_prompt, t.temperature, t.top_p) == (1024, 1, 1.0, 1.0)
+    assert (t.train_batch, t.micro_batch, t.epochs, t.steps) == (128, 8, 1, 1280)
+    assert t.episodes // t.train_batch == 8  # optimizer steps per rollout step
+    assert (t.eval_every, t.save_every) == (8, 8)
+    ds = t.deepspeed
+    assert (ds.zero_stage, ds.bf16, ds.offload_optimizer, ds.gradient_checkpointing) == (3, True, True, True)
+
+
+def test_paper_preset_training_values_as_written_in_the_spec():
+    if not SPEC.is_file():
+        pytest.skip("../shared/docs/paper-spec.md is not here")
+    spec = SPEC.read_text()
+    section = spec[spec.index("## 4. Training setup"): spec.index("## 5. Evaluation")]
+    t = config.resolve({"scale": "paper"}).train
+    gamma, lam = map(float, re.search(r"\*\*([\d.]+) / ([\d.]+)\*\*", section).groups())
+    actor_lr, critic_lr = map(float, re.search(r"LR actor / critic \| \*\*([\de.-]+) / ([\de.-]+)\*\*", section).groups())
+    assert (t.gamma, t.lam, t.actor_lr, t.critic_lr) == (gamma, lam, actor_lr, critic_lr)
+    assert f"coefficient **{t.kl_coef}**" in section
+    assert f"**{t.rollout_batch} prompts per step**" in section and f"temperature **{t.temperature}**" in section
+    assert f"global **{t.train_batch}**" in section and f"micro {t.micro_batch} per GPU" in section
+    assert f"`max_epochs {t.epochs}`" in section and f"**{t.steps} rollout steps**" in section
+    assert f"ZeRO-**{t.deepspeed.zero_stage}**" in section
+    assert "PPO clip / value clip | 0.2 / 0.2" in section and (t.clip, t.value_clip) == (0.2, 0.2)
+    assert "min_lr = 0.1×LR" in section and "ceil(3% of max_steps)" in section
+    assert "betas (0.9, 0.95), weight decay 0, grad-norm clip 1.0" in section
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_on_two_cpu_processes(task, tiny_model_dir, tmp_path):
+    """torchrun, 2 processes, gloo, ZeRO-2: the critic's loss goes down, the checkpoint loads back into the
+    single-process trainer. (The first run on a machine JIT-builds DeepSpeed's CPU shared-memory op, ~1 min.)"""
+    cfg = {**SMALL, "train": {**SMALL["train"], "steps": 8, "save_every": 4, "eval_every": 4,
+                              "deepspeed": {"zero_stage": 2}}}
+    cmd = train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg, variant="baseline")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
+    run([*launcher, *cmd[1:]], timeout=600)
+    log = [json.loads(line) for line in (tmp_path / "model" / "train_log.jsonl").read_text().splitlines()]
+    value_loss = [r["value_loss"] for r in log if "value_loss" in r]
+    assert len(value_loss) == 8
+    assert sum(value_loss[-3:]) < sum(value_loss[:3]), value_loss
+    checkpoint = tmp_path / "run" / "checkpoints" / "step_000008"
+    assert (checkpoint / "actor_engine").is_dir() and (checkpoint / "critic" / models.VALUE_HEAD).is_file()
+    # The HF-format actor is what the DeepSpeed engines held: same weights as the final model folder.
+    a, b = weights(checkpoint / "actor"), weights(tmp_path / "model")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # ... and the single-process trainer takes it as its starting point.
+    single = {**SMALL, "train": {**SMALL["train"], "steps": 1, "eval_every": 0}}
+    run(train_cmd(task, checkpoint / "actor", tmp_path / "run1", tmp_path / "model1", single, variant="baseline"))
+    assert (tmp_path / "model1" / "model.safetensors").is_file()
