@@ -262,7 +262,12 @@ class Question:
 
 def encode(tokenizer, text: str) -> list[int]:
     """Environment text -> ids, once (no BOS/EOS added). The only place prompt and feedback are tokenized."""
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return encode_batch(tokenizer, [text])[0]
+
+
+def encode_batch(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """`encode` for many texts in one call of the (Rust) tokenizer."""
+    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
 
 def rollout(
@@ -288,7 +293,7 @@ def rollout(
         seed = params.seed + start  # distinct, reproducible stream per batch
         session = backend.open(len(group), SamplingParams(params.temperature, params.top_p, params.greedy, seed))
         batch = [Transcript(env.reset(q.id, q.question, q.gold, q.n_allowed)) for q in group]
-        prompts = [encode(tokenizer, t.dialogue.segments[0].text) for t in batch]
+        prompts = encode_batch(tokenizer, [t.dialogue.segments[0].text for t in batch])
         for t, ids in zip(batch, prompts):
             t.extend(ids, PROMPT, 0)
         session.feed(range(len(batch)), prompts)
