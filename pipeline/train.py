@@ -139,6 +139,7 @@ class Trainer:
             self.critic = dist.Optimized(critic.to(self.device), self.t.critic_lr, self.t, optimizer_steps,
                                          accumulation)
         self.step = 0
+        self._order_epoch, self._order_cache = -1, []  # the permutation of the current epoch (see _order)
         self.fingerprint = json.dumps({
             "variant": variant, "seed": seed, "base": str(base), "env": cfg.to_dict()["env"],
             "attempts": cfg.to_dict()["variants"][variant],
@@ -161,7 +162,7 @@ class Trainer:
         return out
 
     def _order(self, epoch: int) -> list[int]:
-        if getattr(self, "_order_epoch", None) != epoch:
+        if self._order_epoch != epoch:
             g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
             self._order_cache, self._order_epoch = torch.randperm(len(self.records), generator=g).tolist(), epoch
         return self._order_cache
@@ -373,10 +374,10 @@ class Trainer:
                 self.critic.load_engine(path / "critic_engine")
         else:
             actor, _ = models.load(path / "actor")
-            self._copy_weights(self.actor.module, actor.state_dict())
+            self.actor.module.load_state_dict(actor.state_dict())  # in place: the optimizer keeps its parameters
             if self.critic is not None:
                 critic = models.Critic.from_pretrained(path / "critic")
-                self._copy_weights(self.critic.module, critic.state_dict())
+                self.critic.module.load_state_dict(critic.state_dict())
             self.actor.load_state_dict(state["actor_optim"])
             if self.critic is not None:
                 self.critic.load_state_dict(state["critic_optim"])
@@ -385,13 +386,6 @@ class Trainer:
         self.step = state["step"]
         log.info("resumed from %s (step %d)", path, self.step)
         return True
-
-    @staticmethod
-    def _copy_weights(module: torch.nn.Module, weights: Mapping[str, torch.Tensor]) -> None:
-        """Load weights in place, so the optimizer keeps pointing at the same parameters."""
-        with torch.no_grad():
-            for name, p in module.state_dict(keep_vars=True).items():
-                p.copy_(weights[name])
 
 
 def _write_log(path: Path, records: Sequence[Mapping]) -> None:
