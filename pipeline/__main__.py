@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from pipeline import config as config_mod
 from pipeline.io import DataError
@@ -80,6 +81,8 @@ def cmd_build_base(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    import torch
+
     from pipeline import data, evaluate, grading, models
     from pipeline.io import write_jsonl
 
@@ -88,6 +91,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     grading.configure(cfg.grading.workers)
     records = data.read_records(args.data)
     model, tokenizer = models.load(args.model)
+    if torch.cuda.is_available():
+        model.to("cuda")
     traces = evaluate.evaluate(model, tokenizer, cfg, records, args.benchmark, args.k)
     write_jsonl(args.out, traces)
     solved = sum(t["solved_at"] is not None for t in traces)
@@ -117,7 +122,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def _set_name(path: str) -> str:
     """results/tiny/data/synthetic_heldout.jsonl -> synthetic_heldout (the name in logs and curves)."""
-    from pathlib import Path
 
     return Path(path).name.removesuffix(".jsonl")
 
@@ -136,6 +140,47 @@ def cmd_eval_metrics(args: argparse.Namespace) -> None:
     write_json(args.out, out)
     log.info("%s: accuracy@k %s -> %s", out["benchmark"],
              ", ".join(f"k={k}: {m['accuracy']:.3f}" for k, m in out["by_k"].items()), args.out)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from pipeline import report
+    from pipeline.io import write_json
+
+    scale = config_mod.load(args.config).scale
+    acc = report.accuracy_table(args.metrics)
+    retries = report.retries_table(args.metrics)
+    curves = report.learning_curves_table(args.train_logs)
+    out = Path(args.out_dir)
+    report.write_csv(out / "accuracy.csv", acc)
+    report.write_csv(out / "retries.csv", retries)
+    report.write_csv(out / "learning_curves.csv", curves)
+    write_json(out / "summary.json", report.summarize(acc, retries, curves, args.metrics, scale))
+    log.info("%d evaluation runs and %d training logs -> %s", len(args.metrics), len(args.train_logs), out)
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from pipeline import report
+
+    scale = config_mod.load(args.config).scale
+    tables = Path(args.tables)
+    paths = report.figures(report.read_csv(tables / "accuracy.csv"), report.read_csv(tables / "retries.csv"),
+                           report.read_csv(tables / "learning_curves.csv"), args.out_dir, scale)
+    log.info("%d figure files -> %s", len(paths), args.out_dir)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    import json
+
+    from pipeline import report
+    from pipeline.io import atomic_path
+
+    tables = Path(args.tables)
+    summary = json.loads((tables / "summary.json").read_text(encoding="utf-8"))
+    text = report.markdown(summary, report.read_csv(tables / "accuracy.csv"),
+                           report.read_csv(tables / "learning_curves.csv"))
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    log.info("report -> %s", args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("eval-metrics", cmd_eval_metrics, "metrics json of one model x benchmark from its k runs")
     p.add_argument("traces", nargs="+", help="traces jsonl, one per k")
     p.add_argument("--out", required=True, help="output metrics json")
+    p = verb("aggregate", cmd_aggregate, "summary.json and csv tables of every evaluation and training run")
+    p.add_argument("--metrics", nargs="+", required=True, help="eval/<model>/<benchmark>/metrics.json files")
+    p.add_argument("--train-logs", nargs="*", default=[], help="models/<variant>_s<seed>/train_log.jsonl files")
+    p.add_argument("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)")
+    p = verb("figures", cmd_figures, "draw the report's figures (PNG and PDF) from the aggregated tables")
+    p.add_argument("--tables", required=True, help="folder with accuracy.csv, retries.csv, learning_curves.csv")
+    p.add_argument("--out-dir", required=True, help="figures folder")
+    p = verb("report", cmd_report, "write report.md from summary.json and the tables")
+    p.add_argument("--tables", required=True, help="folder with summary.json and the csv tables")
+    p.add_argument("--out", required=True, help="output markdown file")
     return parser
 
 

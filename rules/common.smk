@@ -1,15 +1,32 @@
 # All of the workflow's Python: configuration resolution and helpers named for what they return.
 import json
+import os
 
 from snakemake.utils import validate
 
 from pipeline.config import KNOWN_BENCHMARKS, VARIANTS, resolve
+from pipeline.report import FIGURES
 
 # Defaults -> presets/<scale>.yaml -> config.yaml and --config overrides; stops here, naming every bad key path.
 CFG = resolve(config)
 RESOLVED = CFG.to_dict()
 validate(RESOLVED, schema="../pipeline/config/schema.yaml")
 OUT = CFG.out_dir
+REPORTS = CFG.report_dir
+
+# Scheduler requests (Snakemake resources; the SLURM profile turns them into sbatch options). CPU experiment:
+# small and short. Paper scale: training is one 8-GPU node for about 4 days (spec §7); each evaluation job
+# (one model x benchmark x k) holds one GPU.
+RESOURCES = {
+    "tiny": {
+        "train": {"mem_mb": 4000, "runtime": 60, "gpu": 0},
+        "evaluate": {"mem_mb": 4000, "runtime": 60, "gpu": 0},
+    },
+    "paper": {
+        "train": {"mem_mb": 256000, "runtime": 6 * 24 * 60, "gpu": CFG.train.gpus},
+        "evaluate": {"mem_mb": 64000, "runtime": 12 * 60, "gpu": CFG.eval.gpus},
+    },
+}[CFG.scale]
 
 
 wildcard_constraints:
@@ -109,7 +126,36 @@ def eval_metrics(model, eval_set):
     return f"{OUT}/eval/{model}/{eval_set}/metrics.json"
 
 
-def final_outputs():
-    """Everything `snakemake --cores all` builds (grows as the pipeline grows)."""
-    models = ["base", *trained_models()]
-    return [eval_metrics(m, name) for m in models for name in eval_sets()]
+def train_threads():
+    """CPU threads of a training job: 1 on CPU (runs of both variants share a laptop), 4 per GPU otherwise."""
+    return 4 * CFG.train.gpus if CFG.train.gpus else 1
+
+
+def train_launcher():
+    """`python -m pipeline`, or torchrun with one process per GPU (DeepSpeed data parallel) for more than one."""
+    if CFG.train.gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {CFG.train.gpus} -m pipeline"
+    return "python -m pipeline"
+
+
+def evaluated_models():
+    return ["base", *trained_models()]
+
+
+def all_eval_metrics():
+    return [eval_metrics(m, name) for m in evaluated_models() for name in eval_sets()]
+
+
+def gain_traces():
+    """The k=1 and k=2 traces the report pairs question by question for the gain interval."""
+    ks = [k for k in (1, 2) if k <= CFG.eval.max_k]
+    return [
+        eval_traces(m, name, k)
+        for m in evaluated_models()
+        for name in eval_sets()
+        for k in ks
+    ]
+
+
+def figure(name, ext):
+    return f"{REPORTS}/figures/{name}.{ext}"

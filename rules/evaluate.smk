@@ -13,11 +13,10 @@ rule evaluate:
     benchmark:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/k{{k}}.tsv"
     conda:
-        "../envs/train.yaml"
+        "../envs/evaluate.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **RESOURCES["evaluate"],
     params:
         # a function, so Snakemake does not read the templates' {N} / {question} as wildcards
         config=lambda w: config_json("env", "grading", "eval.batch_size"),
@@ -39,7 +38,7 @@ rule eval_metrics:
     benchmark:
         f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}.tsv"
     conda:
-        "../envs/data.yaml"
+        "../envs/evaluate.yaml"
     threads: 1
     resources:
         mem_mb=2000,

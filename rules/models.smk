@@ -20,7 +20,9 @@ rule build_base:
         runtime=30,
     params:
         # a function, so Snakemake does not read the templates' {N} / {question} as wildcards
-        config=lambda w: config_json("model", "env", "eval", "variants", "grading"),
+        config=lambda w: config_json(
+            "model", "env", "eval.max_k", "eval.batch_size", "variants", "grading"
+        ),
     shell:
         "python -m pipeline build-base --config {params.config:q} --train {input.train}"
         " --heldout {input.heldout} --out {output} --threads {threads} > {log} 2>&1"

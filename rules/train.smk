@@ -16,10 +16,9 @@ rule train:
         f"{OUT}/benchmarks/train/{{variant}}_s{{seed}}.tsv"
     conda:
         "../envs/train.yaml"
-    threads: 1
+    threads: train_threads()
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **RESOURCES["train"],
     params:
         # a function, so Snakemake does not read the templates' {N} / {question} as wildcards
         config=lambda w: config_json(
@@ -27,7 +26,8 @@ rule train:
         ),
         base=lambda w: model_source("base"),
         run_dir=lambda w: run_dir(w.variant, w.seed),
+        launcher=train_launcher(),
     shell:
-        "python -m pipeline train --config {params.config:q} --variant {wildcards.variant} --seed {wildcards.seed}"
+        "{params.launcher} train --config {params.config:q} --variant {wildcards.variant} --seed {wildcards.seed}"
         " --base {params.base:q} --train-data {input.train} --heldout {input.heldout} --run-dir {params.run_dir}"
         " --out {output} --threads {threads} > {log} 2>&1"

@@ -7,6 +7,7 @@ the whole default experiment.
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,8 +51,30 @@ def test_dry_run_paper_preset(tmp_path):
     assert "prepare_math" in out and out.count("rule prepare_benchmark:") == 5
     # benchmarks x k = 1..7 x (the hub model, multi-attempt and baseline trained from it with seed 42)
     assert out.count("rule evaluate:") == 5 * 7 * 3 and out.count("rule train:") == 2
-    assert "build_base" not in out and "--model Qwen/Qwen2.5-Math-1.5B" in snakemake(tmp_path, "-n", "-p",
-                                                                                       "--config", "scale=paper").stdout
+    assert "build_base" not in out and "rule write_report:" in out and "reports/paper/report.md" in out
+    printed = snakemake(tmp_path, "-n", "-p", "--config", "scale=paper").stdout
+    assert "--model Qwen/Qwen2.5-Math-1.5B" in printed
+    # training: one 8-GPU node, DeepSpeed processes started by torchrun; evaluation: one GPU per job
+    assert printed.count("torchrun --standalone --nproc_per_node 8 -m pipeline train") == 2
+    train_jobs = printed.split("rule train:")[1:]
+    assert all("gpu=8" in job.split("Shell command")[0] for job in train_jobs)
+    eval_jobs = printed.split("rule evaluate:")[1:]
+    assert len(eval_jobs) == 105 and all("gpu=1" in job.split("Shell command")[0] for job in eval_jobs)
+
+
+def test_part_targets(tmp_path):
+    """The named targets (also the dvc.yaml stages) schedule their part of the pipeline and no more."""
+    jobs = {}
+    for target in ("data", "base_model", "policies", "evaluation", "all"):
+        out = snakemake(tmp_path, "-n", target).stdout
+        jobs[target] = set(re.findall(r"^(?:local)?rule (\w+):", out, re.M)) - {target}
+    assert jobs["data"] == {"prepare_synthetic"}
+    assert jobs["base_model"] == {"prepare_synthetic", "build_base"}
+    assert jobs["policies"] == {"prepare_synthetic", "build_base", "train"}
+    assert jobs["evaluation"] == jobs["policies"] | {"evaluate", "eval_metrics"}
+    assert jobs["all"] == jobs["evaluation"] | {"aggregate", "figures", "write_report"}
+    one = snakemake(tmp_path, "-n", "results/tiny/eval/base/synthetic/k2.jsonl").stdout
+    assert set(re.findall(r"^rule (\w+):", one, re.M)) == {"prepare_synthetic", "build_base", "evaluate"}
 
 
 def test_bad_config_stops_before_any_work(tmp_path):
@@ -87,7 +110,8 @@ def test_benchmark_rule_on_shared_files(tmp_path, benchmarks_dir):
 @pytest.mark.slow
 def test_default_workflow_end_to_end(tmp_path):
     """`snakemake --cores all` on the default config with one seed: data -> base model (SFT) -> RL training of
-    both variants -> evaluation at k = 1..5 — and the multi-attempt model gains more from a second attempt."""
+    both variants -> evaluation at k = 1..5 -> report — and the multi-attempt model gains more from a second
+    attempt."""
     from pipeline import models
 
     snakemake(tmp_path, "--cores", "all", "--config", "seeds=[0]")
@@ -118,4 +142,20 @@ def test_default_workflow_end_to_end(tmp_path):
     for rule in ("prepare_synthetic", "build_base", "train/multi_attempt_s0", "evaluate/base/synthetic/k1",
                  "eval_metrics/base/synthetic"):
         assert (out / "logs" / f"{rule}.log").is_file()
+    # the report: summary.json for machines, tables, figures, report.md, and Snakemake's html report
+    reports = tmp_path / "reports"
+    summary = json.loads((reports / "summary.json").read_text())
+    for variant in ("multi_attempt", "baseline"):
+        v = summary["variants"][variant]
+        assert sorted(v["accuracy_at_k"]) == ["1", "2", "3", "4", "5"] and list(v["seeds"]) == ["0"]
+        assert v["accuracy_at_k"]["2"] == pytest.approx(metrics[f"{variant}_s0"]["by_k"]["2"]["accuracy"])
+        assert v["gain_k1_to_k2"]["gain"] == pytest.approx(gain[f"{variant}_s0"])
+    for name in ("accuracy_vs_k", "per_benchmark", "learning_curves", "retries"):
+        assert (reports / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert (reports / "figures" / f"{name}.pdf").is_file()
+    text = (reports / "report.md").read_text()
+    assert "multi-attempt training gains more from a second attempt" in text
+    snakemake(tmp_path, "--report", str(reports / "report.html"), "--config", "seeds=[0]")
+    html = (reports / "report.html").read_text()
+    assert "accuracy_vs_k.png" in html and "Accuracy against the number of attempts allowed" in html
     assert "Nothing to be done" in snakemake(tmp_path, "-n", "--config", "seeds=[0]").stdout

@@ -174,6 +174,7 @@ class TrainConfig:
     save_every: int
     keep_checkpoints: int
     resume: str
+    gpus: int
     deepspeed: DeepSpeedConfig
 
     @property
@@ -186,12 +187,14 @@ class TrainConfig:
 class EvalConfig:
     max_k: int
     batch_size: int
+    gpus: int
 
 
 @dataclass(frozen=True)
 class Config:
     scale: str
     out_dir: str
+    report_dir: str
     seeds: list[int]
     data: DataConfig
     model: ModelConfig

@@ -1,0 +1,91 @@
+# The comparison: every evaluation and training log -> summary.json and csv tables -> figures -> report.md.
+# Figures and tables are also registered for `snakemake --report reports/report.html` (captions in report/).
+
+
+rule aggregate:
+    input:
+        metrics=all_eval_metrics(),
+        traces=gain_traces(),
+        models=[model_folder(m) for m in trained_models()],
+    output:
+        summary=f"{REPORTS}/summary.json",
+        accuracy=report(
+            f"{REPORTS}/accuracy.csv",
+            caption="report/accuracy_table.rst",
+            category="Tables",
+        ),
+        retries=f"{REPORTS}/retries.csv",
+        curves=f"{REPORTS}/learning_curves.csv",
+    log:
+        f"{OUT}/logs/aggregate.log",
+    benchmark:
+        f"{OUT}/benchmarks/aggregate.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        config=config_json("scale"),
+        train_logs=lambda w, input: [f"{m}/train_log.jsonl" for m in input.models],
+        out_dir=lambda w, output: os.path.dirname(output.summary),
+    shell:
+        "python -m pipeline aggregate --config {params.config:q} --metrics {input.metrics}"
+        " --train-logs {params.train_logs} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule figures:
+    input:
+        rules.aggregate.output.accuracy,
+        rules.aggregate.output.retries,
+        rules.aggregate.output.curves,
+    output:
+        [
+            report(
+                figure(name, "png"),
+                caption=f"report/{name}.rst",
+                category="Figures",
+            )
+            for name in FIGURES
+        ],
+        [figure(name, "pdf") for name in FIGURES],
+    log:
+        f"{OUT}/logs/figures.log",
+    benchmark:
+        f"{OUT}/benchmarks/figures.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        config=config_json("scale"),
+        tables=lambda w, input: os.path.dirname(input[0]),
+        out_dir=lambda w, output: os.path.dirname(output[0]),
+    shell:
+        "python -m pipeline figures --config {params.config:q} --tables {params.tables}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule write_report:
+    input:
+        rules.aggregate.output,
+        rules.figures.output,
+    output:
+        f"{REPORTS}/report.md",
+    log:
+        f"{OUT}/logs/write_report.log",
+    benchmark:
+        f"{OUT}/benchmarks/write_report.tsv"
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        tables=lambda w, input: os.path.dirname(input[0]),
+    shell:
+        "python -m pipeline report --tables {params.tables} --out {output} > {log} 2>&1"

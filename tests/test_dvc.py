@@ -1,0 +1,91 @@
+"""DVC over the Snakemake workflow, for real: `dvc repro` runs the pipeline (a smoke-sized config), `dvc metrics
+show` and `dvc plots show` read our outputs, and push -> wipe -> pull through a local remote restores data,
+models, checkpoints, evaluations and reports byte for byte.
+
+The repository's files are copied into a fresh git repository under tmp_path, so the checkout is untouched.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+# The whole pipeline in about a minute: one seed, a base model that stops at its first check, two RL steps.
+SMOKE_CONFIG = """\
+scale: tiny
+seeds: [0]
+data: {synthetic: {n_train: 400, n_heldout: 20}}
+model: {sft: {max_steps: 10, batch_size: 16, warmup_steps: 1, eval_every: 5, eval_questions: 20,
+              target_accuracy: 0.0, retry_accuracy_target: 0.0}}
+train: {steps: 2, rollout_batch: 4, samples_per_prompt: 2, train_batch: 8, micro_batch: 4, eval_every: 1,
+        save_every: 1, eval_questions: 10}
+eval: {max_k: 2, batch_size: 32}
+"""
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+TRACKED = ("results/tiny/data", "results/tiny/models", "results/tiny/runs", "results/tiny/eval", "reports")
+
+
+def run(cwd: Path, *cmd: str) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def copy_of_repository(dest: Path) -> Path:
+    """The repository's source files (tracked and not ignored: no results, venv or caches) in a new git repo."""
+    files = run(ROOT, "git", "ls-files", "-co", "--exclude-standard").splitlines()
+    for name in files:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    run(dest, "git", "init", "-q")
+    return dest
+
+
+def digests(repo: Path) -> dict[str, str]:
+    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in TRACKED for p in sorted((repo / folder).rglob("*"))
+            if p.is_file() and p.name not in ("README.md", ".gitignore")}
+
+
+@pytest.mark.slow
+def test_repro_metrics_plots_and_push_pull_round_trip(tmp_path):
+    repo = copy_of_repository(tmp_path / "repo")
+    (repo / "config.yaml").write_text(SMOKE_CONFIG)
+    out = run(repo, "dvc", "repro")
+    for stage in ("data", "models", "evaluation", "report"):
+        assert f"Running stage '{stage}'" in out
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status")
+    assert "didn't change, skipping" in run(repo, "dvc", "repro")  # nothing reruns
+
+    metrics = json.loads(run(repo, "dvc", "metrics", "show", "--json"))
+    summary = metrics[""]["data"]["reports/summary.json"]["data"]
+    assert set(summary["variants"]) == {"multi_attempt", "baseline"}
+    assert set(summary["variants"]["multi_attempt"]["accuracy_at_k"]) == {"1", "2"}
+    run(repo, "dvc", "plots", "show", "-o", str(tmp_path / "plots"))
+    html = (tmp_path / "plots" / "index.html").read_text()
+    for plot in ("reports_accuracy_csv", "reports_learning_curves_csv", "reports_retries_csv"):
+        assert f"vegaEmbed('#{plot}'" in html
+    assert '"variant": "multi_attempt"' in html  # the rows of our tables are in the plots' data
+
+    before = digests(repo)
+    assert any("/runs/multi_attempt_s0/checkpoints/step_000002/" in name for name in before)  # checkpoints too
+    assert any(name.endswith("model.safetensors") for name in before) and "reports/summary.json" in before
+    run(repo, "dvc", "remote", "add", "-d", "store", str(tmp_path / "remote"))
+    run(repo, "dvc", "push")
+    for folder in TRACKED[:-1]:
+        shutil.rmtree(repo / folder)
+    for name in before:
+        (repo / name).unlink(missing_ok=True)
+    shutil.rmtree(repo / ".dvc" / "cache")
+    assert digests(repo) == {}
+    run(repo, "dvc", "pull")
+    assert digests(repo) == before
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status")

@@ -1,0 +1,175 @@
+"""The report step on hand-made evaluation runs: summary.json values, tables, figures, report.md, the paper's numbers.
+
+Runs are built so every accuracy is a simple count: question i of a benchmark is solved at attempt 1 when
+i < first[model], at attempt 2 when first <= i < first + second, never otherwise.
+"""
+
+import json
+import re
+
+import pytest
+
+from pipeline import evaluate, report
+from pipeline.__main__ import main
+from pipeline.io import DataError, write_json, write_jsonl
+from tests.conftest import ROOT
+
+SIZES = {"alpha": 40, "beta": 20}
+FIRST = {"base": 10, "multi_attempt_s0": 16, "multi_attempt_s1": 18, "baseline_s0": 20, "baseline_s1": 22}
+SECOND = {"base": 4, "multi_attempt_s0": 12, "multi_attempt_s1": 10, "baseline_s0": 2, "baseline_s1": 4}
+MAX_K = 3
+
+
+def _trace(bench: str, i: int, k: int, solve_at: int | None) -> dict:
+    attempts, solved = [], None
+    for j in range(1, k + 1):
+        right = solve_at == j
+        attempts.append({"text": f"\\boxed{{{j}}}", "answer": "42" if right else str(j), "correct": right})
+        if right:
+            solved = j
+            break
+    return {"id": f"{bench}-{i}", "benchmark": bench, "N": k, "attempts": attempts, "solved_at": solved,
+            "stop_reason": "correct" if solved else "attempts_exhausted"}
+
+
+def _solve_at(model: str, bench: str, i: int) -> int | None:
+    first = FIRST[model] * SIZES[bench] // 40
+    second = SECOND[model] * SIZES[bench] // 40
+    return 1 if i < first else 2 if i < first + second else None
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """An out_dir with eval/<model>/<benchmark>/{k*.jsonl, metrics.json} and models/<run>/train_log.jsonl."""
+    root = tmp_path_factory.mktemp("results")
+    metrics_files, logs = [], []
+    for model in FIRST:
+        for bench, n in SIZES.items():
+            folder = root / "eval" / model / bench
+            runs = {}
+            for k in range(1, MAX_K + 1):
+                runs[k] = [_trace(bench, i, k, _solve_at(model, bench, i)) for i in range(n)]
+                write_jsonl(folder / f"k{k}.jsonl", runs[k])
+            write_json(folder / "metrics.json", evaluate.metrics_for(runs))
+            metrics_files.append(str(folder / "metrics.json"))
+        if model != "base":
+            log = [{"step": s, "reward": s / 20 + FIRST[model] / 100, "accuracy": 0.5} for s in range(1, 21)]
+            log += [{"step": s, "heldout_mean": 0.3 + s / 100} for s in (0, 10, 20)]
+            write_jsonl(root / "models" / model / "train_log.jsonl", sorted(log, key=lambda r: r["step"]))
+            logs.append(str(root / "models" / model / "train_log.jsonl"))
+    return root, metrics_files, logs
+
+
+def _expected_accuracy(models: list[str], k: int) -> float:
+    """Mean over models (seeds) of the mean over benchmarks of solved / n, counted directly."""
+    per_model = []
+    for m in models:
+        per_bench = [sum(1 for i in range(n) if (s := _solve_at(m, b, i)) is not None and s <= k) / n
+                     for b, n in SIZES.items()]
+        per_model.append(sum(per_bench) / len(per_bench))
+    return sum(per_model) / len(per_model)
+
+
+def _run_report(results, out, scale="tiny"):
+    _, metrics_files, logs = results
+    cfg = json.dumps({"scale": scale})
+    assert main(["aggregate", "--config", cfg, "--metrics", *metrics_files, "--train-logs", *logs,
+                 "--out-dir", str(out)]) == 0
+    assert main(["figures", "--config", cfg, "--tables", str(out), "--out-dir", str(out / "figures")]) == 0
+    assert main(["report", "--tables", str(out), "--out", str(out / "report.md")]) == 0
+    return json.loads((out / "summary.json").read_text()), (out / "report.md").read_text()
+
+
+def test_summary_values_and_schema(results, tmp_path):
+    summary, _ = _run_report(results, tmp_path)
+    assert summary["scale"] == "tiny" and summary["benchmarks"] == ["alpha", "beta"] and summary["k"] == [1, 2, 3]
+    assert set(summary["variants"]) == {"multi_attempt", "baseline"} and "paper" not in summary
+    for variant in ("multi_attempt", "baseline"):
+        v = summary["variants"][variant]
+        seeds = [f"{variant}_s0", f"{variant}_s1"]
+        for k in (1, 2, 3):
+            assert v["accuracy_at_k"][str(k)] == pytest.approx(_expected_accuracy(seeds, k))
+            lo, hi = v["accuracy_at_k_range"][str(k)]
+            assert lo == pytest.approx(min(_expected_accuracy([s], k) for s in seeds))
+            assert hi == pytest.approx(max(_expected_accuracy([s], k) for s in seeds))
+        assert set(v["seeds"]) == {"0", "1"}
+        for seed in ("0", "1"):
+            s = v["seeds"][seed]
+            model = f"{variant}_s{seed}"
+            assert s["accuracy_at_k"]["2"] == pytest.approx(_expected_accuracy([model], 2))
+            assert s["per_benchmark"]["beta"]["1"] == pytest.approx(FIRST[model] / 2 // 1 / 20)
+            gain = _expected_accuracy([model], 2) - _expected_accuracy([model], 1)
+            assert s["gain_k1_to_k2"]["gain"] == pytest.approx(gain)
+            assert s["gain_k1_to_k2"]["ci95"][0] <= gain <= s["gain_k1_to_k2"]["ci95"][1]
+            assert s["training"]["steps"] == 20 and s["training"]["heldout_accuracy_end"] == pytest.approx(0.5)
+        gain = v["accuracy_at_k"]["2"] - v["accuracy_at_k"]["1"]
+        assert v["gain_k1_to_k2"]["gain"] == pytest.approx(gain)
+        # every retry in these runs is attempt 2 or 3; a wrong answer never repeats ("1", "2", ...)
+        assert v["retry_max_k"]["repeat_rate"] == 0.0 and 0 < v["retry_max_k"]["wrong_to_right_rate"] < 1
+    assert summary["base"]["accuracy_at_k"]["1"] == pytest.approx(_expected_accuracy(["base"], 1))
+    assert summary["variants"]["multi_attempt"]["gain_k1_to_k2"]["gain"] > \
+        summary["variants"]["baseline"]["gain_k1_to_k2"]["gain"]
+
+
+def test_tables_figures_and_markdown(results, tmp_path):
+    summary, text = _run_report(results, tmp_path)
+    acc = report.read_csv(tmp_path / "accuracy.csv")
+    assert len(acc) == len(FIRST) * len(SIZES) * MAX_K
+    curves = report.read_csv(tmp_path / "learning_curves.csv")
+    assert len(curves) == 4 * 21 and curves["heldout_accuracy"].notna().sum() == 4 * 3
+    retries = report.read_csv(tmp_path / "retries.csv")
+    assert set(retries["retry"]) == {2, 3}
+    for name in report.FIGURES:
+        assert (tmp_path / "figures" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (tmp_path / "figures" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    m = summary["variants"]["multi_attempt"]
+    row = re.search(r"^\| multi-attempt RL \| (.*) \|$", text, re.M).group(1).split(" | ")
+    assert row[0].startswith(f"{100 * m['accuracy_at_k']['1']:.1f} (")
+    assert f"gains {100 * m['gain_k1_to_k2']['gain']:.1f} points" in text and "gains more" in text
+    assert "| multi_attempt_s1 | beta |" in text and "![Accuracy vs attempts](figures/accuracy_vs_k.png)" in text
+    assert "paper:" not in text
+
+
+def test_paper_scale_draws_and_lists_the_papers_numbers(results, tmp_path):
+    summary, text = _run_report(results, tmp_path, scale="paper")
+    assert summary["paper"]["accuracy_at_k"]["multi_attempt"]["2"] == pytest.approx(0.525)
+    assert "| paper: multi-attempt RL | 45.6 | 52.5 | 51.7 |" in text  # 51.75 as a binary fraction: 51.7499...
+    assert "| paper: single-attempt RL (baseline) | 42.4 | 43.2 | 44.2 |" in text
+
+
+def test_bad_inputs_are_named(results, tmp_path):
+    _, metrics_files, _ = results
+    with pytest.raises(DataError, match="model name 'qwen_final'"):
+        report.parse_model("qwen_final")
+    with pytest.raises(DataError, match="missing.json: file not found"):
+        report.accuracy_table([str(tmp_path / "eval" / "base" / "x" / "missing.json")])
+    bad = tmp_path / "eval" / "base" / "x" / "metrics.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("{not json")
+    with pytest.raises(DataError, match="metrics.json: malformed JSON"):
+        report.accuracy_table([str(bad)])
+    assert main(["aggregate", "--config", "{}", "--metrics", str(bad), "--out-dir", str(tmp_path / "r")]) == 2
+    assert not (tmp_path / "r" / "summary.json").exists()
+
+
+def _spec_rows(text: str, heading: str) -> list[list[str]]:
+    section = text.split(heading, 1)[1].split("\n###", 1)[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("|") and not line.startswith("|---")]
+
+
+def test_paper_numbers_match_the_spec():
+    spec = ROOT.parent / "shared" / "docs" / "paper-spec.md"
+    if not spec.is_file():
+        pytest.skip(f"{spec} is absent (it exists only beside the development checkout)")
+    text = spec.read_text()
+    header, multi, base = _spec_rows(text, "### 8.2")
+    assert [float(x.strip("*")) for x in multi[1:]] == report.PAPER_AVERAGE["multi_attempt"]
+    assert [float(x.strip("*")) for x in base[1:]] == report.PAPER_AVERAGE["baseline"]
+    header, *rows = _spec_rows(text, "### 8.3")
+    names = {"AIME24": "aime24", "MATH500": "math500", "AMC23": "amc23", "Minerva": "minerva_math",
+             "OlympiadBench": "olympiadbench"}
+    for col, title in enumerate(header[1:], start=1):
+        bench = report.PAPER_PER_BENCHMARK[names[title]]
+        assert [float(r[col].split("/")[0]) for r in rows] == bench["multi_attempt"], title
+        assert [float(r[col].split("/")[1]) for r in rows] == bench["baseline"], title
