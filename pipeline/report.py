@@ -307,7 +307,9 @@ def figures(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, fold
             for v, vals in PAPER_PER_BENCHMARK.get(bench, {}).items():
                 ax.plot(range(1, len(vals) + 1), vals, ls="--", color=palette[v], alpha=0.7)
     grid.set_axis_labels("attempts allowed (k)", "accuracy (%)")
+    grid.set_titles("{col_name}")
     grid.set(xticks=sorted(pct["k"].unique()))
+    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0), ncol=len(_present(pct)), frameon=False)
     _relabel(grid.legend)
     written += _save(grid.figure, folder, "per_benchmark")
     plt.close(grid.figure)

@@ -23,7 +23,12 @@ RESOURCES = {
         "evaluate": {"mem_mb": 4000, "runtime": 60, "gpu": 0},
     },
     "paper": {
-        "train": {"mem_mb": 256000, "runtime": 6 * 24 * 60, "gpu": CFG.train.gpus},
+        "train": {
+            "mem_mb": 256000,
+            "runtime": 6 * 24 * 60,
+            "gpu": CFG.train.gpus,
+            "nodes": 1,
+        },
         "evaluate": {"mem_mb": 64000, "runtime": 12 * 60, "gpu": CFG.eval.gpus},
     },
 }[CFG.scale]

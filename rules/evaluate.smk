@@ -14,7 +14,7 @@ rule evaluate:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/k{{k}}.tsv"
     conda:
         "../envs/evaluate.yaml"
-    threads: 2
+    threads: 1
     resources:
         **RESOURCES["evaluate"],
     params:

@@ -12,6 +12,7 @@ rule build_base:
         f"{OUT}/logs/build_base.log",
     benchmark:
         f"{OUT}/benchmarks/build_base.tsv"
+    priority: 10
     conda:
         "../envs/train.yaml"
     threads: 2

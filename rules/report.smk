@@ -1,5 +1,12 @@
 # The comparison: every evaluation and training log -> summary.json and csv tables -> figures -> report.md.
 # Figures and tables are also registered for `snakemake --report reports/report.html` (captions in report/).
+# Seconds of work each: on a cluster they run on the submitting node instead of waiting in the queue.
+
+
+localrules:
+    aggregate,
+    figures,
+    write_report,
 
 
 rule aggregate:

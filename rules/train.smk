@@ -14,6 +14,8 @@ rule train:
         f"{OUT}/logs/train/{{variant}}_s{{seed}}.log",
     benchmark:
         f"{OUT}/benchmarks/train/{{variant}}_s{{seed}}.tsv"
+    # before evaluation jobs: training is the long pole of the DAG, evaluations fill the gaps
+    priority: 10
     conda:
         "../envs/train.yaml"
     threads: train_threads()

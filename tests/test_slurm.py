@@ -1,0 +1,275 @@
+"""The SLURM profile (profiles/slurm), run for real on a single-node SLURM cluster on localhost.
+
+`pytest tests/test_slurm.py -q` (root, Debian/Ubuntu). The `cluster` fixture installs Debian's slurm-wlm and
+munge when they are missing (apt-get), starts munged (unless one already answers), slurmctld and slurmd with a
+minimal slurm.conf in a temporary folder, and stops exactly the daemons it started. It skips, with the reason,
+when not root, without apt-get, or on a machine that already has a SLURM configuration (/etc/slurm/slurm.conf
+or /run/slurm/conf). The cluster runs "configless": slurmd fetches slurm.conf from slurmctld and links it at
+/run/slurm/conf, where `srun` inside the jobs finds it (the slurm-jobstep plugin drops SLURM_CONF from the
+environment of its `srun`). See docs/slurm.md.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PROFILE = ROOT / "profiles" / "slurm"
+VENV_BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+SMALL_DATA = "data={synthetic: {n_train: 300, n_heldout: 50}}"
+TOOLS = ("slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "srun", "scancel", "munged", "munge", "unmunge")
+PACKAGES = ("slurm-wlm", "munge")  # slurm-wlm = slurmctld + slurmd + slurm-client
+SYSTEM_CONFIGS = (Path("/etc/slurm/slurm.conf"), Path("/run/slurm/conf"))
+MUNGE_KEY = Path("/etc/munge/munge.key")
+MUNGE_RUN = Path("/run/munge")
+RUN_SLURM = Path("/run/slurm")
+
+
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(ROOT / "config.yaml"), "--profile", str(PROFILE), *args]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The profile itself (no cluster needed)
+
+
+def test_profile_dry_run_of_the_paper_preset_requests_gpus(tmp_path):
+    """The profile's options parse, and in the paper preset training and evaluation carry the `gpu` resource
+    (the plugin turns it into `sbatch --gpus=N`; a resource named `gpus` would not request any)."""
+    proc = subprocess.run(snakemake_cmd(tmp_path, "-n", "--config", "scale=paper"), capture_output=True, text=True,
+                          cwd=ROOT, env=ENV)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    blocks = out.split("\n\n")
+    for rule, gpus in (("train", 8), ("evaluate", 1)):
+        resources = [b for b in blocks if f"rule {rule}:" in b]
+        assert resources and all(f"gpu={gpus}" in b for b in resources), f"rule {rule}: no gpu={gpus} resource"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A single-node cluster on localhost
+
+
+def _run(cmd, timeout=60, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def _munge_works() -> bool:
+    if not (shutil.which("munge") and shutil.which("unmunge")):
+        return False
+    try:
+        cred = _run(["munge", "-n"], timeout=10)
+        return cred.returncode == 0 and _run(["unmunge"], input=cred.stdout, timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _install_packages():
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        pytest.skip(f"SLURM/munge tools missing ({', '.join(missing)}) and no apt-get to install {PACKAGES}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]):
+        proc = _run(cmd, timeout=900, env=env)
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    still = [t for t in TOOLS if shutil.which(t) is None]
+    assert not still, f"still missing after installing {PACKAGES}: {still}"
+
+
+def _node_hardware() -> str:
+    """`slurmd -C` without NodeName and UpTime: CPUs, boards/sockets/cores/threads and RealMemory of this host."""
+    out = _run(["slurmd", "-C"]).stdout
+    line = next(line for line in out.splitlines() if line.startswith("NodeName="))
+    return " ".join(field for field in line.split() if not field.startswith("NodeName="))
+
+
+def _write_conf(folder: Path, ctld_port: int, slurmd_port: int) -> Path:
+    for sub in ("state", "spool"):
+        (folder / sub).mkdir()
+    conf = folder / "slurm.conf"
+    conf.write_text(f"""\
+ClusterName=pytest
+SlurmctldHost=localhost
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+SlurmctldParameters=enable_configless
+StateSaveLocation={folder}/state
+SlurmdSpoolDir={folder}/spool
+SlurmctldPidFile={folder}/slurmctld.pid
+SlurmdPidFile={folder}/slurmd.pid
+SlurmctldLogFile={folder}/log/slurmctld.log
+SlurmdLogFile={folder}/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+MpiDefault=none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+ReturnToService=2
+MinJobAge=300
+NodeName=localhost {_node_hardware()} State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+""")
+    return conf
+
+
+def _logs(folder: Path) -> str:
+    return "\n".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-2500:]}"
+                     for p in sorted((folder / "log").glob("*")) if p.is_file())
+
+
+def _stop(proc: subprocess.Popen):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _daemon(cmd: list[str], folder: Path, **kw) -> subprocess.Popen:
+    """Starts a daemon in the foreground (its own child, so the fixture stops exactly it); output to log/."""
+    with open(folder / "log" / f"{Path(cmd[0]).name}.out", "w") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, **kw)
+
+
+def _wait(ready, daemons: list[subprocess.Popen], folder: Path, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not ready():
+        exited = [p.args[0] for p in daemons if p.poll() is not None]
+        assert not exited, f"{', '.join(exited)} exited:\n{_logs(folder)}"
+        assert time.monotonic() < deadline, f"{what} after {timeout} s:\n{_logs(folder)}"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running single-node cluster; yields the environment for its client commands (SLURM_CONF set)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("starts SLURM daemons and installs packages: needs root on Linux")
+    if existing := [str(p) for p in SYSTEM_CONFIGS if p.exists() or p.is_symlink()]:
+        pytest.skip(f"this machine already has a SLURM configuration ({', '.join(existing)}); "
+                    "the test cluster's job steps would use it")
+    _install_packages()
+    folder = tmp_path_factory.mktemp("slurm")
+    (folder / "log").mkdir()
+    started: list[subprocess.Popen] = []
+    made_run_dirs = [d for d in (RUN_SLURM, MUNGE_RUN) if not d.exists()]
+    env = {**ENV, "SLURM_CONF": str(folder / "slurm.conf")}
+    try:
+        if not _munge_works():
+            if not MUNGE_KEY.exists():
+                _run(["mungekey", "--create", "--keyfile", str(MUNGE_KEY)], check=True)
+                shutil.chown(MUNGE_KEY, "munge", "munge")
+                MUNGE_KEY.chmod(0o600)
+            MUNGE_RUN.mkdir(exist_ok=True)
+            shutil.chown(MUNGE_RUN, "munge", "munge")
+            started.append(_daemon(["munged", "--foreground"], folder, user="munge", group="munge"))
+            _wait(_munge_works, started, folder, "munged does not answer", timeout=20)
+        ctld_port = _free_port()
+        conf = _write_conf(folder, ctld_port, _free_port())
+        started.append(_daemon(["slurmctld", "-D", "-f", str(conf)], folder, env=env))
+        _wait(lambda: _run(["scontrol", "ping"], env=env, timeout=10).returncode == 0, started, folder,
+              "slurmctld does not answer `scontrol ping`")
+        # configless: slurmd fetches slurm.conf from slurmctld and links its copy at /run/slurm/conf
+        started.append(_daemon(["slurmd", "-D", "-N", "localhost", "--conf-server", f"localhost:{ctld_port}"], folder,
+                               env={k: v for k, v in env.items() if k != "SLURM_CONF"}))
+        _wait(lambda: _run(["sinfo", "-h", "-N", "-o", "%N %t"], env=env, timeout=10).stdout.strip() == "localhost idle"
+              and Path("/run/slurm/conf/slurm.conf").exists(), started, folder, "the node does not become idle")
+        yield env
+    finally:
+        if started and started[-1].args[0] == "slurmd":
+            _run(["scancel", "--user", "root"], env=env, timeout=30)
+        for proc in reversed(started):  # slurmd, slurmctld, then munged
+            _stop(proc)
+        if Path("/run/slurm/conf").is_symlink():  # slurmd's link into our spool folder
+            Path("/run/slurm/conf").unlink()
+        for made in made_run_dirs:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def _snakemake_through_slurm(env: dict, workdir: Path, *args: str, timeout: int = 240) -> tuple[int, str]:
+    """Runs Snakemake with the profile. On a timeout kills the whole process group: a Snakemake waiting for a job
+    status that never comes (e.g. sacct without accounting) ignores SIGTERM."""
+    cmd = snakemake_cmd(workdir, "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
+                        *args)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        queue = _run(["squeue", "--states=all"], env=env).stdout
+        raise AssertionError(f"{' '.join(cmd)} ran past {timeout} s:\n{out[-4000:]}\nsqueue:\n{queue}")
+    return proc.returncode, out
+
+
+def _slurm_jobids(out: str) -> list[str]:
+    return [line.split("with SLURM jobid ")[1].split()[0] for line in out.splitlines()
+            if "has been submitted with SLURM jobid" in line]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_data_rules_through_slurm(cluster, tmp_path):
+    rc, out = _snakemake_through_slurm(cluster, tmp_path, "data", "--config", SMALL_DATA)
+    assert rc == 0, out[-4000:]
+    data = tmp_path / "results" / "tiny" / "data"
+    assert len((data / "synthetic_train.jsonl").read_text().splitlines()) == 300
+    assert len((data / "synthetic_heldout.jsonl").read_text().splitlines()) == 50
+    assert (tmp_path / "results" / "tiny" / "logs" / "prepare_synthetic.log").is_file()
+    # It ran as a SLURM batch job, inside which Snakemake's slurm-jobstep executor ran the rule with srun.
+    (jobid,) = _slurm_jobids(out)
+    slurm_log = tmp_path / ".snakemake" / "slurm_logs" / "rule_prepare_synthetic" / f"{jobid}.log"
+    log = slurm_log.read_text()
+    assert "--executor slurm-jobstep" in log and "rule prepare_synthetic:" in log, log[-3000:]
+    assert _run(["squeue", "-h"], env=cluster).stdout.strip() == ""
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_failing_job_is_retried_then_reported(cluster, tmp_path):
+    """A rule whose command fails inside its SLURM job is resubmitted (`retries`), then Snakemake stops with an
+    error instead of waiting. `--retries 1` instead of the profile's 2: the plugin lengthens its polling interval
+    by 10 s after every status check that finds no finished job (failures do not count), so each further attempt
+    costs 10 s more. The failure: a `python` first on PATH that exits 3 (the rules call `python -m pipeline`;
+    Snakemake runs itself with its interpreter's absolute path); sbatch exports the submitting environment, so the
+    job sees this PATH."""
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "python").write_text("#!/bin/sh\necho 'simulated failure' >&2\nexit 3\n")
+    (fake / "python").chmod(0o755)
+    env = {**cluster, "PATH": f"{fake}{os.pathsep}{cluster['PATH']}"}
+    workdir = tmp_path / "work"
+    rc, out = _snakemake_through_slurm(env, workdir, "--retries", "1", "data", "--config", SMALL_DATA)
+    assert rc != 0, out[-4000:]
+    assert len(_slurm_jobids(out)) == 2 and "SLURM status is: 'FAILED'" in out, out[-4000:]
+    assert "simulated failure" in (workdir / "results" / "tiny" / "logs" / "prepare_synthetic.log").read_text()
+    assert not (workdir / "results" / "tiny" / "data" / "synthetic_train.jsonl").exists()
+    assert _run(["squeue", "-h"], env=cluster).stdout.strip() == ""
