@@ -81,19 +81,15 @@ def cmd_build_base(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    import torch
-
-    from pipeline import data, evaluate, grading, models
+    from pipeline import data, evaluate, grading
     from pipeline.io import write_jsonl
 
     cfg = config_mod.load(args.config)
     _threads(args.threads)
     grading.configure(cfg.grading.workers)
     records = data.read_records(args.data)
-    model, tokenizer = models.load(args.model)
-    if torch.cuda.is_available():
-        model.to("cuda")
-    traces = evaluate.evaluate(model, tokenizer, cfg, records, args.benchmark, args.k)
+    backend, tokenizer = evaluate.open_backend(cfg, args.model)
+    traces = evaluate.evaluate(backend, tokenizer, cfg, records, args.benchmark, args.k)
     write_jsonl(args.out, traces)
     solved = sum(t["solved_at"] is not None for t in traces)
     log.info("%s on %s, k=%d: %d/%d solved (%.1f%%) -> %s", args.model, args.benchmark, args.k, solved,

@@ -11,12 +11,15 @@ Try it: `python -m pipeline evaluate --config config.yaml --model results/tiny/m
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping, Sequence
 
-from pipeline import metrics
+import torch
+
+from pipeline import metrics, models
 from pipeline.config import AttemptRange, Config
 from pipeline.env import MultiAttemptEnv
-from pipeline.rollout import HFBackend, Question, SamplingParams, Transcript, rollout
+from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
 
 GREEDY = SamplingParams(temperature=1.0, top_p=1.0, greedy=True, seed=0)
 
@@ -37,12 +40,26 @@ def trace(t: Transcript, benchmark: str) -> dict:
     }
 
 
+def open_backend(cfg: Config, source: str | Path) -> tuple[Backend, object]:
+    """(backend, tokenizer) of the configured `rollout.backend` on the model at `source`, in float32; the GPU
+    is used when there is one."""
+    if cfg.rollout.backend == "vllm":
+        from pipeline.vllm_backend import VLLMBackend
+
+        tokenizer = models.load_tokenizer(source)
+        return VLLMBackend.start(source, cfg, tokenizer), tokenizer
+    model, tokenizer = models.load(source)
+    if torch.cuda.is_available():
+        model.to("cuda")
+    return HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box), tokenizer
+
+
 def evaluate(
-    model, tokenizer, cfg: Config, records: Sequence[Mapping], benchmark: str, k: int, progress: bool = True
+    backend: Backend, tokenizer, cfg: Config, records: Sequence[Mapping], benchmark: str, k: int,
+    progress: bool = True,
 ) -> list[dict]:
     """Greedy k-attempt dialogues on every record; one trace per record, in the records' order."""
     env = MultiAttemptEnv(cfg.env, AttemptRange(k, k), cfg.grading.timeout_s)
-    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box)
     questions = [Question(str(r["id"]), r["question"], str(r["answer"]), k) for r in records]
     transcripts = rollout(backend, tokenizer, env, questions, GREEDY, cfg.eval.batch_size, progress=progress)
     return [trace(t, benchmark) for t in transcripts]

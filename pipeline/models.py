@@ -96,12 +96,8 @@ def _looks_like_hub_id(source: str) -> bool:
     return len(parts) == 2 and all(parts) and not source.startswith((".", "/", "~"))
 
 
-def load(source: str | Path, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
-    """Load (model, tokenizer) from a local folder or a hub id — one code path for the tiny model and Qwen.
-
-    Raises ModelLoadError with a clear message for a missing folder, a folder without weights or tokenizer,
-    an unknown hub id (or no network), and a tokenizer without a chat template or end-of-turn token.
-    """
+def load_tokenizer(source: str | Path) -> PreTrainedTokenizerFast:
+    """The tokenizer of a local folder or hub id, checked for what the dialogues need (see `load`)."""
     source = str(source)
     path = Path(source).expanduser()
     if path.exists():
@@ -116,7 +112,6 @@ def load(source: str | Path, dtype: torch.dtype = torch.float32) -> tuple[torch.
         raise ModelLoadError(f"model {source}: no such folder, and not a hub id of the form owner/name")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     except OSError as e:
         raise ModelLoadError(f"model {source}: could not be loaded ({e})") from None
     if tokenizer.chat_template is None:
@@ -125,6 +120,20 @@ def load(source: str | Path, dtype: torch.dtype = torch.float32) -> tuple[torch.
         raise ModelLoadError(f"tokenizer of {source} has no {TURN_END} token, which ends every dialogue turn")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load(source: str | Path, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
+    """Load (model, tokenizer) from a local folder or a hub id — one code path for the tiny model and Qwen.
+
+    Raises ModelLoadError with a clear message for a missing folder, a folder without weights or tokenizer,
+    an unknown hub id (or no network), and a tokenizer without a chat template or end-of-turn token.
+    """
+    tokenizer = load_tokenizer(source)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype)
+    except OSError as e:
+        raise ModelLoadError(f"model {source}: could not be loaded ({e})") from None
     model.eval()
     return model, tokenizer
 

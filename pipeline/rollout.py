@@ -10,10 +10,10 @@ The contract (what training and evaluation receive), one `Transcript` per dialog
   tokens (T = 1 when greedy; top-p truncation not applied), 0.0 elsewhere.
 
 `rollout()` drives the environment and knows nothing of how tokens are produced; a backend does that behind
-the small `Backend`/`Session` interface (`HFBackend` here; a vLLM backend plugs in the same way). The HF session
-keeps one KV cache for the batch: after feedback it feeds only the new tokens (no re-encoding of history),
-finished dialogues leave the batch, and an attempt stops at end of turn, after the first complete `\\boxed{}`
-(if configured), or at its token budget.
+the small `Backend`/`Session` interface (`HFBackend` here, `pipeline.vllm_backend.VLLMBackend` for vLLM).
+The HF session keeps one KV cache for the batch: after feedback it feeds only the new tokens (no re-encoding
+of history), finished dialogues leave the batch, and an attempt stops at end of turn, after the first complete
+`\\boxed{}` (if configured), or at its token budget.
 
 Try it: `pytest tests/test_rollout.py -q`.
 """
@@ -95,6 +95,14 @@ class Backend(Protocol):
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
         """Teacher-forced log-probs of whole sequences, recomputed without a cache (the rollout check)."""
+
+
+def end_token_ids(tokenizer, end_of_turn: str) -> list[int]:
+    """Ids that end the policy's turn: the end-of-turn marker and the tokenizer's EOS."""
+    ids = {tokenizer.convert_tokens_to_ids(end_of_turn)}
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
 
 
 class AttemptStop:
@@ -240,10 +248,7 @@ class HFBackend:
 
     def __init__(self, model, tokenizer, end_of_turn: str, stop_at_box: bool, reuse_cache: bool = True):
         self.model, self.tokenizer, self.reuse_cache = model, tokenizer, reuse_cache
-        end_ids = {tokenizer.convert_tokens_to_ids(end_of_turn)}
-        if tokenizer.eos_token_id is not None:
-            end_ids.add(tokenizer.eos_token_id)
-        self.stop = AttemptStop(tokenizer, sorted(end_ids), stop_at_box)
+        self.stop = AttemptStop(tokenizer, end_token_ids(tokenizer, end_of_turn), stop_at_box)
 
     def open(self, n_rows: int, params: SamplingParams) -> HFSession:
         return HFSession(self.model, n_rows, params, self.stop, self.tokenizer.pad_token_id, self.reuse_cache)

@@ -103,14 +103,14 @@ def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
 def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: Sequence[dict]) -> dict:
     """Greedy held-out accuracy at the first attempt (through the evaluation path, N = 1) and right after a
     wrong answer (another question's, as in the SFT transcripts) and the environment's feedback (N = 2)."""
-    first = evaluate(model, tokenizer, cfg, records, "heldout", k=1, progress=False)
+    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box)
+    first = evaluate(backend, tokenizer, cfg, records, "heldout", k=1, progress=False)
     rng = random.Random(0)
     contexts = [
         render_prompt(cfg.env.prompt_template, r["question"], 2) + boxed(wrong_answer(train, rng, {r["answer"]}))
         + render_feedback(cfg.env.feedback_template, 1, cfg.env.end_of_turn, False)
         for r in records
     ]
-    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box)
     session = backend.open(len(records), GREEDY)
     rows = range(len(records))
     session.feed(rows, [encode(tokenizer, c) for c in contexts])

@@ -4,6 +4,8 @@ One step (spec §4):
 1. Draw `rollout_batch` training questions (a seeded permutation per epoch) and N for each from the variant's
    attempt range ([1, 5] multi-attempt, [1, 1] baseline: the only difference between the two runs).
    Sample `samples_per_prompt` dialogues per question with the current policy at the training temperature.
+   Generation runs on the configured backend: transformers on the actor itself, or a vLLM engine in this
+   process into which the actor's weights are copied whenever they changed (`Trainer.backend`).
 2. Experience: the rollout's log-probs are the behaviour policy's (`rollout.rollout` checks they match a
    recomputation); a frozen reference model gives the KL anchor, the critic (ppo) the values. Advantages come
    from GAE over policy tokens (ppo) or reward minus the question's group mean (grpo), then are whitened over
@@ -41,7 +43,7 @@ from pipeline.config import Config
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
 from pipeline.io import DataError, atomic_path, write_json
-from pipeline.rollout import HFBackend, Question, SamplingParams, Transcript, rollout
+from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +140,18 @@ class Trainer:
                 critic.backbone.gradient_checkpointing_enable()
             self.critic = dist.Optimized(critic.to(self.device), self.t.critic_lr, self.t, optimizer_steps,
                                          accumulation)
+        self.engine = None  # vLLM (rollout.backend: vllm), started on the base weights, synced before each use
+        if cfg.rollout.backend == "vllm":
+            from pipeline.vllm_backend import VLLMBackend
+
+            self.engine = VLLMBackend.start(base, cfg, self.tokenizer, dtype=dtype, distributed=self.world > 1,
+                                            gpu_memory_utilization=cfg.rollout.vllm.gpu_memory_utilization)
+        self._engine_step: int | None = None  # the step whose weights the engine holds
         self.step = 0
         self._order_epoch, self._order_cache = -1, []  # the permutation of the current epoch (see _order)
         self.fingerprint = json.dumps({
             "variant": variant, "seed": seed, "base": str(base), "env": cfg.to_dict()["env"],
-            "attempts": cfg.to_dict()["variants"][variant],
+            "attempts": cfg.to_dict()["variants"][variant], "rollout_backend": cfg.rollout.backend,
             "train": {k: v for k, v in cfg.to_dict()["train"].items() if k not in _NOT_IN_FINGERPRINT},
             "world": self.world,
         }, sort_keys=True)
@@ -167,6 +176,23 @@ class Trainer:
             self._order_cache, self._order_epoch = torch.randperm(len(self.records), generator=g).tolist(), epoch
         return self._order_cache
 
+    # ------------------------------------------------------------------------------------------ generation
+
+    def backend(self, model) -> Backend:
+        """The rollout backend on the current policy weights (`model`: the actor, full parameters)."""
+        if self.engine is None:
+            return HFBackend(model, self.tokenizer, self.cfg.env.end_of_turn, self.cfg.env.stop_at_box)
+        if self._engine_step != self.step:
+            self.engine.load_weights(model.state_dict().items())
+            self._engine_step = self.step
+        return self.engine
+
+    def release_engine(self) -> None:
+        """Hand the GPU memory of the engine to training until the next rollout (vLLM sleep mode)."""
+        if self.engine is not None and self.engine.can_sleep:
+            self.engine.sleep()
+            self._engine_step = None  # sleeping dropped the weights
+
     # ------------------------------------------------------------------------------------------ one step
 
     def rollout(self, step: int) -> tuple[list[Transcript], list[int]]:
@@ -180,8 +206,8 @@ class Trainer:
                                 + self.rank)
         with self.actor.full_parameters() as model:
             model.eval()
-            backend = HFBackend(model, self.tokenizer, self.cfg.env.end_of_turn, self.cfg.env.stop_at_box)
-            transcripts = rollout(backend, self.tokenizer, self.env, batch, params, batch_size=len(batch))
+            transcripts = rollout(self.backend(model), self.tokenizer, self.env, batch, params, len(batch))
+        self.release_engine()
         return transcripts, groups
 
     @torch.no_grad()
@@ -300,11 +326,13 @@ class Trainer:
         out = {}
         with self.actor.full_parameters() as model:
             model.eval()
+            backend = self.backend(model)
             for name, records in self.heldout.items():
                 shard = list(records[: self.t.eval_questions])[self.rank :: self.world]
-                traces = evaluate(model, self.tokenizer, self.cfg, shard, name, k=1, progress=False) if shard else []
+                traces = evaluate(backend, self.tokenizer, self.cfg, shard, name, k=1, progress=False) if shard else []
                 solved, total = dist.all_sum([sum(t["solved_at"] == 1 for t in traces), len(traces)])
                 out[name] = solved / max(total, 1.0)
+        self.release_engine()
         out["mean"] = sum(out.values()) / max(len(out), 1)
         return out
 

