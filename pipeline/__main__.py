@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from pipeline import config as config_mod
-from pipeline.io import DataError
+from pipeline.io import DataError, PipelineError
 
 log = logging.getLogger("pipeline")
 
@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     except (config_mod.ConfigError, DataError) as e:  # models.ModelLoadError is a DataError
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except PipelineError as e:  # e.g. io.OutputError, vllm_backend.VLLMError
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

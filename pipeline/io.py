@@ -8,8 +8,10 @@ Reading jsonl reports the file and line of the first malformed record instead of
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,14 +22,26 @@ class DataError(ValueError):
     """Bad input data; the message names the file and line."""
 
 
+class PipelineError(RuntimeError):
+    """A failure the user can act on, explained in its message (the CLI prints it without a traceback)."""
+
+
+class OutputError(PipelineError):
+    """An output could not be written (disk full, unwritable folder); what was there before is intact."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
 
     Works for files and directories (the temporary path does not exist yet: create what you need there).
+    A temporary left by a writer of the same path that was killed (SIGKILL skips the clean-up) is removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # left by a killed writer of this path
+        if re.fullmatch(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}\.tmp", stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
     try:

@@ -42,7 +42,7 @@ from pipeline import models, ppo
 from pipeline.config import Config
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
-from pipeline.io import DataError, atomic_path, write_json
+from pipeline.io import DataError, OutputError, atomic_path, write_json
 from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
 
 log = logging.getLogger(__name__)
@@ -343,9 +343,31 @@ class Trainer:
         return self.run_dir / "checkpoints"
 
     def save_checkpoint(self) -> Path:
-        """checkpoints/step_NNNNNN/: actor/ (+ critic/) save_pretrained, trainer_state.pt; atomic rename."""
+        """checkpoints/step_NNNNNN/: actor/ (+ critic/) save_pretrained, trainer_state.pt; atomic rename.
+
+        A checkpoint that cannot be written (disk full, unwritable folder) leaves nothing behind and raises
+        OutputError; the checkpoints written before are untouched, so a rerun resumes from the last of them.
+        """
         final = self.checkpoints / f"step_{self.step:06d}"
         tmp = self.checkpoints / f".step_{self.step:06d}.tmp"
+        try:
+            self._write_checkpoint(tmp)
+            if dist.is_main():
+                tmp.rename(final)  # complete checkpoints only ever appear under their final name
+        except Exception as e:
+            if dist.is_main():
+                shutil.rmtree(tmp, ignore_errors=True)
+            last = self.latest_checkpoint()
+            kept = f"the last complete checkpoint, {last}, is intact" if last else "there is no earlier checkpoint"
+            raise OutputError(f"checkpoint {final} could not be written ({type(e).__name__}: {e}); {kept}") from e
+        if dist.is_main():
+            kept = sorted(p for p in self.checkpoints.glob("step_*") if p.is_dir())
+            for old in kept[: -self.t.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        dist.barrier()
+        return final
+
+    def _write_checkpoint(self, tmp: Path) -> None:
         if dist.is_main():
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
@@ -372,12 +394,6 @@ class Trainer:
         dist.barrier()
         if dist.is_main():
             torch.save(state, tmp / "trainer_state.pt")
-            tmp.rename(final)  # complete checkpoints only ever appear under their final name
-            kept = sorted(p for p in self.checkpoints.glob("step_*") if p.is_dir())
-            for old in kept[: -self.t.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        dist.barrier()
-        return final
 
     def latest_checkpoint(self) -> Path | None:
         done = sorted(p for p in self.checkpoints.glob("step_*") if (p / "trainer_state.pt").is_file())
@@ -388,7 +404,13 @@ class Trainer:
         path = self.latest_checkpoint()
         if path is None:
             return False
-        state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
+            missing = {"fingerprint", "step", "rng"} - set(state)
+            if missing:
+                raise KeyError(f"trainer_state.pt lacks {sorted(missing)}")
+        except Exception as e:
+            raise _unusable(path, e) from e
         if state["fingerprint"] != self.fingerprint:
             log.warning("checkpoints in %s were written with another configuration: starting over", self.checkpoints)
             dist.barrier()
@@ -396,24 +418,32 @@ class Trainer:
                 shutil.rmtree(self.checkpoints)
             dist.barrier()
             return False
-        if self.world > 1:  # DeepSpeed's checkpoint holds the (sharded) weights as well as the optimizer
-            self.actor.load_engine(path / "actor_engine")
-            if self.critic is not None:
-                self.critic.load_engine(path / "critic_engine")
-        else:
-            actor, _ = models.load(path / "actor")
-            self.actor.module.load_state_dict(actor.state_dict())  # in place: the optimizer keeps its parameters
-            if self.critic is not None:
-                critic = models.Critic.from_pretrained(path / "critic")
-                self.critic.module.load_state_dict(critic.state_dict())
-            self.actor.load_state_dict(state["actor_optim"])
-            if self.critic is not None:
-                self.critic.load_state_dict(state["critic_optim"])
+        try:
+            if self.world > 1:  # DeepSpeed's checkpoint holds the (sharded) weights as well as the optimizer
+                self.actor.load_engine(path / "actor_engine")
+                if self.critic is not None:
+                    self.critic.load_engine(path / "critic_engine")
+            else:
+                actor, _ = models.load(path / "actor")
+                self.actor.module.load_state_dict(actor.state_dict())  # in place: the optimizer keeps its params
+                if self.critic is not None:
+                    critic = models.Critic.from_pretrained(path / "critic")
+                    self.critic.module.load_state_dict(critic.state_dict())
+                self.actor.load_state_dict(state["actor_optim"])
+                if self.critic is not None:
+                    self.critic.load_state_dict(state["critic_optim"])
+        except Exception as e:
+            raise _unusable(path, e) from e
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         self.step = state["step"]
         log.info("resumed from %s (step %d)", path, self.step)
         return True
+
+
+def _unusable(path: Path, e: Exception) -> DataError:
+    return DataError(f"checkpoint {path} cannot be resumed ({type(e).__name__}: {e}); delete that folder to resume "
+                     "from the checkpoint before it, or set train.resume: never to start over")
 
 
 def _write_log(path: Path, records: Sequence[Mapping]) -> None:

@@ -31,12 +31,13 @@ import numpy as np
 import torch
 
 from pipeline.config import Config
+from pipeline.io import PipelineError
 from pipeline.rollout import AttemptStop, Sampled, SamplingParams, end_token_ids
 
 log = logging.getLogger(__name__)
 
 
-class VLLMError(RuntimeError):
+class VLLMError(PipelineError):
     """vLLM is missing or cannot run this model here."""
 
 
