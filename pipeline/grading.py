@@ -17,8 +17,10 @@ How a pair is decided (cheapest first; each step either answers or passes on)
        ``\text{unit}`` after a number).  Equal strings -> correct.  Both plain numbers (ints, decimals,
        1,234 thousands, a/b, ``\frac{a}{b}``) -> compared exactly, or at Math-Verify's 6-decimal rounding when a
        decimal is involved; a case too close to call (or a percent mismatch) passes on.
-    3. Cheap size guards: a power tower or factorial that would build a gigantic integer (``9^{9^{9^{9}}}``,
-       ``(10^{10})!``, ``2^{10^{6}}``) or a ``\operatorname{zeros}`` matrix -> wrong without calling sympy.
+    3. Cheap size guards, on the answer and on the gold: a power tower, factorial, binomial or Gamma that would
+       build a gigantic integer (``9^{9^{9^{9}}}``, ``(10^{10})!``, ``2^{10^{6}}``, ``\binom{10^9}{5}``), brackets
+       nested deeper than `MAX_NESTING` (``{{{{{{{{{{{{{{1}}}}}}}}}}}}}}`` alone takes the parser ~13 s), or a
+       ``\operatorname{zeros}`` matrix -> wrong without calling sympy.
     4. Cache: a bounded LRU of earlier Math-Verify verdicts per (answer, gold).
     5. Math-Verify (`math_verify_equal`) in a `GraderPool` worker process; a worker that exceeds the timeout is
        killed and replaced, the item counts as wrong (``Grade.timed_out``) and is logged.
@@ -82,7 +84,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ANSWER_CHARS = 2000  # a longer boxed answer is simply wrong (and too expensive to parse)
 MAX_EXPONENT = 100_000  # larger integer exponents (after folding towers) are refused before sympy sees them
-MAX_FACTORIAL = 10_000  # n! with a larger n is refused likewise
+MAX_FACTORIAL = 10_000  # n! (and binomial(n, k), Gamma(n)) with a larger literal n is refused likewise
+MAX_NESTING = 8  # deeper ({[ nesting (or a longer run of |) is refused: parse time grows exponentially with it
 DEFAULT_TIMEOUT_S = 5.0
 
 # --------------------------------------------------------------------------------------------------------------
@@ -184,10 +187,17 @@ _NUMBER = re.compile(
 
 
 def _strip_math_delimiters(s: str) -> str:
+    # Index arithmetic, one slice at the end: slicing in the loop was quadratic (a megabyte gold of "$" signs
+    # took seconds in the calling process, where no timeout applies).
+    i, j = 0, len(s)
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        while len(s) >= len(left) + len(right) and s.startswith(left) and s.endswith(right):
-            s = s[len(left) : -len(right)].strip()
-    return s
+        while j - i >= len(left) + len(right) and s.startswith(left, i, j) and s.endswith(right, i, j):
+            i, j = i + len(left), j - len(right)
+            while i < j and s[i].isspace():
+                i += 1
+            while j > i and s[j - 1].isspace():
+                j -= 1
+    return s[i:j]
 
 
 def _normalize(s: str) -> tuple[str, bool]:
@@ -275,9 +285,29 @@ def fast_verdict(answer: str, gold: str) -> bool | None:
 _BIG = "Ω"  # stands for "a literal with more than 6 digits" while folding
 _FOLD_POWER = re.compile(r"(\d+|Ω)\^(?:\{(\d+|Ω)\}|(\d))")
 _FOLD_FACTORIAL = re.compile(r"(\d+|Ω)!")
-_FOLD_PARENS = re.compile(r"\((\d+|Ω)\)|\{\{(\d+|Ω)\}\}")
+_FOLD_PARENS = re.compile(r"\((\d+|Ω)\)|\{\{(\d+|Ω)\}\}|(?<!_)\{(\d+|Ω)\}(?=\^|!)")  # (n) {{n}} {n}^ {n}!
 _BIG_EXPONENT = re.compile(r"\^(?:\{[^{}]*?(Ω|\d{6,})|(Ω))")
 _MATRIX_BOMB = re.compile(r"\\operatorname\{(?:zeros|ones|eye|diag)\}")
+_BRACKET = re.compile(r"[{(\[]|[})\]]")
+_BAR_RUN = re.compile(r"\|(?:\s*\|){%d,}" % MAX_NESTING)  # |||||||||x||||||||| (absolute values)
+# n of binomial(n, k) / Gamma(n), or a whole (...)! group: sympy evaluates these eagerly
+_BIG_ARGUMENT = re.compile(
+    r"\\(?:[dt]?binom|Gamma|operatorname\{(?:binomial|factorial|gamma)\})(?:[{(]([^{}()]*)|(Ω|\d+))"
+    r"|\{([^{}()]*)\\choose"
+    r"|[({]([^{}()]*)[)}]!"
+)
+_LITERAL = re.compile(r"Ω|\d+")
+
+
+def _nesting_depth(s: str) -> int:
+    depth = deepest = 0
+    for m in _BRACKET.finditer(s):
+        if m.group() in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def _fold_power(m: re.Match) -> str:
@@ -307,20 +337,25 @@ def size_guard(answer: str) -> str | None:
     r"""Why the answer is refused before Math-Verify sees it (a short reason), or None when it may go on.
 
     Integer powers and factorials are folded innermost-first (``9^{9^{9}}`` -> ``9^{387420489}``); an exponent
-    above `MAX_EXPONENT` or a factorial argument above `MAX_FACTORIAL` is refused.  Symbolic ones pass.
+    above `MAX_EXPONENT`, or a literal above `MAX_FACTORIAL` in a factorial, a binomial's or Gamma's argument,
+    is refused.  Symbolic ones pass.  So is bracket nesting deeper than `MAX_NESTING`.
 
     Example:
         >>> size_guard(r"9^{9^{9^{9}}}"), size_guard("100000!"), size_guard(r"2^{10}+x^{2^n}")
         ('exponent Ω', 'factorial of 100000', None)
+        >>> size_guard(r"\binom{10^{9}}{5}"), size_guard("{" * 9 + "1" + "}" * 9)
+        ('argument Ω', 'brackets nested 9 deep')
     """
     if len(answer) > MAX_ANSWER_CHARS:
         return f"answer longer than {MAX_ANSWER_CHARS} characters"
     if _MATRIX_BOMB.search(answer):
         return "matrix constructor"
+    if (depth := _nesting_depth(answer)) > MAX_NESTING or _BAR_RUN.search(answer):
+        return f"brackets nested {depth} deep" if depth > MAX_NESTING else "run of | bars"
     s = _NOISE.sub("", answer)
     try:
         for _ in range(200):  # each round folds at least one operator, or stops
-            folded = _FOLD_PARENS.sub(lambda m: m.group(1) or m.group(2), s)
+            folded = _FOLD_PARENS.sub(lambda m: m.group(1) or m.group(2) or m.group(3), s)
             folded = _FOLD_FACTORIAL.sub(_fold_factorial, _FOLD_POWER.sub(_fold_power, folded))
             if folded == s:
                 break
@@ -331,6 +366,10 @@ def size_guard(answer: str) -> str | None:
         exp = m.group(1) or m.group(2)
         if exp == _BIG or int(exp) > MAX_EXPONENT:
             return f"exponent {exp[:20]}"
+    for m in _BIG_ARGUMENT.finditer(s):
+        for n in _LITERAL.findall(next(g for g in m.groups() if g is not None)):
+            if n == _BIG or int(n) > MAX_FACTORIAL:
+                return f"argument {n[:20]}"
     return None
 
 
@@ -586,8 +625,8 @@ class GraderPool:
             if verdict is not None:
                 grades[i] = Grade(verdict, answer, via="fast", elapsed_s=time.perf_counter() - t0)
                 continue
-            if reason := size_guard(answer):
-                logger.info("grader refused %r: %s (counted wrong)", _clip(answer), reason)
+            if reason := size_guard(answer) or ((r := size_guard(gold)) and f"gold: {r}"):
+                logger.info("grader refused %r (gold %r): %s (counted wrong)", _clip(answer), _clip(gold), reason)
                 grades[i] = Grade(False, answer, via="guard", elapsed_s=time.perf_counter() - t0)
                 continue
             key = (answer, gold)

@@ -261,9 +261,53 @@ def test_no_eval_in_project_code():
                 assert not bad, f"{path.relative_to(ROOT)}:{node.lineno} calls {ast.unparse(f)}"
 
 
-@pytest.mark.parametrize("bomb", [r"9^{9^{9^{9}}}", r"(10^{10})!", r"2^{10^{7}}", r"10^{10^{10}} + 1"])
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        r"9^{9^{9^{9}}}", r"(10^{10})!", r"2^{10^{7}}", r"10^{10^{10}} + 1",
+        # found by tests/test_hostile_output.py: before the guards covered them, these ran into the worker timeout
+        r"{10}^{{10}^{10}}", r"{10^{7}}!", r"(10^{7}+1)!", r"\binom{10^9}{5*10^8}", r"{10^{9} \choose 5 \cdot 10^{8}}",
+        r"\Gamma(10^{8})", r"\binom{1000000}{500000}",
+        "{" * 14 + "1" + "}" * 14,  # ~13 s in the LaTeX parser: exponential in the nesting depth
+        "(" * 32 + "1" + ")" * 32, r"\{" * 16 + "1" + r"\}" * 16, "|" * 40 + "1" + "|" * 40,
+    ],
+)
 def test_huge_numbers_are_refused_before_sympy(bomb):
     grade = grade_batch([f"\\boxed{{{bomb}}}"], ["1"])[0]
+    assert (grade.correct, grade.via) == (False, "guard")
+
+
+def test_hostile_gold_is_refused_too():
+    """A bomb in the gold (a poisoned data set) is refused like one in the answer, unless spelled identically."""
+    tower, deep = r"9^{9^{9^{9}}}", "{" * 14 + "x" + "}" * 14
+    grades = grade_batch([r"\boxed{5}", r"\boxed{x}", f"\\boxed{{{tower}}}"], [tower, deep, tower])
+    assert [(g.correct, g.via) for g in grades] == [(False, "guard"), (False, "guard"), (True, "fast")]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        r"\frac{1}{1+\frac{1}{1+\frac{1}{2}}}", r"\binom{10}{3}", r"\Gamma(5)", r"x_{10}^{10}", "|x|+|y|", r"(n+1)!",
+        r"\left(\frac{t^{2}}{2}-t+C\right) e^{-t}", r"2^{2^{4}}", r"\sqrt{2+\sqrt{2+\sqrt{2}}}", r"\binom{10000}{2}",
+    ],
+)
+def test_guards_pass_ordinary_answers(answer):
+    assert grading.size_guard(answer) is None
+
+
+def test_guards_pass_every_benchmark_gold(benchmarks_dir):
+    golds = [gold for answers in _gold_answers(benchmarks_dir).values() for gold, _ in answers]
+    assert [(g, grading.size_guard(g)) for g in golds if grading.size_guard(g)] == []
+
+
+def test_megabyte_gold_is_linear_in_the_calling_process():
+    """Stripping $...$ from a gold used to slice in a loop (quadratic: seconds for a megabyte of "$", spent in the
+    calling process where no timeout applies)."""
+    t = time.perf_counter()
+    assert grading.fast_verdict("5", "$" * 2_000_000) is None  # an empty gold: Math-Verify (here the guard) decides
+    assert grading.fast_verdict("5", "$ " * 1_000_000 + "5" + " $" * 1_000_000) is True
+    assert time.perf_counter() - t < 2.0
+    grade = grade_batch([r"\boxed{5}"], ["$" * 1_000_000])[0]
     assert (grade.correct, grade.via) == (False, "guard")
 
 
