@@ -87,13 +87,13 @@ class VLLMBackend:
             distributed_executor_backend="external_launcher" if distributed else "uni",
         )
         sleep = on_gpu and v.sleep
-        if not on_gpu:
-            # A prompt split over several engine steps discards a sampled token by rewinding its request's random
-            # generator, which CPU generators cannot do ("CPU Generator does not use offset"): never split prompts.
-            kwargs.update(enable_chunked_prefill=False)
         if on_gpu:
             kwargs.update(gpu_memory_utilization=gpu_memory_utilization or v.eval_gpu_memory_utilization,
                           enable_sleep_mode=sleep)
+        else:
+            # A prompt split over several engine steps discards a sampled token by rewinding its request's random
+            # generator, which CPU generators cannot do ("CPU Generator does not use offset"): never split prompts.
+            kwargs.update(enable_chunked_prefill=False)
         # vLLM's worker seeds the global RNGs and (CPU) replaces torch.set_num_threads with a no-op: this
         # process trains too, so its random streams and thread control are put back as they were.
         rng = (torch.get_rng_state(), random.getstate(), np.random.get_state())

@@ -15,19 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, smoke_config
 
-# The whole pipeline in about a minute: one seed, a base model that stops at its first check, two RL steps.
-SMOKE_CONFIG = """\
-scale: tiny
-seeds: [0]
-data: {synthetic: {n_train: 400, n_heldout: 20}}
-model: {sft: {max_steps: 10, batch_size: 16, warmup_steps: 1, eval_every: 5, eval_questions: 20,
-              target_accuracy: 0.0, retry_accuracy_target: 0.0}}
-train: {steps: 2, rollout_batch: 4, samples_per_prompt: 2, train_batch: 8, micro_batch: 4, eval_every: 1,
-        save_every: 1, eval_questions: 10}
-eval: {max_k: 2, batch_size: 32}
-"""
+SMOKE_CONFIG = smoke_config()
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 TRACKED = ("results/tiny/data", "results/tiny/models", "results/tiny/runs", "results/tiny/eval", "reports")
 

@@ -19,20 +19,11 @@ import psutil
 import pytest
 
 from pipeline import io
-from tests.conftest import ROOT
+from tests.conftest import ROOT, smoke_config
 from tests.test_train import task, train_cmd  # noqa: F401  (fixture)
 from tests.test_workflow import ENV, SNAKEMAKE
 
-SMOKE = """\
-scale: tiny
-seeds: [0]
-data: {synthetic: {n_train: 400, n_heldout: 20}}
-model: {sft: {max_steps: 10, batch_size: 16, warmup_steps: 1, eval_every: 5, eval_questions: 20,
-              target_accuracy: 0.0, retry_accuracy_target: 0.0}}
-train: {steps: 16, rollout_batch: 4, samples_per_prompt: 2, train_batch: 8, micro_batch: 4, eval_every: 8,
-        save_every: 1, eval_questions: 10}
-eval: {max_k: 2, batch_size: 32}
-"""
+SMOKE = smoke_config(steps=16, eval_every=8)  # long enough to be killed at several checkpoints
 
 
 def start(workdir: Path, *args: str) -> subprocess.Popen:
