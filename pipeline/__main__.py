@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -101,10 +102,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     cfg = config_mod.load(args.config)
     cfg.attempt_range(args.variant)  # unknown variant: a config error before any work
-    _threads(args.threads)
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes of this job on this node (torchrun)
+    if args.threads:
+        _threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers))
     distributed.init()
     try:
-        grading.configure(cfg.grading.workers)
+        grading.configure(max(1, cfg.grading.workers // ranks))  # the node runs grading.workers in all
         records = data.read_records(args.train_data)
         heldout = {_set_name(path): data.read_records(path) for path in args.heldout}
         summary = train.train(cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, args.out)

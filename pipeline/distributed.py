@@ -6,8 +6,8 @@ processes (`deepspeed --num_gpus 8 -m pipeline train ...` or `torchrun --nproc_p
 ...`), each model is wrapped in a DeepSpeed engine (ZeRO-2/3, bf16, optimizer offload, from config
 `train.deepspeed`) that does the same three things. On CPU the process group uses gloo.
 
-`Optimized` is the one interface the trainer sees: `module(...)` forward, `micro_step(loss)` after each
-micro-batch, `state_dict()/load_state_dict()` (plain torch) or `save()/load()` (DeepSpeed checkpoints).
+`Optimized` is the one interface the trainer sees: `optimized(...)` forward (through the DeepSpeed engine,
+never around it), `micro_step(loss)` after each micro-batch, `state_dict()/load_state_dict()` (plain torch) or `save()/load()` (DeepSpeed checkpoints).
 """
 
 from __future__ import annotations
@@ -68,12 +68,21 @@ def barrier() -> None:
 
 def all_sum(values: Sequence[float]) -> list[float]:
     """Element-wise sum over ranks (float64); the identity in one process."""
+    return _all_reduce(values, "SUM")
+
+
+def all_max(values: Sequence[float]) -> list[float]:
+    """Element-wise maximum over ranks; the identity in one process."""
+    return _all_reduce(values, "MAX")
+
+
+def _all_reduce(values: Sequence[float], op: str) -> list[float]:
     if not dist.is_initialized():
         return [float(v) for v in values]
     t = torch.tensor(list(values), dtype=torch.float64)
     if dist.get_backend() == "nccl":
         t = t.cuda()
-    dist.all_reduce(t)
+    dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
     return t.cpu().tolist()
 
 
@@ -81,6 +90,13 @@ def device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return torch.device("cpu")
+
+
+def rank_threads(threads: int, ranks: int, grader_workers: int) -> int:
+    """Torch threads of one of `ranks` processes of a job given `threads` CPUs, `grader_workers` of which run
+    the grader's worker processes: the rest, shared out (at least 1). Every rank setting the job's full count
+    would put ranks x threads OpenMP threads on the node's cores."""
+    return max(1, (threads - grader_workers) // ranks)
 
 
 def deepspeed_config(cfg: TrainConfig, lr: float, accumulation: int) -> dict:
@@ -94,6 +110,9 @@ def deepspeed_config(cfg: TrainConfig, lr: float, accumulation: int) -> dict:
         "gradient_clipping": cfg.grad_clip,
         "zero_optimization": zero,
         "bf16": {"enabled": ds.bf16},
+        # bf16 weights, float32 gradient accumulation across micro-batches (the released code's grad_accum_dtype);
+        # DeepSpeed has no such mix without ZeRO (stage 0), where gradients stay in the weights' dtype.
+        **({"data_types": {"grad_accum_dtype": "fp32"}} if ds.bf16 and ds.zero_stage > 0 else {}),
         "optimizer": {
             "type": "AdamW",
             "params": {
@@ -122,6 +141,9 @@ class Optimized:
         if dist.is_initialized():
             import deepspeed
 
+            if self.zero_stage == 3:  # weights read outside their owner's forward (models.Policy's LM head)
+                for p in getattr(module, "zero3_external_parameters", list)():
+                    deepspeed.zero.register_external_parameter(module, p)
             self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
                 model=module, model_parameters=[p for p in module.parameters() if p.requires_grad],
                 config=deepspeed_config(cfg, lr, accumulation), lr_scheduler=schedule,
@@ -179,11 +201,16 @@ class Optimized:
 
     @contextlib.contextmanager
     def full_parameters(self) -> Iterator[torch.nn.Module]:
-        """The whole module with every parameter present on this rank (ZeRO-3 gathers its shards)."""
-        if self.zero_stage == 3:
-            import deepspeed
+        """The whole module with every parameter present on this rank, for generation and saving.
 
-            with deepspeed.zero.GatheredParameters(list(self.module.parameters())):
+        ZeRO-3 gathers its shards and takes its hooks off the modules meanwhile: with them on, every forward of
+        a generation would gather (and prefetch) collectively, and ranks whose dialogues need different numbers
+        of forwards would wait on each other forever.
+        """
+        if self.zero_stage == 3:
+            from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
+
+            with unwrap_model_for_generation(self.engine):
                 yield self.module
         else:
             yield self.module

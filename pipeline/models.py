@@ -18,6 +18,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+from pipeline import ppo
 from pipeline.config import TinyModelConfig
 from pipeline.io import DataError
 
@@ -138,6 +139,36 @@ def load(source: str | Path, dtype: torch.dtype = torch.float32) -> tuple[torch.
     return model, tokenizer
 
 
+class Policy(torch.nn.Module):
+    """The actor (and the frozen reference) as PPO trains it: `forward` returns the log-probs of the tokens the
+    policy sampled, nothing else.
+
+    Training's every forward goes through this module's `forward`, so a DeepSpeed engine wrapping it sees each
+    micro-batch (ZeRO-3 counts micro-steps and marks accumulation boundaries in the engine's forward; calling
+    submodules around it silently corrupted accumulated gradients). The LM head runs on the policy positions
+    only and in chunks (`ppo.token_logprobs`): prompt and feedback tokens need no logits, and full logits at a
+    151K vocabulary would be larger than the model. The head's weight is read outside the head's own forward,
+    so under ZeRO-3 it is registered as this module's external parameter (`zero3_external_parameters`).
+    """
+
+    def __init__(self, lm: torch.nn.Module):
+        super().__init__()
+        self.lm = lm
+
+    def zero3_external_parameters(self) -> list[torch.nn.Parameter]:
+        return [self.lm.get_output_embeddings().weight]
+
+    def forward(self, ids: torch.Tensor, attention: torch.Tensor, mask: torch.Tensor,
+                temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) ids -> (B, L-1) float32 log-probs at the policy positions `mask` (0 elsewhere), and the mean
+        entropy of those positions' distributions (no gradient)."""
+        hidden = self.lm.get_decoder()(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state
+        flat, entropy = ppo.token_logprobs(hidden[:, :-1][mask], self.lm.get_output_embeddings().weight,
+                                           ids[:, 1:][mask], temperature)
+        logp = torch.zeros(mask.shape, dtype=flat.dtype, device=flat.device).masked_scatter(mask, flat)
+        return logp, entropy.mean() if entropy.numel() else entropy.new_zeros(())
+
+
 VALUE_HEAD = "value_head.pt"
 
 
@@ -173,7 +204,7 @@ class Critic(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, L) ids -> (B, L) values, float32."""
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         return self.value_head(hidden).squeeze(-1).float()
 
     def save_pretrained(self, path: str | Path) -> None:

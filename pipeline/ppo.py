@@ -122,19 +122,57 @@ def value_loss(
     return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
 
 
-def sampled_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """log softmax(logits / T) of the sampled tokens, and the distributions' entropies (no gradient).
+class _TokenLogprobs(torch.autograd.Function):
+    """log softmax(h W^T / T)[target] row by row, without ever holding the (rows x vocab) logits for backward.
 
-    `logits` (n, V) are those of the policy positions only (the trainer never computes the LM head elsewhere);
-    float32 in chunks of about 256 MB, so upcasting never copies the whole (n, V) block at once.
+    At the paper's shapes a micro-batch has ~20K policy tokens and the vocabulary 151,936 entries: the full
+    float32 logits would be 12 GB, kept by autograd for backward. Here forward keeps only the hidden states and
+    each row's log-normaliser, and backward recomputes the logits one chunk at a time. Gradients are the exact
+    ones (tests/test_ppo.py compares with autograd in float64); the weight's gradient accumulates in float32.
     """
-    rows = max(1, 2**26 // max(1, logits.shape[-1]))
-    logp, ent = [], []
-    for z, x in zip(logits.split(rows), targets.split(rows)):
-        z = z.float() / temperature
-        norm = torch.logsumexp(z, dim=-1)
-        logp.append(z.gather(-1, x[:, None]).squeeze(-1) - norm)
-        with torch.no_grad():
-            p = torch.softmax(z, dim=-1)
-            ent.append(norm - (p * z).sum(-1))
-    return torch.cat(logp), torch.cat(ent)
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, temperature, rows):
+        n = hidden.shape[0]
+        logp = hidden.new_empty(n, dtype=torch.float32)
+        entropy, norm = torch.empty_like(logp), torch.empty_like(logp)
+        for s in range(0, n, rows):
+            z = (hidden[s : s + rows] @ weight.T).float() / temperature
+            norm[s : s + rows] = lse = torch.logsumexp(z, dim=-1)
+            logp[s : s + rows] = z.gather(-1, targets[s : s + rows, None]).squeeze(-1) - lse
+            entropy[s : s + rows] = lse - (torch.softmax(z, dim=-1) * z).sum(-1)
+        ctx.save_for_backward(hidden, weight, targets, norm)
+        ctx.temperature, ctx.rows = temperature, rows
+        ctx.mark_non_differentiable(entropy)
+        return logp, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logp, _grad_entropy):
+        hidden, weight, targets, norm = ctx.saved_tensors
+        t, rows = ctx.temperature, ctx.rows
+        want_h, want_w = ctx.needs_input_grad[:2]
+        grad_h = torch.empty_like(hidden) if want_h else None
+        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if want_w else None
+        for s in range(0, hidden.shape[0], rows):
+            h, g = hidden[s : s + rows], grad_logp[s : s + rows]
+            z = (h @ weight.T).float() / t
+            # d logp / d z = onehot(target) - softmax(z); the chain through z = logits / T divides by T
+            dz = torch.exp(z - norm[s : s + rows, None]).mul_(-g[:, None])
+            dz.scatter_add_(-1, targets[s : s + rows, None], g[:, None].float())
+            dz = dz.div_(t).to(hidden.dtype)
+            if want_h:
+                grad_h[s : s + rows] = dz @ weight
+            if want_w:
+                grad_w += dz.T @ h
+        return grad_h, None if grad_w is None else grad_w.to(weight.dtype), None, None, None
+
+
+def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, temperature: float,
+                   chunk_bytes: int = 2**28) -> tuple[torch.Tensor, torch.Tensor]:
+    """log softmax(hidden @ weight.T / T) of the target tokens (float32, differentiable) and the distributions'
+    entropies (no gradient), for `hidden` (n, H) of the policy positions only and the LM head's `weight` (V, H).
+
+    Logits are made in chunks of about `chunk_bytes` of float32 and never kept: see `_TokenLogprobs`.
+    """
+    rows = max(1, chunk_bytes // (4 * weight.shape[0]))
+    return _TokenLogprobs.apply(hidden, weight, targets, temperature, rows)

@@ -58,11 +58,13 @@ class Experience:
     ids: torch.Tensor  # (B, L) long
     attention: torch.Tensor  # (B, L) long
     mask: torch.Tensor  # (B, L-1) bool: token i+1 was sampled by the policy
-    old_logp: torch.Tensor  # behaviour log-probs (from the rollout)
+    old_logp: torch.Tensor  # behaviour log-probs (train.behaviour_logprobs: the actor's or the rollout's)
     ref_logp: torch.Tensor
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    # |rollout - actor| behaviour log-prob per policy token, when the actor recomputed them (else None)
+    logprob_gap: torch.Tensor | None = None
 
     def select(self, rows: torch.Tensor) -> "Experience":
         """Rows of the buffer, trimmed to their longest sequence."""
@@ -74,19 +76,23 @@ class Experience:
         )
 
 
-def policy_logprobs(model, ids: torch.Tensor, attention: torch.Tensor, mask: torch.Tensor,
-                    temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, L-1) log-probs of the policy tokens (0 elsewhere) and their mean entropy.
-
-    The LM head runs on the policy positions only: prompt and feedback tokens need no logits, and they are most
-    of a multi-attempt dialogue. (With DeepSpeed the decoder and head are called as submodules; ZeRO hooks on
-    every module still gather their parameters.)
-    """
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=attention).last_hidden_state[:, :-1]
-    logits = model.get_output_embeddings()(hidden[mask])
-    flat, ent = ppo.sampled_logprobs(logits, ids[:, 1:][mask], temperature)
-    logp = torch.zeros(mask.shape, dtype=flat.dtype, device=flat.device).masked_scatter(mask, flat)
-    return logp, ent.mean() if ent.numel() else ent.new_zeros(())
+def token_groups(lengths: torch.Tensor, budget: int, count: int | None = None) -> list[torch.Tensor]:
+    """Row indices for forward passes without gradients: rows sorted by length, each group as many as fit in
+    `budget` padded tokens (rows x the group's longest; a longer row goes alone). With `count`, the largest
+    groups are halved until there are that many (ranks must make the same number of ZeRO-3 forwards)."""
+    groups: list[list[int]] = [[]]
+    for i in torch.argsort(lengths, stable=True).tolist():
+        if groups[-1] and (len(groups[-1]) + 1) * int(lengths[i]) > budget:
+            groups.append([])
+        groups[-1].append(i)
+    groups = [g for g in groups if g]
+    while count is not None and len(groups) < count:
+        j = max(range(len(groups)), key=lambda k: len(groups[k]))
+        if len(groups[j]) < 2:
+            raise ValueError(f"token_groups: {len(lengths)} rows cannot make {count} groups")
+        half = len(groups[j]) // 2
+        groups[j : j + 1] = [groups[j][:half], groups[j][half:]]
+    return [torch.tensor(g) for g in groups]
 
 
 def pad(transcripts: Sequence[Transcript], pad_id: int) -> tuple[torch.Tensor, ...]:
@@ -129,10 +135,11 @@ class Trainer:
             actor.gradient_checkpointing_enable()
         optimizer_steps = self.t.steps * self.t.epochs * self.t.episodes // self.t.train_batch
         accumulation = per_rank // self.t.micro_batch
-        self.actor = dist.Optimized(actor.to(self.device), self.t.actor_lr, self.t, optimizer_steps, accumulation)
+        self.actor = dist.Optimized(models.Policy(actor.to(self.device)), self.t.actor_lr, self.t, optimizer_steps,
+                                    accumulation)
         self.ref = None
         if self.t.kl_coef > 0:
-            self.ref = models.load(base, dtype=dtype)[0].to(self.device).eval().requires_grad_(False)
+            self.ref = models.Policy(models.load(base, dtype=dtype)[0].to(self.device)).eval().requires_grad_(False)
         self.critic = None
         if self.t.algorithm == "ppo":
             critic = models.Critic.from_pretrained(base, dtype=dtype, seed=seed)
@@ -179,7 +186,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ generation
 
     def backend(self, model) -> Backend:
-        """The rollout backend on the current policy weights (`model`: the actor, full parameters)."""
+        """The rollout backend on the current policy weights (`model`: the actor's LM, full parameters)."""
         if self.engine is None:
             return HFBackend(model, self.tokenizer, self.cfg.env.end_of_turn, self.cfg.env.stop_at_box)
         if self._engine_step != self.step:
@@ -204,24 +211,33 @@ class Trainer:
         groups = [i for i in mine for _ in range(g)]
         params = SamplingParams(self.t.temperature, self.t.top_p, False, seed=(self.seed * 1_000_003 + step) * 97
                                 + self.rank)
-        with self.actor.full_parameters() as model:
-            model.eval()
-            transcripts = rollout(self.backend(model), self.tokenizer, self.env, batch, params, len(batch))
+        with self.actor.full_parameters() as policy:
+            policy.eval()
+            transcripts = rollout(self.backend(policy.lm), self.tokenizer, self.env, batch, params, len(batch))
         self.release_engine()
         return transcripts, groups
 
     @torch.no_grad()
     def experience(self, transcripts: Sequence[Transcript], groups: Sequence[int]) -> Experience:
-        ids, attention, mask, old_logp = pad(transcripts, self.tokenizer.pad_token_id)
+        ids, attention, mask, rollout_logp = pad(transcripts, self.tokenizer.pad_token_id)
         rewards = torch.tensor([t.reward for t in transcripts])
-        ref_logp, values = torch.zeros_like(old_logp), torch.zeros_like(old_logp)
-        # No gradients here, so no activations to keep: 4 micro-batches' worth per forward pass.
-        for rows in torch.argsort(attention.sum(1), stable=True).split(4 * self.t.micro_batch):
-            width = int(attention[rows].sum(1).max())
+        actor_logp, ref_logp, values = (torch.zeros_like(rollout_logp) for _ in range(3))
+        recompute = self.t.behaviour_logprobs == "actor"
+        lengths = attention.sum(1)
+        # No gradients here, so no activations to keep: as many tokens per forward as the longest training
+        # micro-batch can have. Every rank makes the same number of forwards (ZeRO-3 gathers in each).
+        budget = self.t.micro_batch * int(lengths.max())
+        forwards = token_groups(lengths, budget)
+        forwards = token_groups(lengths, budget, int(dist.all_max([len(forwards)])[0]))
+        for rows in forwards:
+            width = int(lengths[rows].max())
             x, a = ids[rows, :width].to(self.device), attention[rows, :width].to(self.device)
+            m = mask[rows, : width - 1].to(self.device)
+            if recompute:
+                self.actor.module.eval()
+                actor_logp[rows, : width - 1] = self.actor(x, a, m, self.t.temperature)[0].cpu()
             if self.ref is not None:
-                m = mask[rows, : width - 1].to(self.device)
-                ref_logp[rows, : width - 1] = policy_logprobs(self.ref, x, a, m, self.t.temperature)[0].cpu()
+                ref_logp[rows, : width - 1] = self.ref(x, a, m, self.t.temperature)[0].cpu()
             if self.critic is not None:
                 self.critic.module.eval()
                 values[rows, : width - 1] = self.critic(x, a)[:, :-1].cpu()
@@ -234,7 +250,9 @@ class Trainer:
             m = mask.float()
             stats = dist.all_sum([float((adv * m).sum()), float((adv * adv * m).sum()), float(m.sum())])
             adv = ppo.whiten(adv, mask, tuple(stats))
-        return Experience(ids, attention, mask, old_logp, ref_logp, values * mask, adv, returns)
+        gap = (rollout_logp - actor_logp).abs()[mask] if recompute else None
+        old_logp = actor_logp if recompute else rollout_logp
+        return Experience(ids, attention, mask, old_logp, ref_logp, values * mask, adv, returns, gap)
 
     def update(self, exp: Experience, step: int) -> dict[str, float]:
         """`epochs` passes of micro-batch forward/backward over the buffer; returns summed loss statistics."""
@@ -257,7 +275,7 @@ class Trainer:
                 mb = exp.select(rows)
                 x, a, mask = mb.ids.to(self.device), mb.attention.to(self.device), mb.mask.to(self.device)
                 self.actor.module.train()
-                logp, ent = policy_logprobs(self.actor.module, x, a, mask, self.t.temperature)
+                logp, ent = self.actor(x, a, mask, self.t.temperature)
                 pg, clip_frac = ppo.policy_loss(logp, mb.old_logp.to(self.device), mb.advantages.to(self.device),
                                                 mask, self.t.clip)
                 loss = pg
@@ -288,10 +306,10 @@ class Trainer:
         exp = self.experience(transcripts, groups)
         losses = self.update(exp, step)
         self.step += 1
-        return self._metrics(transcripts, losses, t_rollout, time.time() - t0)
+        return self._metrics(transcripts, losses, exp.logprob_gap, t_rollout, time.time() - t0)
 
-    def _metrics(self, transcripts: Sequence[Transcript], losses: Mapping[str, float], t_rollout: float,
-                 t_step: float) -> dict[str, float]:
+    def _metrics(self, transcripts: Sequence[Transcript], losses: Mapping[str, float], gap: torch.Tensor | None,
+                 t_rollout: float, t_step: float) -> dict[str, float]:
         ds = [t.dialogue for t in transcripts]
         solved = [d for d in ds if d.solved_at is not None]
         failed = [d for d in ds if d.solved_at is None]
@@ -307,12 +325,16 @@ class Trainer:
             "response_tokens": (tokens, len(ds)),
             **{k: (losses[k], losses[k + "_n"]) for k in losses if not k.endswith("_n")},
         }
+        if gap is not None:  # how far the rollout engine's log-probs are from the trainer's (bf16 kernels differ)
+            local["logprob_gap_mean"] = (float(gap.sum()), gap.numel())
         keys = sorted(local)
         totals = dist.all_sum([x for k in keys for x in local[k]] + [tokens])
         out = {"step": self.step}
         for i, k in enumerate(keys):
             num, den = totals[2 * i], totals[2 * i + 1]
             out[k] = num / den if den else float("nan")
+        if gap is not None:
+            out["logprob_gap_max"] = dist.all_max([float(gap.max()) if gap.numel() else 0.0])[0]
         out["lr"] = self.actor.lr
         out["rollout_s"], out["step_s"] = t_rollout, t_step
         out["tokens_per_s"] = totals[-1] / t_step
@@ -324,9 +346,9 @@ class Trainer:
     def heldout_accuracy(self) -> dict[str, float]:
         """Greedy single-attempt accuracy per held-out set (this rank evaluates its shard), and their mean."""
         out = {}
-        with self.actor.full_parameters() as model:
-            model.eval()
-            backend = self.backend(model)
+        with self.actor.full_parameters() as policy:
+            policy.eval()
+            backend = self.backend(policy.lm)
             for name, records in self.heldout.items():
                 shard = list(records[: self.t.eval_questions])[self.rank :: self.world]
                 traces = evaluate(backend, self.tokenizer, self.cfg, shard, name, k=1, progress=False) if shard else []
@@ -374,7 +396,7 @@ class Trainer:
         dist.barrier()
         with self.actor.full_parameters() as actor:
             if dist.is_main():
-                models.save(actor, self.tokenizer, tmp / "actor")
+                models.save(actor.lm, self.tokenizer, tmp / "actor")
         if self.critic is not None:
             with self.critic.full_parameters() as critic:
                 if dist.is_main():
@@ -425,7 +447,7 @@ class Trainer:
                     self.critic.load_engine(path / "critic_engine")
             else:
                 actor, _ = models.load(path / "actor")
-                self.actor.module.load_state_dict(actor.state_dict())  # in place: the optimizer keeps its params
+                self.actor.module.lm.load_state_dict(actor.state_dict())  # in place: the optimizer keeps its params
                 if self.critic is not None:
                     critic = models.Critic.from_pretrained(path / "critic")
                     self.critic.module.load_state_dict(critic.state_dict())
@@ -500,7 +522,7 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
     with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3: every rank enters
         if dist.is_main():
             with atomic_path(out) as tmp:
-                models.save(actor, trainer.tokenizer, tmp)
+                models.save(actor.lm, trainer.tokenizer, tmp)
                 shutil.copy(log_path, tmp / "train_log.jsonl")
                 write_json(tmp / "train_summary.json", summary)
             writer.close()

@@ -132,8 +132,9 @@ def eval_metrics(model, eval_set):
 
 
 def train_threads():
-    """CPU threads of a training job: 1 on CPU (runs of both variants share a laptop), 4 per GPU otherwise."""
-    return 4 * CFG.train.gpus if CFG.train.gpus else 1
+    """CPU threads of a training job: 1 on CPU (runs of both variants share a laptop); on GPUs 4 per GPU plus
+    the grader's worker processes (the step splits them among its ranks, pipeline.distributed.rank_threads)."""
+    return 4 * CFG.train.gpus + CFG.grading.workers if CFG.train.gpus else 1
 
 
 def train_launcher():

@@ -184,6 +184,7 @@ class TrainConfig:
     gamma: float
     lam: float
     normalize_advantages: bool
+    behaviour_logprobs: str
     eval_every: int
     eval_questions: int
     save_every: int
