@@ -68,15 +68,17 @@ def _threads(n: int | None) -> None:
 
 
 def cmd_build_base(args: argparse.Namespace) -> None:
-    from pipeline import data, grading, sft
+    from pipeline import data, grading, provenance, sft
     from pipeline.io import atomic_path
 
     cfg = config_mod.load(args.config)
+    prov = provenance.record(cfg)
     _threads(args.threads)
     grading.configure(cfg.grading.workers)
     train, heldout = data.read_records(args.train), data.read_records(args.heldout)
     with atomic_path(args.out) as tmp:
         summary = sft.train_base(cfg, train, heldout, tmp)
+        provenance.write(tmp, prov)
     log.info("base model -> %s: %d steps, %.1f s, held-out greedy accuracy %.3f, after feedback %.3f",
              args.out, summary["steps"], summary["seconds"], summary["heldout_accuracy"], summary["retry_accuracy"])
 
@@ -153,7 +155,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     report.write_csv(out / "accuracy.csv", acc)
     report.write_csv(out / "retries.csv", retries)
     report.write_csv(out / "learning_curves.csv", curves)
-    write_json(out / "summary.json", report.summarize(acc, retries, curves, args.metrics, scale))
+    summary = report.summarize(acc, retries, curves, args.metrics, scale)
+    write_json(out / "summary.json", {**summary, "provenance": report.provenance_of(args.models)})
     log.info("%d evaluation runs and %d training logs -> %s", len(args.metrics), len(args.train_logs), out)
 
 
@@ -230,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("aggregate", cmd_aggregate, "summary.json and csv tables of every evaluation and training run")
     p.add_argument("--metrics", nargs="+", required=True, help="eval/<model>/<benchmark>/metrics.json files")
     p.add_argument("--train-logs", nargs="*", default=[], help="models/<variant>_s<seed>/train_log.jsonl files")
+    p.add_argument("--models", nargs="*", default=[], help="model folders whose provenance.json to collect")
     p.add_argument("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)")
     p = verb("figures", cmd_figures, "draw the report's figures (PNG and PDF) from the aggregated tables")
     p.add_argument("--tables", required=True, help="folder with accuracy.csv, retries.csv, learning_curves.csv")

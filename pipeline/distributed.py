@@ -7,7 +7,9 @@ processes (`deepspeed --num_gpus 8 -m pipeline train ...` or `torchrun --nproc_p
 `train.deepspeed`) that does the same three things. On CPU the process group uses gloo.
 
 `Optimized` is the one interface the trainer sees: `optimized(...)` forward (through the DeepSpeed engine,
-never around it), `micro_step(loss)` after each micro-batch, `state_dict()/load_state_dict()` (plain torch) or `save()/load()` (DeepSpeed checkpoints).
+never around it), `micro_step(loss)` after each micro-batch, `state_dict()/load_state_dict()` (plain torch) or
+`save_engine()/load_engine()` (DeepSpeed checkpoints). Either way a restored schedule runs to the total it was
+built with now, not the one it was saved under (train.steps may have been raised).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch.distributed as dist
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from pipeline.config import TrainConfig
+from pipeline.io import DataError, load_tensors
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,16 @@ def deepspeed_config(cfg: TrainConfig, lr: float, accumulation: int) -> dict:
     }
 
 
+def deepspeed_checkpoint_classes() -> list[type]:
+    """The classes besides tensors and plain data in the engine checkpoints we write (in the ZeRO optimizer
+    state): a loss scaler and a fragment record, which load by setting their fields, and an enum."""
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return [LossScaler, ZeroStageEnum, fragment_address]
+
+
 class Optimized:
     """A trainable model with its AdamW, cosine schedule (warm-up, floor) and gradient accumulation."""
 
@@ -192,12 +205,28 @@ class Optimized:
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._follow_schedule()
 
     def save_engine(self, folder: Path) -> None:
         self.engine.save_checkpoint(str(folder), tag="engine")
 
     def load_engine(self, folder: Path) -> None:
+        """Resume the engine from `folder`, after checking that none of its files can run code: DeepSpeed
+        unpickles them itself, allowing anything."""
+        files = sorted(folder.rglob("*.pt"))
+        if not files:
+            raise DataError(f"{folder}: no DeepSpeed checkpoint files (*.pt)")
+        for path in files:
+            load_tensors(path, deepspeed_checkpoint_classes(), mmap=True)
         self.engine.load_checkpoint(str(folder), tag="engine")
+        self._follow_schedule()
+
+    def _follow_schedule(self) -> None:
+        """Set the learning rates this schedule gives at the restored step: the optimizer state holds those of
+        the schedule it was saved under, whose length differs when train.steps changed."""
+        s = self.scheduler
+        for group, base, factor in zip(self.optimizer.param_groups, s.base_lrs, s.lr_lambdas):
+            group["lr"] = base * factor(s.last_epoch)
 
     @contextlib.contextmanager
     def full_parameters(self) -> Iterator[torch.nn.Module]:

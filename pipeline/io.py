@@ -1,8 +1,9 @@
-"""Atomic file output and line-numbered jsonl input.
+"""Atomic file output, line-numbered jsonl input, and torch files loaded without running code.
 
 Every file the pipeline produces goes through `atomic_path`: work is written to a temporary sibling and renamed
 into place only when complete, so an interrupted rule leaves either the old file or nothing — never half a file.
 Reading jsonl reports the file and line of the first malformed record instead of a bare JSONDecodeError.
+Checkpoints may come from elsewhere (a shared DVC remote): `load_tensors` unpickles only tensors and plain data.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import contextlib
 import glob
 import json
 import os
+import pickle
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 
 class DataError(ValueError):
@@ -93,3 +95,21 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
             yield lineno, record
+
+
+def load_tensors(path: str | os.PathLike, allowed: Sequence[type] = (), mmap: bool = False) -> Any:
+    """torch.load of tensors and plain data only, plus the classes in `allowed`.
+
+    A pickle can call any function while it loads; a torch file that asks for anything else (os.system, say) is
+    refused with DataError before that call happens. `mmap` maps tensors instead of reading them (for a check).
+    """
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as e:
+        asked = re.search(r"GLOBAL (\S+)", str(e))
+        what = f"asks for {asked[1]}" if asked else "holds objects other than tensors and plain data"
+        raise DataError(f"{path}: refused to load: it {what}, which could run code (only tensors and plain data "
+                        "are loaded)") from None

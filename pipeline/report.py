@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import metrics
+from pipeline import metrics, provenance
 from pipeline.config import VARIANTS
 from pipeline.io import DataError, atomic_path, read_jsonl
 
@@ -203,6 +203,16 @@ def summarize(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, me
         out["paper"] = {"accuracy_at_k": {v: {str(k + 1): x / 100 for k, x in enumerate(vals)}
                                           for v, vals in PAPER_AVERAGE.items()},
                         "source": "arXiv 2503.04808 Fig. 1 (5-benchmark average), read off the figure"}
+    return out
+
+
+def provenance_of(model_folders: Sequence[str | Path]) -> dict:
+    """summary.json's provenance: each model folder's provenance.json by model name (None for a folder written
+    before models recorded theirs)."""
+    out = {}
+    for folder in map(Path, model_folders):
+        path = folder / provenance.FILE
+        out[folder.name] = _read_json(path) if path.is_file() else None
     return out
 
 

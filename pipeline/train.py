@@ -13,10 +13,16 @@ One step (spec §4):
 3. `epochs` passes over the buffer in `train_batch` optimizer steps of `micro_batch` forward/backward passes:
    clipped surrogate + kl_coef x k3 KL for the actor, clipped value loss for the critic.
 
-Checkpoints (actor and critic in `save_pretrained` format, optimizer, schedule, RNG) are written atomically
-every `save_every` steps; `resume: auto` continues from the last complete one and ends with the same weights as
-an uninterrupted run (CPU). Per-step metrics go to `train_log.jsonl` and TensorBoard, and held-out greedy
-single-attempt accuracy every `eval_every` steps (the learning curves of the paper's Fig. 4).
+Checkpoints (actor and critic in `save_pretrained` format, optimizer, schedule, RNG, the log so far, provenance)
+are written atomically every `save_every` steps; `resume: auto` continues from the last complete one and ends
+with the same weights as an uninterrupted run (CPU). Checkpoints are never deleted to make way for a change of
+configuration: one written under other settings is refused with the differing keys named (`resume: never`
+starts over, and the earlier checkpoints go only once the new run has written its first). `steps` alone may
+change: raised on a finished or stopped run, training continues from the last checkpoint with the cosine
+schedule stretched to the new total from there on, so the result differs from a run started with the larger
+value (whose rates were higher before the checkpoint); lowered below the last checkpoint, it is refused.
+Per-step metrics go to `train_log.jsonl` and TensorBoard, and held-out greedy single-attempt accuracy every
+`eval_every` steps (the learning curves of the paper's Fig. 4).
 
 Try it: `python -m pipeline train --config config.yaml --variant multi_attempt --seed 0
 --base results/tiny/models/base --train-data results/tiny/data/synthetic_train.jsonl
@@ -32,23 +38,24 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from pipeline import distributed as dist
-from pipeline import models, ppo
+from pipeline import models, ppo, provenance
 from pipeline.config import Config
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
-from pipeline.io import DataError, OutputError, atomic_path, write_json
+from pipeline.io import DataError, OutputError, atomic_path, load_tensors, read_jsonl, write_json
 from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
 
 log = logging.getLogger(__name__)
 
-# Settings that do not change the trained weights: a checkpoint written under other values still resumes.
-_NOT_IN_FINGERPRINT = ("eval_every", "eval_questions", "save_every", "keep_checkpoints", "resume")
+# Settings that do not change the weights of the steps a checkpoint holds: one written under other values still
+# resumes. (`steps` only sets how far training goes on, and so the length of the schedule from here.)
+_NOT_IN_FINGERPRINT = ("steps", "eval_every", "eval_questions", "save_every", "keep_checkpoints", "resume")
 
 
 @dataclass
@@ -156,12 +163,15 @@ class Trainer:
         self._engine_step: int | None = None  # the step whose weights the engine holds
         self.step = 0
         self._order_epoch, self._order_cache = -1, []  # the permutation of the current epoch (see _order)
-        self.fingerprint = json.dumps({
-            "variant": variant, "seed": seed, "base": str(base), "env": cfg.to_dict()["env"],
-            "attempts": cfg.to_dict()["variants"][variant], "rollout_backend": cfg.rollout.backend,
-            "train": {k: v for k, v in cfg.to_dict()["train"].items() if k not in _NOT_IN_FINGERPRINT},
-            "world": self.world,
-        }, sort_keys=True)
+        self.earlier: list[Path] = []  # checkpoints of an earlier run this one replaces (resume: never)
+        self.provenance = provenance.record(cfg)
+        c = cfg.to_dict()
+        # What a checkpoint must share with this run to be resumed, keyed like the config where it is config.
+        self.fingerprint = {
+            "variant": variant, "seed": seed, "base": str(base), "processes": self.world, "env": c["env"],
+            "variants": {variant: c["variants"][variant]}, "rollout": {"backend": cfg.rollout.backend},
+            "train": {k: v for k, v in c["train"].items() if k not in _NOT_IN_FINGERPRINT},
+        }
 
     # ------------------------------------------------------------------------------------------ the data order
 
@@ -364,17 +374,21 @@ class Trainer:
     def checkpoints(self) -> Path:
         return self.run_dir / "checkpoints"
 
-    def save_checkpoint(self) -> Path:
-        """checkpoints/step_NNNNNN/: actor/ (+ critic/) save_pretrained, trainer_state.pt; atomic rename.
+    def save_checkpoint(self, records: Sequence[Mapping]) -> Path:
+        """checkpoints/step_NNNNNN/: actor/ (+ critic/) save_pretrained, trainer_state.pt, train_log.jsonl (the
+        log so far, `records`), provenance.json; atomic rename.
 
         A checkpoint that cannot be written (disk full, unwritable folder) leaves nothing behind and raises
         OutputError; the checkpoints written before are untouched, so a rerun resumes from the last of them.
+        The first checkpoint of a run that started over (`resume: never`) replaces the earlier run's.
         """
         final = self.checkpoints / f"step_{self.step:06d}"
         tmp = self.checkpoints / f".step_{self.step:06d}.tmp"
         try:
-            self._write_checkpoint(tmp)
+            self._write_checkpoint(tmp, records)
             if dist.is_main():
+                if final in self.earlier:  # the earlier run's checkpoint of this step: this one replaces it
+                    shutil.rmtree(final)
                 tmp.rename(final)  # complete checkpoints only ever appear under their final name
         except Exception as e:
             if dist.is_main():
@@ -383,13 +397,17 @@ class Trainer:
             kept = f"the last complete checkpoint, {last}, is intact" if last else "there is no earlier checkpoint"
             raise OutputError(f"checkpoint {final} could not be written ({type(e).__name__}: {e}); {kept}") from e
         if dist.is_main():
+            for old in self.earlier:
+                if old != final:
+                    shutil.rmtree(old, ignore_errors=True)
             kept = sorted(p for p in self.checkpoints.glob("step_*") if p.is_dir())
             for old in kept[: -self.t.keep_checkpoints]:
                 shutil.rmtree(old, ignore_errors=True)
+        self.earlier = []
         dist.barrier()
         return final
 
-    def _write_checkpoint(self, tmp: Path) -> None:
+    def _write_checkpoint(self, tmp: Path, records: Sequence[Mapping]) -> None:
         if dist.is_main():
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
@@ -415,31 +433,54 @@ class Trainer:
                 state["critic_optim"] = self.critic.state_dict()
         dist.barrier()
         if dist.is_main():
+            _write_log(tmp / "train_log.jsonl", records)
+            provenance.write(tmp, self.provenance)
             torch.save(state, tmp / "trainer_state.pt")
 
     def latest_checkpoint(self) -> Path | None:
         done = sorted(p for p in self.checkpoints.glob("step_*") if (p / "trainer_state.pt").is_file())
         return done[-1] if done else None
 
-    def resume(self) -> bool:
-        """Continue from the last complete checkpoint; a checkpoint of another configuration is discarded."""
+    def start_over(self) -> None:
+        """Train from step 0 (`resume: never`); checkpoints already here stay until this run's first replaces
+        them, so a run that stops before that has lost nothing."""
+        self.earlier = sorted(p for p in self.checkpoints.glob("step_*") if p.is_dir())
+        if self.earlier:
+            log.warning("train.resume is never: starting over; the %d checkpoints in %s stay until this run "
+                        "writes its first", len(self.earlier), self.checkpoints)
+
+    def resume(self) -> list[dict]:
+        """Continue from the last complete checkpoint; returns its log ([] when there is none to continue).
+
+        Refused, with nothing deleted: a checkpoint written under another configuration, or one past
+        `train.steps` (resuming cannot take steps back).
+        """
         path = self.latest_checkpoint()
         if path is None:
-            return False
+            return []
         try:
-            state = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=False)
+            state = load_tensors(path / "trainer_state.pt")
             missing = {"fingerprint", "step", "rng"} - set(state)
             if missing:
                 raise KeyError(f"trainer_state.pt lacks {sorted(missing)}")
+            if not isinstance(state["fingerprint"], dict):
+                raise TypeError("trainer_state.pt was written by an earlier version of the pipeline")
+            records = [r for _, r in read_jsonl(path / "train_log.jsonl")]
         except Exception as e:
             raise _unusable(path, e) from e
-        if state["fingerprint"] != self.fingerprint:
-            log.warning("checkpoints in %s were written with another configuration: starting over", self.checkpoints)
-            dist.barrier()
-            if dist.is_main():
-                shutil.rmtree(self.checkpoints)
-            dist.barrier()
-            return False
+        changed = differences(state["fingerprint"], self.fingerprint)
+        if changed:
+            raise DataError(
+                f"checkpoint {path} was written under another configuration, so it is not resumed:\n  "
+                + "\n  ".join(changed) + "\n  Nothing was deleted. Train into a new run directory to keep it, or "
+                "set train.resume: never to start over in this one"
+            )
+        if state["step"] > self.t.steps:
+            raise DataError(
+                f"train.steps: {self.t.steps} is below the step of the last checkpoint, {path} (step "
+                f"{state['step']}), and resuming cannot undo steps; set train.steps to at least {state['step']}, "
+                "train into a new run directory, or set train.resume: never to start over"
+            )
         try:
             if self.world > 1:  # DeepSpeed's checkpoint holds the (sharded) weights as well as the optimizer
                 self.actor.load_engine(path / "actor_engine")
@@ -460,7 +501,22 @@ class Trainer:
         random.setstate(state["rng"]["python"])
         self.step = state["step"]
         log.info("resumed from %s (step %d)", path, self.step)
-        return True
+        return records
+
+
+def differences(old: Any, new: Any, key: str = "") -> list[str]:
+    """`key.path: old -> new` for every value that differs between two nested mappings (lists compare whole)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return [line for k in sorted(set(old) | set(new))
+                for line in differences(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{key}.{k}" if key else k)]
+    return [] if old == new else [f"{key}: {_shown(old)} -> {_shown(new)}"]
+
+
+_ABSENT = object()
+
+
+def _shown(value: Any) -> str:
+    return "(absent)" if value is _ABSENT else json.dumps(value)
 
 
 def _unusable(path: Path, e: Exception) -> DataError:
@@ -482,8 +538,10 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
     run_dir, t = Path(run_dir), cfg.train
     log_path = run_dir / "train_log.jsonl"
     records: list[dict] = []
-    if t.resume == "auto" and trainer.resume() and log_path.is_file():
-        records = [r for r in map(json.loads, log_path.read_text().splitlines()) if r["step"] <= trainer.step]
+    if t.resume == "auto":
+        records = trainer.resume()
+    else:
+        trainer.start_over()
     writer = None
     if dist.is_main():
         from torch.utils.tensorboard import SummaryWriter
@@ -513,7 +571,7 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['reward']:.3f}", acc=f"{metrics['accuracy']:.3f}")
         if trainer.step % t.save_every == 0 or last:
-            trainer.save_checkpoint()
+            trainer.save_checkpoint(records)
     bar.close()
     summary = {
         "variant": variant, "seed": seed, "steps": trainer.step, "seconds_this_session": round(time.time() - t0, 1),
@@ -523,8 +581,9 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
         if dist.is_main():
             with atomic_path(out) as tmp:
                 models.save(actor.lm, trainer.tokenizer, tmp)
-                shutil.copy(log_path, tmp / "train_log.jsonl")
+                _write_log(tmp / "train_log.jsonl", records)
                 write_json(tmp / "train_summary.json", summary)
+                provenance.write(tmp, trainer.provenance)
             writer.close()
     dist.barrier()
     return summary

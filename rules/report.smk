@@ -14,6 +14,7 @@ rule aggregate:
         metrics=all_eval_metrics(),
         traces=gain_traces(),
         models=[model_folder(m) for m in trained_models()],
+        base=base_input,
     output:
         summary=f"{REPORTS}/summary.json",
         accuracy=report(
@@ -39,7 +40,8 @@ rule aggregate:
         out_dir=lambda w, output: os.path.dirname(output.summary),
     shell:
         "python -m pipeline aggregate --config {params.config:q} --metrics {input.metrics}"
-        " --train-logs {params.train_logs} --out-dir {params.out_dir} > {log} 2>&1"
+        " --train-logs {params.train_logs} --models {input.base} {input.models}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule figures:

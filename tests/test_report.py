@@ -6,10 +6,11 @@ i < first[model], at attempt 2 when first <= i < first + second, never otherwise
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from pipeline import evaluate, report
+from pipeline import config, evaluate, provenance, report
 from pipeline.__main__ import main
 from pipeline.io import DataError, write_json, write_jsonl
 from tests.conftest import ROOT
@@ -18,6 +19,7 @@ SIZES = {"alpha": 40, "beta": 20}
 FIRST = {"base": 10, "multi_attempt_s0": 16, "multi_attempt_s1": 18, "baseline_s0": 20, "baseline_s1": 22}
 SECOND = {"base": 4, "multi_attempt_s0": 12, "multi_attempt_s1": 10, "baseline_s0": 2, "baseline_s1": 4}
 MAX_K = 3
+NO_PROVENANCE = "baseline_s1"  # a model folder written before models recorded their provenance
 
 
 def _trace(bench: str, i: int, k: int, solve_at: int | None) -> dict:
@@ -40,7 +42,8 @@ def _solve_at(model: str, bench: str, i: int) -> int | None:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    """An out_dir with eval/<model>/<benchmark>/{k*.jsonl, metrics.json} and models/<run>/train_log.jsonl."""
+    """An out_dir with eval/<model>/<benchmark>/{k*.jsonl, metrics.json}, models/<run>/train_log.jsonl and
+    models/<model>/provenance.json."""
     root = tmp_path_factory.mktemp("results")
     metrics_files, logs = [], []
     for model in FIRST:
@@ -52,6 +55,8 @@ def results(tmp_path_factory):
                 write_jsonl(folder / f"k{k}.jsonl", runs[k])
             write_json(folder / "metrics.json", evaluate.metrics_for(runs))
             metrics_files.append(str(folder / "metrics.json"))
+        if model != NO_PROVENANCE:
+            provenance.write(root / "models" / model, provenance.record(config.resolve({"seeds": [len(model)]})))
         if model != "base":
             log = [{"step": s, "reward": s / 20 + FIRST[model] / 100, "accuracy": 0.5} for s in range(1, 21)]
             log += [{"step": s, "heldout_mean": 0.3 + s / 100} for s in (0, 10, 20)]
@@ -73,8 +78,9 @@ def _expected_accuracy(models: list[str], k: int) -> float:
 def _run_report(results, out, scale="tiny"):
     _, metrics_files, logs = results
     cfg = json.dumps({"scale": scale})
+    root = Path(logs[0]).parents[2]
     assert main(["aggregate", "--config", cfg, "--metrics", *metrics_files, "--train-logs", *logs,
-                 "--out-dir", str(out)]) == 0
+                 "--models", *(str(root / "models" / m) for m in FIRST), "--out-dir", str(out)]) == 0
     assert main(["figures", "--config", cfg, "--tables", str(out), "--out-dir", str(out / "figures")]) == 0
     assert main(["report", "--tables", str(out), "--out", str(out / "report.md")]) == 0
     return json.loads((out / "summary.json").read_text()), (out / "report.md").read_text()
@@ -109,6 +115,11 @@ def test_summary_values_and_schema(results, tmp_path):
     assert summary["base"]["accuracy_at_k"]["1"] == pytest.approx(_expected_accuracy(["base"], 1))
     assert summary["variants"]["multi_attempt"]["gain_k1_to_k2"]["gain"] > \
         summary["variants"]["baseline"]["gain_k1_to_k2"]["gain"]
+    root = Path(results[2][0]).parents[2]
+    assert set(summary["provenance"]) == set(FIRST) and summary["provenance"][NO_PROVENANCE] is None
+    for model in set(FIRST) - {NO_PROVENANCE}:
+        written = json.loads((root / "models" / model / "provenance.json").read_text())
+        assert summary["provenance"][model] == written and written["config"]["seeds"] == [len(model)]
 
 
 def test_tables_figures_and_markdown(results, tmp_path):

@@ -1,9 +1,12 @@
-"""RL training, run for real on a tiny Qwen2: the CLI's outputs, resume after SIGKILL (same weights as an
-uninterrupted run), the paper preset's §4 values, variant equivalence, and a 2-process DeepSpeed ZeRO-2 run."""
+"""RL training, run for real on a tiny Qwen2: the CLI's outputs and provenance, resume after SIGKILL (same weights
+as an uninterrupted run), checkpoints that are never deleted for a change of configuration and never run code,
+raising train.steps, the paper preset's §4 values, variant equivalence, and a 2-process DeepSpeed ZeRO-2 run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -16,9 +19,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from pipeline import config, data, models
+from pipeline.distributed import Optimized, deepspeed_checkpoint_classes
+from pipeline.io import DataError, load_tensors
 from tests.conftest import ROOT
+from tests.test_bad_input import assert_clean
 from tests.test_workflow import snakemake
 
 SPEC = ROOT.parent / "shared" / "docs" / "paper-spec.md"
@@ -58,6 +65,30 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return proc
 
 
+def fails(cmd: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """Every file under `folder` (hidden ones too) by relative path -> sha256 of its bytes."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def scheduled_lrs(cfg: dict, total: int) -> list[float]:
+    """The learning rate after each of `total` optimizer steps, by transformers' schedule as the trainer builds it."""
+    t = config.resolve(cfg).train
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=t.actor_lr)
+    schedule = get_cosine_with_min_lr_schedule_with_warmup(optimizer, math.ceil(t.warmup_ratio * total), total,
+                                                           min_lr_rate=t.min_lr_ratio)
+    out = []
+    for _ in range(total):
+        optimizer.step()
+        schedule.step()
+        out.append(optimizer.param_groups[0]["lr"])
+    return out
+
+
 def weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
@@ -84,6 +115,12 @@ def test_train_cli_writes_model_log_and_tensorboard(task, tiny_model_dir, tmp_pa
     summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
     assert summary["steps"] == 3 and summary["variant"] == "multi_attempt"
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_000002", "step_000003"]
+    for folder in (tmp_path / "model", tmp_path / "run" / "checkpoints" / "step_000003"):
+        prov = json.loads((folder / "provenance.json").read_text())
+        assert prov["config"] == config.resolve(cfg).to_dict(), folder
+        assert "commit" in prov["code"] and "dirty" in prov["code"]
+        assert prov["versions"]["torch"] == torch.__version__
+        assert prov["command"][1:3] == ["train", "--config"] and prov["host"] and prov["time_utc"]
 
 
 def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, tmp_path):
@@ -121,13 +158,99 @@ def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, t
     assert (killed / "run" / "checkpoints" / "step_000006" / "critic" / models.VALUE_HEAD).is_file()
 
 
-def test_a_checkpoint_of_another_configuration_is_not_resumed(task, tiny_model_dir, tmp_path):
-    cfg = {**SMALL, "train": {**SMALL["train"], "steps": 2}}
+def test_a_checkpoint_of_another_configuration_is_refused_and_kept(task, tiny_model_dir, tmp_path):
+    cfg = {**SMALL, "train": {**SMALL["train"], "steps": 2, "eval_every": 0}}
     run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "a", cfg))
-    other = {**SMALL, "train": {**SMALL["train"], "steps": 2, "actor_lr": 2e-3}}
-    proc = run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "b", other))
-    assert "another configuration: starting over" in proc.stderr
-    assert [r["step"] for r in log_lines(tmp_path / "b" / "train_log.jsonl")] == [0, 1, 2]
+    before = digests(tmp_path / "run" / "checkpoints")
+    other = {**cfg, "train": {**cfg["train"], "actor_lr": 2e-3, "clip": 0.3}}
+    proc = fails(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "b", other))
+    assert_clean(proc, "step_000002 was written under another configuration", "train.actor_lr: 0.001 -> 0.002",
+                 "train.clip: 0.2 -> 0.3", "Nothing was deleted", "new run directory", "train.resume: never")
+    assert "train.steps" not in proc.stderr.split("error: ")[1]  # only what differs is named
+    assert digests(tmp_path / "run" / "checkpoints") == before and not (tmp_path / "b").exists()
+
+
+def test_raising_steps_continues_from_the_last_checkpoint_on_the_stretched_schedule(task, tiny_model_dir,
+                                                                                     tmp_path):
+    """2 steps, then the same run with 4: steps 3-4 are trained from checkpoint 2 (not retrained) with the
+    cosine schedule of 4 steps; then 3 steps, below the last checkpoint, is refused."""
+    short = {**SMALL, "train": {**SMALL["train"], "steps": 2}}
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "a", short))
+    longer = {**SMALL, "train": {**SMALL["train"], "steps": 4}}
+    proc = run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "b", longer))
+    assert re.search(r"resumed from \S+step_000002 \(step 2\)", proc.stderr)
+    a = [json.loads(line) for line in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
+    b = [json.loads(line) for line in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in b] == [0, 1, 2, 3, 4]  # the held-out record of step 0 once
+    assert b[:3] == a  # steps 1-2 as the first session logged them, timings included: not trained again
+    per_step = config.resolve(longer).train.episodes // config.resolve(longer).train.train_batch  # optimizer steps
+    new, old = scheduled_lrs(longer, 4 * per_step), scheduled_lrs(short, 2 * per_step)
+    assert [r["lr"] for r in b[3:]] == pytest.approx([new[3 * per_step - 1], new[4 * per_step - 1]])
+    assert b[3]["lr"] != pytest.approx(old[-1])  # the 2-step schedule had ended at its floor
+    proc = fails(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "c",
+                           {**SMALL, "train": {**SMALL["train"], "steps": 3}}))
+    assert_clean(proc, "train.steps: 3 is below the step of the last checkpoint", "step_000004 (step 4)")
+
+
+def test_a_restored_schedule_follows_the_new_total():
+    """The first update after raising train.steps already uses the new schedule's rate, not the saved one."""
+    t = config.resolve(SMALL).train
+    lrs = {total: scheduled_lrs(SMALL, total) for total in (2, 4)}
+    short = Optimized(torch.nn.Linear(2, 1), t.actor_lr, t, 2, 1)
+    for _ in range(2):
+        short.micro_step(short.module(torch.ones(1, 2)).sum())
+    assert short.lr == pytest.approx(lrs[2][1])
+    longer = Optimized(torch.nn.Linear(2, 1), t.actor_lr, t, 4, 1)
+    longer.load_state_dict(short.state_dict())
+    assert longer.lr == pytest.approx(lrs[4][1]) and lrs[4][1] != pytest.approx(lrs[2][1])
+
+
+def test_starting_over_keeps_the_earlier_checkpoints_until_its_first(task, tiny_model_dir, tmp_path):
+    """resume: never after a change of configuration: while the new run has no checkpoint (here its first one
+    cannot be written), the earlier run's are intact; its first checkpoint replaces them all."""
+    checkpoints = tmp_path / "run" / "checkpoints"
+    first = {**SMALL, "train": {**SMALL["train"], "steps": 4, "eval_every": 0}}
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "a", first))
+    earlier = digests(checkpoints)
+    assert sorted({name.split("/")[0] for name in earlier}) == ["step_000002", "step_000004"]
+    again = {**first, "train": {**first["train"], "steps": 2, "actor_lr": 2e-3, "resume": "never"}}
+    blocker = checkpoints / ".step_000002.tmp"
+    blocker.write_text("in the way")
+    proc = fails(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "b", again))
+    assert proc.returncode == 1 and "step_000002 could not be written" in proc.stderr, proc.stderr[-3000:]
+    assert "the 2 checkpoints in" in proc.stderr and "stay until this run writes its first" in proc.stderr
+    blocker.unlink()
+    assert digests(checkpoints) == earlier
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "b", again))
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step_000002"]
+    state = load_tensors(checkpoints / "step_000002" / "trainer_state.pt")
+    assert state["fingerprint"]["train"]["actor_lr"] == 2e-3
+    assert [r["step"] for r in log_lines(tmp_path / "b" / "train_log.jsonl")] == [1, 2]
+
+
+class RunsCode:
+    """Unpickling this runs a shell command: what a tampered checkpoint could hold."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(task, tiny_model_dir, tmp_path):
+    cfg = {**SMALL, "train": {**SMALL["train"], "steps": 1, "save_every": 1, "eval_every": 0}}
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "a", cfg))
+    state_file = tmp_path / "run" / "checkpoints" / "step_000001" / "trainer_state.pt"
+    state = load_tensors(state_file)
+    marker = tmp_path / "code-ran"
+    torch.save({**state, "rng": {**state["rng"], "python": RunsCode(marker)}}, state_file)
+    proc = fails(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "b", cfg))
+    assert_clean(proc, f"{state_file}: refused to load: it asks for posix.system, which could run code",
+                 "step_000001 cannot be resumed")
+    assert not marker.exists()
+    torch.load(state_file, weights_only=False)  # what loading it as before would have done
+    assert marker.exists()
 
 
 def test_grpo_needs_several_samples_per_question():
@@ -185,7 +308,8 @@ def test_paper_preset_training_values_as_written_in_the_spec():
 @pytest.mark.slow
 def test_deepspeed_zero2_on_two_cpu_processes(task, tiny_model_dir, tmp_path):
     """torchrun, 2 processes, gloo, ZeRO-2: the critic's loss goes down, the checkpoint loads back into the
-    single-process trainer. (The first run on a machine JIT-builds DeepSpeed's CPU shared-memory op, ~1 min.)"""
+    single-process trainer, and the engines resume from it (their files checked to hold nothing that could run
+    code). (The first run on a machine JIT-builds DeepSpeed's CPU shared-memory op, ~1 min.)"""
     cfg = {**SMALL, "train": {**SMALL["train"], "steps": 8, "save_every": 4, "eval_every": 4,
                               "deepspeed": {"zero_stage": 2}}}
     cmd = train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg, variant="baseline")
@@ -204,3 +328,17 @@ def test_deepspeed_zero2_on_two_cpu_processes(task, tiny_model_dir, tmp_path):
     single = {**SMALL, "train": {**SMALL["train"], "steps": 1, "eval_every": 0}}
     run(train_cmd(task, checkpoint / "actor", tmp_path / "run1", tmp_path / "model1", single, variant="baseline"))
     assert (tmp_path / "model1" / "model.safetensors").is_file()
+    # The engine files hold DeepSpeed classes besides tensors: loaded under the allowlist, refused without it.
+    engine_files = sorted(checkpoint.glob("*_engine/**/*.pt"))
+    assert engine_files and all(isinstance(load_tensors(p, deepspeed_checkpoint_classes()), dict)
+                                for p in engine_files)
+    with pytest.raises(DataError, match="refused to load: it asks for deepspeed"):
+        for p in engine_files:
+            load_tensors(p)
+    # Two more steps on the same run folder: both engines resume from step 8.
+    more = {**cfg, "train": {**cfg["train"], "steps": 10}}
+    proc = run([*launcher, *train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model2", more,
+                                      variant="baseline")[1:]], timeout=600)
+    assert "resumed from" in proc.stderr and "(step 8)" in proc.stderr
+    log = [json.loads(line) for line in (tmp_path / "model2" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "reward" in r] == list(range(1, 11))

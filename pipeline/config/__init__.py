@@ -450,5 +450,6 @@ def load(source: str | Path | None = None, overrides: Mapping[str, Any] | None =
 
 
 def dumps(config: Config) -> str:
-    """Canonical JSON of a resolved config (written beside outputs and into checkpoints)."""
+    """Canonical JSON of a resolved config (what `python -m pipeline config` prints; models, checkpoints and
+    summary.json hold it as `config` of their provenance, see pipeline.provenance)."""
     return json.dumps(config.to_dict(), indent=2, sort_keys=True)
