@@ -292,7 +292,7 @@ def run_check(name: str, smoke: bool, folder: str, timeout: float) -> dict:
     try:
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         lines = proc.stdout.strip().splitlines()
-        sys.stderr.write("".join(f"[{name}] {line}\n" for line in lines[:-1] + proc.stderr.splitlines()))
+        sys.stderr.write("".join(f"[{name}] {line}\n" for line in lines + proc.stderr.splitlines()))
         try:
             result = json.loads(lines[-1])
         except (IndexError, json.JSONDecodeError):
