@@ -1,5 +1,6 @@
-"""`python -m bench`: outcome parsing, target checks, the table and the JSON on canned benchmark output, and (slow)
-one real run of the rollout benchmark through the command."""
+"""`python -m bench`: outcome parsing, target checks, the table and the JSON on canned benchmark output; smoke-size
+runs of the memory benchmark and the GPU check script; and (slow) one real run of the rollout benchmark through
+the command."""
 
 import json
 import subprocess
@@ -13,6 +14,8 @@ from tests.conftest import ROOT
 ROLLOUT = {"multi_over_single": 3.807, "nocache_over_single": 25.844, "single_tokens_per_s": 8003.7,
            "vllm_multi_over_single": 0.46, "vllm_over_hf_tokens_per_s": 0.451}
 GRADER = {"pairs_per_s": 9000.0, "speedup_vs_math_verify": 12.5, "agreement": 0.9991, "n_pairs": 2000}
+MEMORY = {"peak_gib": 6.1, "static_gib": 4.5, "peak_over_static": 1.356, "baseline_gib": 1.9, "imports_gib": 0.4,
+          "seconds": 95.0, "gradient_checkpointing": True}
 TRL_SKIP = "skipped: TRL not installed (pip install -e '.[bench]')\n"
 PIPELINE = {"wall_s": 612.4, "peak_mem_gib": 2.31, "multi_attempt_acc_k1": 0.785, "multi_attempt_acc_k2": 0.889,
             "multi_attempt_gain_k1_to_k2": 0.104, "baseline_acc_k1": 0.8, "baseline_acc_k2": 0.844,
@@ -28,6 +31,7 @@ def canned() -> dict:
         "grader": runner.parse_output("grader", 0, stdout_of(GRADER), ""),
         "rollout": runner.parse_output("rollout", 0, stdout_of(ROLLOUT), "vLLM warnings\n"),
         "train_step": runner.parse_output("train_step", 0, TRL_SKIP, ""),
+        "memory": runner.parse_output("memory", 0, stdout_of(MEMORY), ""),
         "pipeline": runner.parse_output("pipeline", 0, stdout_of(PIPELINE), ""),
     }
 
@@ -58,6 +62,9 @@ def test_parse_output_nonzero_exit_is_a_failure_with_the_stderr_tail():
     ("grader", "speedup_vs_math_verify", 4.99, "no"),
     ("train_step", "ours_over_trl", 0.67, "yes"),  # the bound itself meets "<= 0.67"
     ("train_step", "ours_over_trl", 0.7, "no"),
+    ("memory", "peak_over_static", 1.3, "yes"),
+    ("memory", "peak_over_static", 1.356, "no"),
+    ("memory", "gradient_checkpointing", True, "—"),  # a setting, not a figure with a target
     ("rollout", "vllm_over_hf_tokens_per_s", 1, "no"),  # "> 1" is strict
     ("pipeline", "wall_s", 612.4, "yes"),
     ("pipeline", "peak_mem_gib", 4.2, "no"),
@@ -72,12 +79,13 @@ def test_rows_cover_every_figure_skip_and_failure_in_run_order():
     outcomes = canned()
     outcomes["rollout"] = runner.parse_output("rollout", 2, "", "Traceback\nRuntimeError: no\n")
     rows = runner.rows(outcomes)
-    assert [r[0] for r in rows] == ["grader"] * 4 + ["rollout", "train_step"] + ["pipeline"] * 8
+    assert [r[0] for r in rows] == ["grader"] * 4 + ["rollout", "train_step"] + ["memory"] * 7 + ["pipeline"] * 8
     assert ("grader", "speedup_vs_math_verify", "12.5", ">= 5 (steady state)", "yes") in rows
     assert ("rollout", "—", "failed (exit 2; stderr below)", "", "no") in rows
     assert ("train_step", "—", "skipped: TRL not installed (pip install -e '.[bench]')", "", "—") in rows
     assert ("pipeline", "wall_s", "612.4", "<= 900 on 2 cores (goal 600)", "yes") in rows
     assert ("pipeline", "multi_attempt_gain_k1_to_k2", "0.104", "—", "—") in rows
+    assert ("memory", "peak_over_static", "1.356", "<= 1.3", "no") in rows
 
 
 def test_table_is_aligned_markdown():
@@ -95,7 +103,7 @@ def test_report_json():
     report = runner.report(machine, canned())
     assert report == {
         "machine": machine,
-        "results": {"grader": GRADER, "rollout": ROLLOUT, "pipeline": PIPELINE},
+        "results": {"grader": GRADER, "rollout": ROLLOUT, "memory": MEMORY, "pipeline": PIPELINE},
         "skipped": {"train_step": "TRL not installed (pip install -e '.[bench]')"},
         "failed": {},
     }
@@ -113,7 +121,7 @@ def test_main_goes_on_after_a_failure_and_exits_nonzero(monkeypatch, capsys):
 
     monkeypatch.setattr(runner, "run", fake_run)
     assert runner.main(["--skip-pipeline"]) == 1
-    assert ran == ["grader", "rollout", "train_step"]
+    assert ran == ["grader", "rollout", "train_step", "memory"]
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("machine: ")
     assert "    KeyError: 'answer'" in out
@@ -121,7 +129,7 @@ def test_main_goes_on_after_a_failure_and_exits_nonzero(monkeypatch, capsys):
     assert report["failed"]["grader"]["code"] == 1 and "KeyError" in report["failed"]["grader"]["stderr"]
     assert report["skipped"] == {"train_step": "TRL not installed (pip install -e '.[bench]')",
                                  "pipeline": "--skip-pipeline"}
-    assert set(report["results"]) == {"rollout"}
+    assert set(report["results"]) == {"rollout", "memory"}
     assert runner.main(["--only", "rollout"]) == 0 and ran[-1] == "rollout"
 
 
@@ -129,6 +137,40 @@ def test_machine_names_the_hardware_and_software():
     m = runner.machine()
     assert m["logical_cores"] >= 1 and m["ram_gib"] > 0 and m["torch"] and m["python"] and m["date"]
     assert runner.machine_line(m).startswith(f"machine: {m['cpu']}, {m['logical_cores']} logical cores")
+
+
+def last_json(script: str, *args: str) -> dict:
+    """Run `python bench/<script> ARGS`; its last line, parsed."""
+    proc = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_memory_smoke_run_measures_at_least_the_static_memory():
+    figures = last_json("memory.py", "--smoke")
+    assert {"peak_gib", "static_gib", "peak_over_static", "baseline_gib", "gradient_checkpointing"} <= set(figures)
+    assert figures["peak_gib"] >= figures["static_gib"] > 0  # a peak below what the update must hold is no peak
+    assert figures["gradient_checkpointing"] is True  # the paper preset's setting
+
+
+def test_gpu_check_smoke_runs_every_check_on_the_cpu():
+    report = last_json("gpu_check.py", "--smoke")
+    checks = report["checks"]
+    assert list(checks) == ["zero3_vs_zero0", "train_memory", "rollout_speed", "bf16_logprob_gap"]
+    assert report["smoke"] is True and report["device"] == "CPU (smoke)"
+    assert checks["train_memory"] == {"status": "skipped", "reason": checks["train_memory"]["reason"],
+                                      "seconds": checks["train_memory"]["seconds"]}
+    assert "CUDA" in checks["train_memory"]["reason"]
+    equivalence, speed, gap = checks["zero3_vs_zero0"], checks["rollout_speed"], checks["bf16_logprob_gap"]
+    assert equivalence["status"] == speed["status"] == gap["status"] == "ok", checks
+    assert {"update_rel_diff_zero3_vs_zero0", "update_rel_diff_zero0_vs_fp32", "update_rel_diff_zero3_vs_fp32",
+            "step_size_zero0", "step_size_zero3", "grad_norm_fp32", "grad_norm_zero0",
+            "grad_norm_zero3"} <= set(equivalence)
+    assert equivalence["grad_norm_fp32"] > 0 and equivalence["update_rel_diff_zero0_vs_fp32"] > 0
+    assert speed["policy_tokens"] == 8 * 16 and speed["tokens_per_s"] > 0  # every attempt ran to its budget
+    assert 0 <= speed["cached_vs_recomputed_max_abs"] < 1
+    assert 0 < gap["mean_abs"] <= gap["max_abs"] < 1  # bf16 rounds differently from fp32, but not wildly
 
 
 @pytest.mark.slow
