@@ -21,7 +21,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
-from pipeline import config, data, models
+from pipeline import config, data, distributed, models
+from pipeline import train as train_mod
 from pipeline.distributed import Optimized, deepspeed_checkpoint_classes
 from pipeline.io import DataError, load_tensors
 from tests.conftest import ROOT
@@ -99,6 +100,27 @@ def log_lines(path: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k not in timing} for line in path.read_text().splitlines()]
 
 
+def kill_after_checkpoints(cmd: list[str], run_dir: Path, out: Path, times: int, seed: int = 0) -> int:
+    """Start `cmd` up to `times` times; each time, SIGKILL it (its whole process group: torchrun's workers too)
+    a random moment after it wrote a new checkpoint. Returns how often it was killed before it finished."""
+    rng, kills = random.Random(seed), 0
+    while kills < times and not out.exists():
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        before = {p.name for p in (run_dir / "checkpoints").glob("step_*")}
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if {p.name for p in (run_dir / "checkpoints").glob("step_*")} - before:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.5))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    return kills
+
+
 def test_train_cli_writes_model_log_and_tensorboard(task, tiny_model_dir, tmp_path):
     cfg = {**SMALL, "train": {**SMALL["train"], "algorithm": "grpo", "steps": 3}}
     run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg))
@@ -131,25 +153,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, t
 
     killed = tmp_path / "killed"
     cmd = train_cmd(task, tiny_model_dir, killed / "run", killed / "model", SMALL)
-    rng, kills = random.Random(0), 0
-    while kills < 2:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        before = {p.name for p in (killed / "run" / "checkpoints").glob("step_*")}
-        deadline = time.time() + 120
-        # wait until this session has written a new checkpoint, then kill it a random moment later
-        while time.time() < deadline and proc.poll() is None:
-            now = {p.name for p in (killed / "run" / "checkpoints").glob("step_*")}
-            if now - before:
-                break
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.5))
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-        if (killed / "model").exists():
-            break
-    assert kills >= 1, "the run finished before it could be killed"
+    assert kill_after_checkpoints(cmd, killed / "run", killed / "model", times=2) >= 1
     run(cmd)
     a, b = weights(full / "model"), weights(killed / "model")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -342,3 +346,54 @@ def test_deepspeed_zero2_on_two_cpu_processes(task, tiny_model_dir, tmp_path):
     assert "resumed from" in proc.stderr and "(step 8)" in proc.stderr
     log = [json.loads(line) for line in (tmp_path / "model2" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "reward" in r] == list(range(1, 11))
+
+
+def test_behaviour_logprobs_from_the_actor_match_the_rollout_on_cpu(task, tiny_model_dir, tmp_path):
+    """train.behaviour_logprobs: actor recomputes PPO's old log-probs with the trainer's actor (the released
+    code's way). In fp32 on CPU they equal the rollout's to < 1e-4, so both settings make the same update."""
+    cfg = {**SMALL, "train": {**SMALL["train"], "steps": 3, "eval_every": 0}}
+    updates = {}
+    for source in ("rollout", "actor"):
+        out = tmp_path / source
+        c = {**cfg, "train": {**cfg["train"], "behaviour_logprobs": source}}
+        run(train_cmd(task, tiny_model_dir, out / "run", out / "model", c))
+        base, new = weights(tiny_model_dir), weights(out / "model")
+        updates[source] = torch.cat([(new[k] - base[k]).flatten() for k in sorted(base)])
+    log = [json.loads(line) for line in (tmp_path / "actor" / "model" / "train_log.jsonl").read_text().splitlines()]
+    assert all(0 <= r["logprob_gap_mean"] <= r["logprob_gap_max"] < 1e-4 for r in log[1:])
+    assert "logprob_gap_mean" not in (tmp_path / "rollout" / "model" / "train_log.jsonl").read_text()
+    a, b = updates["actor"], updates["rollout"]
+    assert b.norm() > 0 and float((a - b).norm() / b.norm()) < 1e-3
+
+
+def test_no_grad_forwards_are_grouped_by_padded_tokens():
+    lengths = torch.tensor([10, 100, 12, 11, 90, 95])
+    groups = train_mod.token_groups(lengths, budget=200)
+    assert [g.tolist() for g in groups] == [[0, 3, 2], [4, 5], [1]]  # short rows share, long ones fill 200
+    assert all(len(g) * int(lengths[g].max()) <= 200 for g in groups if len(g) > 1)
+    # another rank needs more forwards: halve the largest groups until the counts agree (ZeRO-3 collectives)
+    more = train_mod.token_groups(lengths, budget=200, count=5)
+    assert len(more) == 5 and sorted(torch.cat(more).tolist()) == list(range(6))
+    with pytest.raises(ValueError):
+        train_mod.token_groups(lengths, budget=200, count=7)
+
+
+def test_each_rank_gets_its_share_of_the_jobs_threads():
+    assert distributed.rank_threads(threads=48, ranks=8, grader_workers=16) == 4
+    assert distributed.rank_threads(threads=1, ranks=1, grader_workers=2) == 1  # never below one
+    assert distributed.rank_threads(threads=4, ranks=2, grader_workers=0) == 2
+
+
+def test_bf16_engines_accumulate_gradients_in_fp32():
+    """The engine DeepSpeed builds from our config (one gloo process, ZeRO-3, bf16): float32 accumulation."""
+    script = """
+import os, torch, torch.distributed as dist
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29551", RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+dist.init_process_group("gloo")
+from pipeline import config, distributed
+cfg = config.resolve({"train": {"deepspeed": {"zero_stage": 3, "bf16": True}}}).train
+opt = distributed.Optimized(torch.nn.Linear(4, 4), 1e-3, cfg, total_steps=10, accumulation=2)
+print(opt.engine.get_data_types())
+"""
+    out = run([sys.executable, "-c", script]).stdout
+    assert "(torch.bfloat16, torch.float32)" in out
