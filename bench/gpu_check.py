@@ -126,7 +126,7 @@ def actor_update(plan: Plan, folder: str, stage: int | None) -> tuple[dict[str, 
     })
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir)
-        batch = shapes.transcripts(n, trainer.actor.module.config.vocab_size, prompt, policy)
+        batch = shapes.transcripts(n, trainer.actor.module.lm.config.vocab_size, prompt, policy)
         before = master_weights(trainer)
         stats = trainer.update(trainer.experience(batch, [i // 2 for i in range(n)]), 0)
         after = master_weights(trainer)
@@ -173,7 +173,7 @@ def train_memory(plan: Plan, folder: str, out: dict) -> None:
     assert cfg.train.deepspeed.gradient_checkpointing, "the paper preset turns gradient checkpointing on"
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir)
-        batch = shapes.transcripts(n, trainer.actor.module.config.vocab_size, prompt, policy)
+        batch = shapes.transcripts(n, trainer.actor.module.lm.config.vocab_size, prompt, policy)
         out["dialogue_tokens"] = sum(len(t.token_ids) for t in batch) / n
         out["policy_tokens"] = sum(sum(t.policy_mask) for t in batch) / n
         torch.cuda.synchronize()

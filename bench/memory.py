@@ -77,7 +77,7 @@ def child(folder: str, checkpointing: bool) -> dict:
                 p.detach().sum()  # in, so the baseline shows them (the work would touch them anyway)
         rss_built, peak_building = _status_kib("VmRSS") * 1024, _status_kib("VmHWM") * 1024
         Path("/proc/self/clear_refs").write_text("5")  # the high-water mark restarts from the current RSS
-        vocab = trainer.actor.module.config.vocab_size
+        vocab = trainer.actor.module.lm.config.vocab_size
         batch = shapes.transcripts(DIALOGUES, vocab, PROMPT_TOKENS, POLICY_TOKENS)
         t0 = time.perf_counter()
         trainer.update(trainer.experience(batch, list(range(DIALOGUES))), 0)
