@@ -6,12 +6,17 @@ One step (spec §4):
    Sample `samples_per_prompt` dialogues per question with the current policy at the training temperature.
    Generation runs on the configured backend: transformers on the actor itself, or a vLLM engine in this
    process into which the actor's weights are copied whenever they changed (`Trainer.backend`).
-2. Experience: the rollout's log-probs are the behaviour policy's (`rollout.rollout` checks they match a
-   recomputation); a frozen reference model gives the KL anchor, the critic (ppo) the values. Advantages come
-   from GAE over policy tokens (ppo) or reward minus the question's group mean (grpo), then are whitened over
-   the whole buffer. Feedback tokens get nothing (see `pipeline.ppo`).
+2. Experience, in forward passes without gradients sized by tokens: PPO's old (behaviour) log-probs are the
+   rollout's, or recomputed by the actor (`behaviour_logprobs: actor`, the released code's way; in bf16 the
+   rollout engine's kernels differ from the trainer's, and the gap is logged); a frozen reference model gives
+   the KL anchor, the critic (ppo) the values. Advantages come from GAE over policy tokens (ppo) or reward minus
+   the question's group mean (grpo), then are whitened over the whole buffer. Feedback tokens get nothing (see
+   `pipeline.ppo`).
 3. `epochs` passes over the buffer in `train_batch` optimizer steps of `micro_batch` forward/backward passes:
-   clipped surrogate + kl_coef x k3 KL for the actor, clipped value loss for the critic.
+   clipped surrogate + kl_coef x k3 KL for the actor, clipped value loss for the critic. Every forward of a
+   trained model goes through its `dist.Optimized` wrapper, i.e. the DeepSpeed engine on several processes
+   (ZeRO-3 keeps its gradient-accumulation bookkeeping there); the actor is a `models.Policy`, whose forward
+   returns just the sampled tokens' log-probs, its LM head chunked so no (tokens x vocabulary) logits are kept.
 
 Checkpoints (actor and critic in `save_pretrained` format, optimizer, schedule, RNG, the log so far, provenance)
 are written atomically every `save_every` steps; `resume: auto` continues from the last complete one and ends
