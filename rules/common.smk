@@ -133,7 +133,8 @@ def eval_metrics(model, eval_set):
 
 def train_threads():
     """CPU threads of a training job: 1 on CPU (runs of both variants share a laptop); on GPUs 4 per GPU plus
-    the grader's worker processes (the step splits them among its ranks, pipeline.distributed.rank_threads)."""
+    the grader's worker processes (the step splits them among its ranks, pipeline.distributed.rank_threads).
+    """
     return 4 * CFG.train.gpus + CFG.grading.workers if CFG.train.gpus else 1
 
 
