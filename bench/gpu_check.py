@@ -207,30 +207,17 @@ def rollout_speed(plan: Plan, folder: str, out: dict) -> None:
     def no_end_of_turn(module, args, output):  # every attempt runs to its budget: a fixed amount of work
         output.logits[..., end_ids] = float("-inf")
 
-    def logits_to_cpu(module, args, output):
-        output.logits = output.logits.cpu()
-
     model.register_forward_hook(no_end_of_turn)
     env = MultiAttemptEnv(cfg.env, AttemptRange(1, 1), cfg.grading.timeout_s)
     questions = [Question(f"q{i}", f"{i:03d}+{999 - i:03d}=", "unreachable", 1) for i in range(n)]
     backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=False)
     params = SamplingParams(temperature=1.0, top_p=1.0, greedy=False, seed=0)
-    to_cpu = None
-    try:  # warm-up: kernels, allocator, grader workers
-        rollout(backend, tokenizer, env, questions[:8], params, 8)
-    except RuntimeError as e:  # HFSession samples with a CPU generator, which torch may refuse for CUDA logits:
-        if "generator" not in str(e):  # record it, then sample on the CPU to still measure the rest
-            raise
-        out["sampling_on_device_error"] = str(e)[:300]
-        to_cpu = model.register_forward_hook(logits_to_cpu)
-        rollout(backend, tokenizer, env, questions[:8], params, 8)
+    rollout(backend, tokenizer, env, questions[:8], params, 8)  # warm-up: kernels, allocator, grader workers
     t0 = time.perf_counter()
     transcripts = rollout(backend, tokenizer, env, questions, params, n)
     if plan.device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    if to_cpu is not None:
-        to_cpu.remove()  # scoring below compares on the device
     tokens = sum(t.dialogue.policy_tokens for t in transcripts)
     assert tokens == n * budget, f"generation stopped early: {tokens} of {n * budget} policy tokens"
     out["policy_tokens"], out["seconds"], out["tokens_per_s"] = tokens, seconds, tokens / seconds

@@ -157,7 +157,8 @@ class HFSession:
         self.model, self.params, self.stop, self.pad_id = model, params, stop, pad_id
         self.reuse_cache = reuse_cache  # False: re-encode the whole dialogue every attempt (bench/rollout.py)
         self.device = next(model.parameters()).device
-        self.gen = torch.Generator(device="cpu").manual_seed(params.seed)
+        # on the logits' device: torch.multinomial on CUDA refuses a CPU generator
+        self.gen = torch.Generator(device=self.device).manual_seed(params.seed)
         self.live: list[int] = list(range(n_rows))  # cache batch index -> row
         self.cache: DynamicCache | None = None
         self.mask = torch.zeros(n_rows, 0, dtype=torch.long, device=self.device)  # (B, L) real=1, hole=0
@@ -357,7 +358,7 @@ def sequence_logprobs(model, token_ids: Sequence[Sequence[int]], temperature: fl
     for b, s in enumerate(token_ids):
         ids[b, : len(s)] = torch.tensor(s)
         mask[b, : len(s)] = 1
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits.float()
     logp = torch.log_softmax(logits[:, :-1] / temperature, -1).gather(-1, ids[:, 1:, None].to(device)).squeeze(-1)
     logp = torch.cat([torch.zeros(len(token_ids), 1, device=device), logp], dim=1).cpu()
     return [logp[b, : len(s)] for b, s in enumerate(token_ids)]

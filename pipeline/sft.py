@@ -139,7 +139,7 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
         model.train()
         batch = [tokenize_example(tokenizer, example_segments(train, cfg, rng, max_attempts, multi_fraction))
                  for _ in range(sft.batch_size)]
-        loss = model(**collate(batch, tokenizer.pad_token_id)).loss
+        loss = model(**collate(batch, tokenizer.pad_token_id), use_cache=False).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
