@@ -51,7 +51,7 @@ class Dialogue:
     segments: list[Segment] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     done: bool = False
-    stop_reason: str | None = None  # "correct" | "attempts_exhausted" | "token_budget"
+    stop_reason: str | None = None  # "correct" | "attempts_exhausted" | "token_budget" | "context"
     reward: float | None = None
 
     @property
@@ -158,3 +158,11 @@ class MultiAttemptEnv:
         )
         d.segments.append(Segment(FEEDBACK, feedback, i + 1))
         return feedback
+
+    def end_for_context(self, d: Dialogue) -> None:
+        """End a dialogue that no longer fits in the model's context (the rollout counts the tokens): the
+        feedback just offered is withdrawn, and the reward is that of the attempts made."""
+        if d.segments[-1].role == FEEDBACK:
+            d.segments.pop()
+        d.stop_reason, d.done = "context", True
+        d.reward = terminal_reward(d.attempts, self.cfg.reward)

@@ -51,7 +51,8 @@ def open_backend(cfg: Config, source: str | Path) -> tuple[Backend, object]:
     model, tokenizer = models.load(source)
     if torch.cuda.is_available():
         model.to("cuda")
-    return HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box), tokenizer
+    return HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box,
+                     max_model_len=cfg.rollout.max_model_len), tokenizer
 
 
 def evaluate(

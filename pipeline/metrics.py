@@ -13,7 +13,7 @@ read the jsonl (pipeline.io) and write the results.
 
 A trace is one question's record in a run's traces jsonl:
     {"id": str, "benchmark": str, "N": int (= k), "attempts": [{"text": str, "answer": str|None,
-     "correct": bool}, ...], "solved_at": int|None, "stop_reason": "correct"|"attempts_exhausted"|"token_budget"}
+     "correct": bool}, ...], "solved_at": int|None, "stop_reason": "correct"|"attempts_exhausted"|"token_budget"|"context"}
 `attempts` has 1..N entries and stops at the first correct one, so every attempt before the last is wrong.
 
 The paper rounds each benchmark's accuracy to 0.1 percentage points before averaging (spec §5.4); this module
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-STOP_REASONS = ("correct", "attempts_exhausted", "token_budget")
+STOP_REASONS = ("correct", "attempts_exhausted", "token_budget", "context")
 
 # Keep each bootstrap block under about this many resampled entries (8 bytes each) to bound memory.
 _BLOCK_ELEMENTS = 4_000_000

@@ -30,6 +30,7 @@ from transformers import DynamicCache
 
 from pipeline import grading
 from pipeline.env import Dialogue, MultiAttemptEnv
+from pipeline.io import DataError
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class Session(Protocol):
 
 
 class Backend(Protocol):
+    max_model_len: int  # the context every dialogue must fit in, tokens
+
     def open(self, n_rows: int, params: SamplingParams) -> Session: ...
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
@@ -244,12 +247,22 @@ class HFSession:
         return out
 
 
+def context_length(model_positions: int, configured: int) -> int:
+    """The context dialogues must fit in: `rollout.max_model_len` (0 = the model's positions), never more than
+    the model has positions."""
+    if configured > model_positions:
+        raise DataError(f"rollout.max_model_len: {configured} exceeds the model's {model_positions} positions")
+    return configured or model_positions
+
+
 class HFBackend:
     """Generation with a transformers causal LM on CPU or one GPU."""
 
-    def __init__(self, model, tokenizer, end_of_turn: str, stop_at_box: bool, reuse_cache: bool = True):
+    def __init__(self, model, tokenizer, end_of_turn: str, stop_at_box: bool, reuse_cache: bool = True,
+                 max_model_len: int = 0):
         self.model, self.tokenizer, self.reuse_cache = model, tokenizer, reuse_cache
         self.stop = AttemptStop(tokenizer, end_token_ids(tokenizer, end_of_turn), stop_at_box)
+        self.max_model_len = context_length(model.config.max_position_embeddings, max_model_len)
 
     def open(self, n_rows: int, params: SamplingParams) -> HFSession:
         return HFSession(self.model, n_rows, params, self.stop, self.tokenizer.pad_token_id, self.reuse_cache)
@@ -288,6 +301,9 @@ def rollout(
 ) -> list[Transcript]:
     """Play every question's dialogue to the end, `batch_size` dialogues per session; one Transcript each.
 
+    Every dialogue stays within the backend's context: an attempt's budget is clamped to the room left, and a
+    dialogue whose next feedback plus one token would not fit ends there (`MultiAttemptEnv.end_for_context`).
+
     With `check`, verify for every dialogue that the ids the model conditioned on are exactly the transcript's
     ids (a silent mismatch would train on tokens the model never saw), and that the stored log-probs of the
     policy tokens match a from-scratch recomputation within `LOGPROB_TOLERANCE`.
@@ -303,10 +319,18 @@ def rollout(
         for t, ids in zip(batch, prompts):
             t.extend(ids, PROMPT, 0)
         session.feed(range(len(batch)), prompts)
-        active = list(range(len(batch)))
+        limit = backend.max_model_len
+        active = []
+        for i, t in enumerate(batch):
+            if len(t.token_ids) < limit:
+                active.append(i)
+            else:  # a prompt that fills the context: no attempt at all
+                env.end_for_context(t.dialogue)
+                bar.update(1)
         while active:
             dialogues = [batch[i].dialogue for i in active]
-            samples = session.sample(active, [env.attempt_budget(d) for d in dialogues])
+            room = [limit - len(batch[i].token_ids) for i in active]
+            samples = session.sample(active, [min(env.attempt_budget(d), r) for d, r in zip(dialogues, room)])
             texts = [tokenizer.decode(s.ids) for s in samples]  # for grading only; the ids are what we keep
             feedback = env.step(dialogues, texts, [len(s.ids) for s in samples], [s.reason == "eot" for s in samples])
             still = []
@@ -317,6 +341,10 @@ def rollout(
                     bar.update(1)
                     continue
                 ids = encode(tokenizer, fb)
+                if len(t.token_ids) + len(ids) >= limit:
+                    env.end_for_context(t.dialogue)
+                    bar.update(1)
+                    continue
                 t.extend(ids, FEEDBACK, t.dialogue.attempt_index)
                 session.feed([i], [ids])
                 still.append(i)

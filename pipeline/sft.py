@@ -102,7 +102,8 @@ def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
 def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: Sequence[dict]) -> dict:
     """Greedy held-out accuracy at the first attempt (through the evaluation path, N = 1) and right after a
     wrong answer (another question's, as in the SFT transcripts) and the environment's feedback (N = 2)."""
-    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box)
+    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box,
+                        max_model_len=cfg.rollout.max_model_len)
     first = evaluate(backend, tokenizer, cfg, records, "heldout", k=1, progress=False)
     rng = random.Random(0)
     contexts = [

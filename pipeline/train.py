@@ -203,7 +203,8 @@ class Trainer:
     def backend(self, model) -> Backend:
         """The rollout backend on the current policy weights (`model`: the actor's LM, full parameters)."""
         if self.engine is None:
-            return HFBackend(model, self.tokenizer, self.cfg.env.end_of_turn, self.cfg.env.stop_at_box)
+            return HFBackend(model, self.tokenizer, self.cfg.env.end_of_turn, self.cfg.env.stop_at_box,
+                             max_model_len=self.cfg.rollout.max_model_len)
         if self._engine_step != self.step:
             self.engine.load_weights(model.state_dict().items())
             self._engine_step = self.step

@@ -60,6 +60,7 @@ class VLLMBackend:
         self.end_ids = end_token_ids(tokenizer, end_of_turn)
         self.stop = AttemptStop(tokenizer, self.end_ids, stop_at_box)
         self.asleep = False
+        self.max_model_len = llm.llm_engine.model_config.max_model_len
         self.prompt_tokens = self.cached_tokens = 0  # prompt tokens sent, and those served from the prefix cache
 
     @classmethod
@@ -84,6 +85,7 @@ class VLLMBackend:
         kwargs = dict(
             model=source, skip_tokenizer_init=True, dtype=dtype, seed=0, enable_prefix_caching=True,
             logprobs_mode="processed_logprobs", block_size=v.block_size,
+            max_model_len=cfg.rollout.max_model_len or None,  # None: the model's positions
             distributed_executor_backend="external_launcher" if distributed else "uni",
         )
         sleep = on_gpu and v.sleep
@@ -208,7 +210,6 @@ class VLLMSession:
             reason = self.backend.stop(ids[: j + 1])
             if reason:
                 return j + 1, reason
-        if len(ids) < budget:  # only the model's context length can do this
-            raise RuntimeError(f"vLLM stopped after {len(ids)} of {budget} tokens without an end-of-turn token: "
-                               "the dialogue reached the model's context length")
+        if len(ids) < budget:  # rollout() keeps budgets within the context, so this is a defect
+            raise RuntimeError(f"vLLM stopped after {len(ids)} of {budget} tokens without an end-of-turn token")
         return len(ids), "budget"

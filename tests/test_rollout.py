@@ -14,6 +14,7 @@ import torch
 from pipeline import config, models
 from pipeline.config import AttemptRange
 from pipeline.env import MultiAttemptEnv, render_feedback
+from pipeline.io import DataError
 from pipeline.rollout import (
     FEEDBACK,
     POLICY,
@@ -36,11 +37,11 @@ def setup(tiny_model_dir):
     return cfg, model, tokenizer
 
 
-def run(setup, n_allowed, params, batch_size=4, stop_at_box=True, env_overrides=None, n=6):
+def run(setup, n_allowed, params, batch_size=4, stop_at_box=True, env_overrides=None, n=6, max_model_len=0):
     cfg, model, tokenizer = setup
     env_cfg = dataclasses.replace(cfg.env, **(env_overrides or {}))
     env = MultiAttemptEnv(env_cfg, AttemptRange(1, 5), cfg.grading.timeout_s)
-    backend = HFBackend(model, tokenizer, env_cfg.end_of_turn, stop_at_box)
+    backend = HFBackend(model, tokenizer, env_cfg.end_of_turn, stop_at_box, max_model_len=max_model_len)
     ns = n_allowed if isinstance(n_allowed, list) else [n_allowed] * n
     questions = [Question(f"q{i}", f"{100 + i}+{200 + 3 * i}=", f"{300 + 4 * i:04d}", k) for i, k in enumerate(ns)]
     return rollout(backend, tokenizer, env, questions, params, batch_size, check=True), env_cfg
@@ -158,3 +159,34 @@ def test_without_cache_reuse_the_dialogues_are_the_same(setup):
         backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, True, reuse_cache=reuse)
         out.append(rollout(backend, tokenizer, env, questions, GREEDY, 4, check=True))
     assert [t.token_ids for t in out[0]] == [t.token_ids for t in out[1]]
+
+
+def test_a_dialogue_that_fills_the_context_ends_there(setup):
+    """A context a little longer than the prompt: attempts are clamped to the room left, the dialogue ends with
+    stop reason `context` once the next feedback cannot fit, nothing raises, the rollout check still holds."""
+    cfg, model, tokenizer = setup
+    prompt = len(encode(tokenizer, MultiAttemptEnv(cfg.env, AttemptRange(1, 5), 1.0).reset("q", "100+200=", "0", 5)
+                        .segments[0].text))
+    limit = prompt + 30  # room for about two 6-token attempts and their feedback, not five
+    transcripts, env_cfg = run(setup, 5, SAMPLE, max_model_len=limit, env_overrides={"max_total_tokens": 1000})
+    for t in transcripts:
+        d = t.dialogue
+        assert len(t.token_ids) <= limit
+        assert d.stop_reason == "context" and 1 <= len(d.attempts) < 5
+        assert t.roles[-1] == POLICY  # the withdrawn feedback is in neither the transcript nor the dialogue
+        assert d.segments[-1].role == "policy"
+        assert d.reward == (env_cfg.reward.wrong_formatted if any(a.formatted for a in d.attempts)
+                            else env_cfg.reward.unformatted)
+
+
+def test_a_prompt_longer_than_the_context_gets_no_attempt(setup):
+    transcripts, _ = run(setup, 3, GREEDY, max_model_len=10, n=2)
+    for t in transcripts:
+        assert t.dialogue.stop_reason == "context" and t.dialogue.attempts == [] and t.dialogue.reward == -1.0
+
+
+def test_the_context_is_never_above_the_models_positions(setup):
+    cfg, model, tokenizer = setup
+    with pytest.raises(DataError, match="rollout.max_model_len: 100000 exceeds"):
+        HFBackend(model, tokenizer, cfg.env.end_of_turn, True, max_model_len=100_000)
+    assert HFBackend(model, tokenizer, cfg.env.end_of_turn, True).max_model_len == model.config.max_position_embeddings

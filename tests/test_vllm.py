@@ -205,3 +205,22 @@ def test_evaluation_through_vllm_equals_transformers(task, base, cfg, engine):
     records = heldout[:32]
     assert evaluate.evaluate(engine, tokenizer, cfg, records, "synthetic", 3, progress=False) == evaluate.evaluate(
         hf_backend, tokenizer, cfg, records, "synthetic", 3, progress=False)
+
+
+def test_a_small_context_ends_dialogues_alike_on_both_backends(task, base):
+    """vLLM started with a context of a prompt and about two attempts: dialogues end with stop reason `context`
+    instead of raising, exactly where the transformers backend ends them at the same limit."""
+    _, _, heldout = task
+    model, tokenizer = models.load(base)
+    qs = questions(heldout[:16], [5] * 16)
+    limit = 96
+    small = config.resolve(TINY32 | {"rollout": {"backend": "vllm", "max_model_len": limit}})
+    engine = VLLMBackend.start(base, small, tokenizer)
+    assert engine.max_model_len == limit
+    hf_backend = HFBackend(model, tokenizer, small.env.end_of_turn, small.env.stop_at_box, max_model_len=limit)
+    wrong = [dataclasses.replace(q, gold="no such answer") for q in qs]  # every dialogue retries until it must stop
+    vl = play(engine, tokenizer, small, wrong, GREEDY, check=True)
+    hf = play(hf_backend, tokenizer, small, wrong, GREEDY)
+    assert [t.token_ids for t in vl] == [t.token_ids for t in hf]
+    assert [t.dialogue.stop_reason for t in vl] == [t.dialogue.stop_reason for t in hf]
+    assert {t.dialogue.stop_reason for t in vl} == {"context"} and all(len(t.token_ids) <= limit for t in vl)

@@ -149,6 +149,7 @@ class VLLMConfig:
 @dataclass(frozen=True)
 class RolloutConfig:
     backend: str
+    max_model_len: int
     vllm: VLLMConfig
 
 
