@@ -36,7 +36,7 @@ class Segment:
 class Attempt:
     text: str
     answer: str | None  # content of the last complete \boxed{}, None when there is none
-    formatted: bool  # a complete \boxed{} was given
+    formatted: bool  # a complete, non-empty \boxed{} was given
     correct: bool
     n_tokens: int
     timed_out: bool = False  # the grader gave up on it (counted wrong)
@@ -142,7 +142,8 @@ class MultiAttemptEnv:
     def _record(self, d: Dialogue, text: str, n: int, ended: bool, grade: grading.Grade) -> str | None:
         i = d.attempt_index
         d.segments.append(Segment(POLICY, text, i))
-        d.attempts.append(Attempt(text, grade.answer, grade.answer is not None, grade.correct, n, grade.timed_out))
+        formatted = bool(grade.answer)  # an empty \boxed{} is no answer (grading.is_formatted)
+        d.attempts.append(Attempt(text, grade.answer, formatted, grade.correct, n, grade.timed_out))
         if grade.correct:
             d.stop_reason = "correct"
         elif len(d.attempts) >= d.n_allowed:

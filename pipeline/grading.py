@@ -100,7 +100,7 @@ _BOX_TOKENS = re.compile(
 )
 
 
-def _box_spans(text: str, stop_at_first: bool = False):
+def _box_spans(text: str):
     """Yield (content_start, end) of complete boxes in closing order; linear time, no recursion."""
     starts = [i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0]
     if not starts:
@@ -116,8 +116,6 @@ def _box_spans(text: str, stop_at_first: bool = False):
             start = stack.pop()
             if start >= 0:
                 yield start, m.end()
-                if stop_at_first:
-                    return
 
 
 def extract_answer(text: str) -> str | None:
@@ -139,29 +137,32 @@ def extract_answer(text: str) -> str | None:
 
 
 def first_box_end(text: str) -> int | None:
-    r"""Index just after the closing brace of the first box to be completed, or None.
+    r"""Index just after the closing brace of the first non-empty box to be completed, or None.
 
     "First" is the earliest closing brace, so the answer never depends on where a streamed text was split:
-    the rollout engine can call this after every chunk and cut the attempt at the returned index.
+    the rollout engine can call this after every chunk and cut the attempt at the returned index. An empty
+    box (`oxed{}`, e.g. the instruction quoted back) is no answer, so it ends nothing.
 
     Example:
         >>> s = r"so \boxed{42}. More text"
         >>> s[: first_box_end(s)]
         'so \\boxed{42}'
     """
-    for _, end in _box_spans(text, stop_at_first=True):
-        return end
+    for start, end in _box_spans(text):
+        if text[start : end - 1].strip():
+            return end
     return None
 
 
 def is_formatted(text: str) -> bool:
-    r"""True when the text contains a complete box (the "-0.5, formatted but wrong" case of the reward).
+    r"""True when the text's answer (its last complete box) is not empty: the "-0.5, formatted but wrong" case
+    of the reward. The environment applies the same rule to the answer it extracted.
 
     Example:
-        >>> is_formatted(r"\boxed{}"), is_formatted(r"\boxed{1")
-        (True, False)
+        >>> is_formatted(r"\boxed{}"), is_formatted(r"\boxed{1"), is_formatted(r"\boxed{1}")
+        (False, False, True)
     """
-    return first_box_end(text) is not None
+    return bool(extract_answer(text))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -320,6 +320,7 @@ def rollout(
             t.extend(ids, PROMPT, 0)
         session.feed(range(len(batch)), prompts)
         limit = backend.max_model_len
+        turn_end = tokenizer.convert_tokens_to_ids(env.cfg.end_of_turn)
         active = []
         for i, t in enumerate(batch):
             if len(t.token_ids) < limit:
@@ -332,7 +333,9 @@ def rollout(
             room = [limit - len(batch[i].token_ids) for i in active]
             samples = session.sample(active, [min(env.attempt_budget(d), r) for d, r in zip(dialogues, room)])
             texts = [tokenizer.decode(s.ids) for s in samples]  # for grading only; the ids are what we keep
-            feedback = env.step(dialogues, texts, [len(s.ids) for s in samples], [s.reason == "eot" for s in samples])
+            # the feedback drops its own end-of-turn marker only when the policy wrote that marker (not another EOS)
+            closed = [s.ids[-1] == turn_end for s in samples]
+            feedback = env.step(dialogues, texts, [len(s.ids) for s in samples], closed)
             still = []
             for i, s, fb in zip(active, samples, feedback):
                 t = batch[i]

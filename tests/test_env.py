@@ -145,3 +145,10 @@ def test_batch_step_grades_each_dialogue_independently():
     out = env.step(ds, ["\\boxed{0}", "\\boxed{0}", "no", "\\boxed{3}"], [1, 1, 1, 1], [False] * 4)
     assert [o is None for o in out] == [True, False, False, True]
     assert [d.reward for d in ds] == [1.0, None, None, 1.0]
+
+
+def test_an_empty_box_is_not_a_formatted_answer():
+    env = make_env(C.resolve({}))
+    d = env.reset("q", "3+4", "7", n_allowed=1)
+    env.step([d], ["the answer is \\boxed{}"], [5], [False])
+    assert d.attempts[0].formatted is False and d.reward == -1.0

@@ -54,6 +54,8 @@ def test_first_box_end_and_is_formatted():
     assert first_box_end(text) == text.index("}") + 1
     assert first_box_end(r"\boxed{\frac{1}{2}} more") == len(r"\boxed{\frac{1}{2}}")
     assert first_box_end(r"\boxed{1") is None
+    assert first_box_end(r"put it in \boxed{} \boxed{ } then \boxed{3}") == len(r"put it in \boxed{} \boxed{ } then \boxed{3}")
+    assert not is_formatted(r"\boxed{}") and not is_formatted(r"\boxed{ }")
     assert is_formatted(r"\boxed{x}") and not is_formatted(r"\boxed{x") and not is_formatted("x")
 
 

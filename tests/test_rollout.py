@@ -190,3 +190,27 @@ def test_the_context_is_never_above_the_models_positions(setup):
     with pytest.raises(DataError, match="rollout.max_model_len: 100000 exceeds"):
         HFBackend(model, tokenizer, cfg.env.end_of_turn, True, max_model_len=100_000)
     assert HFBackend(model, tokenizer, cfg.env.end_of_turn, True).max_model_len == model.config.max_position_embeddings
+
+
+def test_feedback_after_another_end_token_keeps_its_end_of_turn_marker(setup, tiny_model_dir):
+    """A policy that stops with <|endoftext|> (an EOS, not the end-of-turn marker) has not closed its turn:
+    the feedback keeps its leading <|im_end|>."""
+    cfg, model, _ = setup
+    tokenizer = models.load_tokenizer(tiny_model_dir)
+    tokenizer.eos_token = models.PAD  # <|endoftext|> now ends attempts too
+    eos = tokenizer.convert_tokens_to_ids(models.PAD)
+
+    def always_eos(module, args, output):
+        output.logits[..., :] = -1e9
+        output.logits[..., eos] = 0.0
+
+    hook = model.register_forward_hook(always_eos)
+    try:
+        env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), cfg.grading.timeout_s)
+        backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, True)
+        (t,) = rollout(backend, tokenizer, env, [Question("q", "1+2=", "3", 2)], GREEDY, 1)
+    finally:
+        hook.remove()
+    turn_end = tokenizer.convert_tokens_to_ids(cfg.env.end_of_turn)
+    first_feedback = t.roles.index(FEEDBACK)
+    assert t.token_ids[first_feedback - 1] == eos and t.token_ids[first_feedback] == turn_end
