@@ -48,6 +48,7 @@ wildcard_constraints:
 # The config keys (dotted paths) each rule's step depends on; "{variant}" stands for the rule's wildcard.
 # Every step reads the whole configuration (config_file), but a rule reruns only when one of its own keys
 # changes (rule_keys): a new train.steps reruns training and what follows it, not the data or the base model.
+# Rules whose step reads no configuration (eval_metrics, write_report) have no entry.
 RULE_KEYS = {
     "prepare_synthetic": ["data.synthetic"],
     "prepare_math": ["data.math"],
@@ -57,7 +58,7 @@ RULE_KEYS = {
         "env",
         "eval.max_k",
         "eval.batch_size",
-        "variants.multi_attempt",
+        "variants.multi_attempt",  # its largest N sizes the tokenizer's corpus, as eval.max_k does
         "grading",
     ],
     "train": [
@@ -65,7 +66,7 @@ RULE_KEYS = {
         "grading",
         "train",
         "eval.batch_size",
-        "rollout.backend",
+        "rollout.backend",  # hf or vLLM sample differently (a checkpoint of the other is not resumed)
         "variants.{variant}",
     ],
     "evaluate": ["env", "grading", "eval.batch_size", "rollout.backend"],
