@@ -1,7 +1,8 @@
 """`python -m pipeline <verb> ...`: the verbs the Snakemake rules call (one per rule family).
 
-Every verb takes `--config`, a YAML file (e.g. config.yaml) or an inline JSON mapping (what the rules pass: the
-config keys the rule depends on), resolved and validated by `pipeline.config` before any work starts.
+Every verb takes `--config`, a YAML file (e.g. config.yaml; the rules pass the workflow's whole resolved
+configuration as a JSON file) or an inline JSON mapping, resolved and validated by `pipeline.config` before any
+work starts.
 Bad configuration or input data ends the command with a one-paragraph error (exit code 2), not a traceback.
 """
 

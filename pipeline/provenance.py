@@ -2,9 +2,9 @@
 
 Holds the resolved configuration the step ran with, the code (git commit of the pipeline's checkout and whether
 it had uncommitted changes), the versions of the libraries that shape the numbers, the command line, the host
-and the UTC time the record was taken (each step takes it when it starts). The Snakemake rules pass each step
-only the config keys it depends on, so keys a step does not use hold their defaults here, not necessarily the
-workflow's values.
+and the UTC time the record was taken (each step takes it when it starts). The Snakemake rules pass every step
+the workflow's whole resolved configuration, so this is the configuration of the run, keys the step does not use
+included.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 # All of the workflow's Python: configuration resolution and helpers named for what they return.
+import hashlib
 import json
 import os
+import tempfile
 
 from snakemake.utils import validate
 
@@ -43,20 +45,85 @@ wildcard_constraints:
     k="[0-9]+",
 
 
-def config_json(*keys):
-    """The resolved config keys (dotted paths) a rule depends on, as JSON for `--config`.
+# The config keys (dotted paths) each rule's step depends on; "{variant}" stands for the rule's wildcard.
+# Every step reads the whole configuration (config_file), but a rule reruns only when one of its own keys
+# changes (rule_keys): a new train.steps reruns training and what follows it, not the data or the base model.
+# Rules whose step reads no configuration (eval_metrics, write_report) have no entry.
+RULE_KEYS = {
+    "prepare_synthetic": ["data.synthetic"],
+    "prepare_math": ["data.math"],
+    "prepare_benchmark": ["data.benchmarks"],
+    "build_base": [
+        "model",
+        "env",
+        "eval.max_k",
+        "eval.batch_size",
+        "variants.multi_attempt",  # its largest N sizes the tokenizer's corpus, as eval.max_k does
+        "grading",
+    ],
+    "train": [
+        "env",
+        "grading",
+        "train",
+        "eval.batch_size",
+        "rollout.backend",  # hf or vLLM sample differently (a checkpoint of the other is not resumed)
+        "variants.{variant}",
+    ],
+    "evaluate": ["env", "grading", "eval.batch_size", "rollout.backend"],
+    "aggregate": [],
+    "figures": [],
+}
 
-    Passed as a rule param, so Snakemake reruns a rule exactly when one of its own keys changes.
+
+def write_config_file():
+    """The whole resolved configuration in {OUT}/configs/<hash of its content>.json, written once.
+
+    Content-addressed, so a Snakemake started with another configuration gets another file and never rewrites
+    the one that its queued or running jobs read; written atomically, so no job reads half a file.
     """
-    subset = {"scale": CFG.scale}
-    for key in keys:
-        src, dst = RESOLVED, subset
-        *parents, leaf = key.split(".")
-        for part in parents:
-            src = src[part]
-            dst = dst.setdefault(part, {})
-        dst[leaf] = src[leaf]
-    return json.dumps(subset, sort_keys=True)
+    text = json.dumps(RESOLVED, indent=2, sort_keys=True) + "\n"
+    path = f"{OUT}/configs/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=os.path.dirname(path), suffix=".tmp", delete=False
+        ) as tmp:
+            tmp.write(text)
+        os.replace(tmp.name, path)
+    return path
+
+
+CONFIG_FILE = write_config_file()
+
+
+def config_file(wildcards, output):
+    """`--config` of every step: CONFIG_FILE.
+
+    It takes `output` only so that Snakemake counts this param as derived from files and leaves it out of its
+    rerun triggers: the file's name changes with any key, and a rule reruns for its own keys (rule_keys).
+    """
+    return CONFIG_FILE
+
+
+def rule_keys(rule):
+    """A params entry: the values of RULE_KEYS[rule] (and the scale), as JSON.
+
+    Snakemake reruns a job when one of its params changes, so this reruns the rule exactly when one of its keys
+    does. A function, so Snakemake does not read braces in the values (templates' {N}) as wildcards.
+    """
+
+    def keys(wildcards):
+        subset = {"scale": CFG.scale}
+        for key in RULE_KEYS[rule]:
+            src, dst = RESOLVED, subset
+            *parents, leaf = key.format(**wildcards).split(".")
+            for part in parents:
+                src = src[part]
+                dst = dst.setdefault(part, {})
+            dst[leaf] = src[leaf]
+        return json.dumps(subset, sort_keys=True)
+
+    return keys
 
 
 def data_path(name):

@@ -16,7 +16,8 @@ rule prepare_synthetic:
         mem_mb=1000,
         runtime=10,
     params:
-        config=config_json("data.synthetic"),
+        config=config_file,
+        config_keys=rule_keys("prepare_synthetic"),
     shell:
         "python -m pipeline prepare-synthetic --config {params.config:q}"
         " --train {output.train} --heldout {output.heldout} > {log} 2>&1"
@@ -38,7 +39,8 @@ rule prepare_math:
         mem_mb=4000,
         runtime=30,
     params:
-        config=config_json("data.math"),
+        config=config_file,
+        config_keys=rule_keys("prepare_math"),
     shell:
         "python -m pipeline prepare-math --config {params.config:q} --exclude {input.exclude}"
         " --out {output} > {log} 2>&1"
@@ -58,7 +60,8 @@ rule prepare_benchmark:
         mem_mb=2000,
         runtime=30,
     params:
-        config=config_json("data.benchmarks"),
+        config=config_file,
+        config_keys=rule_keys("prepare_benchmark"),
     shell:
         "python -m pipeline prepare-benchmark {wildcards.benchmark} --config {params.config:q}"
         " --out {output} > {log} 2>&1"

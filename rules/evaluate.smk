@@ -18,8 +18,8 @@ rule evaluate:
     resources:
         **RESOURCES["evaluate"],
     params:
-        # a function, so Snakemake does not read the templates' {N} / {question} as wildcards
-        config=lambda w: config_json("env", "grading", "eval.batch_size"),
+        config=config_file,
+        config_keys=rule_keys("evaluate"),
         model=lambda w: model_source(w.model),
     shell:
         "python -m pipeline evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"

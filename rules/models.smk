@@ -20,10 +20,8 @@ rule build_base:
         mem_mb=4000,
         runtime=30,
     params:
-        # a function, so Snakemake does not read the templates' {N} / {question} as wildcards
-        config=lambda w: config_json(
-            "model", "env", "eval.max_k", "eval.batch_size", "variants", "grading"
-        ),
+        config=config_file,
+        config_keys=rule_keys("build_base"),
     shell:
         "python -m pipeline build-base --config {params.config:q} --train {input.train}"
         " --heldout {input.heldout} --out {output} --threads {threads} > {log} 2>&1"

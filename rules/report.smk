@@ -35,7 +35,8 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     params:
-        config=config_json("scale"),
+        config=config_file,
+        config_keys=rule_keys("aggregate"),
         train_logs=lambda w, input: [f"{m}/train_log.jsonl" for m in input.models],
         out_dir=lambda w, output: os.path.dirname(output.summary),
     shell:
@@ -70,7 +71,8 @@ rule figures:
         mem_mb=2000,
         runtime=10,
     params:
-        config=config_json("scale"),
+        config=config_file,
+        config_keys=rule_keys("figures"),
         tables=lambda w, input: os.path.dirname(input[0]),
         out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:

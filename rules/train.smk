@@ -22,10 +22,8 @@ rule train:
     resources:
         **RESOURCES["train"],
     params:
-        # a function, so Snakemake does not read the templates' {N} / {question} as wildcards
-        config=lambda w: config_json(
-            "env", "grading", "train", "eval.batch_size", f"variants.{w.variant}"
-        ),
+        config=config_file,
+        config_keys=rule_keys("train"),
         base=lambda w: model_source("base"),
         run_dir=lambda w: run_dir(w.variant, w.seed),
         launcher=train_launcher(),

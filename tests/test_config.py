@@ -1,6 +1,7 @@
 """Configuration: schema completeness, presets, key-path errors. `pytest tests/test_config.py -q`"""
 
 import dataclasses
+import json
 import subprocess
 import sys
 import typing
@@ -120,6 +121,16 @@ def test_load_file_and_inline_json(tmp_path):
     (tmp_path / "bad.yaml").write_text("eval: [unclosed\n")
     with pytest.raises(C.ConfigError, match="not valid YAML"):
         C.load(tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("user", [{}, {"scale": "paper"},
+                                  {"rollout": {"backend": "vllm"}, "model": {"tiny": {"hidden_size": 128}}}])
+def test_a_resolved_config_resolves_to_itself(user, tmp_path):
+    """What the workflow hands every step (the resolved config as a JSON file) is the configuration it runs with."""
+    resolved = C.resolve(user)
+    path = tmp_path / "resolved.json"
+    path.write_text(json.dumps(resolved.to_dict()))
+    assert C.load(path) == resolved
 
 
 def test_repository_config_yaml_resolves():

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from pipeline import config
+from tests.conftest import ROOT, smoke_config
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 # Rules call `python -m pipeline`: the interpreter of this environment must come first on PATH, as it does
@@ -85,6 +86,32 @@ def test_part_targets(tmp_path):
     assert set(re.findall(r"^rule (\w+):", one, re.M)) == {"prepare_synthetic", "build_base", "evaluate"}
 
 
+def test_every_step_gets_the_whole_resolved_config(tmp_path):
+    """Overrides of keys a rule does not depend on (rollout for build_base, model for train and evaluate) reach
+    its step all the same: every command names one file holding the whole resolved configuration, and a
+    Snakemake with the same configuration reads that file as it is, one with another configuration its own."""
+    overrides = {"rollout": {"backend": "vllm"}, "model": {"tiny": {"hidden_size": 128}}}
+    target = "results/tiny/eval/multi_attempt_s0/synthetic/k1.jsonl"
+
+    def config_files(*args: str) -> dict[str, set[str]]:
+        """The `--config` files of the printed build-base, train and evaluate commands."""
+        printed = snakemake(tmp_path, "-n", "-p", "-F", target, *args).stdout
+        return {verb: set(re.findall(rf"pipeline {verb} --config (\S+)", printed))
+                for verb in ("build-base", "train", "evaluate")}
+
+    with_overrides = ["--config", *(f"{key}={json.dumps(value)}" for key, value in overrides.items())]
+    files = config_files(*with_overrides)
+    assert all(len(named) == 1 for named in files.values()) and len(set.union(*files.values())) == 1
+    path = tmp_path / files["train"].pop()
+    expected = config.load(ROOT / "config.yaml", overrides)
+    assert json.loads(path.read_text()) == expected.to_dict() and config.load(path) == expected
+    written = path.stat().st_mtime_ns
+    assert config_files(*with_overrides)["train"] == {str(path.relative_to(tmp_path))}
+    assert path.stat().st_mtime_ns == written  # not written again
+    other = tmp_path / config_files()["train"].pop()
+    assert other != path and config.load(other) == config.load(ROOT / "config.yaml")
+
+
 def test_bad_config_stops_before_any_work(tmp_path):
     proc = snakemake(tmp_path, "--cores", "1", "--config", "eval={max_k: zero}", check=False)
     assert proc.returncode != 0
@@ -113,6 +140,26 @@ def test_benchmark_rule_on_shared_files(tmp_path, benchmarks_dir):
               "--config", "data=" + json.dumps({"benchmarks": sources}))
     lines = (tmp_path / "results" / "tiny" / "data" / "amc23.jsonl").read_text().splitlines()
     assert len(lines) == 40 and json.loads(lines[0])["answer"] == "27"
+
+
+def test_a_rule_reruns_for_its_own_config_keys_only(tmp_path):
+    """A policy trained on a smoke-sized config records the whole resolved configuration in its provenance (also
+    keys its rule does not depend on: eval.max_k and model.sft of the smoke config are not the defaults); a
+    changed key reruns the rules that depend on it, and no other."""
+    (tmp_path / "smoke.yaml").write_text(smoke_config())
+    target = "results/tiny/models/multi_attempt_s0"
+    smoke = ("--configfile", str(tmp_path / "smoke.yaml"))
+    snakemake(tmp_path, "--cores", "2", target, *smoke)
+    provenance = json.loads((tmp_path / target / "provenance.json").read_text())
+    assert provenance["config"] == config.load(tmp_path / "smoke.yaml").to_dict()
+
+    def rerun(*overrides: str) -> set[str]:
+        out = snakemake(tmp_path, "-n", target, *smoke, "--config", *overrides).stdout
+        return set(re.findall(r"^rule (\w+):", out, re.M))
+
+    assert rerun("variants={baseline: {max_attempts: 2}}") == set()  # the baseline's run reads it, not this one
+    assert rerun("variants={multi_attempt: {max_attempts: 4}}") == {"build_base", "train"}  # both read it
+    assert rerun("train={steps: 3}") == {"train"}
 
 
 @pytest.mark.slow

@@ -5,6 +5,9 @@ the user's config (config.yaml plus Snakemake `--config` overrides). The merged 
 `schema.yaml`; every violation is reported by key path (`env.reward.correct: 'x' is not of type 'number'`)
 before any work starts. Code below this module takes the frozen dataclasses and never re-declares a default.
 
+The workflow resolves once (rules/common.smk) and hands every step the result as a JSON file; resolving a
+resolved configuration again gives it back unchanged.
+
 Try it: `python -m pipeline config --config config.yaml` prints the resolved configuration.
 """
 
@@ -430,19 +433,27 @@ def resolve(user: Mapping[str, Any] | None = None) -> Config:
     return config
 
 
+def _parse(text: str) -> Any:
+    """JSON as JSON, anything else as YAML: YAML 1.1 reads JSON's 5e-07 (the paper's actor_lr) as a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return yaml.safe_load(text)
+
+
 def load(source: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
     """Resolve a config file (YAML) or an inline JSON/YAML mapping, with optional overrides on top."""
     user: Any = {}
     if source is not None:
         text = str(source)
         if text.lstrip().startswith("{"):
-            user = yaml.safe_load(text)
+            user = _parse(text)
         else:
             path = Path(text)
             if not path.is_file():
                 raise ConfigError(f"config file {path} not found")
             try:
-                user = yaml.safe_load(path.read_text()) or {}
+                user = _parse(path.read_text()) or {}
             except yaml.YAMLError as e:
                 raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if overrides:
