@@ -174,7 +174,8 @@ class Trainer:
         # What a checkpoint must share with this run to be resumed, keyed like the config where it is config.
         self.fingerprint = {
             "variant": variant, "seed": seed, "base": str(base), "processes": self.world, "env": c["env"],
-            "variants": {variant: c["variants"][variant]}, "rollout": {"backend": cfg.rollout.backend},
+            "variants": {variant: c["variants"][variant]},
+            "rollout": {"backend": cfg.rollout.backend, "max_model_len": cfg.rollout.max_model_len},
             "train": {k: v for k, v in c["train"].items() if k not in _NOT_IN_FINGERPRINT},
         }
 

@@ -60,6 +60,7 @@ RULE_KEYS = {
         "eval.batch_size",
         "variants.multi_attempt",  # its largest N sizes the tokenizer's corpus, as eval.max_k does
         "grading",
+        "rollout.max_model_len",
     ],
     "train": [
         "env",
@@ -67,9 +68,16 @@ RULE_KEYS = {
         "train",
         "eval.batch_size",
         "rollout.backend",  # hf or vLLM sample differently (a checkpoint of the other is not resumed)
+        "rollout.max_model_len",
         "variants.{variant}",
     ],
-    "evaluate": ["env", "grading", "eval.batch_size", "rollout.backend"],
+    "evaluate": [
+        "env",
+        "grading",
+        "eval.batch_size",
+        "rollout.backend",
+        "rollout.max_model_len",
+    ],
     "aggregate": [],
     "figures": [],
 }
