@@ -11,13 +11,15 @@ Try it: `python -m pipeline evaluate --config config.yaml --model results/tiny/m
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 
 from pipeline import metrics, models
-from pipeline.config import AttemptRange, Config
+from pipeline.config import AttemptRange, Config, EnvConfig
 from pipeline.env import MultiAttemptEnv
 from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
 
@@ -41,18 +43,28 @@ def trace(t: Transcript, benchmark: str) -> dict:
 
 
 def open_backend(cfg: Config, source: str | Path) -> tuple[Backend, object]:
-    """(backend, tokenizer) of the configured `rollout.backend` on the model at `source`, in float32; the GPU
-    is used when there is one."""
+    """(backend, tokenizer) of the configured `rollout.backend` on the model at `source`: on the GPU in bf16
+    when there is one (as the released evaluation), else on the CPU in float32."""
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     if cfg.rollout.backend == "vllm":
         from pipeline.vllm_backend import VLLMBackend
 
         tokenizer = models.load_tokenizer(source)
-        return VLLMBackend.start(source, cfg, tokenizer), tokenizer
-    model, tokenizer = models.load(source)
+        return VLLMBackend.start(source, cfg, tokenizer, dtype=dtype), tokenizer
+    model, tokenizer = models.load(source, dtype=dtype)
     if torch.cuda.is_available():
         model.to("cuda")
     return HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box,
                      max_model_len=cfg.rollout.max_model_len), tokenizer
+
+
+def eval_env(cfg: Config) -> EnvConfig:
+    """The environment of evaluation: training's, with the evaluation budgets (0: the context bounds them)."""
+    def budget(n: int) -> int:
+        return n or sys.maxsize
+
+    return dataclasses.replace(cfg.env, max_attempt_tokens=budget(cfg.eval.max_attempt_tokens),
+                               max_total_tokens=budget(cfg.eval.max_total_tokens))
 
 
 def evaluate(
@@ -60,7 +72,7 @@ def evaluate(
     progress: bool = True,
 ) -> list[dict]:
     """Greedy k-attempt dialogues on every record; one trace per record, in the records' order."""
-    env = MultiAttemptEnv(cfg.env, AttemptRange(k, k), cfg.grading.timeout_s)
+    env = MultiAttemptEnv(eval_env(cfg), AttemptRange(k, k), cfg.grading.timeout_s)
     questions = [Question(str(r["id"]), r["question"], str(r["answer"]), k) for r in records]
     transcripts = rollout(backend, tokenizer, env, questions, GREEDY, cfg.eval.batch_size, progress=progress)
     return [trace(t, benchmark) for t in transcripts]

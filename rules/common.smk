@@ -56,8 +56,7 @@ RULE_KEYS = {
     "build_base": [
         "model",
         "env",
-        "eval.max_k",
-        "eval.batch_size",
+        "eval",
         "variants.multi_attempt",  # its largest N sizes the tokenizer's corpus, as eval.max_k does
         "grading",
         "rollout.max_model_len",
@@ -67,6 +66,8 @@ RULE_KEYS = {
         "grading",
         "train",
         "eval.batch_size",
+        "eval.max_attempt_tokens",  # the held-out checks are evaluations
+        "eval.max_total_tokens",
         "rollout.backend",  # hf or vLLM sample differently (a checkpoint of the other is not resumed)
         "rollout.max_model_len",
         "variants.{variant}",
@@ -75,6 +76,8 @@ RULE_KEYS = {
         "env",
         "grading",
         "eval.batch_size",
+        "eval.max_attempt_tokens",
+        "eval.max_total_tokens",
         "rollout.backend",
         "rollout.max_model_len",
     ],

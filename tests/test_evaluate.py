@@ -32,7 +32,7 @@ def test_metrics_for_hand_made_runs():
 
 
 def test_evaluate_writes_valid_traces_in_order(tiny_model_dir):
-    cfg = config.resolve({"env": {"max_attempt_tokens": 5, "max_total_tokens": 30}, "eval": {"batch_size": 2}})
+    cfg = config.resolve({"eval": {"max_attempt_tokens": 5, "max_total_tokens": 30, "batch_size": 2}})
     backend, tokenizer = evaluate.open_backend(cfg, tiny_model_dir)
     records = [{"id": f"q{i}", "question": f"{i:03d}+100=", "answer": f"{i + 100:04d}"} for i in range(5)]
     traces = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, progress=False)
@@ -52,3 +52,19 @@ def test_cli_names_a_missing_model(tmp_path):
     assert proc.returncode == 2
     assert f"error: model {tmp_path / 'nope'}: no such folder" in proc.stderr
     assert not (tmp_path / "k1.jsonl").exists()
+
+
+def test_evaluation_has_budgets_of_its_own(tiny_model_dir):
+    """eval.max_attempt_tokens / max_total_tokens, not training's env budgets; 0 leaves only the context."""
+    records = [{"id": f"q{i}", "question": f"{i:03d}+100=", "answer": "none"} for i in range(4)]
+    own = config.resolve({"env": {"max_attempt_tokens": 40}, "eval": {"max_attempt_tokens": 3, "batch_size": 4}})
+    backend, tokenizer = evaluate.open_backend(own, tiny_model_dir)
+    traces = evaluate.evaluate(backend, tokenizer, own, records, "synthetic", k=3, progress=False)
+    assert all(a["n_tokens"] <= 3 for t in traces for a in t["attempts"])
+    unbounded = config.resolve({"rollout": {"max_model_len": 60}, "eval": {"max_attempt_tokens": 0,
+                                                                           "max_total_tokens": 0}})
+    backend, tokenizer = evaluate.open_backend(unbounded, tiny_model_dir)
+    traces = evaluate.evaluate(backend, tokenizer, unbounded, records, "synthetic", k=5, progress=False)
+    metrics.validate_traces(traces, single_run=True)
+    assert any(t["stop_reason"] == "context" for t in traces)
+    assert max(a["n_tokens"] for t in traces for a in t["attempts"]) > 16  # more than the training budget

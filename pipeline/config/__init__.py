@@ -206,6 +206,8 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     max_k: int
+    max_attempt_tokens: int
+    max_total_tokens: int
     batch_size: int
     gpus: int
 
