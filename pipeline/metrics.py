@@ -14,7 +14,8 @@ read the jsonl (pipeline.io) and write the results.
 A trace is one question's record in a run's traces jsonl:
     {"id": str, "benchmark": str, "N": int (= k), "attempts": [{"text": str, "answer": str|None,
      "correct": bool}, ...], "solved_at": int|None, "stop_reason": "correct"|"attempts_exhausted"|"token_budget"|"context"}
-`attempts` has 1..N entries and stops at the first correct one, so every attempt before the last is wrong.
+`attempts` has 1..N entries (0 only when the prompt alone filled the context, stop reason "context") and stops at
+the first correct one, so every attempt before the last is wrong. An answer of "" (an empty box) is no answer.
 
 The paper rounds each benchmark's accuracy to 0.1 percentage points before averaging (spec §5.4); this module
 never rounds: do it at presentation time if reproducing the paper's exact figures.
@@ -66,8 +67,9 @@ def _check_record(i: int, rec: Any) -> None:
     attempts = rec["attempts"]
     if not isinstance(attempts, Sequence) or isinstance(attempts, (str, bytes)):
         raise _record_error(i, rec, f"attempts must be a list, got {type(attempts).__name__}")
-    if not 1 <= len(attempts) <= n:
-        raise _record_error(i, rec, f"attempts has {len(attempts)} entries, expected 1..N={n}")
+    least = 0 if rec["stop_reason"] == "context" else 1  # a prompt that fills the context gets no attempt
+    if not least <= len(attempts) <= n:
+        raise _record_error(i, rec, f"attempts has {len(attempts)} entries, expected {least}..N={n}")
     for j, a in enumerate(attempts, start=1):
         if not isinstance(a, Mapping):
             raise _record_error(i, rec, f"attempt {j} must be a dict, got {type(a).__name__}")
@@ -83,7 +85,7 @@ def _check_record(i: int, rec: Any) -> None:
         if a["correct"] and j < len(attempts):
             raise _record_error(i, rec, f"attempt {j} is correct but the dialogue went on to attempt {j + 1}")
     solved_at = rec["solved_at"]
-    expected = len(attempts) if attempts[-1]["correct"] else None
+    expected = len(attempts) if attempts and attempts[-1]["correct"] else None
     if solved_at is not None and not _is_int(solved_at):
         raise _record_error(i, rec, f"solved_at must be an int or null, got {solved_at!r}")
     if solved_at != expected:
@@ -191,10 +193,10 @@ def _retry_stats(traces: Sequence[Mapping]) -> dict:
             if j >= 2:
                 reached[key] += 1
                 corrected[key] += bool(a["correct"])
-                if a["answer"] is not None:
+                if a["answer"]:
                     answered[key] += 1
                     repeats[key] += _normalise(a["answer"]) in earlier
-            if a["answer"] is not None:
+            if a["answer"]:
                 earlier.add(_normalise(a["answer"]))
     tot = {name: sum(d.values()) for name, d in
            (("n_retries", reached), ("n_answered", answered), ("n_repeats", repeats), ("n_corrected", corrected))}
@@ -263,7 +265,7 @@ def summarize(traces: Sequence[Mapping], n_boot: int = 1000, seed: int = 0) -> d
         "k": int(traces[0]["N"]),
         "accuracy": sum(solved) / len(solved),
         "accuracy_ci95": [lo, hi],
-        "formatted_rate": sum(a["answer"] is not None for a in all_attempts) / len(all_attempts),
+        "formatted_rate": _rate(sum(bool(a["answer"]) for a in all_attempts), len(all_attempts)),
         "attempts_used": _attempts_used(traces),
         "retry": _retry_stats(traces),
         "stop_reasons": dict(sorted(Counter(r["stop_reason"] for r in traces).items())),

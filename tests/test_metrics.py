@@ -268,3 +268,16 @@ def test_paired_errors():
         M.paired(K2, [dict(r, benchmark="aime24") for r in K2])
     with pytest.raises(ValueError, match=r"traces_b: record 0 .*missing key"):
         M.paired(K2, [{k: v for k, v in r.items() if k != "N"} for r in K2])
+
+
+def test_a_dialogue_ended_by_the_context_may_have_no_attempt_and_an_empty_box_is_no_answer():
+    traces = [
+        {"id": "a", "benchmark": "b", "N": 2, "attempts": [], "solved_at": None, "stop_reason": "context"},
+        {"id": "b", "benchmark": "b", "N": 2, "attempts": [{"text": "\\boxed{}", "answer": "", "correct": False}],
+         "solved_at": None, "stop_reason": "context"},
+    ]
+    out = M.summarize(traces)
+    assert out["accuracy"] == 0.0 and out["formatted_rate"] == 0.0 and out["stop_reasons"] == {"context": 2}
+    no_attempt_otherwise = [{**traces[0], "stop_reason": "attempts_exhausted"}]
+    with pytest.raises(ValueError, match="attempts has 0 entries, expected 1..N=2"):
+        M.validate_traces(no_attempt_otherwise)
