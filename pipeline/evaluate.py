@@ -39,6 +39,7 @@ def trace(t: Transcript, benchmark: str) -> dict:
         ],
         "solved_at": d.solved_at,
         "stop_reason": d.stop_reason,
+        "token_exact": t.token_exact,
     }
 
 

@@ -13,7 +13,8 @@ read the jsonl (pipeline.io) and write the results.
 
 A trace is one question's record in a run's traces jsonl:
     {"id": str, "benchmark": str, "N": int (= k), "attempts": [{"text": str, "answer": str|None,
-     "correct": bool}, ...], "solved_at": int|None, "stop_reason": "correct"|"attempts_exhausted"|"token_budget"|"context"}
+     "correct": bool}, ...], "solved_at": int|None, "stop_reason": "correct"|"attempts_exhausted"|"token_budget"|"context",
+     "token_exact": bool (optional: the stored ids were the ids the model saw)}
 `attempts` has 1..N entries (0 only when the prompt alone filled the context, stop reason "context") and stops at
 the first correct one, so every attempt before the last is wrong. An answer of "" (an empty box) is no answer.
 
@@ -251,7 +252,8 @@ def summarize(traces: Sequence[Mapping], n_boot: int = 1000, seed: int = 0) -> d
     Returns:
         {"benchmark": str, "n": int, "k": int, "accuracy": float, "accuracy_ci95": [lo, hi],
          "formatted_rate": float (fraction of all attempts that gave a boxed answer),
-         "attempts_used": attempts_used(...), "retry": retry_stats(...), "stop_reasons": {reason: count}}
+         "attempts_used": attempts_used(...), "retry": retry_stats(...), "stop_reasons": {reason: count},
+         "token_mismatches": int}
     Raises:
         ValueError on an empty list, a malformed record (naming its index), or mixed N / benchmark.
     """
@@ -269,6 +271,8 @@ def summarize(traces: Sequence[Mapping], n_boot: int = 1000, seed: int = 0) -> d
         "attempts_used": _attempts_used(traces),
         "retry": _retry_stats(traces),
         "stop_reasons": dict(sorted(Counter(r["stop_reason"] for r in traces).items())),
+        # dialogues whose stored ids were not the ids the model saw (0 expected; older traces lack the flag)
+        "token_mismatches": sum(not r.get("token_exact", True) for r in traces),
     }
 
 

@@ -52,6 +52,8 @@ class Transcript:
     roles: list[int] = field(default_factory=list)
     attempts: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    # the ids the model conditioned on are exactly `token_ids` (checked for every dialogue by `rollout`)
+    token_exact: bool = True
 
     def extend(self, ids: Sequence[int], role: int, attempt: int, logprobs: Sequence[float] | None = None) -> None:
         self.token_ids.extend(ids)
@@ -304,9 +306,10 @@ def rollout(
     Every dialogue stays within the backend's context: an attempt's budget is clamped to the room left, and a
     dialogue whose next feedback plus one token would not fit ends there (`MultiAttemptEnv.end_for_context`).
 
-    With `check`, verify for every dialogue that the ids the model conditioned on are exactly the transcript's
-    ids (a silent mismatch would train on tokens the model never saw), and that the stored log-probs of the
-    policy tokens match a from-scratch recomputation within `LOGPROB_TOLERANCE`.
+    Every transcript records whether the ids the model conditioned on are exactly its `token_ids`
+    (`token_exact`; training logs and evaluation metrics count the misses). With `check` (tests, debugging), a
+    miss raises, and the stored log-probs of the policy tokens must match a from-scratch recomputation within
+    `LOGPROB_TOLERANCE`.
     """
     transcripts: list[Transcript] = []
     bar = tqdm(total=len(questions), desc="rollout", unit="dlg", disable=not progress, leave=False)
@@ -352,8 +355,10 @@ def rollout(
                 session.feed([i], [ids])
                 still.append(i)
             active = still
+        for i, t in enumerate(batch):  # cheap, so always: a mismatch would train on tokens the model never saw
+            t.token_exact = session.fed_ids(i) == t.token_ids
         if check:
-            _check(backend, session, batch, 1.0 if params.greedy else params.temperature)
+            _check(backend, batch, 1.0 if params.greedy else params.temperature)
         transcripts.extend(batch)
     bar.close()
     return transcripts
@@ -362,10 +367,10 @@ def rollout(
 LOGPROB_TOLERANCE = 1e-3  # float32 on CPU agrees to ~1e-6; the margin is for GPU kernels and bf16
 
 
-def _check(backend: Backend, session: Session, batch: Sequence[Transcript], temperature: float) -> None:
+def _check(backend: Backend, batch: Sequence[Transcript], temperature: float) -> None:
     scored = backend.score([t.token_ids for t in batch], temperature)
-    for i, (t, ref) in enumerate(zip(batch, scored)):
-        if session.fed_ids(i) != t.token_ids:
+    for t, ref in zip(batch, scored):
+        if not t.token_exact:
             raise AssertionError(f"rollout check: dialogue {t.dialogue.id}: stored ids differ from the ids the model saw")
         policy = [j for j, r in enumerate(t.roles) if r == POLICY]
         diff = max((abs(float(ref[j]) - t.logprobs[j]) for j in policy), default=0.0)

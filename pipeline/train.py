@@ -340,6 +340,8 @@ class Trainer:
             "retry_accuracy": (sum(d.solved_at is not None and d.solved_at > 1 for d in retried), len(retried)),
             "attempts_allowed": (sum(d.n_allowed for d in ds), len(ds)),
             "response_tokens": (tokens, len(ds)),
+            # share of dialogues whose stored ids differ from those the model saw (0 expected; see rollout)
+            "token_mismatch_rate": (sum(not t.token_exact for t in transcripts), len(ds)),
             **{k: (losses[k], losses[k + "_n"]) for k in losses if not k.endswith("_n")},
         }
         if gap is not None:  # how far the rollout engine's log-probs are from the trainer's (bf16 kernels differ)

@@ -38,7 +38,8 @@ def test_evaluate_writes_valid_traces_in_order(tiny_model_dir):
     traces = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, progress=False)
     metrics.validate_traces(traces, single_run=True)
     assert [t["id"] for t in traces] == [r["id"] for r in records]
-    assert all(t["N"] == 2 and 1 <= len(t["attempts"]) <= 2 for t in traces)
+    assert all(t["N"] == 2 and 1 <= len(t["attempts"]) <= 2 and t["token_exact"] for t in traces)
+    assert metrics.summarize(traces)["token_mismatches"] == 0
     again = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, progress=False)
     assert again == traces  # greedy: deterministic
 

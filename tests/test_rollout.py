@@ -214,3 +214,23 @@ def test_feedback_after_another_end_token_keeps_its_end_of_turn_marker(setup, ti
     turn_end = tokenizer.convert_tokens_to_ids(cfg.env.end_of_turn)
     first_feedback = t.roles.index(FEEDBACK)
     assert t.token_ids[first_feedback - 1] == eos and t.token_ids[first_feedback] == turn_end
+
+
+def test_every_rollout_checks_the_ids_the_model_saw(setup):
+    """The cheap check runs without check=True: a session that fed the model other ids is caught."""
+    cfg, model, tokenizer = setup
+
+    class Lossy(HFBackend):  # a defective backend: its session reports one token fewer than it fed
+        def open(self, n_rows, params):
+            session = super().open(n_rows, params)
+            fed_ids = session.fed_ids
+            session.fed_ids = lambda row: fed_ids(row)[1:]
+            return session
+
+    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), cfg.grading.timeout_s)
+    qs = [Question("q", "1+2=", "3", 2)]
+    good = rollout(HFBackend(model, tokenizer, cfg.env.end_of_turn, True), tokenizer, env, qs, GREEDY, 1)
+    bad = rollout(Lossy(model, tokenizer, cfg.env.end_of_turn, True), tokenizer, env, qs, GREEDY, 1)
+    assert good[0].token_exact and not bad[0].token_exact
+    with pytest.raises(AssertionError, match="stored ids differ"):
+        rollout(Lossy(model, tokenizer, cfg.env.end_of_turn, True), tokenizer, env, qs, GREEDY, 1, check=True)

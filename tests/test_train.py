@@ -130,8 +130,9 @@ def test_train_cli_writes_model_log_and_tensorboard(task, tiny_model_dir, tmp_pa
     assert [r["step"] for r in log] == [0, 1, 2, 3]
     assert "heldout_mean" in log[0] and "heldout_mean" in log[-1]
     for key in ("reward", "accuracy", "attempts_on_success", "attempts_on_failure", "kl", "entropy", "policy_loss",
-                "clip_frac", "response_tokens", "tokens_per_s", "lr"):
+                "clip_frac", "response_tokens", "tokens_per_s", "lr", "token_mismatch_rate"):
         assert key in log[1], key
+    assert all(r["token_mismatch_rate"] == 0 for r in log[1:])
     assert "value_loss" not in log[1]  # grpo has no critic
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
