@@ -24,19 +24,20 @@ from pipeline.env import MultiAttemptEnv, render_feedback, render_prompt
 from pipeline.rollout import Question, end_token_ids, rollout
 from tests.conftest import ROOT
 
-# The paper preset, cut to CPU size: short attempts, one process without DeepSpeed's paper settings (ZeRO-3,
-# bf16, offload need GPUs), PPO with its critic for 2 steps of 2 dialogues.
+# The paper preset, cut to CPU size: short attempts in a context small enough to be filled (a prompt and about
+# two attempts), one process without DeepSpeed's paper settings (ZeRO-3, bf16, offload need GPUs), PPO with its
+# critic for 2 steps of 2 dialogues.
 PAPER_ON_CPU = {
     "scale": "paper",
     "env": {"max_attempt_tokens": 48},
     "grading": {"workers": 1},
-    "rollout": {"backend": "hf"},
+    "rollout": {"backend": "hf", "max_model_len": 256},
     "train": {
         "steps": 2, "rollout_batch": 2, "train_batch": 2, "micro_batch": 1, "eval_every": 2, "eval_questions": 2,
         "save_every": 2, "gpus": 0,
         "deepspeed": {"zero_stage": 2, "bf16": False, "offload_optimizer": False, "gradient_checkpointing": False},
     },
-    "eval": {"max_k": 3, "batch_size": 4},
+    "eval": {"max_k": 3, "batch_size": 4, "max_attempt_tokens": 48, "max_total_tokens": 0},
 }
 
 
@@ -107,17 +108,20 @@ def test_paper_protocol_on_smollm2_through_the_cli(smollm2_dir, benchmarks_dir, 
     cfg = json.dumps(paper_config(smollm2_dir))
     sets = two_questions_each(benchmarks_dir, tmp_path)
 
+    stop_reasons = set()
     for name, path in sets.items():
         traces = [tmp_path / "eval" / name / f"k{k}.jsonl" for k in (1, 2, 3)]
         for k, out in enumerate(traces, start=1):
             run(["evaluate", "--config", cfg, "--model", str(smollm2_dir), "--data", str(path), "--benchmark", name,
                  "--k", str(k), "--out", str(out), "--threads", "2"])
             for trace in map(json.loads, out.read_text().splitlines()):
-                assert trace["N"] == k and 1 <= len(trace["attempts"]) <= k
+                assert trace["N"] == k and len(trace["attempts"]) <= k and trace["token_exact"]
                 assert all(a["n_tokens"] <= 48 for a in trace["attempts"])
+                stop_reasons.add(trace["stop_reason"])
         run(["eval-metrics", *map(str, traces), "--out", str(tmp_path / "eval" / name / "metrics.json")])
         metrics = json.loads((tmp_path / "eval" / name / "metrics.json").read_text())
         assert metrics["benchmark"] == name and sorted(metrics["by_k"]) == ["1", "2", "3"]
+    assert "context" in stop_reasons  # three 48-token attempts and their feedback do not fit in 256 tokens
 
     train_for_two_steps(smollm2_dir, paper_config(smollm2_dir), sets["gsm8k"], sets["math500"], tmp_path)
 
@@ -141,6 +145,7 @@ def train_for_two_steps(base: Path, cfg: dict, train: Path, heldout: Path, tmp_p
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2]
     assert "value_loss" in log[1] and f"heldout_{heldout.stem}" in log[2]
+    assert all(r["token_mismatch_rate"] == 0 for r in log[1:])
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["config"] == config.resolve(cfg).to_dict()
     trained, _ = models.load(out)
