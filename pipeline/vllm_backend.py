@@ -6,9 +6,9 @@ The engine runs in this process (no server, no second copy of the data): `rollou
 - Token in, token out: prompts go in as token ids (`skip_tokenizer_init`: vLLM never sees text), the sampled ids
   and the log-probs of softmax(logits / T) come back as they are (`logprobs_mode="processed_logprobs"`, which is
   that distribution when top_p = 1; the config refuses top_p < 1 with this backend).
-- An attempt stops at end of turn (stop token ids) or at its budget (`max_tokens`); with `stop_at_box` it is cut
-  right after its first complete \\boxed{} (vLLM cannot stop on balanced braces, so the few tokens generated past
-  the box are dropped, and never seen again: the next attempt's prompt is the cut history plus feedback).
+- An attempt stops at end of turn (stop token ids) or at its budget (`max_tokens`); with `stop_at_box` it ends
+  right after its first complete \\boxed{}: the session streams the engine step by step, checks each new token
+  and aborts the request the moment its box closes (vLLM cannot stop on balanced braces by itself).
 - Prefix caching: each attempt is a new request whose prompt is the whole dialogue so far; the blocks of that
   history are already in the cache, so only the tail since the last full block and the feedback are computed.
 - Weight sync: `load_weights` copies named tensors into the running model (`reload_weights` on the worker) and
@@ -62,6 +62,7 @@ class VLLMBackend:
         self.asleep = False
         self.max_model_len = llm.llm_engine.model_config.max_model_len
         self.prompt_tokens = self.cached_tokens = 0  # prompt tokens sent, and those served from the prefix cache
+        self.generated_tokens = 0  # tokens the engine sampled, kept or not
 
     @classmethod
     def start(cls, source: str | Path, cfg: Config, tokenizer, dtype: torch.dtype = torch.float32,
@@ -173,43 +174,66 @@ class VLLMSession:
 
     def _params(self, row: int, budget: int):
         from vllm import SamplingParams as VSamplingParams
+        from vllm.sampling_params import RequestOutputKind
 
         p = self.params
         return VSamplingParams(
             temperature=0.0 if p.greedy else p.temperature, top_p=1.0, max_tokens=budget, logprobs=0,
             stop_token_ids=self.backend.end_ids, ignore_eos=True, detokenize=False,  # our end ids only, as HF
             seed=None if p.greedy else (p.seed * 1_000_003 + row * 1_009 + self.calls) % 2**31,
+            output_kind=RequestOutputKind.DELTA,  # each engine step hands over the new tokens only
         )
 
     def sample(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
+        """One attempt per row, streamed: after every engine step each new token goes through `AttemptStop`,
+        and a request whose attempt is over (its box just closed) is aborted before the engine's next step, so
+        no token is generated past the box (the released code checks every 64 tokens instead)."""
         from vllm.inputs import TokensPrompt
 
         if any(not self.pending[r] for r in rows) or any(b < 1 for b in budgets):
             raise ValueError("sample: every row needs queued tokens (prompt or feedback) and a budget >= 1")
-        for r in rows:
+        engine = self.backend.llm.llm_engine
+        if engine.has_unfinished_requests():
+            raise RuntimeError("the vLLM engine has unfinished requests: one session samples at a time")
+        out = {r: Sampled([], [], "") for r in rows}
+        budget_of = dict(zip(rows, budgets))
+        request_row = {}
+        for r, budget in zip(rows, budgets):
             self.history[r].extend(self.pending[r])
             self.pending[r] = []
-        prompts = [TokensPrompt(prompt_token_ids=list(self.history[r])) for r in rows]
-        outs = self.backend.llm.generate(prompts, [self._params(r, b) for r, b in zip(rows, budgets)], use_tqdm=False)
+            request_id = f"{id(self)}-{self.calls}-{r}"
+            engine.add_request(request_id, TokensPrompt(prompt_token_ids=list(self.history[r])), self._params(r, budget))
+            request_row[request_id] = r
+            self.backend.prompt_tokens += len(self.history[r])
         self.calls += 1
-        results = []
-        for r, budget, out in zip(rows, budgets, outs):
-            self.backend.prompt_tokens += len(out.prompt_token_ids)
-            self.backend.cached_tokens += out.num_cached_tokens or 0
-            gen = out.outputs[0]
-            ids = list(gen.token_ids)
-            logprobs = [d[t].logprob for d, t in zip(gen.logprobs, ids)]
-            n, reason = self._cut(ids, budget)
-            self.history[r].extend(ids[:n])
-            results.append(Sampled(ids[:n], logprobs[:n], reason))
-        return results
+        try:
+            self._stream(engine, request_row, out, budget_of)
+        except BaseException:  # (Ctrl-C included) leave the engine empty for whoever samples next
+            engine.abort_request(list(request_row))
+            raise
+        for r in rows:
+            self.history[r].extend(out[r].ids)
+        return [out[r] for r in rows]
 
-    def _cut(self, ids: list[int], budget: int) -> tuple[int, str]:
-        """Length and reason of the attempt within what vLLM generated: the same rule as the HF session."""
-        for j in range(len(ids)):
-            reason = self.backend.stop(ids[: j + 1])
-            if reason:
-                return j + 1, reason
-        if len(ids) < budget:  # rollout() keeps budgets within the context, so this is a defect
-            raise RuntimeError(f"vLLM stopped after {len(ids)} of {budget} tokens without an end-of-turn token")
-        return len(ids), "budget"
+    def _stream(self, engine, request_row: dict[str, int], out: dict[int, Sampled], budget_of: dict[int, int]):
+        """Step the engine until every request is finished or aborted, filling `out` token by token."""
+        while engine.has_unfinished_requests():
+            for output in engine.step():
+                r = request_row.get(output.request_id)
+                if r is None or out[r].reason:  # aborted already: anything left over is not part of the attempt
+                    continue
+                s, new = out[r], output.outputs[0]
+                if not s.ids:  # a request's first output reports its prefix-cache hits
+                    self.backend.cached_tokens += output.num_cached_tokens or 0
+                self.backend.generated_tokens += len(new.token_ids)
+                for t, lp in zip(new.token_ids, new.logprobs):
+                    s.ids.append(t)
+                    s.logprobs.append(lp[t].logprob)
+                    s.reason = self.backend.stop(s.ids) or ("budget" if len(s.ids) >= budget_of[r] else "")
+                    if s.reason:
+                        break
+                if s.reason and not output.finished:
+                    engine.abort_request([output.request_id])
+                elif output.finished and not s.reason:  # rollout() keeps budgets within the context: a defect
+                    raise RuntimeError(f"vLLM ended an attempt after {len(s.ids)} of {budget_of[r]} tokens "
+                                       f"({new.finish_reason}) without an end-of-turn token")

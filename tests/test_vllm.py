@@ -101,7 +101,10 @@ def test_greedy_multi_attempt_transcripts_equal_transformers(task, base, cfg, en
     model, tokenizer = models.load(base)
     qs = staged(heldout, model, tokenizer, cfg)
     hf = play(HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box), tokenizer, cfg, qs, GREEDY)
+    generated = engine.generated_tokens
     vl = play(engine, tokenizer, cfg, qs, GREEDY, check=True)  # check: fed ids and vLLM's own prompt log-probs
+    # an attempt ends the moment its box closes: vLLM generated no token that the transcripts do not keep
+    assert engine.generated_tokens - generated == sum(t.dialogue.policy_tokens for t in vl)
     assert [t.token_ids for t in vl] == [t.token_ids for t in hf]
     assert [t.roles for t in vl] == [t.roles for t in hf] and [t.attempts for t in vl] == [t.attempts for t in hf]
     assert [t.dialogue.stop_reason for t in vl] == [t.dialogue.stop_reason for t in hf]
