@@ -39,9 +39,27 @@ def cmd_prepare_synthetic(args: argparse.Namespace) -> None:
 def cmd_prepare_math(args: argparse.Namespace) -> None:
     from pipeline import data
 
-    cfg = config_mod.load(args.config).data.math
+    full = config_mod.load(args.config)
+    cfg = full.data.math
+    tokenizer = None
+    if full.data.max_prompt_tokens:  # loaded first: a missing tokenizer fails before the dataset is read
+        from pipeline import env, models
+
+        tokenizer = models.load_tokenizer(full.model.source)
+        n = full.attempt_range("multi_attempt").max_attempts
     excluded = [r["question"] for path in args.exclude for r in data.read_records(path)]
     records = data.load_math_train(cfg.source, levels=cfg.levels, splits=cfg.splits, exclude_questions=excluded)
+    if tokenizer is not None:
+        def prompt_tokens(question: str) -> int:
+            return len(tokenizer(env.render_prompt(full.env.prompt_template, question, n),
+                                 add_special_tokens=False)["input_ids"])
+
+        records, dropped = data.drop_long_prompts(records, prompt_tokens, full.data.max_prompt_tokens)
+        log.info("dropped %d questions whose prompt exceeds data.max_prompt_tokens = %d tokens (%s)", dropped,
+                 full.data.max_prompt_tokens, full.model.source)
+        if not records:
+            raise DataError(f"{cfg.source}: no MATH question fits data.max_prompt_tokens = "
+                            f"{full.data.max_prompt_tokens}")
     data.write_records(args.out, records)
     log.info("MATH levels %s from %s: %d questions -> %s", cfg.levels, cfg.source, len(records), args.out)
 

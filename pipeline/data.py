@@ -30,7 +30,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from pipeline.io import DataError, read_jsonl, write_jsonl
 
@@ -373,6 +373,18 @@ def load_benchmark(name: str, source: str | os.PathLike, split: str = "test") ->
         raise DataError(f"{source}: benchmark {name} ({split}) has no rows")
     _check_unique_ids(records, f"{source} ({name}, {split})")
     return records
+
+
+def drop_long_prompts(records: Sequence[dict[str, Any]], prompt_tokens: Callable[[str], int],
+                      max_tokens: int) -> tuple[list[dict[str, Any]], int]:
+    """(records whose question's prompt has at most `max_tokens` tokens, number dropped).
+
+    `prompt_tokens(question)`: the length of the first prompt of that question in the policy's tokenizer. The
+    released code truncates longer prompts to 1,024 tokens, which cuts the question (and the prompt's end) off;
+    dropping them keeps every prompt whole.
+    """
+    kept = [r for r in records if prompt_tokens(r["question"]) <= max_tokens]
+    return kept, len(records) - len(kept)
 
 
 # ------------------------------------------------------------------------------------------- MATH train

@@ -51,7 +51,13 @@ wildcard_constraints:
 # Rules whose step reads no configuration (eval_metrics, write_report) have no entry.
 RULE_KEYS = {
     "prepare_synthetic": ["data.synthetic"],
-    "prepare_math": ["data.math"],
+    "prepare_math": [
+        "data.math",
+        "data.max_prompt_tokens",
+        "model.source",  # its tokenizer counts prompt tokens
+        "env.prompt_template",
+        "variants.multi_attempt",
+    ],
     "prepare_benchmark": ["data.benchmarks"],
     "build_base": [
         "model",

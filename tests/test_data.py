@@ -15,6 +15,7 @@ import pytest
 
 from pipeline import data
 from pipeline.io import DataError
+from tests.conftest import ROOT
 
 SIZES = {"math500": 500, "aime24": 30, "amc23": 40, "minerva_math": 272, "olympiadbench": 675, "gsm8k": 1319}
 
@@ -360,3 +361,40 @@ def test_read_records_names_line(tmp_path):
     write_lines(path, [json.dumps(good_record())] * 2)
     with pytest.raises(DataError, match=r"file\.jsonl:2: duplicate id 'q1' \(first on line 1\)"):
         data.read_records(path)
+
+
+def test_prepare_math_drops_questions_whose_prompt_exceeds_max_prompt_tokens(tmp_path):
+    """The paper's prompt_max_len 1024 at toy size: prompts are counted in the model's own tokenizer (a folder, as
+    on an offline node), with the prompt template at the largest N; longer questions are dropped and counted."""
+    import subprocess
+
+    from pipeline import config, env, models
+
+    tokenizer = models.build_tokenizer([f"question {i} about numbers" for i in range(200)], 300)
+    cfg0 = config.resolve({})
+    models.save(models.build_model(cfg0.model.tiny, tokenizer), tokenizer, tmp_path / "model")
+    short, long = "What is 1 + 1?", "What is " + " + ".join(str(i) for i in range(60)) + "?"
+    rows = [{"problem": q, "level": "Level 3", "type": "Algebra", "solution": f"\\boxed{{{i}}}"}
+            for i, q in enumerate([short, long, short + " "])]
+    source = write_lines(tmp_path / "math.jsonl", [json.dumps(r) for r in rows])
+    n_short = len(tokenizer(env.render_prompt(cfg0.env.prompt_template, short, 5), add_special_tokens=False)["input_ids"])
+    limit = n_short + 2
+    user = {"data": {"train_set": "math", "max_prompt_tokens": limit, "math": {"source": str(source)}},
+            "model": {"source": str(tmp_path / "model")}}
+    out = tmp_path / "math_train.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "prepare-math", "--config", json.dumps(user),
+                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["question"] for r in data.read_records(out)] == [short, short + " "]
+    assert f"dropped 1 questions whose prompt exceeds data.max_prompt_tokens = {limit} tokens" in proc.stderr
+
+
+@pytest.mark.parametrize(("user", "message"), [
+    ({"data": {"max_prompt_tokens": 1024}}, "applies to the MATH training set"),
+    ({"data": {"max_prompt_tokens": 1024, "train_set": "math"}}, "model.source build only makes"),
+])
+def test_max_prompt_tokens_needs_the_math_set_and_a_model_tokenizer(user, message):
+    from pipeline import config
+
+    with pytest.raises(config.ConfigError, match=message):
+        config.resolve(user)

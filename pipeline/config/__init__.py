@@ -66,6 +66,7 @@ class DataConfig:
     synthetic: SyntheticConfig
     math: MathConfig
     benchmarks: dict[str, BenchmarkSource]
+    max_prompt_tokens: int
 
 
 @dataclass(frozen=True)
@@ -383,6 +384,11 @@ def _semantic_errors(c: Config) -> list[str]:
         if c.model.source == "build" and (tiny.hidden_size % tiny.num_heads or (tiny.hidden_size // tiny.num_heads) % 32):
             errors.append(f"model.tiny: vLLM's CPU attention needs a head size (hidden_size / num_heads) that is a "
                           f"multiple of 32; {tiny.hidden_size} / {tiny.num_heads} is not")
+    if c.data.max_prompt_tokens and c.data.train_set != "math":
+        errors.append("data.max_prompt_tokens: applies to the MATH training set (data.train_set: math); use 0")
+    elif c.data.max_prompt_tokens and c.model.source == "build":
+        errors.append("data.max_prompt_tokens: counts tokens with model.source's tokenizer, which model.source "
+                      "build only makes from the prepared data; use 0 or a model folder / hub id")
     for name in c.data.math.exclude_benchmarks:
         if c.data.train_set == "math" and name not in c.data.benchmarks:
             errors.append(f"data.math.exclude_benchmarks: {name!r} is not configured under data.benchmarks")
