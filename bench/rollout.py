@@ -2,12 +2,22 @@
 
 Same model, same questions, same batch size. The model is a folder or hub id given with --model, else an
 untrained tiny Qwen2 built here (--width, --layers; 4 heads of width/4, so width 128 gives vLLM's CPU attention
-the head size of 32 it needs). To make the runs comparable token for token, boxes and end-of-turn tokens do not
-end attempts and no answer is right (the gold is unreachable), so every attempt runs to its budget: single = N 1,
-multi = N 5 with the environment's feedback between attempts. Multi-attempt without cache reuse re-encodes the
-whole dialogue at every attempt (what a naive engine, or the paper's decode-and-re-encode loop, pays). The vLLM
-rows (when vLLM is installed) run the same dialogues on an in-process engine with prefix caching. Each
-configuration is timed `REPEATS` times; the median counts.
+the head size of 32 it needs). No answer is right (the gold is unreachable), so multi-attempt dialogues use all
+their attempts: single = N 1, multi = N 5 with the environment's feedback between attempts. Two sections:
+
+- "to budget": boxes and end-of-turn tokens do not end attempts, so every attempt runs to its budget and the runs
+  compare token for token. Multi-attempt without cache reuse re-encodes the whole dialogue at every attempt
+  (what a naive engine, or the paper's decode-and-re-encode loop, pays).
+- "realistic": attempts end as in training (end of turn, or right after the first complete box), so their
+  lengths spread as a real model's do. The built model's tokenizer has BOX_TOKENS extra tokens `\\boxed{d}`;
+  an untrained model samples nearly uniformly, so each token closes a box with probability ~BOX_TOKENS/vocab and
+  attempt lengths are roughly geometric (mean ~100-150 tokens, some cut by the budget). Reported: vLLM's tokens
+  generated past the first box / tokens generated (the engine is streamed and aborts at the box), what the
+  released code's 64-token chunks would have generated past it had the model kept writing, and multi- over
+  single-attempt wall time per policy token (the cost of the round-by-round barrier between attempts).
+
+The vLLM rows (when vLLM is installed) run the same dialogues on an in-process engine with prefix caching.
+Each configuration is timed `REPEATS` times; the median counts.
 
 Run: `python bench/rollout.py [--model PATH] [--width 128 --layers 2]`. The last line printed is one JSON object.
 """
@@ -31,9 +41,11 @@ sys.path.insert(0, str(ROOT))
 from pipeline import config, grading, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402
 from pipeline.env import MultiAttemptEnv  # noqa: E402
-from pipeline.rollout import AttemptStop, HFBackend, Question, SamplingParams, rollout  # noqa: E402
+from pipeline.rollout import AttemptStop, HFBackend, Question, SamplingParams, end_token_ids, rollout  # noqa: E402
 
-N_QUESTIONS, BATCH, REPEATS, ATTEMPT_TOKENS = 64, 64, 3, 16
+N_QUESTIONS, REPEATS, ATTEMPT_TOKENS = 64, 3, 16
+REAL_ATTEMPT_TOKENS, BOX_TOKENS, CHUNK = 256, 3, 64  # the realistic section; CHUNK: the released code's check
+REAL_QUESTIONS = 32  # the realistic section's HF rows are slow (per-token cost grows with the context on CPU)
 
 
 def model_folder(args, cfg, tmp: Path) -> tuple[str, str]:
@@ -44,6 +56,7 @@ def model_folder(args, cfg, tmp: Path) -> tuple[str, str]:
     corpus = [f"{rng.randrange(1000):03d}+{rng.randrange(1000):03d}=\\boxed{{{rng.randrange(2000):04d}}}"
               for _ in range(300)]
     tokenizer = models.build_tokenizer(corpus, cfg.model.tiny.vocab_size)
+    tokenizer.add_tokens([f"\\boxed{{{d}}}" for d in range(1, BOX_TOKENS + 1)])  # the realistic section's boxes
     tiny = cfg.model.tiny.__class__(**{**cfg.model.tiny.__dict__, "hidden_size": args.width, "num_heads": 4,
                                        "num_kv_heads": 2, "num_layers": args.layers,
                                        "intermediate_size": 4 * args.width})
@@ -52,30 +65,50 @@ def model_folder(args, cfg, tmp: Path) -> tuple[str, str]:
     return str(tmp / "model"), f"untrained tiny Qwen2, {args.layers} layers x {args.width}"
 
 
-def timed(backend, tokenizer, cfg, n_attempts: int) -> tuple[float, int]:
+def timed(backend, tokenizer, cfg, n_attempts: int, n_questions: int) -> tuple[float, list]:
     env = MultiAttemptEnv(cfg.env, AttemptRange(n_attempts, n_attempts), cfg.grading.timeout_s)
-    questions = [Question(f"q{i}", f"{i:03d}+{999 - i:03d}=", "unreachable", n_attempts) for i in range(N_QUESTIONS)]
+    questions = [Question(f"q{i}", f"{i:03d}+{999 - i:03d}=", "unreachable", n_attempts) for i in range(n_questions)]
     params = SamplingParams(temperature=1.0, top_p=1.0, greedy=False, seed=0)
     t0 = time.perf_counter()
-    transcripts = rollout(backend, tokenizer, env, questions, params, BATCH)
-    seconds = time.perf_counter() - t0
-    return seconds, sum(t.dialogue.policy_tokens for t in transcripts)
+    transcripts = rollout(backend, tokenizer, env, questions, params, n_questions)  # one batch
+    return time.perf_counter() - t0, transcripts
 
 
-def measure(backend, tokenizer, cfg, n_attempts: int) -> dict:
-    timed(backend, tokenizer, cfg, n_attempts)  # warm-up
-    samples = [timed(backend, tokenizer, cfg, n_attempts) for _ in range(REPEATS)]
+def measure(backend, tokenizer, cfg, n_attempts: int, n_questions: int = N_QUESTIONS, repeats: int = REPEATS) -> dict:
+    """Median wall time per policy token over `repeats` runs (after a warm-up, when more than one), and what the
+    attempts looked like."""
+    if repeats > 1:
+        timed(backend, tokenizer, cfg, n_attempts, n_questions)  # warm-up
+    generated = getattr(backend, "generated_tokens", None)
+    samples = [timed(backend, tokenizer, cfg, n_attempts, n_questions) for _ in range(repeats)]
     seconds = statistics.median(s for s, _ in samples)
-    tokens = samples[0][1]
-    return {"seconds": seconds, "policy_tokens": tokens, "ms_per_token": 1000 * seconds / tokens}
+    kept = sum(t.dialogue.policy_tokens for _, ts in samples for t in ts)
+    attempts = [a for a in (a for t in samples[0][1] for a in t.dialogue.attempts)]
+    tokens = sum(a.n_tokens for a in attempts)
+    boxed = [a.n_tokens for a in attempts if a.formatted]
+    budget = cfg.env.max_attempt_tokens
+    return {
+        "seconds": seconds, "policy_tokens": tokens, "ms_per_token": 1000 * seconds / tokens,
+        "lengths": sorted(a.n_tokens for a in attempts), "boxed_share": len(boxed) / len(attempts),
+        # tokens the engine generated but no transcript kept (vLLM counts them; HF never generates past the stop)
+        "waste": None if generated is None else (backend.generated_tokens - generated - kept)
+        / (backend.generated_tokens - generated),
+        # the released code checks for a box every CHUNK tokens: had the model kept writing, it would have
+        # generated up to the end of the chunk in which the box closed
+        "chunk_waste": sum(min(-(-n // CHUNK) * CHUNK, budget) - n for n in boxed)
+        / (tokens + sum(min(-(-n // CHUNK) * CHUNK, budget) - n for n in boxed)),
+    }
 
 
-def hf_backends(model, tokenizer, cfg) -> dict:
+def hf_backends(model, tokenizer, cfg, realistic: bool) -> dict:
     eot = tokenizer.convert_tokens_to_ids(cfg.env.end_of_turn)
 
     def no_end_of_turn(module, args, out):  # every attempt runs to its budget: equal work in all runs
         out.logits[..., eot] = float("-inf")
 
+    if realistic:
+        return {"hf single": (HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=True), 1),
+                "hf multi": (HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=True), 5)}
     model.register_forward_hook(no_end_of_turn)
     return {
         "hf single": (HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=False), 1),
@@ -84,18 +117,40 @@ def hf_backends(model, tokenizer, cfg) -> dict:
     }
 
 
-def vllm_backends(source: str, tokenizer, cfg) -> tuple[dict, str]:
-    """The vLLM rows, or none and the reason."""
+def start_vllm(source: str, tokenizer, cfg):
+    """An in-process engine, or None and the reason it cannot run here."""
     try:
         from pipeline.vllm_backend import VLLMBackend, VLLMError
     except ImportError as e:
-        return {}, f"vLLM rows skipped: {e}"
+        return None, f"vLLM rows skipped: {e}"
     try:
-        engine = VLLMBackend.start(source, cfg, tokenizer)
+        return VLLMBackend.start(source, cfg, tokenizer), ""
     except VLLMError as e:
-        return {}, f"vLLM rows skipped: {e}"
-    engine.end_ids, engine.stop = [], AttemptStop(tokenizer, [], stop_at_box=False)  # run to the budget
-    return {"vllm single": (engine, 1), "vllm multi": (engine, 5)}, ""
+        return None, f"vLLM rows skipped: {e}"
+
+
+def vllm_backends(engine, tokenizer, cfg, realistic: bool) -> dict:
+    if engine is None:
+        return {}
+    if realistic:  # attempts end as in training
+        engine.end_ids = end_token_ids(tokenizer, cfg.env.end_of_turn)
+        engine.stop = AttemptStop(tokenizer, engine.end_ids, stop_at_box=True)
+    else:  # run to the budget
+        engine.end_ids, engine.stop = [], AttemptStop(tokenizer, [], stop_at_box=False)
+    return {"vllm single": (engine, 1), "vllm multi": (engine, 5)}
+
+
+def section(title: str, results: dict) -> None:
+    print(title)
+    print(f"{'':26s} {'policy tokens':>14s} {'seconds':>9s} {'ms/token':>9s} {'tokens/s':>9s} {'vs single':>10s}")
+    for label, r in results.items():
+        single = results[label.split()[0] + " single"]["ms_per_token"]
+        print(f"{label:26s} {r['policy_tokens']:14d} {r['seconds']:9.3f} {r['ms_per_token']:9.4f} "
+              f"{1000 / r['ms_per_token']:9.0f} {r['ms_per_token'] / single:9.2f}x")
+
+
+def ratio(results: dict, backend: str) -> float:
+    return round(results[f"{backend} multi"]["ms_per_token"] / results[f"{backend} single"]["ms_per_token"], 3)
 
 
 def main() -> int:
@@ -105,36 +160,52 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=2, help="layers of the built model")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    cfg = config.resolve({"env": {"max_attempt_tokens": ATTEMPT_TOKENS, "max_total_tokens": 5 * ATTEMPT_TOKENS}})
+    budgets = {"max_attempt_tokens": ATTEMPT_TOKENS, "max_total_tokens": 5 * ATTEMPT_TOKENS, "stop_at_box": False}
+    real = {"max_attempt_tokens": REAL_ATTEMPT_TOKENS, "max_total_tokens": 5 * REAL_ATTEMPT_TOKENS,
+            "stop_at_box": True}
+    cfg = config.resolve({"env": budgets, "model": {"tiny": {"max_positions": 2048}}})
+    real_cfg = config.resolve({"env": real, "model": {"tiny": {"max_positions": 2048}}})
     grading.is_correct("\\boxed{1}", "1")  # start the grader workers outside the timings
     with tempfile.TemporaryDirectory() as tmp:
         source, name = model_folder(args, cfg, Path(tmp))
         model, tokenizer = models.load(source)
-        runs = hf_backends(model, tokenizer, cfg)
-        vllm_runs, note = vllm_backends(source, tokenizer, cfg)
-        runs.update(vllm_runs)
-        results = {label: measure(backend, tokenizer, cfg, n) for label, (backend, n) in runs.items()}
+        engine, note = start_vllm(source, tokenizer, cfg)
+        realistic = {label: measure(backend, tokenizer, real_cfg, n, REAL_QUESTIONS, 1 if label.startswith("hf") else REPEATS)
+                     for label, (backend, n) in
+                     (hf_backends(model, tokenizer, real_cfg, True) | vllm_backends(engine, tokenizer, real_cfg, True)).items()}
+        to_budget = {label: measure(backend, tokenizer, cfg, n) for label, (backend, n) in
+                     (hf_backends(model, tokenizer, cfg, False) | vllm_backends(engine, tokenizer, cfg, False)).items()}
 
-    print(f"model: {name}, {models.n_params(model):,} parameters; {N_QUESTIONS} questions, batch {BATCH}, "
-          f"{ATTEMPT_TOKENS} tokens per attempt, median of {REPEATS}, torch threads 2")
-    print(f"{'':26s} {'policy tokens':>14s} {'seconds':>9s} {'ms/token':>9s} {'tokens/s':>9s} {'vs single':>10s}")
-    for label, r in results.items():
-        single = results[label.split()[0] + " single"]["ms_per_token"]
-        print(f"{label:26s} {r['policy_tokens']:14d} {r['seconds']:9.3f} {r['ms_per_token']:9.4f} "
-              f"{1000 / r['ms_per_token']:9.0f} {r['ms_per_token'] / single:9.2f}x")
+    print(f"model: {name}, {models.n_params(model):,} parameters; torch threads 2")
+    section(f"to budget: every attempt {ATTEMPT_TOKENS} tokens; {N_QUESTIONS} questions in one batch, median of "
+            f"{REPEATS}", to_budget)
+    section(f"realistic: attempts end at end of turn or their first box (budget {REAL_ATTEMPT_TOKENS}); "
+            f"{REAL_QUESTIONS} questions in one batch, hf 1 run, vllm median of {REPEATS}", realistic)
+    lengths = realistic["hf multi"]["lengths"]
+    print(f"  attempt lengths (hf multi): mean {statistics.mean(lengths):.0f}, p10 {lengths[len(lengths) // 10]}, "
+          f"median {lengths[len(lengths) // 2]}, p90 {lengths[9 * len(lengths) // 10]}; "
+          f"{realistic['hf multi']['boxed_share']:.0%} end at a box")
+    if engine is not None:
+        print(f"  vLLM tokens generated past the first box: {realistic['vllm multi']['waste']:.2%} of those generated "
+              f"(the released {CHUNK}-token chunks, had the model kept writing: "
+              f"{realistic['vllm multi']['chunk_waste']:.1%})")
     if note:
         print(note)
-    hf = results["hf single"]["ms_per_token"]
+    hf = to_budget["hf single"]["ms_per_token"]
     figures = {
-        "multi_over_single": round(results["hf multi"]["ms_per_token"] / hf, 3),
-        "nocache_over_single": round(results["hf multi without cache"]["ms_per_token"] / hf, 3),
+        "multi_over_single": ratio(to_budget, "hf"),
+        "nocache_over_single": round(to_budget["hf multi without cache"]["ms_per_token"] / hf, 3),
         "single_tokens_per_s": round(1000 / hf, 1),
+        "multi_over_single_wall": ratio(realistic, "hf"),
+        "chunk64_waste_after_box": round(realistic["hf multi"]["chunk_waste"], 4),
     }
-    if vllm_runs:
-        figures["vllm_multi_over_single"] = round(
-            results["vllm multi"]["ms_per_token"] / results["vllm single"]["ms_per_token"], 3)
+    if engine is not None:
+        figures["vllm_multi_over_single"] = ratio(to_budget, "vllm")
         figures["vllm_over_hf_tokens_per_s"] = round(
-            results["hf multi"]["ms_per_token"] / results["vllm multi"]["ms_per_token"], 3)
+            to_budget["hf multi"]["ms_per_token"] / to_budget["vllm multi"]["ms_per_token"], 3)
+        figures["vllm_waste_after_box"] = round(max(realistic["vllm multi"]["waste"],
+                                                    realistic["vllm single"]["waste"]), 4)
+        figures["vllm_multi_over_single_wall"] = ratio(realistic, "vllm")
     grading.shutdown()
     print(json.dumps(figures))
     return 0
