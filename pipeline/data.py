@@ -9,7 +9,8 @@ Owns:
 
 Does not know: prompts or chat templates (pipeline.env), how answers are compared (the grading module: an answer
 here is the reference string as the data set gives it, minus delimiters such as `$...$`, `#### ` or a float's
-`.0`), or which data set a run uses (pipeline.config).
+`.0`), or which data set a run uses (pipeline.config). The answer in a worked solution (MATH, Minerva) is its last
+box, read by `grading.extract_answer` -- the same extractor that reads the model's answers.
 
 Sources. A `source` is a local path -- a `.jsonl` file, a `.json` file holding a list of objects, or a directory
 holding `{split}.jsonl` / `{split}.json` -- or, when no such path exists, a hub id `owner/name`, optionally with
@@ -32,6 +33,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from pipeline.grading import extract_answer
 from pipeline.io import DataError, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -213,36 +215,6 @@ def _read_rows(source: str | os.PathLike, split: str) -> Iterator[tuple[str, dic
 # ----------------------------------------------------------------------------------------- answer helpers
 
 
-def _last_boxed(text: str) -> str | None:
-    r"""Content of the last `\boxed{...}` (or `\fbox{...}`, or `\boxed 5`) in `text`; None if absent/unbalanced.
-
-    Braces are matched, and escaped braces (`\{`, `\}`) do not count, so `\boxed{\{1,2\}}` gives `\{1,2\}`.
-    """
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    i = start + (len("\\boxed") if text.startswith("\\boxed", start) else len("\\fbox"))
-    if text.startswith(" ", i):  # `\boxed 5$`: a single token, no braces
-        token = re.match(r" +([^\s$]+)", text[i:])
-        return token.group(1) if token else None
-    if not text.startswith("{", i):
-        return None
-    depth, j = 0, i
-    while j < len(text):
-        ch = text[j]
-        if ch == "\\":
-            j += 2
-            continue
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j].strip()
-        j += 1
-    return None
-
-
 def _number_text(value: Any) -> str:
     """27.0 -> "27", 2.5 -> "2.5", 204 -> "204"; strings pass through stripped (AIME's "025" stays "025")."""
     if isinstance(value, bool):
@@ -321,7 +293,7 @@ def _minerva_math(row):
     if row.get("answer") not in (None, ""):  # hub copies that ship the extracted answer
         return row["answer"], _meta(row, ("type",))
     solution = _first(row, ("solution",), "answer (no 'answer' and no 'solution' field)")
-    boxed = _last_boxed(str(solution))
+    boxed = extract_answer(str(solution))
     if boxed is None:
         raise _Missing("missing answer: no \\boxed{...} in 'solution'")
     return boxed, _meta(row, ("type",))
@@ -429,7 +401,7 @@ def load_math_train(source: str | os.PathLike, levels: Iterable[int], splits: It
             try:
                 question = str(_first(row, QUESTION_KEYS, "question"))
                 if "solution" in row:
-                    answer = _last_boxed(str(row["solution"]))
+                    answer = extract_answer(str(row["solution"]))
                 else:
                     answer = _number_text(_first(row, ("answer", "gt_answer", "ground_truth_answer"),
                                                   "solution"))

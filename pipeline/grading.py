@@ -94,32 +94,49 @@ DEFAULT_TIMEOUT_S = 5.0
 
 # One left-to-right tokenizer; every alternative is a fixed-length or single-class match, so no backtracking
 # blow-up.  `\\` is consumed as a pair (so `\\{` is a real brace) unless it starts `\\boxed` (then the box wins),
-# and escaped braces `\{`, `\}` do not count.
+# and escaped braces `\{`, `\}` do not count.  The bare form `\boxed 5` (hendrycks MATH's `last_boxed_only_string`
+# reads `\boxed 5$` as 5) is one token: it runs from the first character after the spaces to the next whitespace,
+# `$` or the end of the text.
 _BOX_TOKENS = re.compile(
-    r"(?P<box>\\(?:boxed|fbox)\s*\{)|(?P<esc>\\\\(?!boxed|fbox)|\\[{}])|(?P<open>\{)|(?P<close>\})"
+    r"(?P<box>\\(?:boxed|fbox)\s*\{)|(?P<bare>\\(?:boxed|fbox)\s+(?P<token>[^\s${}][^\s$]*))"
+    r"|(?P<esc>\\\\(?!boxed|fbox)|\\[{}])|(?P<open>\{)|(?P<close>\})"
 )
 
 
-def _box_spans(text: str):
-    """Yield (content_start, end) of complete boxes in closing order; linear time, no recursion."""
+def _box_spans(text: str, streaming: bool = False):
+    """Yield (content start, content stop, end, holds another box) of complete boxes, in the order they end.
+
+    Linear time, no recursion.  `end` is the index just after the box.  A bare box ends with its token; when
+    `streaming`, a token that reaches the end of `text` may still grow, so that box is not complete yet.
+    """
     starts = [i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0]
     if not starts:
         return
-    stack: list[int] = []  # content start for a box brace, -1 for a plain brace
+    stack: list[list | None] = []  # [content start, holds a box] for a box brace, None for a plain brace
+    boxes: list[list] = []  # the box entries of `stack`, innermost last
     for m in _BOX_TOKENS.finditer(text, min(starts)):
         kind = m.lastgroup
         if kind == "box":
-            stack.append(m.end())
+            stack.append([m.end(), False])
+            boxes.append(stack[-1])
         elif kind == "open":
-            stack.append(-1)
+            stack.append(None)
         elif kind == "close" and stack:
-            start = stack.pop()
-            if start >= 0:
-                yield start, m.end()
+            box = stack.pop()
+            if box is not None:
+                boxes.pop()
+                if boxes:
+                    boxes[-1][1] = True
+                yield box[0], m.start(), m.end(), box[1]
+        elif kind == "bare" and not (streaming and m.end() == len(text)):
+            if boxes:
+                boxes[-1][1] = True
+            yield m.start("token"), m.end(), m.end(), False
 
 
 def extract_answer(text: str) -> str | None:
-    r"""Content of the last complete ``\boxed{...}`` or ``\fbox{...}`` (nested braces fine), stripped.
+    r"""Content of the last complete box -- ``\boxed{...}``, ``\fbox{...}`` (nested braces fine) or the bare
+    ``\boxed 5`` -- stripped.  The one extractor of the project, for model answers and gold solutions alike.
 
     "Last" means the complete box that opens last; None when there is no complete box.  An empty box gives "".
 
@@ -128,28 +145,35 @@ def extract_answer(text: str) -> str | None:
         '\\frac{1}{2}'
         >>> extract_answer(r"\boxed{\boxed{7}}"), extract_answer("no box"), extract_answer(r"\boxed{")
         ('7', None, None)
+        >>> extract_answer(r"so $\boxed 5$."), extract_answer(r"\fbox 12")
+        ('5', '12')
     """
     best: tuple[int, int] | None = None
-    for start, end in _box_spans(text):
+    for start, stop, _, _ in _box_spans(text):
         if best is None or start > best[0]:
-            best = (start, end)
-    return None if best is None else text[best[0] : best[1] - 1].strip()
+            best = (start, stop)
+    return None if best is None else text[best[0] : best[1]].strip()
 
 
 def first_box_end(text: str) -> int | None:
-    r"""Index just after the closing brace of the first non-empty box to be completed, or None.
+    r"""Index just after the first non-empty box to be completed, or None.
 
-    "First" is the earliest closing brace, so the answer never depends on where a streamed text was split:
-    the rollout engine can call this after every chunk and cut the attempt at the returned index. An empty
-    box (`oxed{}`, e.g. the instruction quoted back) is no answer, so it ends nothing.
+    "First" is the earliest end, so the answer never depends on where a streamed text was split: the rollout engine
+    can call this after every chunk and cut the attempt at the returned index.  A brace box ends at its closing
+    brace; a bare ``\boxed 5`` only once a terminator (whitespace or ``$``) follows its token -- at the end of a
+    partial text the token may still grow (``\boxed 5`` -> ``\boxed 50``).  The returned index is then the
+    token's end (the terminator is not part of the box).  An empty box (``\boxed{}``, e.g. the instruction
+    quoted back) is no answer, so it ends nothing.
 
     Example:
         >>> s = r"so \boxed{42}. More text"
         >>> s[: first_box_end(s)]
         'so \\boxed{42}'
+        >>> first_box_end(r"so \boxed 42"), first_box_end(r"so \boxed 42$")
+        (None, 12)
     """
-    for start, end in _box_spans(text):
-        if text[start : end - 1].strip():
+    for start, stop, end, _ in _box_spans(text, streaming=True):
+        if text[start:stop].strip():
             return end
     return None
 

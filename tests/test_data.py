@@ -306,13 +306,31 @@ def test_math_train_no_match_is_an_error(tmp_path):
     [
         ("no box", None),
         ("\\boxed{1} and \\boxed{\\frac{a}{b}}", "\\frac{a}{b}"),
-        ("$\\boxed 5$.", "5"),
+        ("$\\boxed 5$.", "5"),  # hendrycks MATH's bare form
+        ("so \\fbox 12 is it", "12"),
         ("\\boxed{unbalanced", None),
+        ("\\boxed{1} and \\boxed{2", "1"),  # the last complete box
         ("\\boxed{\\left\\{ x \\right.}", "\\left\\{ x \\right."),
     ],
 )
-def test_last_boxed(text, boxed):
-    assert data._last_boxed(text) == boxed
+def test_gold_of_a_solution_is_graded_by_the_same_extractor(tmp_path, text, boxed):
+    """MATH and Minerva golds come from `grading.extract_answer`, the extractor of the model's answers: the two
+    can no longer disagree (a second extractor in this module once read `\\boxed 5` where grading did not)."""
+    from pipeline import grading
+
+    assert not hasattr(data, "_last_boxed")
+    assert grading.extract_answer(text) == boxed
+    row = {"problem": "p", "level": "Level 3", "type": "Algebra", "solution": text}
+    unboxed = {"problem": "q", "level": "Level 3", "type": "Algebra", "solution": "\\boxed{7}"}
+    path = write_lines(tmp_path / "math.jsonl", [json.dumps(row), json.dumps(unboxed)])
+    records = data.load_math_train(path, levels=[3], splits=["train"])
+    assert [r["answer"] for r in records] == ([boxed] if boxed else []) + ["7"]
+    minerva = write_lines(tmp_path / "minerva.jsonl", [json.dumps({"problem": "p", "solution": text})])
+    if boxed:
+        assert data.load_benchmark("minerva_math", minerva)[0]["answer"] == boxed
+    else:
+        with pytest.raises(DataError, match="boxed"):
+            data.load_benchmark("minerva_math", minerva)
 
 
 # ------------------------------------------------------------------------------------------- record files

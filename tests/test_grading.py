@@ -43,6 +43,15 @@ ROOT = Path(__file__).resolve().parents[1]
         ("the answer is 3", None),
         (r"\boxed{\boxed{7}}", "7"),
         ("", None),
+        # the bare form of hendrycks MATH: one token, up to whitespace, `$` or the end of the text
+        (r"so $\boxed 5$.", "5"),
+        (r"\boxed 5", "5"),
+        (r"\fbox 12 apples", "12"),
+        (r"\boxed  \frac12$", r"\frac12"),
+        (r"\boxed{1} then \boxed 2", "2"),
+        (r"\boxed 1 then \boxed{2}", "2"),
+        (r"\boxed $5$", None),  # a token cannot start with `$`
+        (r"\boxed", None),
     ],
 )
 def test_extract_answer(text, expected):
@@ -59,11 +68,33 @@ def test_first_box_end_and_is_formatted():
     assert is_formatted(r"\boxed{x}") and not is_formatted(r"\boxed{x") and not is_formatted("x")
 
 
-def test_first_box_end_does_not_depend_on_where_a_stream_was_cut():
-    text = r"so \boxed{\frac{1}{2}} and then \boxed{3}"
+@pytest.mark.parametrize(
+    "text, end_of_first",
+    [
+        (r"so \boxed{\frac{1}{2}} and then \boxed{3}", r"so \boxed{\frac{1}{2}}"),
+        (r"so \boxed 42 and then \boxed{3}", r"so \boxed 42"),
+        (r"so $\boxed 42$ and then", r"so $\boxed 42"),
+        (r"\boxed{} \boxed 7", None),  # the bare box at the very end has no terminator yet
+        (r"\boxed{} \boxed 7 ", r"\boxed{} \boxed 7"),
+    ],
+)
+def test_first_box_end_does_not_depend_on_where_a_stream_was_cut(text, end_of_first):
+    """Called after every streamed chunk: on every prefix it answers None or the full text's answer, and once a
+    prefix has an answer every longer one has the same.  A bare box ends only when a terminator follows it."""
     end = first_box_end(text)
-    for cut in range(len(text) + 1):
-        assert first_box_end(text[:cut]) == (end if cut >= end else None)
+    assert end == (None if end_of_first is None else len(end_of_first))
+    answers = [first_box_end(text[:cut]) for cut in range(len(text) + 1)]
+    assert set(answers) <= {None, end}
+    if end is not None:
+        first = answers.index(end)
+        assert answers[first:] == [end] * (len(text) + 1 - first)
+        bare = not text[:end].endswith("}")
+        assert first == (end + 1 if bare else end)  # a bare token counts once something follows it
+
+
+def test_bare_box_is_formatted_and_graded():
+    assert is_formatted(r"so \boxed 5") and extract_answer(r"$\boxed 5$") == "5"
+    assert is_correct(r"so $\boxed 5$.", "5") and not is_correct(r"so $\boxed 6$.", "5")
 
 
 def test_extraction_is_linear_on_adversarial_input():
@@ -72,6 +103,29 @@ def test_extraction_is_linear_on_adversarial_input():
     assert extract_answer(nasty) is None or isinstance(extract_answer(nasty), str)
     assert extract_answer(nasty + r" \boxed{9}") == "9"
     assert grade_batch([nasty], ["9"])[0].correct is False
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: "\\boxed " * n,  # bare openers
+        lambda n: "\\boxed" + " " * n + "$",  # one opener, a long run of spaces, no token
+        lambda n: "\\boxed " + "x" * n,  # one huge token
+        lambda n: "\\boxed{" + "{" * n + "\\boxed 1 " * n,  # bare boxes inside many open braces
+    ],
+)
+def test_bare_box_extraction_is_linear(make):
+    """4x the input, well under 16x the time (quadratic would be 16x), for both extractors."""
+    times = []
+    for n in (20_000, 80_000):
+        text = make(n)
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            extract_answer(text), first_box_end(text)
+            best = min(best, time.perf_counter() - t)
+        times.append(best)
+    assert times[1] < 8 * times[0] + 0.02, times
 
 
 # ------------------------------------------------------------------------------------------------ verdicts
