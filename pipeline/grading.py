@@ -103,11 +103,10 @@ _BOX_TOKENS = re.compile(
 )
 
 
-def _box_spans(text: str, streaming: bool = False):
+def _box_spans(text: str):
     """Yield (content start, content stop, end, holds another box) of complete boxes, in the order they end.
 
-    Linear time, no recursion.  `end` is the index just after the box.  A bare box ends with its token; when
-    `streaming`, a token that reaches the end of `text` may still grow, so that box is not complete yet.
+    Linear time, no recursion.  `end` is the index just after the box; a bare box ends with its token.
     """
     starts = [i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0]
     if not starts:
@@ -128,7 +127,7 @@ def _box_spans(text: str, streaming: bool = False):
                 if boxes:
                     boxes[-1][1] = True
                 yield box[0], m.start(), m.end(), box[1]
-        elif kind == "bare" and not (streaming and m.end() == len(text)):
+        elif kind == "bare":
             if boxes:
                 boxes[-1][1] = True
             yield m.start("token"), m.end(), m.end(), False
@@ -155,6 +154,64 @@ def extract_answer(text: str) -> str | None:
     return None if best is None else text[best[0] : best[1]].strip()
 
 
+# A backslash construct that more streamed text may still complete: `\`, `\\`, a prefix of `\boxed` or `\fbox`,
+# the word and the spaces after it, or a bare box's token (which may still grow).
+_UNFINISHED = re.compile(r"\\{1,2}(?:b|bo|box|boxe|boxed\s*|f|fb|fbo|fbox\s*|(?:boxed|fbox)\s+[^\s${}][^\s$]*)?\Z")
+
+
+class BoxWatch:
+    r"""`first_box_end` of a text that grows piece by piece, scanning each piece once.
+
+    The rollout asks after every sampled token whether the attempt's first box has closed; `first_box_end` on
+    every prefix would rescan the whole attempt each time (quadratic in its length). This keeps the scan's state
+    (the brace stack) and resumes where no token can change any more; a construct the end of the text may still
+    complete (`\box`, a bare box's token, `\\` before a possible `boxed`) is rescanned with the next piece. The
+    answer is `first_box_end(text so far)`, whatever the pieces.
+
+    Example:
+        >>> w = BoxWatch()
+        >>> [w.feed(piece) for piece in ["so \\bo", "xed{4", "2}", ". More"]]
+        [None, None, 13, 13]
+    """
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.pos = 0  # where the next scan resumes: no token before it can change
+        self.stack: list[int | None] = []  # content start for a box brace, None for a plain brace
+        self.end: int | None = None
+
+    def feed(self, piece: str) -> int | None:
+        """Append `piece`; the index just after the first non-empty complete box so far, or None."""
+        if self.end is not None:
+            return self.end
+        self.text += piece
+        text, resume = self.text, None
+        for m in _BOX_TOKENS.finditer(text, self.pos):
+            kind, rest = m.lastgroup, text[m.end() : m.end() + 5]
+            if (kind == "bare" and not rest) or (kind == "esc" and m.group() == "\\\\" and len(rest) < 5
+                                                 and ("boxed".startswith(rest) or "fbox".startswith(rest))):
+                resume = m.start()  # more text may change this token
+                break
+            self.pos = m.end()
+            if kind == "box":
+                self.stack.append(m.end())
+            elif kind == "open":
+                self.stack.append(None)
+            elif kind == "close" and self.stack:
+                start = self.stack.pop()
+                if start is not None and text[start : m.start()].strip():
+                    self.end = m.end()
+                    return self.end
+            elif kind == "bare":
+                self.end = m.end()  # a bare token always has content
+                return self.end
+        if resume is None:
+            unfinished = _UNFINISHED.search(text, self.pos)
+            resume = unfinished.start() if unfinished else len(text)
+        self.pos = resume
+        return None
+
+
 def first_box_end(text: str) -> int | None:
     r"""Index just after the first non-empty box to be completed, or None.
 
@@ -172,10 +229,7 @@ def first_box_end(text: str) -> int | None:
         >>> first_box_end(r"so \boxed 42"), first_box_end(r"so \boxed 42$")
         (None, 12)
     """
-    for start, stop, end, _ in _box_spans(text, streaming=True):
-        if text[start:stop].strip():
-            return end
-    return None
+    return BoxWatch().feed(text)
 
 
 def is_formatted(text: str) -> bool:

@@ -111,27 +111,52 @@ def end_token_ids(tokenizer, end_of_turn: str) -> list[int]:
 
 
 class AttemptStop:
-    """Decides when an attempt is over: end-of-turn token, or (optionally) right after the first complete box."""
+    """When an attempt is over: at an end-of-turn token, or (optionally) right after its first complete box.
+
+    Sessions take one `watch()` per attempt and pass it each sampled token.
+    """
 
     def __init__(self, tokenizer, end_ids: Sequence[int], stop_at_box: bool):
         self.tokenizer = tokenizer
         self.end_ids = set(end_ids)
         self.stop_at_box = stop_at_box
-        # Only tokens whose text holds a closing brace can complete a box: decode the attempt just for those.
-        self._closes = torch.zeros(len(tokenizer), dtype=torch.bool)
+        # Only a token whose text holds `}`, `$` or whitespace can complete a box (a brace box ends at its `}`, a
+        # bare `\boxed 5` at the whitespace or `$` after it); the attempt's text is decoded at those tokens only.
+        # Each token's text is read after a plain one, so a leading space shows (SentencePiece drops it alone).
+        self.may_close = [False] * len(tokenizer)
         if stop_at_box:
-            for i in range(len(tokenizer)):
-                if "}" in tokenizer.decode([i]):
-                    self._closes[i] = True
+            plain = tokenizer("a", add_special_tokens=False)["input_ids"][-1:]
+            skip = len(tokenizer.decode(plain))
+            texts = tokenizer.batch_decode([plain + [i] for i in range(len(tokenizer))])
+            self.may_close = [any(c in "}$" or c.isspace() for c in t[skip:]) for t in texts]
 
-    def __call__(self, attempt_ids: list[int]) -> str | None:
-        last = attempt_ids[-1]
-        if last in self.end_ids:
+    def watch(self) -> "AttemptWatch":
+        return AttemptWatch(self)
+
+
+class AttemptWatch:
+    """One attempt's stop state: its text decoded incrementally and its box scan (`grading.BoxWatch`), so each
+    token costs about the same however long the attempt already is."""
+
+    def __init__(self, stop: AttemptStop):
+        self.stop = stop
+        self.ids: list[int] = []
+        self.prefix = self.read = 0  # ids[prefix:read] were decoded last; ids[read:] not yet (as vLLM detokenizes)
+        self.box = grading.BoxWatch()
+
+    def __call__(self, token: int) -> str | None:
+        """Record the next sampled token; "eot", "box" or None (the attempt goes on)."""
+        self.ids.append(token)
+        if token in self.stop.end_ids:
             return "eot"
-        if self.stop_at_box and last < len(self._closes) and self._closes[last]:
-            if grading.first_box_end(self.tokenizer.decode(attempt_ids)) is not None:
-                return "box"
-        return None
+        if not (self.stop.stop_at_box and token < len(self.stop.may_close) and self.stop.may_close[token]):
+            return None
+        decode = self.stop.tokenizer.decode
+        before, text = decode(self.ids[self.prefix : self.read]), decode(self.ids[self.prefix :])
+        if text.endswith("\ufffd"):  # a character split across tokens: wait for its last byte
+            return None
+        self.prefix, self.read = self.read, len(self.ids)
+        return "box" if self.box.feed(text[len(before) :]) is not None else None
 
 
 def _sample_token(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -227,6 +252,7 @@ class HFSession:
         logits = self._forward(ids.to(self.device), chunk_mask.to(self.device))
 
         out = [Sampled([], [], "") for _ in rows]
+        watches = [self.stop.watch() for _ in rows]
         active = torch.ones(len(rows), dtype=torch.bool)
         while True:
             new_ids, new_logp = _sample_token(logits, self.params, self.gen)
@@ -235,7 +261,7 @@ class HFSession:
                 s = out[b]
                 s.ids.append(int(new_ids[b]))
                 s.logprobs.append(float(new_logp[b]))
-                reason = self.stop(s.ids) or ("budget" if len(s.ids) >= budgets[b] else None)
+                reason = watches[b](s.ids[-1]) or ("budget" if len(s.ids) >= budgets[b] else None)
                 if reason:
                     s.reason = reason
                     active[b] = False

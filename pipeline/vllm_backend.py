@@ -196,6 +196,7 @@ class VLLMSession:
         if engine.has_unfinished_requests():
             raise RuntimeError("the vLLM engine has unfinished requests: one session samples at a time")
         out = {r: Sampled([], [], "") for r in rows}
+        watches = {r: self.backend.stop.watch() for r in rows}
         budget_of = dict(zip(rows, budgets))
         request_row = {}
         for r, budget in zip(rows, budgets):
@@ -207,7 +208,7 @@ class VLLMSession:
             self.backend.prompt_tokens += len(self.history[r])
         self.calls += 1
         try:
-            self._stream(engine, request_row, out, budget_of)
+            self._stream(engine, request_row, out, watches, budget_of)
         except BaseException:  # (Ctrl-C included) leave the engine empty for whoever samples next
             engine.abort_request(list(request_row))
             raise
@@ -215,7 +216,7 @@ class VLLMSession:
             self.history[r].extend(out[r].ids)
         return [out[r] for r in rows]
 
-    def _stream(self, engine, request_row: dict[str, int], out: dict[int, Sampled], budget_of: dict[int, int]):
+    def _stream(self, engine, request_row: dict[str, int], out: dict[int, Sampled], watches: dict, budget_of: dict):
         """Step the engine until every request is finished or aborted, filling `out` token by token."""
         while engine.has_unfinished_requests():
             for output in engine.step():
@@ -229,7 +230,7 @@ class VLLMSession:
                 for t, lp in zip(new.token_ids, new.logprobs):
                     s.ids.append(t)
                     s.logprobs.append(lp[t].logprob)
-                    s.reason = self.backend.stop(s.ids) or ("budget" if len(s.ids) >= budget_of[r] else "")
+                    s.reason = watches[r](t) or ("budget" if len(s.ids) >= budget_of[r] else "")
                     if s.reason:
                         break
                 if s.reason and not output.finished:

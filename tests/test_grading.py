@@ -445,3 +445,55 @@ def test_top_level_script_without_main_guard_can_grade(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, False]
+
+
+BOX_PIECES = ["\\", "\\\\", "\\\\bo", "\\boxed", "\\fbox", "{", "}", " ", "  ", "$", "1", "42", "x", "bo", "xed",
+              "\\{", "\\}", "ab", "\n", "\\frac", "."]
+
+
+def _first_box_end_of_prefix(text: str) -> int | None:
+    """The streaming rule restated on the whole text: the first non-empty box to end, a bare box only once a
+    terminator follows its token (a bare box's content stop is its end; a brace box's end is its stop + 1)."""
+    for start, stop, end, _ in grading._box_spans(text):
+        if not (stop == end == len(text)) and text[start:stop].strip():
+            return end
+    return None
+
+
+@pytest.mark.parametrize("pieces", [
+    ["so \\\\", "boxed{1}"],  # `\\boxed`: the pair is not an escape once `boxed` follows
+    ["\\\\bo", "xed{2} "],
+    ["\\box", "ed", " ", "{3}"],
+    ["\\boxed 4", "5", "$"],  # a bare box's token grows until a terminator comes
+    ["\\", "{", "\\boxed{}", " \\fbox{6}"],  # an escaped brace, an empty box (no answer), then a box
+])
+def test_box_watch_on_constructs_split_across_pieces(pieces):
+    watch, text = grading.BoxWatch(), ""
+    for piece in pieces:
+        text += piece
+        assert watch.feed(piece) == _first_box_end_of_prefix(text), text
+    assert watch.end is not None
+
+
+def test_box_watch_fed_piece_by_piece_equals_first_box_end_on_every_prefix():
+    rng = random.Random(0)
+    for _ in range(3000):
+        text = "".join(rng.choice(BOX_PIECES) for _ in range(rng.randrange(1, 14)))
+        cuts = sorted(rng.sample(range(1, len(text)), min(len(text) - 1, rng.randrange(0, 6)))) + [len(text)]
+        watch, done = grading.BoxWatch(), 0
+        for cut in cuts:
+            assert watch.feed(text[done:cut]) == _first_box_end_of_prefix(text[:cut]), (text, text[:cut])
+            done = cut
+        assert first_box_end(text) == _first_box_end_of_prefix(text), text
+
+
+def test_box_watch_scans_each_character_a_bounded_number_of_times():
+    """Fed one character at a time, the scan resumes where it stopped: the work is linear in the text's length,
+    counted as the characters between each scan's start and the end of the text."""
+    text = ("Let $x = \\frac{1}{2}$ and $\\{a, b\\}$ hold. " * 200) + "\\boxed{7}"
+    watch, scanned = grading.BoxWatch(), 0
+    for c in text:
+        scanned += len(watch.text) + 1 - watch.pos
+        end = watch.feed(c)
+    assert end == len(text)
+    assert scanned < 3 * len(text)  # rescanning from the start at every character would be ~len(text)**2 / 2

@@ -131,13 +131,43 @@ def test_attempt_stop_at_eot_and_first_box(setup):
     eot = tokenizer.convert_tokens_to_ids(cfg.env.end_of_turn)
     stop = AttemptStop(tokenizer, [eot], stop_at_box=True)
     ids = encode(tokenizer, "\\boxed{0579} and more \\boxed{1}")
-    reasons = [stop(ids[: j + 1]) for j in range(len(ids))]
+    watch = stop.watch()
+    reasons = [watch(i) for i in ids]
     first = next(j for j, r in enumerate(reasons) if r)
     assert reasons[first] == "box"
     assert tokenizer.decode(ids[: first + 1]).endswith("\\boxed{0579}")
-    assert stop(encode(tokenizer, "12") + [eot]) == "eot"
-    no_box = AttemptStop(tokenizer, [eot], stop_at_box=False)
-    assert all(no_box(ids[: j + 1]) is None for j in range(len(ids)))
+    watch = stop.watch()
+    assert [watch(i) for i in encode(tokenizer, "12") + [eot]][-1] == "eot"
+    no_box = AttemptStop(tokenizer, [eot], stop_at_box=False).watch()
+    assert all(no_box(i) is None for i in ids)
+
+
+def test_attempt_watch_stops_where_the_decoded_prefix_first_holds_a_box(setup):
+    """Token by token, the watch (incremental decoding and box scan) ends the attempt exactly where
+    `first_box_end` of the whole decoded attempt first finds a box: at the closing brace of a brace box, at the
+    terminator after a bare one, never at an empty box."""
+    assert check_attempt_watch(setup[2]) > 50
+
+
+def check_attempt_watch(tokenizer, n: int = 400) -> int:
+    """Random attempts built from box fragments: the watch must stop where the decoded prefix first holds a box.
+    Returns how many attempts stopped at a box."""
+    import random
+
+    from pipeline import grading
+
+    stop = AttemptStop(tokenizer, [], stop_at_box=True)
+    pieces = ["\\boxed", "\\fbox", "{", "}", " ", "$", "12", "x", "\\\\", "\\{", "+", "\\frac{1}{2}", "é",
+              "\\boxed{3", "\\boxed 5", "\\boxed{}"]
+    rng, stops = random.Random(0), 0
+    for _ in range(n):
+        ids = encode(tokenizer, "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 12))))
+        watch = stop.watch()
+        got = next((j for j, i in enumerate(ids) if watch(i) == "box"), None)
+        want = next((j for j in range(len(ids)) if grading.first_box_end(tokenizer.decode(ids[: j + 1]))), None)
+        assert got == want, tokenizer.decode(ids)
+        stops += got is not None
+    return stops
 
 
 def test_feedback_after_a_box_stop_closes_the_turn(setup):

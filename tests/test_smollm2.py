@@ -104,6 +104,14 @@ def test_converted_smollm2_speaks_the_papers_chatml(smollm2_dir, benchmarks_dir)
 
 
 @pytest.mark.slow
+def test_attempts_stop_at_the_box_with_the_real_tokenizer(smollm2_dir):
+    """The box cut-off decodes attempts incrementally; with a real 49K byte-level BPE (multi-byte characters,
+    merged `\\boxed` pieces) it must still stop exactly where the decoded prefix first holds a box."""
+    from tests.test_rollout import check_attempt_watch
+
+    assert check_attempt_watch(models.load_tokenizer(smollm2_dir)) > 50
+
+
 def test_paper_protocol_on_smollm2_through_the_cli(smollm2_dir, benchmarks_dir, tmp_path):
     cfg = json.dumps(paper_config(smollm2_dir))
     sets = two_questions_each(benchmarks_dir, tmp_path)
