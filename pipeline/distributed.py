@@ -45,11 +45,19 @@ def init() -> None:
         deepspeed.init_distributed(dist_backend=backend)
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        global _joined
+        _joined = True
+
+
+_joined = False  # init() created the process group (a single-process vLLM engine creates one of its own)
 
 
 def shutdown() -> None:
-    if dist.is_initialized():
+    """Leave the process group `init` joined; one that vLLM created is vLLM's to destroy at exit."""
+    global _joined
+    if _joined and dist.is_initialized():
         dist.destroy_process_group()
+    _joined = False
 
 
 def rank() -> int:

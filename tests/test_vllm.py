@@ -183,6 +183,7 @@ def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, bas
            str(tmp_path / "model"), "--threads", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # nor at exit (vLLM's own process group)
     log = [json.loads(line) for line in (tmp_path / "model" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2] and "heldout_mean" in log[-1]
     assert all(r["response_tokens"] > 0 for r in log[1:])
