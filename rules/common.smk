@@ -6,6 +6,7 @@ import tempfile
 
 from snakemake.utils import validate
 
+from pipeline.codehash import verb_hash
 from pipeline.config import KNOWN_BENCHMARKS, VARIANTS, resolve
 from pipeline.report import FIGURES
 
@@ -141,6 +142,16 @@ def rule_keys(rule):
         return json.dumps(subset, sort_keys=True)
 
     return keys
+
+
+def code_version(verb):
+    """A params entry: the hash of the code `python -m pipeline <verb>` runs (pipeline.codehash).
+
+    Snakemake reruns a job when one of its params changes, so an edit to a function the verb reaches reruns the
+    rule, and an edit elsewhere (or to a comment or docstring) does not. Shell rules need this: Snakemake's
+    `code` rerun trigger covers only run:/script: rules, and the shell text of our rules never changes.
+    """
+    return verb_hash(verb)
 
 
 def data_path(name):

@@ -18,6 +18,7 @@ rule evaluate:
     resources:
         **RESOURCES["evaluate"],
     params:
+        code=code_version("evaluate"),
         config=config_file,
         config_keys=rule_keys("evaluate"),
         model=lambda w: model_source(w.model),
@@ -43,5 +44,7 @@ rule eval_metrics:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        code=code_version("eval-metrics"),
     shell:
         "python -m pipeline eval-metrics {input} --out {output} > {log} 2>&1"
