@@ -207,6 +207,31 @@ def test_code_is_an_input(smoke_run):
     assert planned(smoke_run) == set()
 
 
+def test_model_folders_can_be_shared(smoke_run):
+    """Every model folder (and checkpoint) has weights the group can read: the umask's permissions, like every
+    other file (transformers writes model.safetensors 0600); and a model card naming its base model, data, the
+    file of its configuration and the held-out results of its training."""
+    from pipeline import provenance
+
+    umask = os.umask(0)
+    os.umask(umask)
+    out = smoke_run / "results" / "tiny"
+    digest = provenance.config_hash(config.load(smoke_run / ".test" / "config.yaml").to_dict())
+    assert (out / "configs" / f"{digest}.json").is_file()
+    weights = [*(out / "models").glob("*/model.safetensors"), *(out / "runs").glob("*/checkpoints/*/*/*.safetensors")]
+    assert len(weights) >= 3 + 2  # 3 models, and at least one checkpoint of each training run
+    assert {oct(w.stat().st_mode & 0o777) for w in weights} == {oct(0o666 & ~umask)}
+    for name, base, results in (("base", "built from scratch", "heldout_accuracy"),
+                                ("multi_attempt_s0", "`results/tiny/models/base`", "heldout_mean"),
+                                ("baseline_s0", "`results/tiny/models/base`", "heldout_mean")):
+        card = (out / "models" / name / "README.md").read_text()
+        assert card.startswith(f"# {name}\n"), card
+        assert "| base model | " in card and base in card.split("| base model |")[1].splitlines()[0], card
+        assert "synthetic 3-digit addition: 400 questions, 20 held out" in card, card
+        assert f"`{digest}`: `results/tiny/configs/{digest}.json`" in card, card
+        assert f"- {results}: " in card and "results/tiny/eval/" + name in card, card
+
+
 @pytest.mark.slow
 def test_default_workflow_end_to_end(tmp_path):
     """`snakemake --cores all` on the default config with one seed: data -> base model (SFT) -> RL training of
