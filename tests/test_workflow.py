@@ -39,6 +39,20 @@ def test_ci_runs_the_readme_test_command():
     assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
+def test_catalog_file_and_license():
+    """.snakemake-workflow-catalog.yml has the catalog's usage keys; LICENSE is the license pyproject.toml names."""
+    import yaml
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    catalog = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())
+    assert catalog["description"] and set(catalog["usage"]) == {"mandatory-flags", "software-stack-deployment",
+                                                                 "report"}
+    assert catalog["usage"]["software-stack-deployment"]["conda"] is True  # envs/*.yaml, --sdm conda
+    license = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    assert license == {"text": "MIT"}
+    assert (ROOT / "LICENSE").read_text().splitlines()[0] == "MIT License"
+
+
 def test_lint_is_clean(tmp_path):
     proc = snakemake(tmp_path, "--lint")
     assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
