@@ -14,7 +14,7 @@ rule evaluate:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/k{{k}}.tsv"
     conda:
         "../envs/evaluate.yaml"
-    threads: 1
+    threads: eval_threads()
     resources:
         **RESOURCES["evaluate"],
     params:
