@@ -98,6 +98,11 @@ def cmd_build_base(args: argparse.Namespace) -> None:
     with atomic_path(args.out) as tmp:
         summary = sft.train_base(cfg, train, heldout, tmp)
         provenance.write(tmp, prov)
+        provenance.write_model_card(
+            tmp, prov, Path(args.out).name, base="none: a tiny Qwen2 built from scratch (`model.tiny`)",
+            made_by=f"`python -m pipeline build-base`: {summary['parameters']} parameters, tokenizer trained on the "
+                    f"task, SFT for {summary['steps']} steps",
+            results={k: summary[k] for k in ("heldout_accuracy", "retry_accuracy")})
     log.info("base model -> %s: %d steps, %.1f s, held-out greedy accuracy %.3f, after feedback %.3f",
              args.out, summary["steps"], summary["seconds"], summary["heldout_accuracy"], summary["retry_accuracy"])
 

@@ -14,6 +14,7 @@ Try it: `python -m pipeline build-base --config config.yaml --out /tmp/base` (bu
 from __future__ import annotations
 
 import logging
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Iterable
@@ -94,6 +95,20 @@ def save(model: torch.nn.Module, tokenizer, path: str | Path) -> None:
     """`save_pretrained` of model and tokenizer into one folder (callers wrap it in io.atomic_path)."""
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    _umask_permissions(path)
+
+
+def _umask_permissions(folder: str | Path) -> None:
+    """Give the files of a saved model the permissions of any file written here (0644 under umask 022).
+
+    transformers writes `model.safetensors` through a private temporary file (0600), so without this the weights
+    alone could not be read by the group sharing the results folder, although the rest of the folder can.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    for file in Path(folder).iterdir():
+        if file.is_file() and not file.is_symlink():
+            file.chmod(0o666 & ~umask)
 
 
 def _looks_like_hub_id(source: str) -> bool:
@@ -254,3 +269,4 @@ class Critic(torch.nn.Module):
     def save_pretrained(self, path: str | Path) -> None:
         self.backbone.save_pretrained(path)
         torch.save(self.value_head.state_dict(), Path(path) / VALUE_HEAD)
+        _umask_permissions(path)

@@ -593,6 +593,11 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
                 _write_log(tmp / "train_log.jsonl", records)
                 write_json(tmp / "train_summary.json", summary)
                 provenance.write(tmp, trainer.provenance)
+                provenance.write_model_card(
+                    tmp, trainer.provenance, Path(out).name, base=f"`{base}`",
+                    made_by=f"`python -m pipeline train`: {t.algorithm.upper()}, variant `{variant}`, seed {seed}, "
+                            f"{trainer.step} steps",
+                    results={k: v for k, v in summary["final"].items() if k.startswith("heldout_")})
             writer.close()
     dist.barrier()
     return summary

@@ -6,6 +6,7 @@ import tempfile
 
 from snakemake.utils import validate
 
+from pipeline.codehash import verb_hash
 from pipeline.config import KNOWN_BENCHMARKS, VARIANTS, resolve
 from pipeline.report import FIGURES
 
@@ -18,7 +19,10 @@ REPORTS = CFG.report_dir
 
 # Scheduler requests (Snakemake resources; the SLURM profile turns them into sbatch options). CPU experiment:
 # small and short. Paper scale: training is one 8-GPU node for about 4 days (spec §7); each evaluation job
-# (one model x benchmark x k) holds one GPU.
+# (one model x benchmark x k) holds one GPU. A GPU job is one SLURM task holding all of the job's CPUs
+# (threads) and GPUs on one node: tasks_per_gpu=0 stops the plugin's default of one task per GPU
+# (--ntasks-per-gpu=1, which with --cpus-per-task asks for N x threads CPUs); torchrun starts the ranks.
+# tests/test_slurm.py checks the sbatch command the pinned plugin builds from these (docs/slurm.md).
 RESOURCES = {
     "tiny": {
         "train": {"mem_mb": 4000, "runtime": 60, "gpu": 0},
@@ -30,8 +34,15 @@ RESOURCES = {
             "runtime": 6 * 24 * 60,
             "gpu": CFG.train.gpus,
             "nodes": 1,
+            "tasks_per_gpu": 0,
         },
-        "evaluate": {"mem_mb": 64000, "runtime": 12 * 60, "gpu": CFG.eval.gpus},
+        "evaluate": {
+            "mem_mb": 64000,
+            "runtime": 12 * 60,
+            "gpu": CFG.eval.gpus,
+            "nodes": 1,
+            "tasks_per_gpu": 0,
+        },
     },
 }[CFG.scale]
 
@@ -143,6 +154,16 @@ def rule_keys(rule):
     return keys
 
 
+def code_version(verb):
+    """A params entry: the hash of the code `python -m pipeline <verb>` runs (pipeline.codehash).
+
+    Snakemake reruns a job when one of its params changes, so an edit to a function the verb reaches reruns the
+    rule, and an edit elsewhere (or to a comment or docstring) does not. Shell rules need this: Snakemake's
+    `code` rerun trigger covers only run:/script: rules, and the shell text of our rules never changes.
+    """
+    return verb_hash(verb)
+
+
 def data_path(name):
     return f"{OUT}/data/{name}.jsonl"
 
@@ -220,6 +241,12 @@ def train_threads():
     the grader's worker processes (the step splits them among its ranks, pipeline.distributed.rank_threads).
     """
     return 4 * CFG.train.gpus + CFG.grading.workers if CFG.train.gpus else 1
+
+
+def eval_threads():
+    """CPU threads of an evaluation job: 1 on CPU (many run side by side); on GPUs as for training, 4 per GPU
+    plus the grader's worker processes."""
+    return 4 * CFG.eval.gpus + CFG.grading.workers if CFG.eval.gpus else 1
 
 
 def train_launcher():

@@ -16,6 +16,7 @@ rule prepare_synthetic:
         mem_mb=1000,
         runtime=10,
     params:
+        code=code_version("prepare-synthetic"),
         config=config_file,
         config_keys=rule_keys("prepare_synthetic"),
     shell:
@@ -39,6 +40,7 @@ rule prepare_math:
         mem_mb=4000,
         runtime=30,
     params:
+        code=code_version("prepare-math"),
         config=config_file,
         config_keys=rule_keys("prepare_math"),
     shell:
@@ -60,6 +62,7 @@ rule prepare_benchmark:
         mem_mb=2000,
         runtime=30,
     params:
+        code=code_version("prepare-benchmark"),
         config=config_file,
         config_keys=rule_keys("prepare_benchmark"),
     shell:

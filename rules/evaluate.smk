@@ -14,10 +14,11 @@ rule evaluate:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/k{{k}}.tsv"
     conda:
         "../envs/evaluate.yaml"
-    threads: 1
+    threads: eval_threads()
     resources:
         **RESOURCES["evaluate"],
     params:
+        code=code_version("evaluate"),
         config=config_file,
         config_keys=rule_keys("evaluate"),
         model=lambda w: model_source(w.model),
@@ -43,5 +44,7 @@ rule eval_metrics:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        code=code_version("eval-metrics"),
     shell:
         "python -m pipeline eval-metrics {input} --out {output} > {log} 2>&1"

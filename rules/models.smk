@@ -20,6 +20,7 @@ rule build_base:
         mem_mb=4000,
         runtime=30,
     params:
+        code=code_version("build-base"),
         config=config_file,
         config_keys=rule_keys("build_base"),
     shell:

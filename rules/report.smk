@@ -35,6 +35,7 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     params:
+        code=code_version("aggregate"),
         config=config_file,
         config_keys=rule_keys("aggregate"),
         train_logs=lambda w, input: [f"{m}/train_log.jsonl" for m in input.models],
@@ -71,6 +72,7 @@ rule figures:
         mem_mb=2000,
         runtime=10,
     params:
+        code=code_version("figures"),
         config=config_file,
         config_keys=rule_keys("figures"),
         tables=lambda w, input: os.path.dirname(input[0]),
@@ -97,6 +99,7 @@ rule write_report:
         mem_mb=1000,
         runtime=10,
     params:
+        code=code_version("report"),
         tables=lambda w, input: os.path.dirname(input[0]),
     shell:
         "python -m pipeline report --tables {params.tables} --out {output} > {log} 2>&1"

@@ -22,6 +22,7 @@ rule train:
     resources:
         **RESOURCES["train"],
     params:
+        code=code_version("train"),
         config=config_file,
         config_keys=rule_keys("train"),
         base=lambda w: model_source("base"),

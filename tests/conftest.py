@@ -9,21 +9,32 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_BENCHMARKS = ROOT.parent / "shared" / "data" / "benchmarks"
 
 
+SMOKE_CONFIG = ROOT / ".test" / "config.yaml"
+
+
 def smoke_config(**train) -> str:
-    """config.yaml of the whole workflow in about a minute: one seed, a base model that stops at its first check,
-    a few RL steps (`train` overrides), k up to 2 on 20 held-out questions."""
+    """.test/config.yaml (the whole workflow in about a minute: one seed, a base model that stops at its first
+    check, a few RL steps, k up to 2 on 20 held-out questions), with `train` overrides."""
     import yaml
 
-    return yaml.safe_dump({
-        "scale": "tiny",
-        "seeds": [0],
-        "data": {"synthetic": {"n_train": 400, "n_heldout": 20}},
-        "model": {"sft": {"max_steps": 10, "batch_size": 16, "warmup_steps": 1, "eval_every": 5,
-                          "eval_questions": 20, "target_accuracy": 0.0, "retry_accuracy_target": 0.0}},
-        "train": {"steps": 2, "rollout_batch": 4, "samples_per_prompt": 2, "train_batch": 8, "micro_batch": 4,
-                  "eval_every": 1, "save_every": 1, "eval_questions": 10, **train},
-        "eval": {"max_k": 2, "batch_size": 32},
-    }, sort_keys=False)
+    cfg = yaml.safe_load(SMOKE_CONFIG.read_text())
+    cfg["train"] = {**cfg["train"], **train}
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
+def copy_of_repository(dest: Path) -> Path:
+    """The repository's source files (tracked and not ignored: no results, venv or caches) in a new git repo."""
+    import shutil
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    for name in files:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    return dest
 
 
 @pytest.fixture(scope="session")

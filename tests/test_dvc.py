@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, smoke_config
+from tests.conftest import copy_of_repository, smoke_config
 
 SMOKE_CONFIG = smoke_config()
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -26,17 +26,6 @@ def run(cwd: Path, *cmd: str) -> str:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout
-
-
-def copy_of_repository(dest: Path) -> Path:
-    """The repository's source files (tracked and not ignored: no results, venv or caches) in a new git repo."""
-    files = run(ROOT, "git", "ls-files", "-co", "--exclude-standard").splitlines()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    run(dest, "git", "init", "-q")
-    return dest
 
 
 def digests(repo: Path) -> dict[str, str]:

@@ -9,7 +9,9 @@ or /run/slurm/conf). The cluster runs "configless": slurmd fetches slurm.conf fr
 environment of its `srun`). See docs/slurm.md.
 """
 
+import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -54,6 +56,75 @@ def test_profile_dry_run_of_the_paper_preset_requests_gpus(tmp_path):
     for rule, gpus in (("train", 8), ("evaluate", 1)):
         resources = [b for b in blocks if f"rule {rule}:" in b]
         assert resources and all(f"gpu={gpus}" in b for b in resources), f"rule {rule}: no gpu={gpus} resource"
+
+
+# The sbatch command of each job, built by the pinned plugin's own function from the workflow's jobs (resources
+# with the profile's default-resources, threads uncapped as under `--executor slurm`): what `run_job` submits, but
+# for the account and partition (looked up on a cluster; empty here) and the job name (a per-run uuid).
+SUBMIT_STRINGS = """
+import json, sys
+from pathlib import Path
+
+import yaml
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings, StorageSettings
+from snakemake_executor_plugin_slurm import ExecutorSettings
+from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+from snakemake_executor_plugin_slurm.utils import get_job_wildcards, set_gres_string
+
+root, profile, workdir = map(Path, sys.argv[1:4])
+defaults = yaml.safe_load(profile.read_text())["default-resources"]
+calls = {}
+with SnakemakeApi(OutputSettings()) as api:
+    workflow_api = api.workflow(
+        resource_settings=ResourceSettings(nodes=50, default_resources=defaults),
+        config_settings=ConfigSettings(configfiles=[root / "config.yaml"], config=json.loads(sys.argv[4])),
+        storage_settings=StorageSettings(), snakefile=root / "Snakefile", workdir=workdir)
+    workflow_api.dag(dag_settings=DAGSettings())
+    workflow = workflow_api._workflow
+    workflow._prepare_dag(forceall=False, ignore_incomplete=True, lock_warn_only=True)
+    workflow._build_dag()
+    for job in workflow.dag.jobs:
+        wildcards = get_job_wildcards(job)
+        params = {"run_uuid": "RUN", "slurm_logfile": "LOG", "account": "", "partition": "", "workdir": "WORKDIR",
+                  "comment_str": f"rule_{job.name}" + (f"_wildcards_{wildcards}" if wildcards else "")}
+        call = get_submit_command(job, params, settings=ExecutorSettings()) + set_gres_string(job)
+        calls.setdefault(job.name, []).append(call)
+print("CALLS " + json.dumps(calls))
+"""
+
+
+def sbatch_calls(workdir: Path, config: dict) -> dict[str, list[list[str]]]:
+    """Rule -> the sbatch argument lists of its jobs (SUBMIT_STRINGS, in a fresh interpreter)."""
+    proc = subprocess.run([sys.executable, "-c", SUBMIT_STRINGS, str(ROOT), str(PROFILE / "config.yaml"),
+                           str(workdir), json.dumps(config)], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("CALLS "))
+    return {rule: [shlex.split(call) for call in calls] for rule, calls in json.loads(line[6:]).items()}
+
+
+def test_sbatch_arguments_of_the_paper_preset(tmp_path):
+    """What snakemake-executor-plugin-slurm (the pinned version) submits for the paper preset's jobs: training and
+    each evaluation are one task on one node holding the job's CPUs (threads) and its GPUs, not one task per
+    GPU; the CPU jobs are one task with their threads."""
+    from importlib import metadata
+
+    assert metadata.version("snakemake-executor-plugin-slurm") == "2.6.1"  # docs/slurm.md describes this one
+    calls = sbatch_calls(tmp_path, {"scale": "paper"})
+    head = ["sbatch", "--parsable", "--job-name", "RUN", "--output", "LOG", "--export=ALL", "--comment"]
+    train = sorted(calls["train"])
+    assert train == [head + [f"rule_train_wildcards_{variant}_42", "-t", "8640", "--mem", "256000", "--nodes=1",
+                             "--cpus-per-task=48", "-D", "WORKDIR", "--gpus=8"]
+                     for variant in ("baseline", "multi_attempt")]
+    evaluate = calls["evaluate"]
+    assert len(evaluate) == 105
+    for call in evaluate:
+        assert call[:8] == head and call[8].startswith("rule_evaluate_wildcards_")
+        assert call[9:] == ["-t", "720", "--mem", "64000", "--nodes=1", "--cpus-per-task=20", "-D", "WORKDIR",
+                            "--gpus=1"]
+    assert calls["prepare_math"] == [head + ["rule_prepare_math", "-t", "30", "--mem", "4000", "--ntasks=1",
+                                             "--cpus-per-task=1", "-D", "WORKDIR"]]
+    assert not any("--ntasks-per-gpu" in " ".join(c) for cs in calls.values() for c in cs)
 
 
 # ---------------------------------------------------------------------------------------------------------------

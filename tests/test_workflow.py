@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import config
-from tests.conftest import ROOT, smoke_config
+from tests.conftest import ROOT, copy_of_repository
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
 # Rules call `python -m pipeline`: the interpreter of this environment must come first on PATH, as it does
@@ -37,6 +37,20 @@ def test_ci_runs_the_readme_test_command():
     commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
     assert len(commands) == 2
     assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_catalog_file_and_license():
+    """.snakemake-workflow-catalog.yml has the catalog's usage keys; LICENSE is the license pyproject.toml names."""
+    import yaml
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    catalog = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())
+    assert catalog["description"] and set(catalog["usage"]) == {"mandatory-flags", "software-stack-deployment",
+                                                                 "report"}
+    assert catalog["usage"]["software-stack-deployment"]["conda"] is True  # envs/*.yaml, --sdm conda
+    license = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
+    assert license == {"text": "MIT"}
+    assert (ROOT / "LICENSE").read_text().splitlines()[0] == "MIT License"
 
 
 def test_lint_is_clean(tmp_path):
@@ -142,24 +156,94 @@ def test_benchmark_rule_on_shared_files(tmp_path, benchmarks_dir):
     assert len(lines) == 40 and json.loads(lines[0])["answer"] == "27"
 
 
-def test_a_rule_reruns_for_its_own_config_keys_only(tmp_path):
-    """A policy trained on a smoke-sized config records the whole resolved configuration in its provenance (also
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    """A copy of the repository in which the README's one-minute check has run to the end:
+    `snakemake --cores 2 --configfile .test/config.yaml`. Its tests may edit the copy's code (and restore it)."""
+    repo = copy_of_repository(tmp_path_factory.mktemp("smoke") / "repo")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", ".test/config.yaml"],
+                          cwd=repo, capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (repo / "reports" / "report.md").is_file()
+    return repo
+
+
+def planned(repo: Path, *targets: str, overrides: tuple[str, ...] = ()) -> set[str]:
+    """The rules `snakemake -n` (default rerun triggers) would run in the smoke copy, but for the target `all`."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", *targets, "--configfile", ".test/config.yaml"]
+    proc = subprocess.run([*cmd, *(("--config", *overrides) if overrides else ())], cwd=repo, capture_output=True,
+                          text=True, env=ENV)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout, re.M)) - {"all"}
+
+
+def test_a_rule_reruns_for_its_own_config_keys_only(smoke_run):
+    """A policy trained on the smoke config records the whole resolved configuration in its provenance (also
     keys its rule does not depend on: eval.max_k and model.sft of the smoke config are not the defaults); a
     changed key reruns the rules that depend on it, and no other."""
-    (tmp_path / "smoke.yaml").write_text(smoke_config())
     target = "results/tiny/models/multi_attempt_s0"
-    smoke = ("--configfile", str(tmp_path / "smoke.yaml"))
-    snakemake(tmp_path, "--cores", "2", target, *smoke)
-    provenance = json.loads((tmp_path / target / "provenance.json").read_text())
-    assert provenance["config"] == config.load(tmp_path / "smoke.yaml").to_dict()
+    provenance = json.loads((smoke_run / target / "provenance.json").read_text())
+    assert provenance["config"] == config.load(smoke_run / ".test" / "config.yaml").to_dict()
 
     def rerun(*overrides: str) -> set[str]:
-        out = snakemake(tmp_path, "-n", target, *smoke, "--config", *overrides).stdout
-        return set(re.findall(r"^rule (\w+):", out, re.M))
+        return planned(smoke_run, target, overrides=overrides)
 
     assert rerun("variants={baseline: {max_attempts: 2}}") == set()  # the baseline's run reads it, not this one
     assert rerun("variants={multi_attempt: {max_attempts: 4}}") == {"build_base", "train"}  # both read it
     assert rerun("train={steps: 3}") == {"train"}
+
+
+def test_code_is_an_input(smoke_run):
+    """After a complete run, `snakemake -n` reruns exactly the rules whose code changed, and what depends on
+    their outputs: a metrics function -> the metrics and the report; the trainer -> training and everything
+    after it, not the data or the base model; a comment or a docstring -> nothing."""
+    report = {"aggregate", "figures", "write_report"}
+    assert planned(smoke_run) == set()
+    cases = [
+        ("pipeline/metrics.py", "def summarize(traces: Sequence[Mapping], n_boot: int = 1000,",
+         "def summarize(traces: Sequence[Mapping], n_boot: int = 2000,", {"eval_metrics", *report}),
+        ("pipeline/train.py", "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = None)",
+         "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = 0)",
+         {"train", "evaluate", "eval_metrics", *report}),
+        ("pipeline/metrics.py", '    """Everything reported for one run',
+         '    # a comment\n    """Everything, and more, reported for one run', set()),
+        ("pipeline/report.py", "def markdown(", "def markdown(", set()),  # rewritten as it was: a new mtime only
+    ]
+    for path, old, new, expected in cases:
+        file = smoke_run / path
+        text = file.read_text()
+        assert text.count(old) == 1, (path, old)
+        file.write_text(text.replace(old, new))
+        try:
+            assert planned(smoke_run) == expected, (path, new)
+        finally:
+            file.write_text(text)
+    assert planned(smoke_run) == set()
+
+
+def test_model_folders_can_be_shared(smoke_run):
+    """Every model folder (and checkpoint) has weights the group can read: the umask's permissions, like every
+    other file (transformers writes model.safetensors 0600); and a model card naming its base model, data, the
+    file of its configuration and the held-out results of its training."""
+    from pipeline import provenance
+
+    umask = os.umask(0)
+    os.umask(umask)
+    out = smoke_run / "results" / "tiny"
+    digest = provenance.config_hash(config.load(smoke_run / ".test" / "config.yaml").to_dict())
+    assert (out / "configs" / f"{digest}.json").is_file()
+    weights = [*(out / "models").glob("*/model.safetensors"), *(out / "runs").glob("*/checkpoints/*/*/*.safetensors")]
+    assert len(weights) >= 3 + 2  # 3 models, and at least one checkpoint of each training run
+    assert {oct(w.stat().st_mode & 0o777) for w in weights} == {oct(0o666 & ~umask)}
+    for name, base, results in (("base", "built from scratch", "heldout_accuracy"),
+                                ("multi_attempt_s0", "`results/tiny/models/base`", "heldout_mean"),
+                                ("baseline_s0", "`results/tiny/models/base`", "heldout_mean")):
+        card = (out / "models" / name / "README.md").read_text()
+        assert card.startswith(f"# {name}\n"), card
+        assert "| base model | " in card and base in card.split("| base model |")[1].splitlines()[0], card
+        assert "synthetic 3-digit addition: 400 questions, 20 held out" in card, card
+        assert f"`{digest}`: `results/tiny/configs/{digest}.json`" in card, card
+        assert f"- {results}: " in card and "results/tiny/eval/" + name in card, card
 
 
 @pytest.mark.slow

@@ -1,0 +1,151 @@
+"""The code a `python -m pipeline <verb>` call runs, as one hash: Snakemake reruns a rule when its verb's hash
+changes (a `params` entry of every rule, rules/common.smk), so fixing a metric reruns the metrics and the report,
+and editing the trainer reruns training, without rerunning what does not run that code.
+
+The unit is a top-level definition, not a module: `evaluate.py` holds both the evaluation loop (run by training,
+SFT and the evaluate verb) and the metrics json (run by eval-metrics only), so a module-level dependency would
+retrain every model after a metrics fix. Starting from the verb's `cmd_*` function in `pipeline/__main__.py`,
+every definition it names is followed, transitively: a name defined in the same module, a name imported from a
+pipeline module (`from pipeline.env import render_prompt`), or an attribute of an imported pipeline module
+(`metrics.summarize`). A class counts whole (its methods are reached through instances). Each definition is
+hashed as its syntax tree without docstrings, so comments, docstrings and formatting never rerun anything.
+Top-level statements that bind no name (e.g. `if` blocks) count for every verb that reaches their module, and
+`from pipeline.x import name` written in a string (code a subprocess runs, as the grader's workers do) counts as
+a use of that name.
+
+Not followed: `pipeline.config` (what it computes reaches each rule as resolved configuration values, the rule's
+config keys), the argument parser in `__main__.py` (`build_parser`, `main`), and other packages (their versions
+are in each model's provenance).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+NOT_FOLLOWED = {"pipeline.config"}
+# `from pipeline.x import a, b` inside a string: code a subprocess runs (the grader's workers: `python -c ...`)
+_STRING_IMPORT = re.compile(r"from\s+(pipeline(?:\.\w+)*)\s+import\s+(\w+(?:\s*,\s*\w+)*)")
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+class _Module:
+    """One pipeline module: its top-level definitions (name -> syntax dump, names it uses) and its imports."""
+
+    def __init__(self, name: str, path: Path):
+        tree = _strip_docstrings(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        self.name = name
+        self.aliases: dict[str, tuple[str, str | None]] = {}  # local name -> (module, attribute or None)
+        for node in ast.walk(tree):  # imports anywhere, also inside functions (the verbs import lazily)
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    is_module = sub.startswith("pipeline.") and _module_path(sub) is not None
+                    self.aliases[a.asname or a.name] = (sub, None) if is_module else (node.module, a.name)
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.asname:
+                        self.aliases[a.asname] = (a.name, None)
+        self.units: dict[str, tuple[str, set]] = {}
+        self.always: list[tuple[str, set]] = []
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            unit = (ast.dump(node), self._references(node))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.units[node.name] = unit
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+                for name in names:
+                    self.units[name] = unit
+                if not names:
+                    self.always.append(unit)
+            else:
+                self.always.append(unit)
+
+    def _references(self, node: ast.AST) -> set[tuple[str, str]]:
+        """(module, top-level name) pairs this node uses, within the pipeline package."""
+        refs = set()
+        for n in ast.walk(node):
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
+                module, attr = self.aliases.get(n.value.id, (None, None))
+                if module and attr is None:
+                    refs.add((module, n.attr))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str):  # code run in a subprocess
+                for module, names in _STRING_IMPORT.findall(n.value):
+                    refs.update((module, name.strip()) for name in names.split(","))
+            if isinstance(n, ast.Name):
+                if n.id in self.aliases:
+                    module, attr = self.aliases[n.id]
+                    if attr is not None:
+                        refs.add((module, attr))
+                else:
+                    refs.add((self.name, n.id))
+        return {(m, a) for m, a in refs if m == "pipeline" or m.startswith("pipeline.")}
+
+
+def _module_path(module: str) -> Path | None:
+    rel = Path(*module.split(".")[1:])
+    for path in (PACKAGE / rel.with_suffix(".py"), PACKAGE / rel / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+@lru_cache(maxsize=None)
+def _load(module: str) -> _Module | None:
+    if any(module == m or module.startswith(m + ".") for m in NOT_FOLLOWED):
+        return None
+    path = _module_path(module)
+    return _Module(module, path) if path is not None else None
+
+
+def definitions(verb: str) -> dict[str, str]:
+    """`module:name` -> syntax dump of every definition the verb's code reaches (plus `module:<always n>`)."""
+    root = ("pipeline.__main__", "cmd_" + verb.replace("-", "_"))
+    main = _load(root[0])
+    if main is None or root[1] not in main.units:
+        raise KeyError(f"python -m pipeline has no verb {verb!r} (no function {root[1]} in pipeline/__main__.py)")
+    seen: dict[str, str] = {}
+    visited_modules: set[str] = set()
+    todo = [root]
+    while todo:
+        module, name = todo.pop()
+        if module == "pipeline":  # `from pipeline import x`: x is a module
+            module, name = f"pipeline.{name}", None
+        mod = _load(module)
+        if mod is None:
+            continue
+        if module not in visited_modules and module != root[0]:  # not __main__'s `if __name__ == ...: main()`
+            visited_modules.add(module)
+            for i, (dump, refs) in enumerate(mod.always):
+                seen[f"{module}:<always {i}>"] = dump
+                todo.extend(refs)
+        if name is None or f"{module}:{name}" in seen or name not in mod.units:
+            continue
+        dump, refs = mod.units[name]
+        seen[f"{module}:{name}"] = dump
+        todo.extend(refs)
+    return dict(sorted(seen.items()))
+
+
+def verb_hash(verb: str) -> str:
+    """16 hex digits over the definitions the verb reaches (see the module docstring)."""
+    h = hashlib.sha256()
+    for key, dump in definitions(verb).items():
+        h.update(f"{key}\n{dump}\n".encode())
+    return h.hexdigest()[:16]
