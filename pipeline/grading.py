@@ -104,33 +104,26 @@ _BOX_TOKENS = re.compile(
 
 
 def _box_spans(text: str):
-    """Yield (content start, content stop, end, holds another box) of complete boxes, in the order they end.
+    """Yield (content start, content stop, end) of complete boxes, in the order they end; linear, no recursion.
 
-    Linear time, no recursion.  `end` is the index just after the box; a bare box ends with its token.
+    `end` is the index just after the box; a bare box ends with its token.
     """
     starts = [i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0]
     if not starts:
         return
-    stack: list[list | None] = []  # [content start, holds a box] for a box brace, None for a plain brace
-    boxes: list[list] = []  # the box entries of `stack`, innermost last
+    stack: list[int] = []  # content start for a box brace, -1 for a plain brace
     for m in _BOX_TOKENS.finditer(text, min(starts)):
         kind = m.lastgroup
         if kind == "box":
-            stack.append([m.end(), False])
-            boxes.append(stack[-1])
+            stack.append(m.end())
         elif kind == "open":
-            stack.append(None)
+            stack.append(-1)
         elif kind == "close" and stack:
-            box = stack.pop()
-            if box is not None:
-                boxes.pop()
-                if boxes:
-                    boxes[-1][1] = True
-                yield box[0], m.start(), m.end(), box[1]
+            start = stack.pop()
+            if start >= 0:
+                yield start, m.start(), m.end()
         elif kind == "bare":
-            if boxes:
-                boxes[-1][1] = True
-            yield m.start("token"), m.end(), m.end(), False
+            yield m.start("token"), m.end(), m.end()
 
 
 def extract_answer(text: str) -> str | None:
@@ -148,7 +141,7 @@ def extract_answer(text: str) -> str | None:
         ('5', '12')
     """
     best: tuple[int, int] | None = None
-    for start, stop, _, _ in _box_spans(text):
+    for start, stop, _ in _box_spans(text):
         if best is None or start > best[0]:
             best = (start, stop)
     return None if best is None else text[best[0] : best[1]].strip()

@@ -454,7 +454,7 @@ BOX_PIECES = ["\\", "\\\\", "\\\\bo", "\\boxed", "\\fbox", "{", "}", " ", "  ", 
 def _first_box_end_of_prefix(text: str) -> int | None:
     """The streaming rule restated on the whole text: the first non-empty box to end, a bare box only once a
     terminator follows its token (a bare box's content stop is its end; a brace box's end is its stop + 1)."""
-    for start, stop, end, _ in grading._box_spans(text):
+    for start, stop, end in grading._box_spans(text):
         if not (stop == end == len(text)) and text[start:stop].strip():
             return end
     return None
