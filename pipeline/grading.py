@@ -495,7 +495,10 @@ def _differ_at_a_point(gold, answer) -> bool:
     say "equal" (structural equality, rounding to 6 decimals when a Float is involved, ``evalf(a - b) == 0``,
     ``simplify(a - b) == 0``) implies equal values at every point, so a difference above 2e-6 (and 1e-9
     relative) rules all of them out.  Any doubt (non-number, infinity, an error) answers False: verify decides.
+    The values are compared as mpmath numbers, whose exponent is unbounded: as Python floats, ``2^{1024}`` and
+    ``10^{400}`` overflowed (``OverflowError`` outside any try, which failed the whole check).
     """
+    import mpmath
     import sympy
     from sympy.matrices.expressions import MatrixExpr
 
@@ -506,17 +509,19 @@ def _differ_at_a_point(gold, answer) -> bool:
         return False
     symbols = sorted(gold.free_symbols | answer.free_symbols, key=str)
     point = {s: sympy.Float(1.2345678 + 0.3141592 * i, 30) for i, s in enumerate(symbols)}
-    values = []
-    for e in (gold, answer):
-        try:
+    try:
+        values = []
+        for e in (gold, answer):
             v = e.evalf(30, subs={s: point[s] for s in e.free_symbols})
             if not v.is_number or v.has(sympy.nan, sympy.zoo, sympy.oo, -sympy.oo):
                 return False
-            values.append(complex(v))
-        except Exception:
-            return False
-    diff = abs(values[0] - values[1])
-    return diff > 2e-6 and diff > 1e-9 * max(abs(values[0]), abs(values[1]), 1.0)
+            values.append(mpmath.mpc(*(mpmath.mpmathify(part) for part in v.as_real_imag())))
+        with mpmath.workprec(100):
+            diff = abs(values[0] - values[1])
+            scale = max(abs(values[0]), abs(values[1]), 1)
+            return bool(diff > 2e-6 and diff > 1e-9 * scale)
+    except Exception:
+        return False
 
 
 # Typical answer shapes, parsed once when a worker starts: the ANTLR parser builds its prediction (DFA) cache

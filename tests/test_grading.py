@@ -371,6 +371,34 @@ def test_overlong_answer_is_wrong():
     assert not is_correct("\\boxed{" + "1+" * 5000 + "1}", "5001")
 
 
+# ------------------------------------------------------------------------- found by review (issue 21)
+
+
+@pytest.mark.parametrize(
+    "response, gold, expected",
+    [
+        (r"\boxed{2^{1024}}", "2^{2^{10}}", True),
+        (r"\boxed{100^{200}}", "10^{400}", True),
+        (r"\boxed{2^{1025}}", "2^{2^{10}}", False),
+        (r"\boxed{-2^{1024}}", "2^{2^{10}}", False),
+    ],
+)
+def test_values_beyond_float_range_are_graded_not_crashed(response, gold, expected):
+    """Both sides past float range made `_differ_at_a_point` raise OverflowError outside its try: the worker
+    counted the right answer wrong.  Now the pre-check stands aside and Math-Verify decides."""
+    grade = grade_batch([response], [gold])[0]
+    assert (grade.correct, grade.via) == (expected, "math_verify")
+
+
+def test_differ_at_a_point_never_raises_past_float_range():
+    from math_verify import parse
+
+    big, other = parse("$2^{1024}$")[0], parse("$2^{2^{10}}$")[0]
+    assert grading._differ_at_a_point(big, other) is False  # equal values: nothing to rule out
+    assert grading._differ_at_a_point(parse("$10^{400}$")[0], parse("$2^{1024}$")[0]) is True
+    assert grading._differ_at_a_point(parse("$10^{400}$")[0], parse("$10^{400} + 1$")[0]) is False  # 1e-400 relative
+
+
 # ------------------------------------------------------------------------------------ timeouts and crashes
 
 
