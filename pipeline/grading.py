@@ -450,12 +450,13 @@ def size_guard(answer: str) -> str | None:
 # --------------------------------------------------------------------------------------------------------------
 
 
+_MATH_DELIMITER = re.compile(r"(?<!\\)\$|\\\(|\\\[|\\boxed")  # an escaped \$ is a dollar sign, not a delimiter
+
+
 def _gold_as_latex(gold: str) -> str:
-    """Math-Verify's LaTeX extractor needs an environment; a bare gold like "\\sqrt{5}" is boxed."""
+    """Math-Verify's LaTeX extractor needs an environment; a bare gold like "\\sqrt{5}" or "\\$18.90" is boxed."""
     g = gold.strip()
-    if "$" in g or "\\(" in g or "\\[" in g or "\\boxed" in g:
-        return g
-    return "\\boxed{" + g + "}"
+    return g if _MATH_DELIMITER.search(g) else "\\boxed{" + g + "}"
 
 
 @lru_cache(maxsize=4096)

@@ -143,6 +143,7 @@ EQUIVALENT = [
     (r"\boxed{1,000}", "1000"),
     (r"\boxed{10,\!080}", "10080"),
     (r"\boxed{\$18.90}", "18.90"),
+    (r"\boxed{18+0.9}", r"\$18.90"),  # a gold with an escaped dollar sign reaches Math-Verify boxed
     (r"\boxed{\text{(C)}}", "C"),
     (r"\boxed{2\sqrt{2}}", r"\sqrt{8}"),
     (r"\boxed{\pi/2}", r"\frac{\pi}{2}"),
