@@ -12,11 +12,17 @@ What it does not know
 
 How a pair is decided (cheapest first; each step either answers or passes on)
     1. No complete box -> wrong.  Empty box, or an answer longer than `MAX_ANSWER_CHARS` -> wrong.
-    2. Fast path, in-process, microseconds: both sides normalised (spaces, ``\left``/``\right``, ``\!``, ``\,``,
-       surrounding ``$``, ``\text{}`` wrapper, trailing period, ``\$``, ``\%``, ``^\circ``, a trailing
-       ``\text{unit}`` after a number).  Equal strings -> correct.  Both plain numbers (ints, decimals,
-       1,234 thousands, a/b, ``\frac{a}{b}``) -> compared exactly, or at Math-Verify's 6-decimal rounding when a
-       decimal is involved; a case too close to call (or a percent mismatch) passes on.
+    2. Fast path, in-process, microseconds.  The same text -> correct.  Otherwise both sides are normalised only as
+       far as Math-Verify reads the spellings alike (surrounding ``$``, ``\left``/``\right``, plain spaces beside
+       operators, ``\dfrac``, ``10,\!080``, ``\text{}`` around a word or an integer, a period after a number,
+       ``\$``, ``\%``, ``^\circ``, a trailing ``\text{unit}`` after a number); other spacing stays as written,
+       because ``1 000``, ``3, 100`` and ``574\ 268`` are 0, the set {3, 100} and 842 to Math-Verify.  Equal
+       strings -> correct.  Both plain numbers (ints, decimals, 1,234 thousands, the decimal comma 0,111, a/b,
+       ``\frac{a}{b}``) -> compared exactly, or at Math-Verify's 6-decimal rounding when a decimal is involved;
+       a case too close to call (or a percent mismatch) passes on.  The fast path only ever agrees with
+       Math-Verify or passes on (``tests/test_grader_differential.py`` checks it on thousands of generated
+       pairs), except where Math-Verify cannot parse a text at all: the same text on both sides, and a ``\%`` or a
+       period after a number inside a box (``\boxed{50\%}``: graded as Math-Verify reads ``$50\%$``).
     3. Cheap size guards, on the answer and on the gold: a power tower, factorial, binomial or Gamma that would
        build a gigantic integer (``9^{9^{9^{9}}}``, ``(10^{10})!``, ``2^{10^{6}}``, ``\binom{10^9}{5}``), brackets
        nested deeper than `MAX_NESTING` (``{{{{{{{{{{{{{{1}}}}}}}}}}}}}}`` alone takes the parser ~13 s), or a
@@ -240,19 +246,30 @@ def is_formatted(text: str) -> bool:
 # Fast path: normalised strings and plain numbers
 # --------------------------------------------------------------------------------------------------------------
 
-_NOISE = re.compile(r"\s+|\\[,;:! ]|~|\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])|\\displaystyle")
-_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\{([^{}]*)\}")
-_UNIT_TAIL = re.compile(r"\\(?:text|mathrm|mbox)\{[A-Za-z]*\}(?:\^\{?[23]\}?)?$")
-_SUFFIXES_DEGREE = ("^\\circ", "^{\\circ}", "\\circ", "°", "\\degree")
-_SUFFIXES_PERCENT = ("\\%", "%", "\\percent")
+_NOISE = re.compile(r"\s+|\\[,;:! ]|~|\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])|\\displaystyle")  # size_guard
+# \left( -> (, but not \left (: Math-Verify cannot parse the spaced form
+_DECORATION = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?=[()\[\]|.]|\\[{}|])|\\displaystyle(?![a-zA-Z])")
+_SPACING = re.compile(r"(?:\s|\\[,;:! ]|~|\\q?quad(?![a-zA-Z]))+")
+_SPACING_MAY_GO = frozenset("+-=<>()[]/|")  # beside these a plain space means nothing to Math-Verify
+_DIGITS_COMMA = frozenset("0123456789,")
+_DECIMAL_LIKE = re.compile(r"(?:-(?=[1-9]|0\.\d))?\d[\d.,]*|\.\d+")  # Math-Verify reads 5. -5. 070. but not +5. -070. -.5.
+_DIGIT_BRACE_COMMA = re.compile(r"(?<=\d)\{,\}(?=\d)")  # 1{,}000
+# \text{5} and \text{abc} read as 5 and abc, but \text{0.5} (or \text{05}) is a symbol named "0.5" to Math-Verify:
+# only integers without leading zeros and plain words are unwrapped.
+_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\{\s*([1-9]\d*|0|[A-Za-z]+)\s*\}")
+_UNIT_TAIL = re.compile(r"(?:\s|\\,)*\\(?:text|mathrm|mbox)\{\s*[A-Za-z]+\s*\}(?:\^\{?[23]\}?)?$")
+_SPACE_BEFORE_DELIMITER = re.compile(r"\s(?:\$|\\\)|\\\])+$")
+_SUFFIXES_DEGREE = ("^\\circ", "^{\\circ}")  # Math-Verify cannot parse 70\circ, 70° or 70\degree
+_SUFFIXES_PERCENT = ("\\%", "\\percent")  # a bare % is a LaTeX comment; Math-Verify reads "50%" as 0.5
 _NUMBER = re.compile(
     r"""(?P<sign>[-+]?)(?:
-        (?P<thousands>\d{1,3}(?:,\d{3})+(?:\.\d+)?)   # 1,234,567.5  (as Math-Verify reads it: a number, not a set)
-      | (?P<decimal>\d+\.\d+|\.\d+)                   # 3.14  .5
+        (?P<thousands>[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?)  # 1,234,567.5  (as Math-Verify reads it: a number)
+      | (?P<lead>0\d{0,2}),(?P<frac>\d{3})                # 0,111 = 0.111, 01,234 = 1.234: Math-Verify's decimal comma
+      | (?P<decimal>\d+\.\d+|\.\d+)                       # 3.14  .5
       | (?P<integer>\d+)
-      | (?P<num>\d+)/(?P<den>\d+)                     # 3/4
-      | \\frac\{(?P<fnum>\d+)\}\{(?P<fden>\d+)\}      # \frac{3}{4}  (\dfrac, \tfrac are renamed first)
-      | \\frac(?P<snum>\d)(?P<sden>\d)                # \frac34
+      | (?P<num>\d+)/(?P<den>\d+)                         # 3/4
+      | \\frac\{(?P<fnum>\d+)\}\{(?P<fden>\d+)\}          # \frac{3}{4}  (\dfrac, \tfrac are renamed first)
+      | \\frac(?P<snum>\d)(?P<sden>\d)                    # \frac34
     )""",
     re.VERBOSE,
 )
@@ -272,15 +289,50 @@ def _strip_math_delimiters(s: str) -> str:
     return s[i:j]
 
 
-def _normalize(s: str) -> tuple[str, bool]:
-    """A canonical spelling for string comparison, and whether a percent sign was dropped."""
-    s = _NOISE.sub("", _strip_math_delimiters(s.strip()))
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("{,}", ",")
-    s = s.rstrip(".")
+def _drop_spacing(s: str) -> str:
+    r"""Delete spaces and LaTeX spacing where Math-Verify ignores them; elsewhere keep them as written.
+
+    Math-Verify reads ``1 000`` as 1*000, ``574\ 268`` as 574+268, ``3, 100`` as the set {3, 100} and
+    ``\,0,517`` as {0, 517}, and cannot parse ``~5``; so spacing stays where it is, and such spellings only ever
+    equal themselves here (the pair then goes to Math-Verify), except: plain whitespace goes at either end and
+    beside an operator or bracket (``x + 1``, ``\left( 1 \right)``) but not between a sign and a digit, and
+    ``\!`` alone goes between a digit and a comma (``10,\!080``, which Math-Verify reads as 10080).
+    """
+
+    def drop(m: re.Match) -> str:
+        start, end = m.span()
+        before, after = s[start - 1 : start], s[end : end + 1]
+        run = m.group()
+        if before in "+-" and after.isdigit():
+            return run  # "- 452,902" is a set to Math-Verify, "-452,902" a number
+        if run.isspace() and (not before or not after or before in _SPACING_MAY_GO or after in _SPACING_MAY_GO):
+            return ""
+        if not run.replace("\\!", "") and "," in before + after and {before, after} <= _DIGITS_COMMA:
+            return ""
+        return run
+
+    return _SPACING.sub(drop, s)
+
+
+def _normalize(s: str) -> tuple[str, bool, bool]:
+    r"""A canonical spelling for string comparison; whether a percent sign was dropped; whether the spelling is one
+    the fast path must not judge: a bare ``%`` (Math-Verify divides by 100 there, and in a box it is a comment that
+    swallows the closing brace), a ``\%`` after anything but a plain number, a trailing backslash."""
+    s = s.strip()
+    spaced_end = bool(_SPACE_BEFORE_DELIMITER.search(s))  # "$389\text{ cm} $": Math-Verify keeps that unit (389*cm)
+    s = _strip_math_delimiters(s)
+    unsure = s.endswith("\\")  # a spacing command "\ " cut in half by the strip
+    if s.endswith(".") and _DECIMAL_LIKE.fullmatch(s[:-1]) and _as_number(s[:-1]):
+        s = s[:-1]  # "5." -> "5"; after anything but a plain number Math-Verify may fail on the period (1/2. is 1)
+    s = _drop_spacing(_DECORATION.sub("", s))
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _DIGIT_BRACE_COMMA.sub(",", s)
+    unsure |= "%" in s.replace("\\%", "")
     percent = False
     for suffix in _SUFFIXES_PERCENT:
         if s.endswith(suffix):
             s, percent = s[: -len(suffix)], True
+            unsure |= _as_number(s.removeprefix("\\$")) is None  # Math-Verify's 50\% is 50; 10\:1\% is not 10\:1
             break
     for suffix in _SUFFIXES_DEGREE:
         if s.endswith(suffix):
@@ -289,21 +341,34 @@ def _normalize(s: str) -> tuple[str, bool]:
     s = s.removeprefix("\\$")
     if m := _TEXT_WRAP.fullmatch(s):
         s = m.group(1).strip()
-    if (m := _UNIT_TAIL.search(s)) and m.start() > 0 and _as_number(s[: m.start()]) is not None:
-        s = s[: m.start()]  # "5\text{cm}" -> "5"; only when what remains is a plain number
-    return s, percent
+    if (m := _UNIT_TAIL.search(s)) and m.start() > 0 and not spaced_end and _as_number(s[: m.start()]) is not None:
+        s = s[: m.start()]  # "5\text{ cm}" -> "5"; only when what remains is a plain number
+    return s, percent, unsure
 
 
 def _as_number(s: str) -> tuple[Fraction, bool] | None:
-    """(exact value, written with a decimal point?) for a plain number, else None."""
+    """(exact value, written with a decimal point?) for a plain number, else None.
+
+    Separators as Math-Verify reads them: ``1,234`` is 1234 (but ``+1,234`` is the set {1, 234}: no sign but
+    ``-``); a leading group of zeros is a decimal comma (``0,111`` = 0.111, unsigned only); anything else with a
+    comma (``12,34``, ``1,2345``) is not a number.
+    """
     m = _NUMBER.fullmatch(s)
     if m is None:
         return None
     g = m.groupdict()
     try:
-        if g["thousands"] or g["decimal"]:
-            text = (g["thousands"] or g["decimal"]).replace(",", "")
+        if g["thousands"]:
+            if g["sign"] == "+":
+                return None
+            text = g["thousands"].replace(",", "")
             value, is_decimal = Fraction(text), "." in text
+        elif g["lead"]:
+            if g["sign"]:
+                return None
+            value, is_decimal = int(g["lead"]) + Fraction(int(g["frac"]), 1000), True
+        elif g["decimal"]:
+            value, is_decimal = Fraction(g["decimal"]), True
         elif g["integer"]:
             value, is_decimal = Fraction(int(g["integer"])), False
         else:
@@ -328,11 +393,17 @@ def fast_verdict(answer: str, gold: str) -> bool | None:
         (True, True, False)
         >>> fast_verdict(r"\sqrt{2}", "1.41421356") is None
         True
+        >>> fast_verdict("3, 100", "3100"), fast_verdict("1 000", "1000"), fast_verdict("0,111", "0.111")
+        (None, None, True)
     """
-    a, a_pct = _normalize(answer)
-    g, g_pct = _normalize(gold)
+    a, a_pct, a_unsure = _normalize(answer)
+    g, g_pct, g_unsure = _normalize(gold)
     if not a or not g:
         return False if not a else None
+    if answer.strip() == gold.strip():
+        return True  # the same text: right, even where Math-Verify cannot parse it (``\$18.90``)
+    if a_unsure or g_unsure:
+        return None
     if a == g:
         return True
     x, y = _as_number(a), _as_number(g)

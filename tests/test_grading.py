@@ -400,6 +400,31 @@ def test_differ_at_a_point_never_raises_past_float_range():
     assert grading._differ_at_a_point(parse("$10^{400}$")[0], parse("$10^{400} + 1$")[0]) is False  # 1e-400 relative
 
 
+@pytest.mark.parametrize(
+    "answer, gold, math_verify",
+    [
+        ("3, 100", "3100", False),  # Math-Verify: the set {3, 100}
+        ("12, 345", "12345", False),
+        ("12 , 345", "12345", False),
+        ("3,\\ 100", "3100", False),
+        ("1 000", "1000", False),  # Math-Verify: 1*000 = 0
+        ("1\\,000", "1000", False),
+        ("+1,500", "1500", False),  # Math-Verify: the set {1, 500}
+        ("0,111", "0.111", True),  # a decimal comma, as Math-Verify reads it
+        ("01,234", "1.234", True),
+        ("0,111", "111", False),
+        ("3,100", "3100", True),
+        ("10,\\!080", "10080", True),
+        ("3, 100", "3, 100", True),
+    ],
+)
+def test_fast_path_reads_commas_and_spaces_as_math_verify_does(answer, gold, math_verify):
+    """The fast path deleted whitespace before applying its thousands rule, so the list `3, 100` was the number
+    3100 (a wrong answer rewarded) and `0,111` was 111.  It may only agree with Math-Verify or pass the pair on."""
+    assert grading.fast_verdict(answer, gold) in (math_verify, None)
+    assert is_correct(f"\\boxed{{{answer}}}", gold) is math_verify
+
+
 # ------------------------------------------------------------------------------------ timeouts and crashes
 
 
