@@ -252,7 +252,9 @@ _DECORATION = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?=[()\[\]|.]|\\[{}
 _SPACING = re.compile(r"(?:\s|\\[,;:! ]|~|\\q?quad(?![a-zA-Z]))+")
 _SPACING_MAY_GO = frozenset("+-=<>()[]/|")  # beside these a plain space means nothing to Math-Verify
 _DIGITS_COMMA = frozenset("0123456789,")
-_DECIMAL_LIKE = re.compile(r"(?:-(?=[1-9]|0\.\d))?\d[\d.,]*|\.\d+")  # Math-Verify reads 5. -5. 070. but not +5. -070. -.5.
+_PLAIN_DECIMAL = re.compile(r"-?(?:[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)")  # 1,000.5 3 -0.5 .5
+# a number Math-Verify still reads with a period after it: 5. -5. 070. .5. but not +5. -070. -.5.
+_DECIMAL_LIKE = re.compile(r"(?:-(?=[1-9]|0\.\d))?\d[\d.,]*|\.\d+")
 _DIGIT_BRACE_COMMA = re.compile(r"(?<=\d)\{,\}(?=\d)")  # 1{,}000
 # \text{5} and \text{abc} read as 5 and abc, but \text{0.5} (or \text{05}) is a symbol named "0.5" to Math-Verify:
 # only integers without leading zeros and plain words are unwrapped.
@@ -332,7 +334,7 @@ def _normalize(s: str) -> tuple[str, bool, bool]:
     for suffix in _SUFFIXES_PERCENT:
         if s.endswith(suffix):
             s, percent = s[: -len(suffix)], True
-            unsure |= _as_number(s.removeprefix("\\$")) is None  # Math-Verify's 50\% is 50; 10\:1\% is not 10\:1
+            unsure |= not _PLAIN_DECIMAL.fullmatch(s.removeprefix("\\$"))  # 50\% is 50; \frac{1}{2}\% is 1/200
             break
     for suffix in _SUFFIXES_DEGREE:
         if s.endswith(suffix):
@@ -530,6 +532,21 @@ def _gold_as_latex(gold: str) -> str:
     return g if _MATH_DELIMITER.search(g) else "\\boxed{" + g + "}"
 
 
+_PERCENT_OR_PERIOD_TAIL = re.compile(r"(?:\s|\\[,;: ])*(?:\\%|\\percent|\.)\s*$")
+
+
+def _parse_answer(answer: str) -> tuple:
+    r"""The answer as Math-Verify's LaTeX parser reads it in a box -- or, where a ``\%`` or a period after a plain
+    number defeats that parser (``\boxed{20 \%}`` parses to nothing), the number: 20, as plain Math-Verify reads
+    ``$20 \%$``.  The fast path grades those the same way (see `fast_verdict`)."""
+    parsed = _parse_latex("\\boxed{" + answer + "}")
+    if len(parsed) < 2:  # parse gives [expression, text] when it parsed something
+        bare = _PERCENT_OR_PERIOD_TAIL.sub("", answer)
+        if bare != answer and _PLAIN_DECIMAL.fullmatch(bare):
+            parsed = _parse_latex("\\boxed{" + bare + "}")
+    return parsed
+
+
 @lru_cache(maxsize=4096)
 def _parse_latex(text: str) -> tuple:
     """Math-Verify parse with the LaTeX extractor only (never ExprExtractionConfig) and no signal timeout."""
@@ -553,7 +570,7 @@ def math_verify_equal(answer: str, gold: str) -> bool:
     from math_verify import verify
 
     for g in _parse_latex(_gold_as_latex(gold)):
-        for a in _parse_latex("\\boxed{" + answer + "}"):
+        for a in _parse_answer(answer):
             if not _differ_at_a_point(g, a) and verify([g], [a], timeout_seconds=None):
                 return True
     return False

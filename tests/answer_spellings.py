@@ -11,7 +11,7 @@ Families (one small function each):
     decimal    ``3.14``, ``.5``, trailing zeros, a decimal comma (``0,5``, ``0,111``), near values
     fraction   ``a/b``, ``\frac{a}{b}``, ``\dfrac``, ``\tfrac``, ``\frac34``, signs inside and out, unreduced,
                and decimal expansions cut at 3-8 digits
-    percent    ``50\%``, ``50%``, ``50 \%``, against the bare number and the fraction
+    percent    ``50\%``, ``50%``, ``50 \%``, ``\frac{1}{2}\%``, against the bare number and the fraction
     sequence   lists, tuples, intervals, sets: ``1, 2``, ``1,2``, ``(1, 2)``, ``[1,2)``, ``\{1,2\}``, ``1 \text{ and } 2``
     unit       ``5\text{ cm}``, ``5\mbox{ m}^2``, ``30^\circ``, ``\$5``, ``5\text{ dollars}``
     latex      any of the above with LaTeX spacing and decoration spliced in: ``\,`` ``\;`` ``\!`` ``~`` ``\ ``
@@ -161,6 +161,8 @@ def _fraction(rng: random.Random) -> tuple[str, str]:
 def _percent(rng: random.Random) -> tuple[str, str]:
     v = Fraction(rng.randint(0, 200), rng.choice((1, 1, 2, 4)))
     number = str(v.numerator) if v.denominator == 1 else _decimal_text(v, 2)
+    if rng.random() < 0.15:
+        number = _fraction_spelling(rng, v)  # \frac{1}{2}\% is 1/200 to Math-Verify, 50\% is 50
 
     def spell(n: str) -> str:
         return n + rng.choice(("\\%", "%", " \\%", "\\ \\%", "", "", "\\percent"))

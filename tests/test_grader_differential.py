@@ -127,6 +127,7 @@ COUNTEREXAMPLES = [
     ("75\\ ", "$75\\ $", False, "unparseable"),
     ("-070.", "-70", False, "unparseable, in a box and in $...$ (-70. and 070. are read)"),
     ("389^\\circ", "$389\\text{ cm} $", False, "the gold is 389*cm: a space after the unit keeps it a symbol"),
+    ("\\frac{1}{2}\\%", "\\frac12", False, "1/200: after a fraction \\% is a percent (50\\% is 50)"),
 ]
 
 

@@ -144,6 +144,7 @@ EQUIVALENT = [
     (r"\boxed{10,\!080}", "10080"),
     (r"\boxed{\$18.90}", "18.90"),
     (r"\boxed{18+0.9}", r"\$18.90"),  # a gold with an escaped dollar sign reaches Math-Verify boxed
+    (r"\boxed{20 \%}", "20"),  # Math-Verify parses nothing in a box with \% after a number: the number is graded
     (r"\boxed{\text{(C)}}", "C"),
     (r"\boxed{2\sqrt{2}}", r"\sqrt{8}"),
     (r"\boxed{\pi/2}", r"\frac{\pi}{2}"),
