@@ -93,7 +93,7 @@ def cmd_build_base(args: argparse.Namespace) -> None:
     cfg = config_mod.load(args.config)
     prov = provenance.record(cfg)
     _threads(args.threads)
-    grading.configure(cfg.grading.workers)
+    grading.configure(cfg.grading.workers, cfg.grading.multi_box)
     train, heldout = data.read_records(args.train), data.read_records(args.heldout)
     with atomic_path(args.out) as tmp:
         summary = sft.train_base(cfg, train, heldout, tmp)
@@ -121,7 +121,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     cfg = config_mod.load(args.config)
     _threads(args.threads)
-    grading.configure(cfg.grading.workers)
+    grading.configure(cfg.grading.workers, cfg.grading.multi_box)
     records = data.read_records(args.data)
     backend, tokenizer = evaluate.open_backend(cfg, args.model)
     traces = evaluate.evaluate(backend, tokenizer, cfg, records, args.benchmark, args.k)
@@ -141,7 +141,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         _threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers))
     distributed.init()
     try:
-        grading.configure(max(1, cfg.grading.workers // ranks))  # the node runs grading.workers in all
+        # the node runs grading.workers in all
+        grading.configure(max(1, cfg.grading.workers // ranks), cfg.grading.multi_box)
         records = data.read_records(args.train_data)
         heldout = {_set_name(path): data.read_records(path) for path in args.heldout}
         summary = train.train(cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, args.out)
@@ -179,7 +180,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     from pipeline import report
     from pipeline.io import write_json
 
-    scale = config_mod.load(args.config).scale
+    cfg = config_mod.load(args.config)
     acc = report.accuracy_table(args.metrics)
     retries = report.retries_table(args.metrics)
     curves = report.learning_curves_table(args.train_logs)
@@ -187,8 +188,9 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     report.write_csv(out / "accuracy.csv", acc)
     report.write_csv(out / "retries.csv", retries)
     report.write_csv(out / "learning_curves.csv", curves)
-    summary = report.summarize(acc, retries, curves, args.metrics, scale)
-    write_json(out / "summary.json", {**summary, "provenance": report.provenance_of(args.models)})
+    summary = report.summarize(acc, retries, curves, args.metrics, cfg.scale)
+    grading = {"multi_box": cfg.grading.multi_box}  # the evaluations' rule (the evaluate rule reruns when it changes)
+    write_json(out / "summary.json", {**summary, "grading": grading, "provenance": report.provenance_of(args.models)})
     log.info("%d evaluation runs and %d training logs -> %s", len(args.metrics), len(args.train_logs), out)
 
 

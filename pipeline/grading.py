@@ -1,10 +1,13 @@
 r"""Answer grading: is the model's last ``\boxed{}`` answer equal to the gold answer?
 
 What this module owns
-    * Box extraction: `extract_answer` (content of the last complete ``\boxed{}``/``\fbox{}``), `first_box_end`
-      (where the rollout engine cuts an attempt), `is_formatted`.
+    * Box extraction, the project's only one (gold solutions are read with it too): `extract_answer` (content of
+      the last complete ``\boxed{}``/``\fbox{}``/bare ``\boxed 5``), `extract_answers` and `answer_of` (the
+      answer under ``grading.multi_box``: ``last`` box, the released code's rule, or ``all`` boxes as one list),
+      `first_box_end` (where the rollout engine cuts an attempt), `is_formatted`.
     * The verdict: `is_correct` for one pair, `grade_batch` for many (returns `Grade` records), `GraderPool` for
-      the worker processes that run Math-Verify under a hard per-item timeout.
+      the worker processes that run Math-Verify under a hard per-item timeout; `configure` sets the default pool's
+      workers and multi-box rule from the configuration.
 
 What it does not know
     Prompts, rewards (+1 / -0.5 / -1 is the environment's business, `pipeline.env`), datasets, tokens.
@@ -151,6 +154,53 @@ def extract_answer(text: str) -> str | None:
         if best is None or start > best[0]:
             best = (start, stop)
     return None if best is None else text[best[0] : best[1]].strip()
+
+
+def extract_answers(text: str) -> list[str]:
+    r"""Contents of every complete box that holds no other box, in order; empty ones and consecutive repeats left out.
+
+    What ``grading.multi_box: all`` grades (joined by `answer_of`).
+
+    Example:
+        >>> extract_answers(r"\boxed{1} and \boxed{2}, \boxed{2} or \boxed{} \boxed{\boxed{3}}")
+        ['1', '2', '3']
+    """
+    boxes = sorted((start, stop) for start, stop, _ in _box_spans(text))
+    out: list[str] = []
+    for i, (start, stop) in enumerate(boxes):
+        if i + 1 < len(boxes) and boxes[i + 1][0] < stop:
+            continue  # the next box opens inside this one (box spans nest): it holds a box
+        content = text[start:stop].strip()
+        if content and (not out or out[-1] != content):
+            out.append(content)
+    return out
+
+
+MULTI_BOX_RULES = ("last", "all")
+
+
+def answer_of(text: str, multi_box: str = "last") -> str | None:
+    r"""The answer a response gives under a multi-box rule; None when it has no complete box.
+
+    ``last`` (the released code's rule): the last box (`extract_answer`).  ``all``: every box, joined as a list
+    ``a, b, c`` -- Math-Verify reads ``\boxed{1}, \boxed{2}`` as the set {1, 2} (it joins the boxes with a
+    comma); the space after the comma keeps ``\boxed{12}, \boxed{345}`` a list rather than the number 12,345.
+    With one box both rules give the same answer.
+
+    Example:
+        >>> answer_of(r"\boxed{1} and \boxed{2}"), answer_of(r"\boxed{1} and \boxed{2}", "all")
+        ('2', '1, 2')
+        >>> answer_of(r"\boxed{}", "all"), answer_of("no box", "all")
+        ('', None)
+    """
+    if multi_box == "last":
+        return extract_answer(text)
+    if multi_box != "all":
+        raise ValueError(f"multi_box must be one of {MULTI_BOX_RULES}, got {multi_box!r}")
+    answers = extract_answers(text)
+    if answers:
+        return ", ".join(answers)
+    return None if extract_answer(text) is None else ""
 
 
 # A backslash construct that more streamed text may still complete: `\`, `\\`, a prefix of `\boxed` or `\fbox`,
@@ -689,7 +739,7 @@ _WORKER_BOOT = "import sys, json; sys.path[:0] = json.loads(sys.argv[2]); " \
 class Grade:
     """One graded response.
 
-    correct: the verdict.  answer: the extracted box content (None: no complete box).
+    correct: the verdict.  answer: the extracted answer, `answer_of` (None: no complete box).
     timed_out: Math-Verify ran past the timeout and was killed (correct is then False).
     via: who decided: "no_box" | "fast" | "guard" | "cache" | "math_verify" | "timeout" | "crash".
     elapsed_s: time spent on this item (for Math-Verify: dispatch to reply, queueing excluded).
@@ -774,15 +824,18 @@ class GraderPool:
 
     # -- public --------------------------------------------------------------------------------------------
 
-    def grade(self, pairs: Sequence[tuple[str, str]], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Grade]:
-        """Grade (response, gold) pairs; one `Grade` per pair, in order."""
+    def grade(self, pairs: Sequence[tuple[str, str]], timeout_s: float = DEFAULT_TIMEOUT_S,
+              multi_box: str = "last") -> list[Grade]:
+        """Grade (response, gold) pairs; one `Grade` per pair, in order.  `multi_box`: see `answer_of`."""
         if timeout_s <= 0:
             raise ValueError(f"grade: timeout_s must be > 0, got {timeout_s}")
+        if multi_box not in MULTI_BOX_RULES:
+            raise ValueError(f"grade: multi_box must be one of {MULTI_BOX_RULES}, got {multi_box!r}")
         grades: list[Grade | None] = [None] * len(pairs)
         todo: dict[tuple[str, str], list[int]] = {}
         for i, (response, gold) in enumerate(pairs):
             t0 = time.perf_counter()
-            answer = extract_answer(response)
+            answer = answer_of(response, multi_box)
             gold = str(gold)
             if answer is None:
                 grades[i] = Grade(False, None, via="no_box", elapsed_s=time.perf_counter() - t0)
@@ -938,14 +991,19 @@ def _close_all_pools() -> None:
 
 _default_pool: GraderPool | None = None
 _default_workers = 2
+_default_multi_box = "last"
 _default_lock = threading.Lock()
 
 
-def configure(workers: int) -> None:
-    """Set the default pool's worker count (e.g. from `cfg.grading.workers`); restarts it if it is running."""
-    global _default_pool, _default_workers
+def configure(workers: int, multi_box: str = "last") -> None:
+    """Set the default pool's worker count and the multi-box rule of `grade_batch` / `is_correct` (from
+    `cfg.grading.workers` and `cfg.grading.multi_box`); restarts the pool if its worker count changes."""
+    global _default_pool, _default_workers, _default_multi_box
+    if multi_box not in MULTI_BOX_RULES:
+        raise ValueError(f"configure: multi_box must be one of {MULTI_BOX_RULES}, got {multi_box!r}")
     with _default_lock:
         _default_workers = workers
+        _default_multi_box = multi_box
         if _default_pool is not None and _default_pool.n_workers != workers:
             _default_pool.close()
             _default_pool = None
@@ -975,8 +1033,11 @@ def clear_cache() -> None:
         _default_pool.clear_cache()
 
 
-def grade_batch(responses: Sequence[str], golds: Sequence[str], timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Grade]:
+def grade_batch(responses: Sequence[str], golds: Sequence[str], timeout_s: float = DEFAULT_TIMEOUT_S,
+                multi_box: str | None = None) -> list[Grade]:
     r"""Grade many responses at once through the default pool; one `Grade` per response.
+
+    `multi_box` (see `answer_of`) defaults to the rule set by `configure` (``last`` unless configured).
 
     Example:
         >>> [(g.correct, g.answer) for g in grade_batch([r"\boxed{18}", r"\boxed{17}", "18"], ["18"] * 3)]
@@ -984,14 +1045,17 @@ def grade_batch(responses: Sequence[str], golds: Sequence[str], timeout_s: float
     """
     if len(responses) != len(golds):
         raise ValueError(f"grade_batch: {len(responses)} responses but {len(golds)} golds")
-    return default_pool().grade(list(zip(responses, golds)), timeout_s)
+    return default_pool().grade(list(zip(responses, golds)), timeout_s, multi_box or _default_multi_box)
 
 
-def is_correct(response: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
-    r"""Is the last complete box of `response` equal to `gold`? No box, a timeout or an error count as wrong.
+def is_correct(response: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S, multi_box: str | None = None) -> bool:
+    r"""Is the answer of `response` (its last complete box, or all its boxes under ``multi_box="all"``) equal to
+    `gold`? No box, a timeout or an error count as wrong.
 
     Example:
         >>> is_correct(r"The area is \boxed{12\text{ cm}^2}.", "12"), is_correct("It is 12.", "12")
         (True, False)
+        >>> [is_correct(r"\boxed{1} and \boxed{2}", r"\{1, 2\}", multi_box=rule) for rule in ("last", "all")]
+        [False, True]
     """
-    return grade_batch([response], [gold], timeout_s)[0].correct
+    return grade_batch([response], [gold], timeout_s, multi_box)[0].correct

@@ -69,6 +69,7 @@ def test_paper_preset_values_from_spec():
     assert cfg.env.max_total_tokens == 51 * 64  # spec §1.3
     assert cfg.env.reward == C.RewardConfig(1.0, -0.5, -1.0, 1.0)  # spec §2
     assert cfg.grading.timeout_s == 10.0 and cfg.grading.workers == 16  # spec §6
+    assert cfg.grading.multi_box == "last"  # the released code grades the last box
     assert cfg.variants.multi_attempt == C.AttemptRange(1, 5)  # spec §1.1, M = 5
     assert cfg.rollout.backend == "vllm"  # the released code generates with vLLM
 
@@ -86,6 +87,7 @@ def test_user_values_override_preset():
         ({"env": {"rewards": {}}}, "env.rewards: unknown key"),  # typo nested
         ({"env": {"reward": {"correct": "one"}}}, "env.reward.correct: 'one' is not of type 'number'"),
         ({"grading": {"timeout_s": 0}}, "grading.timeout_s: 0 is less than or equal to the minimum of 0"),
+        ({"grading": {"multi_box": "first"}}, "grading.multi_box: 'first' is not one of ['last', 'all']"),
         ({"eval": {"max_k": 0}}, "eval.max_k: 0 is less than the minimum of 1"),
         ({"seeds": []}, "seeds: [] should be non-empty"),
         ({"data": {"benchmarks": {"math5000": {"source": "x"}}}}, "data.benchmarks: 'math5000' is not one of"),

@@ -128,6 +128,72 @@ def test_bare_box_extraction_is_linear(make):
     assert times[1] < 8 * times[0] + 0.02, times
 
 
+@pytest.mark.parametrize(
+    "text, boxes",
+    [
+        (r"\boxed{1} and \boxed{2} and \boxed{3}", ["1", "2", "3"]),
+        (r"\boxed{2}, so \boxed{2}", ["2"]),  # consecutive repeats once (as Math-Verify)
+        (r"\boxed{1}, \boxed{2}, \boxed{1}", ["1", "2", "1"]),
+        (r"\boxed{\boxed{7}} and \boxed 8", ["7", "8"]),  # a box holding a box is not an answer of its own
+        (r"\boxed{} \boxed{ } \boxed{3", []),
+        ("no box", []),
+    ],
+)
+def test_extract_answers(text, boxes):
+    assert grading.extract_answers(text) == boxes
+
+
+@pytest.mark.parametrize(
+    "response, gold, last, all_",
+    [
+        (r"\boxed{1} and \boxed{2} and \boxed{3}", r"\{1,2,3\}", False, True),  # common in MATH
+        (r"\boxed{(1, 2)}, \boxed{(2, 1)}", "(1,2),(2,1)", False, True),
+        (r"\boxed{12}, \boxed{345}", "12345", False, False),  # joined as a list, never the number 12,345
+        (r"\boxed{3}. Checking: \boxed{3}", "3", True, True),
+        (r"first \boxed{5}, then \boxed{6}", "6", True, False),  # all: an earlier box is part of the answer
+        (r"\boxed{7}", "7", True, True),  # one box: the same under both rules
+    ],
+)
+def test_multi_box_rules(response, gold, last, all_):
+    """grading.multi_box: `last` grades the last box (the released code), `all` every box as one list."""
+    assert is_correct(response, gold) is last  # the default is last
+    assert is_correct(response, gold, multi_box="last") is last
+    assert is_correct(response, gold, multi_box="all") is all_
+
+
+def test_multi_box_rule_is_configured_for_the_environment():
+    """`configure` (called by every pipeline verb with cfg.grading) sets the rule the environment grades with."""
+    from pipeline import config
+    from pipeline.env import MultiAttemptEnv
+
+    cfg = config.resolve({})
+    env = MultiAttemptEnv(cfg.env, cfg.attempt_range("multi_attempt"), cfg.grading.timeout_s)
+    response, gold = r"\boxed{1} and \boxed{2}", r"\{1, 2\}"
+    rewards = {}
+    try:
+        for rule in ("all", "last"):
+            grading.configure(grading.default_pool().n_workers, rule)
+            d = env.reset("q", "roots?", gold, n_allowed=1)
+            env.step([d], [response], [5], [False])
+            rewards[rule] = (d.reward, d.attempts[0].answer)
+    finally:
+        grading.configure(grading.default_pool().n_workers, "last")
+    assert rewards == {"all": (1.0, "1, 2"), "last": (-0.5, "2")}
+    with pytest.raises(ValueError, match="multi_box"):
+        grading.configure(2, "first")
+    with pytest.raises(ValueError, match="multi_box"):
+        grade_batch([r"\boxed{1}"], ["1"], multi_box="every")
+
+
+def test_every_pipeline_verb_passes_the_multi_box_rule():
+    """The verbs that grade call `grading.configure` with the configuration's rule (the default is `last`)."""
+    source = (ROOT / "pipeline" / "__main__.py").read_text(encoding="utf-8")
+    calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+             and ast.unparse(node.func) == "grading.configure"]
+    assert len(calls) == 3  # build_base, evaluate, train
+    assert all(ast.unparse(call.args[1]) == "cfg.grading.multi_box" for call in calls)
+
+
 # ------------------------------------------------------------------------------------------------ verdicts
 
 EQUIVALENT = [

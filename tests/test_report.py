@@ -75,9 +75,9 @@ def _expected_accuracy(models: list[str], k: int) -> float:
     return sum(per_model) / len(per_model)
 
 
-def _run_report(results, out, scale="tiny"):
+def _run_report(results, out, scale="tiny", **config):
     _, metrics_files, logs = results
-    cfg = json.dumps({"scale": scale})
+    cfg = json.dumps({"scale": scale, **config})
     root = Path(logs[0]).parents[2]
     assert main(["aggregate", "--config", cfg, "--metrics", *metrics_files, "--train-logs", *logs,
                  "--models", *(str(root / "models" / m) for m in FIRST), "--out-dir", str(out)]) == 0
@@ -120,6 +120,13 @@ def test_summary_values_and_schema(results, tmp_path):
     for model in set(FIRST) - {NO_PROVENANCE}:
         written = json.loads((root / "models" / model / "provenance.json").read_text())
         assert summary["provenance"][model] == written and written["config"]["seeds"] == [len(model)]
+
+
+@pytest.mark.parametrize("rule", ["last", "all"])
+def test_report_states_the_multi_box_rule(results, tmp_path, rule):
+    summary, text = _run_report(results, tmp_path, grading={"multi_box": rule})
+    assert summary["grading"] == {"multi_box": rule}
+    assert f"Grading: `grading.multi_box: {rule}`" in text
 
 
 def test_tables_figures_and_markdown(results, tmp_path):

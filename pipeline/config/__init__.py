@@ -139,6 +139,7 @@ class EnvConfig:
 class GradingConfig:
     timeout_s: float
     workers: int
+    multi_box: str
 
 
 @dataclass(frozen=True)
