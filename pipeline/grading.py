@@ -94,7 +94,12 @@ logger = logging.getLogger(__name__)
 MAX_ANSWER_CHARS = 2000  # a longer boxed answer is simply wrong (and too expensive to parse)
 MAX_EXPONENT = 100_000  # larger integer exponents (after folding towers) are refused before sympy sees them
 MAX_FACTORIAL = 10_000  # n! (and binomial(n, k), Gamma(n)) with a larger literal n is refused likewise
-MAX_NESTING = 8  # deeper ({[ nesting (or a longer run of |) is refused: parse time grows exponentially with it
+# Deeper ({[ nesting (or a longer run of |) is refused: the parser's time grows 1.5-2x with each level of bare braces.
+# Measured (Math-Verify 0.9.0, the 2-core development machine under load): {{...{1}...}} parses in 0.46 s at depth 8,
+# 0.86 s at 9, 1.9 s at 11, 4.1 s at 12 and about 13 s at 14, against a 5 s timeout (10 s in training).  The
+# trade-off: the guard counts depth, not what is nested, so a continued fraction \frac{1}{1+\frac{1}{...}} of
+# depth 9 is refused although it parses in 0.02 s (0.05 s at depth 12).
+MAX_NESTING = 8
 DEFAULT_TIMEOUT_S = 5.0
 
 # --------------------------------------------------------------------------------------------------------------

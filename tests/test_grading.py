@@ -419,6 +419,15 @@ def test_guards_pass_ordinary_answers(answer):
     assert grading.size_guard(answer) is None
 
 
+def test_nesting_bound_is_the_documented_trade_off():
+    """MAX_NESTING refuses a 9-deep continued fraction though Math-Verify would parse it fast (see its comment)."""
+    def continued_fraction(depth):
+        return "2" if depth == 0 else r"\frac{1}{1+" + continued_fraction(depth - 1) + "}"
+
+    assert grading.size_guard(continued_fraction(grading.MAX_NESTING)) is None
+    assert grading.size_guard(continued_fraction(grading.MAX_NESTING + 1)) == "brackets nested 9 deep"
+
+
 def test_guards_pass_every_benchmark_gold(benchmarks_dir):
     golds = [gold for answers in _gold_answers(benchmarks_dir).values() for gold, _ in answers]
     assert [(g, grading.size_guard(g)) for g in golds if grading.size_guard(g)] == []
