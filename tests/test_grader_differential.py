@@ -14,7 +14,7 @@ right by construction, even where Math-Verify cannot parse them (``\$18.90``).
 
 `tests/answer_spellings.py` generates the pairs (seeded, so the run is deterministic): integers with and without
 separators, decimals, fractions, percents, lists, tuples, intervals, signs, units, LaTeX spacing.  The counterexamples
-found while writing the fast path are kept as table cases below.  About 5 s on 2 cores.
+found while writing the fast path are kept as table cases below.  5-10 s on 2 cores.
 """
 
 from __future__ import annotations
