@@ -17,7 +17,7 @@ How a pair is decided (cheapest first; each step either answers or passes on)
     1. No complete box -> wrong.  Empty box, or an answer longer than `MAX_ANSWER_CHARS` -> wrong.
     2. Fast path, in-process, microseconds.  The same text -> correct.  Otherwise both sides are normalised only as
        far as Math-Verify reads the spellings alike (surrounding ``$``, ``\left``/``\right``, plain spaces beside
-       operators, ``\dfrac``, ``10,\!080``, ``\text{}`` around a word or an integer, a period after a number,
+       operators, ``\dfrac``, ``10,\!080``, ``\text{}`` around a word, a period after a number,
        ``\$``, ``\%``, ``^\circ``, a trailing ``\text{unit}`` after a number); other spacing stays as written,
        because ``1 000``, ``3, 100`` and ``574\ 268`` are 0, the set {3, 100} and 842 to Math-Verify.  Equal
        strings -> correct.  Both plain numbers (ints, decimals, 1,234 thousands, the decimal comma 0,111, a/b,
@@ -311,9 +311,9 @@ _PLAIN_DECIMAL = re.compile(r"-?(?:[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+
 # a number Math-Verify still reads with a period after it: 5. -5. 070. .5. but not +5. -070. -.5.
 _DECIMAL_LIKE = re.compile(r"(?:-(?=[1-9]|0\.\d))?\d[\d.,]*|\.\d+")
 _DIGIT_BRACE_COMMA = re.compile(r"(?<=\d)\{,\}(?=\d)")  # 1{,}000
-# \text{5} and \text{abc} read as 5 and abc, but \text{0.5} (or \text{05}) is a symbol named "0.5" to Math-Verify:
-# only integers without leading zeros and plain words are unwrapped.
-_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\{\s*([1-9]\d*|0|[A-Za-z]+)\s*\}")
+# \text{abc} reads as abc, but \text{0.5} is a symbol named "0.5" to Math-Verify, and \text{4} one named "4"
+# (equal to 4, not to 4.0): only plain words are unwrapped.
+_TEXT_WRAP = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\{\s*([A-Za-z]+)\s*\}")
 _UNIT_TAIL = re.compile(r"(?:\s|\\,)*\\(?:text|mathrm|mbox)\{\s*[A-Za-z]+\s*\}(?:\^\{?[23]\}?)?$")
 _SPACE_BEFORE_DELIMITER = re.compile(r"\s(?:\$|\\\)|\\\])+$")
 _SUFFIXES_DEGREE = ("^\\circ", "^{\\circ}")  # Math-Verify cannot parse 70\circ, 70° or 70\degree

@@ -110,6 +110,7 @@ COUNTEREXAMPLES = [
     ("~+33", "33", False, "unparseable"),
     ("828.324180", "\\text{828.32418}", False, "\\text{828.32418} is a symbol named 828.32418"),
     ("\\text{0508875401}", "00508875401", False, "\\text{0508875401} is a symbol"),
+    ("\\text{4}", "4.0000000", False, "\\text{4} is a symbol named 4: equal to 4, not to 4.0"),
     ("4\\!91245.", "491245", False, "unparseable"),
     (" 20\\!0\\percent ", "200\\%", False, "unparseable"),
     ("\\tfrac{104}{34}.", "\\frac{156}{51}", False, "a period after a fraction is unparseable"),
