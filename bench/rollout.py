@@ -83,20 +83,20 @@ def measure(backend, tokenizer, cfg, n_attempts: int, n_questions: int = N_QUEST
     samples = [timed(backend, tokenizer, cfg, n_attempts, n_questions) for _ in range(repeats)]
     seconds = statistics.median(s for s, _ in samples)
     kept = sum(t.dialogue.policy_tokens for _, ts in samples for t in ts)
-    attempts = [a for a in (a for t in samples[0][1] for a in t.dialogue.attempts)]
+    attempts = [a for t in samples[0][1] for a in t.dialogue.attempts]
     tokens = sum(a.n_tokens for a in attempts)
-    boxed = [a.n_tokens for a in attempts if a.formatted]
+    # the released code checks for a box every CHUNK tokens: had the model kept writing, it would have generated
+    # up to the end of the chunk in which the box closed
     budget = cfg.env.max_attempt_tokens
+    past_box = sum(min(-(-a.n_tokens // CHUNK) * CHUNK, budget) - a.n_tokens for a in attempts if a.formatted)
     return {
         "seconds": seconds, "policy_tokens": tokens, "ms_per_token": 1000 * seconds / tokens,
-        "lengths": sorted(a.n_tokens for a in attempts), "boxed_share": len(boxed) / len(attempts),
+        "lengths": sorted(a.n_tokens for a in attempts),
+        "boxed_share": sum(a.formatted for a in attempts) / len(attempts),
         # tokens the engine generated but no transcript kept (vLLM counts them; HF never generates past the stop)
         "waste": None if generated is None else (backend.generated_tokens - generated - kept)
         / (backend.generated_tokens - generated),
-        # the released code checks for a box every CHUNK tokens: had the model kept writing, it would have
-        # generated up to the end of the chunk in which the box closed
-        "chunk_waste": sum(min(-(-n // CHUNK) * CHUNK, budget) - n for n in boxed)
-        / (tokens + sum(min(-(-n // CHUNK) * CHUNK, budget) - n for n in boxed)),
+        "chunk_waste": past_box / (tokens + past_box),
     }
 
 
@@ -170,11 +170,12 @@ def main() -> int:
         source, name = model_folder(args, cfg, Path(tmp))
         model, tokenizer = models.load(source)
         engine, note = start_vllm(source, tokenizer, cfg)
-        realistic = {label: measure(backend, tokenizer, real_cfg, n, REAL_QUESTIONS, 1 if label.startswith("hf") else REPEATS)
-                     for label, (backend, n) in
-                     (hf_backends(model, tokenizer, real_cfg, True) | vllm_backends(engine, tokenizer, real_cfg, True)).items()}
-        to_budget = {label: measure(backend, tokenizer, cfg, n) for label, (backend, n) in
-                     (hf_backends(model, tokenizer, cfg, False) | vllm_backends(engine, tokenizer, cfg, False)).items()}
+        runs = hf_backends(model, tokenizer, real_cfg, True) | vllm_backends(engine, tokenizer, real_cfg, True)
+        realistic = {label: measure(backend, tokenizer, real_cfg, n, REAL_QUESTIONS,
+                                    1 if label.startswith("hf") else REPEATS)
+                     for label, (backend, n) in runs.items()}
+        runs = hf_backends(model, tokenizer, cfg, False) | vllm_backends(engine, tokenizer, cfg, False)
+        to_budget = {label: measure(backend, tokenizer, cfg, n) for label, (backend, n) in runs.items()}
 
     print(f"model: {name}, {models.n_params(model):,} parameters; torch threads 2")
     section(f"to budget: every attempt {ATTEMPT_TOKENS} tokens; {N_QUESTIONS} questions in one batch, median of "

@@ -203,7 +203,8 @@ class VLLMSession:
             self.history[r].extend(self.pending[r])
             self.pending[r] = []
             request_id = f"{id(self)}-{self.calls}-{r}"
-            engine.add_request(request_id, TokensPrompt(prompt_token_ids=list(self.history[r])), self._params(r, budget))
+            prompt = TokensPrompt(prompt_token_ids=list(self.history[r]))
+            engine.add_request(request_id, prompt, self._params(r, budget))
             request_row[request_id] = r
             self.backend.prompt_tokens += len(self.history[r])
         self.calls += 1

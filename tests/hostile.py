@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import random
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -488,3 +489,18 @@ def hostile_cases(n: int, marker: Path, seed: int = 0) -> list[Case]:
 def hostile_answers(n: int, marker: Path, seed: int = 0) -> list[tuple[str, str]]:
     """n hostile (response, gold) pairs; see `hostile_cases` for the family and placement of each."""
     return [(c.response, c.gold) for c in hostile_cases(n, marker, seed)]
+
+
+def best_times(fn: Callable[[str], object], make: Callable[[int], str], sizes: tuple[int, ...]) -> list[float]:
+    """Best of 3 wall times of `fn(make(n))` for each n: the linear-time tests compare them (4x the input well
+    under 16x the time; quadratic would be 16x)."""
+    times = []
+    for n in sizes:
+        text = make(n)
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            fn(text)
+            best = min(best, time.perf_counter() - t)
+        times.append(best)
+    return times

@@ -20,6 +20,7 @@ import pytest
 
 from pipeline import grading
 from pipeline.grading import GraderPool, extract_answer, first_box_end, grade_batch, is_correct, is_formatted
+from tests.hostile import best_times
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,15 +117,7 @@ def test_extraction_is_linear_on_adversarial_input():
 )
 def test_bare_box_extraction_is_linear(make):
     """4x the input, well under 16x the time (quadratic would be 16x), for both extractors."""
-    times = []
-    for n in (20_000, 80_000):
-        text = make(n)
-        best = float("inf")
-        for _ in range(3):
-            t = time.perf_counter()
-            extract_answer(text), first_box_end(text)
-            best = min(best, time.perf_counter() - t)
-        times.append(best)
+    times = best_times(lambda text: (extract_answer(text), first_box_end(text)), make, (20_000, 80_000))
     assert times[1] < 8 * times[0] + 0.02, times
 
 

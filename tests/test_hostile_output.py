@@ -38,7 +38,7 @@ import pytest
 
 from pipeline import grading
 from pipeline.grading import extract_answer
-from tests.hostile import exec_payloads, hostile_cases, python_payloads, shell_payloads
+from tests.hostile import best_times, exec_payloads, hostile_cases, python_payloads, shell_payloads
 
 pytestmark = pytest.mark.slow  # the whole run takes about a minute on 2 cores
 
@@ -371,15 +371,7 @@ def test_extraction_is_linear(run):
     assert slow == []
     # and the scaling itself: 4x the input, well under 16x the time (quadratic would be 16x)
     for make in (lambda n: "\\boxed{" * n, lambda n: "\\boxed{1}" * n, lambda n: "{" * n + "\\boxed{5}" + "}" * n):
-        times = []
-        for n in (25_000, 100_000):
-            text = make(n)
-            best = float("inf")
-            for _ in range(3):
-                t = time.perf_counter()
-                extract_answer(text)
-                best = min(best, time.perf_counter() - t)
-            times.append(best)
+        times = best_times(extract_answer, make, (25_000, 100_000))
         assert times[1] < 8 * times[0] + 0.02, times
 
 
