@@ -205,13 +205,11 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    import json
-
     from pipeline import report
-    from pipeline.io import atomic_path
+    from pipeline.io import atomic_path, read_json
 
     tables = Path(args.tables)
-    summary = json.loads((tables / "summary.json").read_text(encoding="utf-8"))
+    summary = read_json(tables / "summary.json")
     text = report.markdown(summary, report.read_csv(tables / "accuracy.csv"),
                            report.read_csv(tables / "learning_curves.csv"))
     with atomic_path(args.out) as tmp:

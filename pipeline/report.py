@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipeline import metrics, provenance
 from pipeline.config import VARIANTS
-from pipeline.io import DataError, atomic_path, read_jsonl
+from pipeline.io import DataError, atomic_path, read_json, read_jsonl
 
 BASE = "base"
 MODEL_NAME = re.compile(rf"^(?P<variant>{'|'.join(VARIANTS)})_s(?P<seed>\d+)$")
@@ -62,17 +62,6 @@ def parse_model(name: str) -> tuple[str, int | None]:
     return m["variant"], int(m["seed"])
 
 
-def _read_json(path: Path) -> dict:
-    import json
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: malformed JSON ({e.msg} at line {e.lineno})") from None
-
-
 # ----------------------------------------------------------------------------------------------- aggregate
 
 
@@ -82,7 +71,7 @@ def accuracy_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
     for path in map(Path, metrics_files):
         model, benchmark = path.parent.parent.name, path.parent.name
         variant, seed = parse_model(model)
-        for k, m in _read_json(path).get("by_k", {}).items():
+        for k, m in read_json(path).get("by_k", {}).items():
             rows.append({"model": model, "variant": variant, "seed": seed, "benchmark": benchmark, "k": int(k),
                          "accuracy": m["accuracy"], "ci_low": m["accuracy_ci95"][0], "ci_high": m["accuracy_ci95"][1],
                          "n": m["n"]})
@@ -98,7 +87,7 @@ def retries_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
     for path in map(Path, metrics_files):
         model, benchmark = path.parent.parent.name, path.parent.name
         variant, seed = parse_model(model)
-        by_k = _read_json(path).get("by_k", {})
+        by_k = read_json(path).get("by_k", {})
         if not by_k:
             continue
         k = max(by_k, key=int)
@@ -212,7 +201,7 @@ def provenance_of(model_folders: Sequence[str | Path]) -> dict:
     out = {}
     for folder in map(Path, model_folders):
         path = folder / provenance.FILE
-        out[folder.name] = _read_json(path) if path.is_file() else None
+        out[folder.name] = read_json(path) if path.is_file() else None
     return out
 
 
