@@ -161,16 +161,14 @@ def _set_name(path: str) -> str:
 
 
 def cmd_eval_metrics(args: argparse.Namespace) -> None:
-    from pipeline import evaluate
-    from pipeline.io import read_jsonl, write_json
+    from pipeline import metrics
+    from pipeline.io import write_json
 
     runs = {}
     for path in args.traces:
-        traces = [record for _, record in read_jsonl(path)]
-        if not traces:
-            raise DataError(f"{path}: no traces")
-        runs[int(traces[0]["N"])] = traces
-    out = evaluate.metrics_for(runs)
+        traces = metrics.read_traces(path)
+        runs[traces[0].n] = traces
+    out = metrics.metrics_for(args.model, runs)
     write_json(args.out, out)
     log.info("%s: accuracy@k %s -> %s", out["benchmark"],
              ", ".join(f"k={k}: {m['accuracy']:.3f}" for k, m in out["by_k"].items()), args.out)
@@ -265,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # deepspeed
     p = verb("eval-metrics", cmd_eval_metrics, "metrics json of one model x benchmark from its k runs")
     p.add_argument("traces", nargs="+", help="traces jsonl, one per k")
+    p.add_argument("--model", required=True, help="the evaluated model's name: base or <variant>_s<seed>")
     p.add_argument("--out", required=True, help="output metrics json")
     p = verb("aggregate", cmd_aggregate, "summary.json and csv tables of every evaluation and training run")
     p.add_argument("--metrics", nargs="+", required=True, help="eval/<model>/<benchmark>/metrics.json files")

@@ -3,7 +3,7 @@
 The paper's protocol (spec §5.4): one separate run per k, the prompt states N = k, a wrong answer gets the
 environment's feedback and another try until the answer is right or k attempts are used. Accuracy@k is the share
 of questions solved within k attempts. Each run writes per-question traces (the record format of
-`pipeline.metrics`); `metrics_for` turns the runs of one model x benchmark into the metrics json.
+`pipeline.metrics`, whose `metrics_for` turns the runs of one model x benchmark into the metrics json).
 
 Try it: `python -m pipeline evaluate --config config.yaml --model results/tiny/models/base
 --data results/tiny/data/synthetic_heldout.jsonl --benchmark synthetic --k 2 --out /tmp/k2.jsonl`.
@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from pipeline import metrics, models
+from pipeline import models
 from pipeline.config import AttemptRange, Config, EnvConfig
 from pipeline.env import MultiAttemptEnv
 from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
@@ -77,20 +77,3 @@ def evaluate(
     questions = [Question(str(r["id"]), r["question"], str(r["answer"]), k) for r in records]
     transcripts = rollout(backend, tokenizer, env, questions, GREEDY, cfg.eval.batch_size, progress=progress)
     return [trace(t, benchmark) for t in transcripts]
-
-
-def metrics_for(runs: Mapping[int, Sequence[Mapping]], seed: int = 0) -> dict:
-    """Metrics json of one model x benchmark from its runs {k: traces}: `metrics.summarize` per k, plus the
-    gain of each k over k = 1 on the same questions with a paired bootstrap 95% interval."""
-    by_k = {int(k): metrics.summarize(traces, seed=seed) for k, traces in sorted(runs.items())}
-    out = {"benchmark": next(iter(by_k.values()))["benchmark"], "by_k": {str(k): m for k, m in by_k.items()}}
-    if 1 in runs:
-        gains = {}
-        for k, traces in sorted(runs.items()):
-            if k == 1:
-                continue
-            a, b = metrics.paired(runs[1], traces)
-            lo, hi = metrics.gain_ci(a, b, seed=seed)
-            gains[str(k)] = {"gain": by_k[k]["accuracy"] - by_k[1]["accuracy"], "gain_ci95": [lo, hi]}
-        out["gain_over_k1"] = gains
-    return out

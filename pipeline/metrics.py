@@ -1,22 +1,26 @@
 """Metrics over evaluation traces (paper §4, Figs 1 and 5; spec §5.4 and §8): pure functions, no I/O, no torch.
 
 What this module owns:
+  * the trace: one question's record, checked once when read (`read_traces`, `traces_from`) into a `Trace`;
   * accuracy at k attempts for one run (one checkpoint x one benchmark x one k), with a percentile-bootstrap CI;
   * retry behaviour: how often a retry turns wrong into right, how often it repeats an earlier wrong answer;
   * attempts used, formatted (boxed) rate, stop reasons, all gathered by `summarize` into one JSON-ready dict;
   * the macro average over benchmarks (a plain mean, as the paper reports) and its stratified bootstrap CI;
-  * the paired bootstrap CI of a gain between two runs on the same questions (e.g. k=2 minus k=1).
+  * the paired bootstrap CI of a gain between two runs on the same questions (e.g. k=2 minus k=1);
+  * metrics.json (`metrics_for`): one model x benchmark over its k runs, naming the model, its variant and seed
+    (parsed from the workflow's model names), so the report reads them from the file, not from folder names.
 
 What it does not know: how traces were produced or graded (it trusts each attempt's `correct` flag and the
-record's `solved_at`, and only checks that they agree), where files live, tokens, prompts, or models. Callers
-read the jsonl (pipeline.io) and write the results.
+record's `solved_at`, and only checks that they agree), tokens, prompts, or models' weights. Callers write the
+results.
 
 A trace is one question's record in a run's traces jsonl:
-    {"id": str, "benchmark": str, "N": int (= k), "attempts": [{"text": str, "answer": str|None,
-     "correct": bool}, ...], "solved_at": int|None, "stop_reason": "correct"|"attempts_exhausted"|"token_budget"|"context",
+    {"id": str, "benchmark": str, "N": int (= k), "attempts": [{"text": str, "answer": str|None, "correct": bool},
+     ...], "solved_at": int|None, "stop_reason": "correct"|"attempts_exhausted"|"token_budget"|"context",
      "token_exact": bool (optional: the stored ids were the ids the model saw)}
 `attempts` has 1..N entries (0 only when the prompt alone filled the context, stop reason "context") and stops at
 the first correct one, so every attempt before the last is wrong. An answer of "" (an empty box) is no answer.
+Other keys (an attempt's n_tokens, timed_out) are kept in the file and ignored here.
 
 The paper rounds each benchmark's accuracy to 0.1 percentage points before averaging (spec §5.4); this module
 never rounds: do it at presentation time if reproducing the paper's exact figures.
@@ -26,108 +30,160 @@ Try it: `pytest tests/test_metrics.py -q`.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pipeline.config import VARIANTS
+from pipeline.io import DataError, read_jsonl
+
 STOP_REASONS = ("correct", "attempts_exhausted", "token_budget", "context")
+BASE = "base"
+MODEL_NAME = re.compile(rf"^(?P<variant>{'|'.join(VARIANTS)})_s(?P<seed>\d+)$")
 
 # Keep each bootstrap block under about this many resampled entries (8 bytes each) to bound memory.
 _BLOCK_ELEMENTS = 4_000_000
 
 
-# ----------------------------------------------------------------------------------------------- validation
+# ----------------------------------------------------------------------------------------------- traces
 
 
-def _record_error(i: int, rec: Any, problem: str) -> ValueError:
-    rid = rec.get("id") if isinstance(rec, Mapping) else None
-    where = f"record {i}" + (f" (id {rid!r})" if rid is not None else "")
-    return ValueError(f"{where}: {problem}")
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt: its text, the extracted answer (None or "" when it boxed none) and the verdict."""
+
+    text: str
+    answer: str | None
+    correct: bool
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One question's dialogue in one run, checked once when read (`from_record`), so the metrics trust it.
+
+    `n` is the record's "N" (attempts allowed, = k). `where` (file:line, or a record index) names the record in
+    the errors of checks across records (duplicates, mixed runs).
+    """
+
+    id: str
+    benchmark: str
+    n: int
+    attempts: tuple[Attempt, ...]
+    solved_at: int | None
+    stop_reason: str
+    token_exact: bool = True  # the stored ids were the ids the model saw (older traces lack the flag)
+    where: str = field(default="", compare=False, repr=False)
+
+    def error(self, problem: str) -> DataError:
+        return _error(self.where, self.id, problem)
+
+    @classmethod
+    def from_record(cls, record: Any, where: str) -> Trace:
+        """The trace of one jsonl record; DataError naming `where`, the record's id and the field at fault when
+        the record breaks the format above or contradicts itself."""
+        if not isinstance(record, Mapping):
+            raise DataError(f"{where}: expected a dict, got {type(record).__name__}")
+
+        def fail(problem: str) -> DataError:
+            return _error(where, record.get("id"), problem)
+
+        for key in ("id", "benchmark", "N", "attempts", "solved_at", "stop_reason"):
+            if key not in record:
+                raise fail(f"missing key {key!r}")
+        if not isinstance(record["id"], str):
+            raise fail(f"id must be a str, got {type(record['id']).__name__}")
+        if not isinstance(record["benchmark"], str) or not record["benchmark"]:
+            raise fail(f"benchmark must be a non-empty str, got {record['benchmark']!r}")
+        n = record["N"]
+        if not _is_int(n) or n < 1:
+            raise fail(f"N must be an int >= 1, got {n!r}")
+        attempts = record["attempts"]
+        if not isinstance(attempts, Sequence) or isinstance(attempts, (str, bytes)):
+            raise fail(f"attempts must be a list, got {type(attempts).__name__}")
+        least = 0 if record["stop_reason"] == "context" else 1  # a prompt that fills the context gets no attempt
+        if not least <= len(attempts) <= n:
+            raise fail(f"attempts has {len(attempts)} entries, expected {least}..N={n}")
+        for j, a in enumerate(attempts, start=1):
+            if not isinstance(a, Mapping):
+                raise fail(f"attempt {j} must be a dict, got {type(a).__name__}")
+            for key in ("text", "answer", "correct"):
+                if key not in a:
+                    raise fail(f"attempt {j} is missing key {key!r}")
+            if not isinstance(a["text"], str):
+                raise fail(f"attempt {j} text must be a str")
+            if a["answer"] is not None and not isinstance(a["answer"], str):
+                raise fail(f"attempt {j} answer must be a str or null, got {a['answer']!r}")
+            if not isinstance(a["correct"], (bool, np.bool_)):
+                raise fail(f"attempt {j} correct must be a bool, got {a['correct']!r}")
+            if a["correct"] and j < len(attempts):
+                raise fail(f"attempt {j} is correct but the dialogue went on to attempt {j + 1}")
+        solved_at = record["solved_at"]
+        expected = len(attempts) if attempts and attempts[-1]["correct"] else None
+        if solved_at is not None and not _is_int(solved_at):
+            raise fail(f"solved_at must be an int or null, got {solved_at!r}")
+        if solved_at != expected:
+            raise fail(f"solved_at={solved_at!r} disagrees with the attempts (expected {expected!r})")
+        reason = record["stop_reason"]
+        if reason not in STOP_REASONS:
+            raise fail(f"stop_reason {reason!r} is not one of {STOP_REASONS}")
+        if (reason == "correct") != (solved_at is not None):
+            raise fail(f"stop_reason {reason!r} disagrees with solved_at={solved_at!r}")
+        if reason == "attempts_exhausted" and len(attempts) != n:
+            raise fail(f"stop_reason 'attempts_exhausted' but only {len(attempts)} of N={n} attempts")
+        return cls(id=record["id"], benchmark=record["benchmark"], n=int(n),
+                   attempts=tuple(Attempt(a["text"], a["answer"], bool(a["correct"])) for a in attempts),
+                   solved_at=expected, stop_reason=reason, token_exact=bool(record.get("token_exact", True)),
+                   where=where)
+
+
+def _error(where: str, rid: Any, problem: str) -> DataError:
+    return DataError(f"{where}" + (f" (id {rid!r})" if rid is not None else "") + f": {problem}")
 
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
-def _check_record(i: int, rec: Any) -> None:
-    """Raise ValueError naming record i if it breaks the trace schema or is internally inconsistent."""
-    if not isinstance(rec, Mapping):
-        raise _record_error(i, rec, f"expected a dict, got {type(rec).__name__}")
-    for key in ("id", "benchmark", "N", "attempts", "solved_at", "stop_reason"):
-        if key not in rec:
-            raise _record_error(i, rec, f"missing key {key!r}")
-    if not isinstance(rec["id"], str):
-        raise _record_error(i, rec, f"id must be a str, got {type(rec['id']).__name__}")
-    if not isinstance(rec["benchmark"], str) or not rec["benchmark"]:
-        raise _record_error(i, rec, f"benchmark must be a non-empty str, got {rec['benchmark']!r}")
-    n = rec["N"]
-    if not _is_int(n) or n < 1:
-        raise _record_error(i, rec, f"N must be an int >= 1, got {n!r}")
-    attempts = rec["attempts"]
-    if not isinstance(attempts, Sequence) or isinstance(attempts, (str, bytes)):
-        raise _record_error(i, rec, f"attempts must be a list, got {type(attempts).__name__}")
-    least = 0 if rec["stop_reason"] == "context" else 1  # a prompt that fills the context gets no attempt
-    if not least <= len(attempts) <= n:
-        raise _record_error(i, rec, f"attempts has {len(attempts)} entries, expected {least}..N={n}")
-    for j, a in enumerate(attempts, start=1):
-        if not isinstance(a, Mapping):
-            raise _record_error(i, rec, f"attempt {j} must be a dict, got {type(a).__name__}")
-        for key in ("text", "answer", "correct"):
-            if key not in a:
-                raise _record_error(i, rec, f"attempt {j} is missing key {key!r}")
-        if not isinstance(a["text"], str):
-            raise _record_error(i, rec, f"attempt {j} text must be a str")
-        if a["answer"] is not None and not isinstance(a["answer"], str):
-            raise _record_error(i, rec, f"attempt {j} answer must be a str or null, got {a['answer']!r}")
-        if not isinstance(a["correct"], (bool, np.bool_)):
-            raise _record_error(i, rec, f"attempt {j} correct must be a bool, got {a['correct']!r}")
-        if a["correct"] and j < len(attempts):
-            raise _record_error(i, rec, f"attempt {j} is correct but the dialogue went on to attempt {j + 1}")
-    solved_at = rec["solved_at"]
-    expected = len(attempts) if attempts and attempts[-1]["correct"] else None
-    if solved_at is not None and not _is_int(solved_at):
-        raise _record_error(i, rec, f"solved_at must be an int or null, got {solved_at!r}")
-    if solved_at != expected:
-        raise _record_error(i, rec, f"solved_at={solved_at!r} disagrees with the attempts (expected {expected!r})")
-    reason = rec["stop_reason"]
-    if reason not in STOP_REASONS:
-        raise _record_error(i, rec, f"stop_reason {reason!r} is not one of {STOP_REASONS}")
-    if (reason == "correct") != (solved_at is not None):
-        raise _record_error(i, rec, f"stop_reason {reason!r} disagrees with solved_at={solved_at!r}")
-    if reason == "attempts_exhausted" and len(attempts) != n:
-        raise _record_error(i, rec, f"stop_reason 'attempts_exhausted' but only {len(attempts)} of N={n} attempts")
+def read_traces(path: str | Path) -> list[Trace]:
+    """A run's traces jsonl, every record checked; errors name file:line, the record's id and the field."""
+    return _unique([Trace.from_record(record, f"{path}:{line}") for line, record in read_jsonl(path)], str(path))
 
 
-def validate_traces(traces: Sequence[Mapping], single_run: bool = False) -> None:
-    """Check every record, so that metrics never silently average malformed data.
+def traces_from(records: Sequence[Mapping], source: str = "") -> list[Trace]:
+    """Records in memory (a fresh evaluation, tests) as traces; errors name the record's index (after `source`)."""
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Sequence):
+        raise DataError(f"traces must be a list of records, got {type(records).__name__}")
+    prefix = f"{source}: " if source else ""
+    return _unique([Trace.from_record(r, f"{prefix}record {i}") for i, r in enumerate(records)], source or "traces")
 
-    Args:
-        traces: the records of one or more runs.
-        single_run: also require one shared N and one shared benchmark (what `summarize` needs).
-    Raises:
-        ValueError naming the offending record index (and id) and the problem; also on an empty list and on a
-        duplicate (benchmark, id).
-    """
-    if isinstance(traces, (str, bytes, Mapping)) or not isinstance(traces, Sequence):
-        raise ValueError(f"traces must be a list of records, got {type(traces).__name__}")
-    if len(traces) == 0:
-        raise ValueError("traces is empty: no records to score")
-    seen: dict[tuple[str, str], int] = {}
-    for i, rec in enumerate(traces):
-        _check_record(i, rec)
-        key = (rec["benchmark"], rec["id"])
-        if key in seen:
-            raise _record_error(i, rec, f"duplicate id in benchmark {rec['benchmark']!r} (first at record {seen[key]})")
-        seen[key] = i
-        if single_run:
-            if rec["N"] != traces[0]["N"]:
-                raise _record_error(i, rec, f"N={rec['N']} differs from record 0's N={traces[0]['N']} (one run, one k)")
-            if rec["benchmark"] != traces[0]["benchmark"]:
-                raise _record_error(
-                    i, rec, f"benchmark {rec['benchmark']!r} differs from record 0's {traces[0]['benchmark']!r}"
-                )
+
+def _unique(traces: list[Trace], source: str) -> list[Trace]:
+    """The traces, unless there are none or two share a (benchmark, id): nothing to score, or a run counted twice."""
+    if not traces:
+        raise DataError(f"{source} is empty: no records to score")
+    first: dict[tuple[str, str], Trace] = {}
+    for t in traces:
+        seen = first.setdefault((t.benchmark, t.id), t)
+        if seen is not t:
+            raise t.error(f"duplicate id in benchmark {t.benchmark!r} (first at {seen.where})")
+    return traces
+
+
+def _one_run(traces: Sequence[Trace]) -> None:
+    """Raise unless the traces share one N and one benchmark (what `summarize` scores)."""
+    if not traces:
+        raise DataError("traces is empty: no records to score")
+    first = traces[0]
+    for t in traces:
+        if t.n != first.n:
+            raise t.error(f"N={t.n} differs from {first.where}'s N={first.n} (one run, one k)")
+        if t.benchmark != first.benchmark:
+            raise t.error(f"benchmark {t.benchmark!r} differs from {first.where}'s {first.benchmark!r}")
 
 
 def _normalise(answer: str) -> str:
@@ -142,23 +198,22 @@ def _rate(num: int, den: int) -> float | None:
 # ----------------------------------------------------------------------------------------------- one run
 
 
-def accuracy(traces: Sequence[Mapping]) -> float:
+def accuracy(traces: Sequence[Trace]) -> float:
     """Fraction of questions solved within the run's N attempts: the paper's per-benchmark accuracy at k = N.
 
     Args:
-        traces: validated records (any mix of runs is accepted; summarize() enforces a single run).
+        traces: checked traces (any mix of runs is accepted; summarize() enforces a single run).
     Returns:
         a float in [0, 1].
     Example:
-        >>> accuracy([{"id": "q", "benchmark": "b", "N": 1, "solved_at": 1, "stop_reason": "correct",
-        ...            "attempts": [{"text": "", "answer": "1", "correct": True}]}])
+        >>> accuracy(traces_from([{"id": "q", "benchmark": "b", "N": 1, "solved_at": 1, "stop_reason": "correct",
+        ...                        "attempts": [{"text": "", "answer": "1", "correct": True}]}]))
         1.0
     """
-    validate_traces(traces)
-    return sum(_solved(traces)) / len(traces)
+    return sum(solved_vector(traces)) / len(traces)
 
 
-def retry_stats(traces: Sequence[Mapping]) -> dict:
+def retry_stats(traces: Sequence[Trace]) -> dict:
     """Does the model use the feedback? Per retry index j >= 2: wrong->right rate and repeated-wrong-answer rate.
 
     A dialogue reaches attempt j only if attempt j-1 was wrong, so every earlier attempt is wrong.
@@ -176,29 +231,24 @@ def retry_stats(traces: Sequence[Mapping]) -> dict:
     Example:
         attempts "3" (wrong) then "3 " (wrong): n_reached["2"] = 1, repeat_rate["2"] = 1.0.
     """
-    validate_traces(traces)
-    return _retry_stats(traces)
-
-
-def _retry_stats(traces: Sequence[Mapping]) -> dict:
-    max_n = max(r["N"] for r in traces)
+    max_n = max(t.n for t in traces)
     keys = [str(j) for j in range(2, max_n + 1)]
     reached = dict.fromkeys(keys, 0)
     answered = dict.fromkeys(keys, 0)
     repeats = dict.fromkeys(keys, 0)
     corrected = dict.fromkeys(keys, 0)
-    for r in traces:
+    for t in traces:
         earlier: set[str] = set()
-        for j, a in enumerate(r["attempts"], start=1):
+        for j, a in enumerate(t.attempts, start=1):
             key = str(j)
             if j >= 2:
                 reached[key] += 1
-                corrected[key] += bool(a["correct"])
-                if a["answer"]:
+                corrected[key] += a.correct
+                if a.answer:
                     answered[key] += 1
-                    repeats[key] += _normalise(a["answer"]) in earlier
-            if a["answer"]:
-                earlier.add(_normalise(a["answer"]))
+                    repeats[key] += _normalise(a.answer) in earlier
+            if a.answer:
+                earlier.add(_normalise(a.answer))
     tot = {name: sum(d.values()) for name, d in
            (("n_retries", reached), ("n_answered", answered), ("n_repeats", repeats), ("n_corrected", corrected))}
     return {
@@ -216,38 +266,28 @@ def _retry_stats(traces: Sequence[Mapping]) -> dict:
     }
 
 
-def attempts_used(traces: Sequence[Mapping]) -> dict:
+def attempts_used(traces: Sequence[Trace]) -> dict:
     """Mean attempts used on solved and on unsolved questions: how much of the k budget the model spends.
 
     Returns:
         {"success": float|None, "failure": float|None}; None when no question falls in that group. A failure
         ended by the token budget may have used fewer than N attempts.
     """
-    validate_traces(traces)
-    return _attempts_used(traces)
-
-
-def _attempts_used(traces: Sequence[Mapping]) -> dict:
-    ok = [len(r["attempts"]) for r in traces if r["solved_at"] is not None]
-    bad = [len(r["attempts"]) for r in traces if r["solved_at"] is None]
+    ok = [len(t.attempts) for t in traces if t.solved_at is not None]
+    bad = [len(t.attempts) for t in traces if t.solved_at is None]
     return {"success": sum(ok) / len(ok) if ok else None, "failure": sum(bad) / len(bad) if bad else None}
 
 
-def solved_vector(traces: Sequence[Mapping]) -> list[int]:
-    """Per-question 0/1 solved indicators in record order: the input to the bootstrap functions."""
-    validate_traces(traces)
-    return _solved(traces)
+def solved_vector(traces: Sequence[Trace]) -> list[int]:
+    """Per-question 0/1 solved indicators in trace order: the input to the bootstrap functions."""
+    return [int(t.solved_at is not None) for t in traces]
 
 
-def _solved(traces: Sequence[Mapping]) -> list[int]:
-    return [int(r["solved_at"] is not None) for r in traces]
-
-
-def summarize(traces: Sequence[Mapping], n_boot: int = 1000, seed: int = 0) -> dict:
+def summarize(traces: Sequence[Trace], n_boot: int = 1000, seed: int = 0) -> dict:
     """Everything reported for one run (one checkpoint, one benchmark, one k) as one JSON-ready dict.
 
     Args:
-        traces: the run's records; they must share one N and one benchmark.
+        traces: the run's traces; they must share one N and one benchmark.
         n_boot, seed: for the accuracy's 95% percentile-bootstrap CI.
     Returns:
         {"benchmark": str, "n": int, "k": int, "accuracy": float, "accuracy_ci95": [lo, hi],
@@ -255,24 +295,24 @@ def summarize(traces: Sequence[Mapping], n_boot: int = 1000, seed: int = 0) -> d
          "attempts_used": attempts_used(...), "retry": retry_stats(...), "stop_reasons": {reason: count},
          "token_mismatches": int}
     Raises:
-        ValueError on an empty list, a malformed record (naming its index), or mixed N / benchmark.
+        DataError on an empty list or mixed N / benchmark (naming the trace).
     """
-    validate_traces(traces, single_run=True)
-    solved = _solved(traces)
+    _one_run(traces)
+    solved = solved_vector(traces)
     lo, hi = bootstrap_ci(solved, n_boot=n_boot, alpha=0.05, seed=seed)
-    all_attempts = [a for r in traces for a in r["attempts"]]
+    all_attempts = [a for t in traces for a in t.attempts]
     return {
-        "benchmark": traces[0]["benchmark"],
+        "benchmark": traces[0].benchmark,
         "n": len(traces),
-        "k": int(traces[0]["N"]),
+        "k": traces[0].n,
         "accuracy": sum(solved) / len(solved),
         "accuracy_ci95": [lo, hi],
-        "formatted_rate": _rate(sum(bool(a["answer"]) for a in all_attempts), len(all_attempts)),
-        "attempts_used": _attempts_used(traces),
-        "retry": _retry_stats(traces),
-        "stop_reasons": dict(sorted(Counter(r["stop_reason"] for r in traces).items())),
-        # dialogues whose stored ids were not the ids the model saw (0 expected; older traces lack the flag)
-        "token_mismatches": sum(not r.get("token_exact", True) for r in traces),
+        "formatted_rate": _rate(sum(bool(a.answer) for a in all_attempts), len(all_attempts)),
+        "attempts_used": attempts_used(traces),
+        "retry": retry_stats(traces),
+        "stop_reasons": dict(sorted(Counter(t.stop_reason for t in traces).items())),
+        # dialogues whose stored ids were not the ids the model saw (0 expected)
+        "token_mismatches": sum(not t.token_exact for t in traces),
     }
 
 
@@ -376,30 +416,25 @@ def macro_ci(per_benchmark_values: Mapping[str, Sequence[float]], n_boot: int = 
     return _interval(means.mean(axis=0), alpha)
 
 
-def paired(traces_a: Sequence[Mapping], traces_b: Sequence[Mapping]) -> tuple[list[int], list[int]]:
+def paired(traces_a: Sequence[Trace], traces_b: Sequence[Trace]) -> tuple[list[int], list[int]]:
     """Align two runs on the same questions by id, for a paired comparison (e.g. k=1 vs k=2).
 
     Returns:
         (solved_a, solved_b): 0/1 lists in sorted-id order, question i of one matching question i of the other.
     Raises:
-        ValueError if either run is invalid, mixes benchmarks, or the id sets differ (counts and a few examples).
+        DataError if either run mixes benchmarks, or the id sets differ (counts and a few examples).
     """
-    for name, tr in (("traces_a", traces_a), ("traces_b", traces_b)):
-        try:
-            validate_traces(tr)
-        except ValueError as e:
-            raise ValueError(f"{name}: {e}") from None
-    bench_a = {r["benchmark"] for r in traces_a}
-    bench_b = {r["benchmark"] for r in traces_b}
+    bench_a = {t.benchmark for t in traces_a}
+    bench_b = {t.benchmark for t in traces_b}
     if len(bench_a) != 1 or bench_a != bench_b:
-        raise ValueError(
+        raise DataError(
             f"paired runs must cover one and the same benchmark, got {sorted(bench_a)} and {sorted(bench_b)}"
         )
-    a = dict(zip((r["id"] for r in traces_a), _solved(traces_a)))
-    b = dict(zip((r["id"] for r in traces_b), _solved(traces_b)))
+    a = dict(zip((t.id for t in traces_a), solved_vector(traces_a)))
+    b = dict(zip((t.id for t in traces_b), solved_vector(traces_b)))
     if a.keys() != b.keys():
         only_a, only_b = sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys())
-        raise ValueError(
+        raise DataError(
             f"id sets differ: {len(only_a)} only in traces_a (e.g. {only_a[:3]}), "
             f"{len(only_b)} only in traces_b (e.g. {only_b[:3]})"
         )
@@ -427,3 +462,36 @@ def gain_ci(values_a: Sequence[float], values_b: Sequence[float], n_boot: int = 
     if a.shape != b.shape:
         raise ValueError(f"values_a and values_b must be aligned (same length), got {a.size} and {b.size}")
     return bootstrap_ci(b - a, n_boot=n_boot, alpha=alpha, seed=seed)
+
+
+# ----------------------------------------------------------------------------------------------- metrics.json
+
+
+def parse_model(name: str) -> tuple[str, int | None]:
+    """The workflow's model names: 'multi_attempt_s1' -> ('multi_attempt', 1); 'base' -> ('base', None)."""
+    if name == BASE:
+        return BASE, None
+    m = MODEL_NAME.match(name)
+    if not m:
+        raise DataError(f"model name {name!r} is neither {BASE!r} nor <variant>_s<seed> (variants: {VARIANTS})")
+    return m["variant"], int(m["seed"])
+
+
+def metrics_for(model: str, runs: Mapping[int, Sequence[Trace]], seed: int = 0) -> dict:
+    """metrics.json of one model x benchmark from its runs {k: traces}: the model (name, variant, seed), then
+    `summarize` per k, plus the gain of each k over k = 1 on the same questions with a paired bootstrap 95%
+    interval. `seed` is the bootstraps' seed."""
+    variant, model_seed = parse_model(model)
+    by_k = {int(k): summarize(traces, seed=seed) for k, traces in sorted(runs.items())}
+    out = {"model": model, "variant": variant, "seed": model_seed, "benchmark": next(iter(by_k.values()))["benchmark"],
+           "by_k": {str(k): m for k, m in by_k.items()}}
+    if 1 in runs:
+        gains = {}
+        for k, traces in sorted(runs.items()):
+            if k == 1:
+                continue
+            a, b = paired(runs[1], traces)
+            lo, hi = gain_ci(a, b, seed=seed)
+            gains[str(k)] = {"gain": by_k[k]["accuracy"] - by_k[1]["accuracy"], "gain_ci95": [lo, hi]}
+        out["gain_over_k1"] = gains
+    return out

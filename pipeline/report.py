@@ -15,7 +15,6 @@ per-question gain averaged over seeds: it says how sure we are given these seeds
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,9 +23,8 @@ import pandas as pd
 from pipeline import metrics, provenance
 from pipeline.config import VARIANTS
 from pipeline.io import DataError, atomic_path, read_json, read_jsonl
+from pipeline.metrics import BASE, parse_model
 
-BASE = "base"
-MODEL_NAME = re.compile(rf"^(?P<variant>{'|'.join(VARIANTS)})_s(?P<seed>\d+)$")
 ORDER = [*VARIANTS, BASE]  # legend and table order
 LABELS = {"multi_attempt": "multi-attempt RL", "baseline": "single-attempt RL (baseline)", BASE: "base model"}
 FIGURES = ("accuracy_vs_k", "per_benchmark", "learning_curves", "retries")
@@ -52,29 +50,28 @@ PAPER_PER_BENCHMARK = {  # benchmark -> variant -> accuracy at k = 1..7
 }
 
 
-def parse_model(name: str) -> tuple[str, int | None]:
-    """'multi_attempt_s1' -> ('multi_attempt', 1); 'base' -> ('base', None)."""
-    if name == BASE:
-        return BASE, None
-    m = MODEL_NAME.match(name)
-    if not m:
-        raise DataError(f"model name {name!r} is neither {BASE!r} nor <variant>_s<seed> (variants: {VARIANTS})")
-    return m["variant"], int(m["seed"])
-
-
 # ----------------------------------------------------------------------------------------------- aggregate
+
+
+def read_metrics(path: str | Path) -> dict:
+    """One metrics.json (`metrics.metrics_for`); DataError when it predates the model, variant and seed in it."""
+    m = read_json(path)
+    missing = [key for key in ("model", "variant", "seed", "benchmark") if key not in m]
+    if missing:
+        raise DataError(f"{path}: no {', '.join(missing)} (written by an older eval-metrics: run it again)")
+    return m
 
 
 def accuracy_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
     """One row per model x benchmark x k from eval/<model>/<benchmark>/metrics.json files."""
     rows = []
-    for path in map(Path, metrics_files):
-        model, benchmark = path.parent.parent.name, path.parent.name
-        variant, seed = parse_model(model)
-        for k, m in read_json(path).get("by_k", {}).items():
+    for path in metrics_files:
+        m = read_metrics(path)
+        model, variant, seed, benchmark = m["model"], m["variant"], m["seed"], m["benchmark"]
+        for k, run in m.get("by_k", {}).items():
             rows.append({"model": model, "variant": variant, "seed": seed, "benchmark": benchmark, "k": int(k),
-                         "accuracy": m["accuracy"], "ci_low": m["accuracy_ci95"][0], "ci_high": m["accuracy_ci95"][1],
-                         "n": m["n"]})
+                         "accuracy": run["accuracy"], "ci_low": run["accuracy_ci95"][0],
+                         "ci_high": run["accuracy_ci95"][1], "n": run["n"]})
     if not rows:
         raise DataError("no evaluation metrics to aggregate (every metrics.json was empty or none was given)")
     return pd.DataFrame(rows).sort_values(["variant", "seed", "benchmark", "k"], na_position="first",
@@ -84,10 +81,10 @@ def accuracy_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
 def retries_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
     """What happens at each retry (attempt j >= 2) in the largest-k run: wrong->right and repeated-answer rates."""
     rows = []
-    for path in map(Path, metrics_files):
-        model, benchmark = path.parent.parent.name, path.parent.name
-        variant, seed = parse_model(model)
-        by_k = read_json(path).get("by_k", {})
+    for path in metrics_files:
+        m = read_metrics(path)
+        model, variant, seed, benchmark = m["model"], m["variant"], m["seed"], m["benchmark"]
+        by_k = m.get("by_k", {})
         if not by_k:
             continue
         k = max(by_k, key=int)
@@ -95,9 +92,16 @@ def retries_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
         for j in retry["wrong_to_right_rate"]:
             rows.append({"model": model, "variant": variant, "seed": seed, "benchmark": benchmark, "k": int(k),
                          "retry": int(j), "reached": retry["n_reached"][j],
-                         "wrong_to_right_rate": retry["wrong_to_right_rate"][j], "repeat_rate": retry["repeat_rate"][j]})
+                         "wrong_to_right_rate": retry["wrong_to_right_rate"][j],
+                         "repeat_rate": retry["repeat_rate"][j]})
     return pd.DataFrame(rows, columns=["model", "variant", "seed", "benchmark", "k", "retry", "reached",
                                        "wrong_to_right_rate", "repeat_rate"])
+
+
+def _curve_point(rec: Mapping) -> dict:
+    """The learning-curve columns of one train_log.jsonl record: the one place that knows the log's keys."""
+    return {"step": rec["step"], "reward": rec.get("reward"), "train_accuracy": rec.get("accuracy"),
+            "heldout_accuracy": rec.get("heldout_mean")}
 
 
 def learning_curves_table(train_logs: Sequence[str | Path]) -> pd.DataFrame:
@@ -105,16 +109,10 @@ def learning_curves_table(train_logs: Sequence[str | Path]) -> pd.DataFrame:
     rows = []
     for path in map(Path, train_logs):
         variant, seed = parse_model(path.parent.name)
-        for _, rec in read_jsonl(path):
-            rows.append({"variant": variant, "seed": seed, "step": rec["step"], "reward": rec.get("reward"),
-                         "train_accuracy": rec.get("accuracy"), "heldout_accuracy": rec.get("heldout_mean")})
+        rows += [{"variant": variant, "seed": seed, **_curve_point(rec)} for _, rec in read_jsonl(path)]
     cols = ["variant", "seed", "step", "reward", "train_accuracy", "heldout_accuracy"]
     # one row per step, whether a step's held-out evaluation was logged with its training record or separately
     return pd.DataFrame(rows, columns=cols).groupby(["variant", "seed", "step"], as_index=False).first()
-
-
-def _traces_solved(metrics_file: Path, k: int) -> list[dict]:
-    return [record for _, record in read_jsonl(metrics_file.parent / f"k{k}.jsonl")]
 
 
 def gain_k1_to_k2(metrics_files: Sequence[Path], n_boot: int = 1000) -> dict:
@@ -124,9 +122,10 @@ def gain_k1_to_k2(metrics_files: Sequence[Path], n_boot: int = 1000) -> dict:
     the point estimate is the macro mean and the interval a stratified bootstrap over questions (metrics.macro_ci).
     """
     per_benchmark: dict[str, list[list[int]]] = {}
-    for path in metrics_files:
-        a, b = metrics.paired(_traces_solved(path, 1), _traces_solved(path, 2))
-        per_benchmark.setdefault(path.parent.name, []).append([y - x for x, y in zip(a, b)])
+    for path in map(Path, metrics_files):
+        a, b = (metrics.read_traces(path.parent / f"k{k}.jsonl") for k in (1, 2))  # the runs beside metrics.json
+        per_benchmark.setdefault(read_metrics(path)["benchmark"], []).append(
+            [y - x for x, y in zip(*metrics.paired(a, b))])
     averaged = {}
     for bench, runs in per_benchmark.items():
         if len({len(r) for r in runs}) != 1:
@@ -150,7 +149,7 @@ def summarize(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, me
               scale: str) -> dict:
     """summary.json (schema in reports/README.md): accuracy@k per variant (mean over seeds of the macro average),
     its per-seed and per-benchmark values, the k=1 -> k=2 gain with its interval, retry rates, training results."""
-    files = [Path(p) for p in metrics_files]
+    evaluations = {Path(p): read_metrics(p) for p in metrics_files}
     macro = _macro_per_seed(acc)
     out: dict = {"scale": scale, "benchmarks": sorted(acc["benchmark"].unique()),
                  "k": sorted(int(k) for k in acc["k"].unique()), "variants": {}}
@@ -165,7 +164,7 @@ def summarize(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, me
                                     zip(per_k.min().items(), per_k.max().values)},
             "per_benchmark": {b: _by_k(g) for b, g in acc[acc["variant"] == variant].groupby("benchmark")},
         }
-        mine = [p for p in files if parse_model(p.parent.parent.name)[0] == variant]
+        mine = [p for p, m in evaluations.items() if m["variant"] == variant]
         if 2 in set(rows["k"]) and 1 in set(rows["k"]):
             entry["gain_k1_to_k2"] = gain_k1_to_k2(mine)
         r = retries[retries["variant"] == variant]
@@ -181,7 +180,7 @@ def summarize(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, me
                  "per_benchmark": {b: _by_k(x) for b, x in
                                    acc[(acc["variant"] == variant) & (acc["seed"] == seed)].groupby("benchmark")}}
             if "gain_k1_to_k2" in entry:
-                s["gain_k1_to_k2"] = gain_k1_to_k2([p for p in mine if parse_model(p.parent.parent.name)[1] == seed])
+                s["gain_k1_to_k2"] = gain_k1_to_k2([p for p in mine if evaluations[p]["seed"] == seed])
             c = curves[(curves["variant"] == variant) & (curves["seed"] == seed)]
             if not c.empty:
                 s["training"] = _training(c)

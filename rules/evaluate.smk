@@ -47,4 +47,4 @@ rule eval_metrics:
     params:
         code=code_version("eval-metrics"),
     shell:
-        "python -m pipeline eval-metrics {input} --out {output} > {log} 2>&1"
+        "python -m pipeline eval-metrics {input} --model {wildcards.model} --out {output} > {log} 2>&1"

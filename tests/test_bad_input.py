@@ -95,3 +95,13 @@ def test_malformed_line_of_a_benchmark_file(tmp_path):
     proc = cli("prepare-benchmark", "math500", "--config", config, "--out", str(tmp_path / "out.jsonl"))
     assert_clean(proc, "math500.jsonl:3")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_trace_that_breaks_the_format(tmp_path):
+    ok = {"id": "q0", "benchmark": "synthetic", "N": 1, "attempts": [{"text": "", "answer": "2", "correct": True}],
+          "solved_at": 1, "stop_reason": "correct"}
+    traces = tmp_path / "k1.jsonl"
+    traces.write_text(json.dumps(ok) + "\n" + json.dumps({**ok, "id": "q1", "solved_at": None}) + "\n")
+    proc = cli("eval-metrics", str(traces), "--model", "base", "--out", str(tmp_path / "metrics.json"))
+    assert_clean(proc, "k1.jsonl:2 (id 'q1'): solved_at=None disagrees with the attempts (expected 1)")
+    assert not (tmp_path / "metrics.json").exists()

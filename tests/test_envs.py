@@ -125,13 +125,14 @@ def test_report_env_runs_the_report_verbs(tmp_path):
     from tests.test_report import _trace
 
     folder = tmp_path / "eval" / "base" / "synthetic"
-    from pipeline import evaluate
+    from pipeline import metrics
     from pipeline.io import write_json, write_jsonl
 
     runs = {k: [_trace("synthetic", i, k, 1 if i < 3 else 2 if i < 5 else None) for i in range(8)] for k in (1, 2)}
     for k, traces in runs.items():
         write_jsonl(folder / f"k{k}.jsonl", traces)
-    write_json(folder / "metrics.json", evaluate.metrics_for(runs))
+    typed = {k: metrics.traces_from(traces) for k, traces in runs.items()}
+    write_json(folder / "metrics.json", metrics.metrics_for("base", typed))
     out = tmp_path / "reports"
     for argv in (["aggregate", "--config", "{}", "--metrics", str(folder / "metrics.json"), "--out-dir", str(out)],
                  ["figures", "--config", "{}", "--tables", str(out), "--out-dir", str(out / "figures")],

@@ -1,4 +1,4 @@
-"""Evaluation at k attempts: traces from the real engine, the metrics json, and the CLI's errors."""
+"""Evaluation at k attempts: traces from the real engine and the CLI's errors (the metrics json: test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -9,37 +9,15 @@ from pipeline import config, evaluate, metrics
 from tests.conftest import ROOT
 
 
-def _trace(qid: str, k: int, correct: list[bool]) -> dict:
-    attempts = [{"text": f"\\boxed{{{i}}}", "answer": str(i), "correct": c} for i, c in enumerate(correct)]
-    solved = len(correct) if correct[-1] else None
-    reason = "correct" if solved else "attempts_exhausted"
-    return {"id": qid, "benchmark": "synthetic", "N": k, "attempts": attempts, "solved_at": solved, "stop_reason": reason}
-
-
-def test_metrics_for_hand_made_runs():
-    runs = {
-        1: [_trace("a", 1, [True]), _trace("b", 1, [False]), _trace("c", 1, [False]), _trace("d", 1, [False])],
-        2: [_trace("a", 2, [True]), _trace("b", 2, [False, True]), _trace("c", 2, [False, False]),
-            _trace("d", 2, [False, False])],
-    }
-    out = evaluate.metrics_for(runs)
-    assert out["benchmark"] == "synthetic"
-    assert out["by_k"]["1"]["accuracy"] == 0.25 and out["by_k"]["2"]["accuracy"] == 0.5
-    assert out["by_k"]["2"]["retry"]["overall"]["wrong_to_right_rate"] == 1 / 3
-    assert out["gain_over_k1"]["2"]["gain"] == 0.25
-    lo, hi = out["gain_over_k1"]["2"]["gain_ci95"]
-    assert 0.0 <= lo <= 0.25 <= hi <= 1.0  # per-question gains (0, 1, 0, 0): resampled means lie in [0, 1]
-
-
 def test_evaluate_writes_valid_traces_in_order(tiny_model_dir):
     cfg = config.resolve({"eval": {"max_attempt_tokens": 5, "max_total_tokens": 30, "batch_size": 2}})
     backend, tokenizer = evaluate.open_backend(cfg, tiny_model_dir)
     records = [{"id": f"q{i}", "question": f"{i:03d}+100=", "answer": f"{i + 100:04d}"} for i in range(5)]
     traces = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, progress=False)
-    metrics.validate_traces(traces, single_run=True)
+    summary = metrics.summarize(metrics.traces_from(traces))  # valid traces of one run
     assert [t["id"] for t in traces] == [r["id"] for r in records]
     assert all(t["N"] == 2 and 1 <= len(t["attempts"]) <= 2 and t["token_exact"] for t in traces)
-    assert metrics.summarize(traces)["token_mismatches"] == 0
+    assert summary["token_mismatches"] == 0
     again = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, progress=False)
     assert again == traces  # greedy: deterministic
 
@@ -66,6 +44,6 @@ def test_evaluation_has_budgets_of_its_own(tiny_model_dir):
                                                                            "max_total_tokens": 0}})
     backend, tokenizer = evaluate.open_backend(unbounded, tiny_model_dir)
     traces = evaluate.evaluate(backend, tokenizer, unbounded, records, "synthetic", k=5, progress=False)
-    metrics.validate_traces(traces, single_run=True)
+    metrics.summarize(metrics.traces_from(traces))  # valid traces of one run
     assert any(t["stop_reason"] == "context" for t in traces)
     assert max(a["n_tokens"] for t in traces for a in t["attempts"]) > 16  # more than the training budget

@@ -2,12 +2,14 @@
 
 import copy
 import json
+import re
 import time
 
 import numpy as np
 import pytest
 
 from pipeline import metrics as M
+from pipeline.io import DataError
 
 
 def att(answer, correct=False, text="..."):
@@ -37,20 +39,21 @@ K3 = [
     rec("r4", [att("f"), att("g", True)], 3),  # solved at 2
     rec("r5", [att("h", True)], 3),  # solved at 1
 ]
+T2, T3 = M.traces_from(K2), M.traces_from(K3)  # checked once, as read_traces does for a file
 
 
 # ----------------------------------------------------------------------------------------------- one run, k=2
 
 
 def test_k2_accuracy_and_attempts_used():
-    assert M.accuracy(K2) == 0.5  # q1, q2 solved of 4
+    assert M.accuracy(T2) == 0.5  # q1, q2 solved of 4
     # success: q1 used 1, q2 used 2 -> 1.5; failure: q3, q4 used 2 each -> 2.0
-    assert M.attempts_used(K2) == {"success": 1.5, "failure": 2.0}
-    assert M.solved_vector(K2) == [1, 1, 0, 0]
+    assert M.attempts_used(T2) == {"success": 1.5, "failure": 2.0}
+    assert M.solved_vector(T2) == [1, 1, 0, 0]
 
 
 def test_k2_retry_stats():
-    r = M.retry_stats(K2)
+    r = M.retry_stats(T2)
     # Reaching attempt 2: q2, q3, q4 (3). Right at 2: q2 -> 1/3.
     # Answered at 2: q2 ("4"), q3 ("7 "); q4 gave none -> 2. Repeats: q3 ("7 " == " 7" stripped) -> 1/2.
     assert r == {
@@ -66,14 +69,14 @@ def test_k2_retry_stats():
 
 
 def test_k2_summarize():
-    s = M.summarize(K2, n_boot=500, seed=1)
+    s = M.summarize(T2, n_boot=500, seed=1)
     assert s["benchmark"] == "math500"
     assert s["n"] == 4 and s["k"] == 2
     assert s["accuracy"] == 0.5
     # attempts: 1 + 2 + 2 + 2 = 7; with an answer: 1 + 2 + 2 + 0 = 5
     assert s["formatted_rate"] == 5 / 7
     assert s["attempts_used"] == {"success": 1.5, "failure": 2.0}
-    assert s["retry"] == M.retry_stats(K2)
+    assert s["retry"] == M.retry_stats(T2)
     assert s["stop_reasons"] == {"attempts_exhausted": 2, "correct": 2}
     lo, hi = s["accuracy_ci95"]
     assert 0.0 <= lo <= 0.5 <= hi <= 1.0
@@ -85,10 +88,10 @@ def test_k2_summarize():
 
 
 def test_k3_metrics():
-    assert M.accuracy(K3) == 0.6  # r2, r4, r5 of 5
+    assert M.accuracy(T3) == 0.6  # r2, r4, r5 of 5
     # success: r2 3, r4 2, r5 1 -> 2.0; failure: r1 3, r3 2 (token budget) -> 2.5
-    assert M.attempts_used(K3) == {"success": 2.0, "failure": 2.5}
-    r = M.retry_stats(K3)
+    assert M.attempts_used(T3) == {"success": 2.0, "failure": 2.5}
+    r = M.retry_stats(T3)
     # j=2: reached r1..r4 (4); right r4 (1/4); answered b, c, "e+1", g (4); repeat r3 "e+1" == "e + 1" (1/4)
     # j=3: reached r1, r2 (2); right r2 (1/2); answered a, d (2); repeat r1 "a" == attempt 1 (1/2)
     assert r["n_reached"] == {"2": 4, "3": 2}
@@ -100,7 +103,7 @@ def test_k3_metrics():
     # overall: 6 retries, 2 corrected (1/3); 6 answered, 2 repeats (1/3)
     assert r["overall"] == {"wrong_to_right_rate": 1 / 3, "repeat_rate": 1 / 3,
                             "n_retries": 6, "n_answered": 6, "n_repeats": 2, "n_corrected": 2}
-    s = M.summarize(K3)
+    s = M.summarize(T3)
     assert s["k"] == 3 and s["n"] == 5
     assert s["formatted_rate"] == 10 / 11  # 11 attempts, only r2's first has no answer
     assert s["stop_reasons"] == {"attempts_exhausted": 1, "correct": 3, "token_budget": 1}
@@ -108,22 +111,22 @@ def test_k3_metrics():
 
 def test_retry_stats_no_retries_and_unreached_index():
     k1 = [rec("a", [att("1", True)], 1), rec("b", [att("2")], 1)]
-    r = M.retry_stats(k1)
+    r = M.retry_stats(M.traces_from(k1))
     assert r["wrong_to_right_rate"] == {} and r["repeat_rate"] == {}
     assert r["overall"]["wrong_to_right_rate"] is None and r["overall"]["repeat_rate"] is None
     assert r["overall"]["n_retries"] == 0
     # k=3 but nobody got past attempt 1: index 3 present with None rates; all-null retries -> repeat_rate None
     k3 = [rec("a", [att("1", True)], 3), rec("b", [att("2"), att(None, True)], 3)]
-    r = M.retry_stats(k3)
+    r = M.retry_stats(M.traces_from(k3))
     assert r["n_reached"] == {"2": 1, "3": 0}
     assert r["wrong_to_right_rate"] == {"2": 1.0, "3": None}
     assert r["repeat_rate"] == {"2": None, "3": None}
-    assert M.attempts_used([rec("a", [att("1", True)], 1)]) == {"success": 1.0, "failure": None}
-    assert M.attempts_used([rec("a", [att("1")], 1)]) == {"success": None, "failure": 1.0}
+    assert M.attempts_used(M.traces_from([rec("a", [att("1", True)], 1)])) == {"success": 1.0, "failure": None}
+    assert M.attempts_used(M.traces_from([rec("a", [att("1")], 1)])) == {"success": None, "failure": 1.0}
 
 
 def test_null_earlier_answer_is_not_a_repeat_target():
-    r = M.retry_stats([rec("a", [att(None), att("x"), att("x")], 3)])
+    r = M.retry_stats(M.traces_from([rec("a", [att(None), att("x"), att("x")], 3)]))
     assert r["n_repeats"] == {"2": 0, "3": 1}  # "x" at 2 is new (None is not an answer); at 3 it repeats
 
 
@@ -160,23 +163,23 @@ def _bad(mutate, traces=K2):
 )
 def test_summarize_rejects_malformed(mutate, match):
     with pytest.raises(ValueError, match=match):
-        M.summarize(_bad(mutate), n_boot=10)
+        M.summarize(M.traces_from(_bad(mutate)), n_boot=10)
 
 
 def test_validation_edges():
     with pytest.raises(ValueError, match="empty"):
-        M.summarize([])
+        M.summarize(M.traces_from([]))
     with pytest.raises(ValueError, match="empty"):
-        M.accuracy([])
+        M.accuracy(M.traces_from([]))
     with pytest.raises(ValueError, match="list of records"):
-        M.accuracy(K2[0])
+        M.accuracy(M.traces_from(K2[0]))
     short = _bad(lambda t: t[2].update(attempts=t[2]["attempts"][:1]))  # exhausted after 1 of N=2
     with pytest.raises(ValueError, match=r"record 2 .*'attempts_exhausted' but only 1 of N=2"):
-        M.accuracy(short)
+        M.accuracy(M.traces_from(short))
     # Mixed N / benchmark is fine outside summarize (e.g. pooled retry stats), same id in two benchmarks too.
     mixed = K2 + [rec("q1", [att("1")], 3, bench="aime24", stop="token_budget")]
-    assert M.accuracy(mixed) == 0.4
-    assert M.retry_stats(mixed)["n_reached"] == {"2": 3, "3": 0}
+    assert M.accuracy(M.traces_from(mixed)) == 0.4
+    assert M.retry_stats(M.traces_from(mixed))["n_reached"] == {"2": 3, "3": 0}
 
 
 # ----------------------------------------------------------------------------------------------- bootstrap
@@ -248,14 +251,14 @@ def test_macro_ci_is_stratified():
 
 
 def test_paired_and_gain_ci():
-    k1 = [rec(r["id"], r["attempts"][:1], 1) for r in K2]  # q1 solved at k=1 only
-    k2_shuffled = [K2[3], K2[1], K2[0], K2[2]]
+    k1 = M.traces_from([rec(r["id"], r["attempts"][:1], 1) for r in K2])  # q1 solved at k=1 only
+    k2_shuffled = [T2[3], T2[1], T2[0], T2[2]]
     a, b = M.paired(k1, k2_shuffled)
     assert (a, b) == ([1, 0, 0, 0], [1, 1, 0, 0])  # sorted ids q1..q4
     lo, hi = M.gain_ci(a, b, n_boot=1000, seed=0)
     assert 0.0 <= lo <= 0.25 <= hi <= 1.0  # gain 0.5 - 0.25; never negative: no question lost
     assert M.gain_ci(b, b) == (0.0, 0.0)
-    assert M.gain_ci(*M.paired(K2, k2_shuffled)) == (0.0, 0.0)
+    assert M.gain_ci(*M.paired(T2, k2_shuffled)) == (0.0, 0.0)
     assert M.gain_ci([0, 0, 0], [1, 1, 1]) == (1.0, 1.0)
     with pytest.raises(ValueError, match="same length"):
         M.gain_ci([0, 1], [1])
@@ -263,11 +266,11 @@ def test_paired_and_gain_ci():
 
 def test_paired_errors():
     with pytest.raises(ValueError, match=r"1 only in traces_a \(e.g. \['q4'\]\), 0 only in traces_b"):
-        M.paired(K2, K2[:3])
+        M.paired(T2, T2[:3])
     with pytest.raises(ValueError, match="same benchmark"):
-        M.paired(K2, [dict(r, benchmark="aime24") for r in K2])
+        M.paired(T2, M.traces_from([dict(r, benchmark="aime24") for r in K2]))
     with pytest.raises(ValueError, match=r"traces_b: record 0 .*missing key"):
-        M.paired(K2, [{k: v for k, v in r.items() if k != "N"} for r in K2])
+        M.paired(T2, M.traces_from([{k: v for k, v in r.items() if k != "N"} for r in K2], "traces_b"))
 
 
 def test_a_dialogue_ended_by_the_context_may_have_no_attempt_and_an_empty_box_is_no_answer():
@@ -276,8 +279,65 @@ def test_a_dialogue_ended_by_the_context_may_have_no_attempt_and_an_empty_box_is
         {"id": "b", "benchmark": "b", "N": 2, "attempts": [{"text": "\\boxed{}", "answer": "", "correct": False}],
          "solved_at": None, "stop_reason": "context"},
     ]
-    out = M.summarize(traces)
+    out = M.summarize(M.traces_from(traces))
     assert out["accuracy"] == 0.0 and out["formatted_rate"] == 0.0 and out["stop_reasons"] == {"context": 2}
     no_attempt_otherwise = [{**traces[0], "stop_reason": "attempts_exhausted"}]
     with pytest.raises(ValueError, match="attempts has 0 entries, expected 1..N=2"):
-        M.validate_traces(no_attempt_otherwise)
+        M.traces_from(no_attempt_otherwise)
+
+
+# ----------------------------------------------------------------------------------------------- read once
+
+
+def test_a_bad_trace_file_is_named_by_file_line_and_field(tmp_path):
+    path = tmp_path / "k2.jsonl"
+    at = re.escape(str(path))
+    good = M.traces_from(K2)
+    lines = [json.dumps(r) for r in K2]
+    path.write_text("\n".join(lines) + "\n")
+    assert M.read_traces(path) == good
+    assert M.read_traces(path)[2].where == f"{path}:3"
+    lines[2] = json.dumps(_bad(lambda t: t[2]["attempts"][1].update(correct="yes"))[2])
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"^{at}:3 \(id 'q3'\): attempt 2 correct must be a bool, got 'yes'$"):
+        M.read_traces(path)
+    path.write_text(lines[0] + "\n" + lines[0] + "\n")
+    with pytest.raises(DataError, match=rf"{at}:2 \(id 'q1'\): duplicate id .*first at {at}:1"):
+        M.read_traces(path)
+    path.write_text("\n")
+    with pytest.raises(DataError, match=rf"{at} is empty"):
+        M.read_traces(path)
+
+
+# ----------------------------------------------------------------------------------------------- metrics.json
+
+
+def _trace(qid: str, k: int, correct: list[bool]) -> dict:
+    attempts = [{"text": f"\\boxed{{{i}}}", "answer": str(i), "correct": c} for i, c in enumerate(correct)]
+    solved = len(correct) if correct[-1] else None
+    reason = "correct" if solved else "attempts_exhausted"
+    return {"id": qid, "benchmark": "synthetic", "N": k, "attempts": attempts, "solved_at": solved,
+            "stop_reason": reason}
+
+
+def test_metrics_for_hand_made_runs():
+    runs = {
+        1: [_trace("a", 1, [True]), _trace("b", 1, [False]), _trace("c", 1, [False]), _trace("d", 1, [False])],
+        2: [_trace("a", 2, [True]), _trace("b", 2, [False, True]), _trace("c", 2, [False, False]),
+            _trace("d", 2, [False, False])],
+    }
+    out = M.metrics_for("multi_attempt_s3", {k: M.traces_from(traces) for k, traces in runs.items()})
+    assert (out["model"], out["variant"], out["seed"]) == ("multi_attempt_s3", "multi_attempt", 3)
+    assert out["benchmark"] == "synthetic"
+    assert out["by_k"]["1"]["accuracy"] == 0.25 and out["by_k"]["2"]["accuracy"] == 0.5
+    assert out["by_k"]["2"]["retry"]["overall"]["wrong_to_right_rate"] == 1 / 3
+    assert out["gain_over_k1"]["2"]["gain"] == 0.25
+    lo, hi = out["gain_over_k1"]["2"]["gain_ci95"]
+    assert 0.0 <= lo <= 0.25 <= hi <= 1.0  # per-question gains (0, 1, 0, 0): resampled means lie in [0, 1]
+    assert M.metrics_for("base", {1: M.traces_from(runs[1])})["seed"] is None
+
+
+def test_model_names():
+    assert M.parse_model("baseline_s12") == ("baseline", 12) and M.parse_model("base") == ("base", None)
+    with pytest.raises(DataError, match="model name 'qwen_final'"):
+        M.parse_model("qwen_final")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, evaluate, provenance, report
+from pipeline import config, metrics, provenance, report
 from pipeline.__main__ import main
 from pipeline.io import DataError, write_json, write_jsonl
 from tests.conftest import ROOT
@@ -51,9 +51,9 @@ def results(tmp_path_factory):
             folder = root / "eval" / model / bench
             runs = {}
             for k in range(1, MAX_K + 1):
-                runs[k] = [_trace(bench, i, k, _solve_at(model, bench, i)) for i in range(n)]
-                write_jsonl(folder / f"k{k}.jsonl", runs[k])
-            write_json(folder / "metrics.json", evaluate.metrics_for(runs))
+                write_jsonl(folder / f"k{k}.jsonl", [_trace(bench, i, k, _solve_at(model, bench, i)) for i in range(n)])
+                runs[k] = metrics.read_traces(folder / f"k{k}.jsonl")
+            write_json(folder / "metrics.json", metrics.metrics_for(model, runs))
             metrics_files.append(str(folder / "metrics.json"))
         if model != NO_PROVENANCE:
             provenance.write(root / "models" / model, provenance.record(config.resolve({"seeds": [len(model)]})))
@@ -158,7 +158,7 @@ def test_paper_scale_draws_and_lists_the_papers_numbers(results, tmp_path):
 def test_bad_inputs_are_named(results, tmp_path):
     _, metrics_files, _ = results
     with pytest.raises(DataError, match="model name 'qwen_final'"):
-        report.parse_model("qwen_final")
+        metrics.parse_model("qwen_final")
     with pytest.raises(DataError, match="missing.json: file not found"):
         report.accuracy_table([str(tmp_path / "eval" / "base" / "x" / "missing.json")])
     bad = tmp_path / "eval" / "base" / "x" / "metrics.json"

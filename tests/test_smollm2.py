@@ -126,7 +126,8 @@ def test_paper_protocol_on_smollm2_through_the_cli(smollm2_dir, benchmarks_dir, 
                 assert trace["N"] == k and len(trace["attempts"]) <= k and trace["token_exact"]
                 assert all(a["n_tokens"] <= 48 for a in trace["attempts"])
                 stop_reasons.add(trace["stop_reason"])
-        run(["eval-metrics", *map(str, traces), "--out", str(tmp_path / "eval" / name / "metrics.json")])
+        run(["eval-metrics", *map(str, traces), "--model", "base",
+             "--out", str(tmp_path / "eval" / name / "metrics.json")])
         metrics = json.loads((tmp_path / "eval" / name / "metrics.json").read_text())
         assert metrics["benchmark"] == name and sorted(metrics["by_k"]) == ["1", "2", "3"]
     assert "context" in stop_reasons  # three 48-token attempts and their feedback do not fit in 256 tokens

@@ -200,8 +200,8 @@ def test_code_is_an_input(smoke_run):
     report = {"aggregate", "figures", "write_report"}
     assert planned(smoke_run) == set()
     cases = [
-        ("pipeline/metrics.py", "def summarize(traces: Sequence[Mapping], n_boot: int = 1000,",
-         "def summarize(traces: Sequence[Mapping], n_boot: int = 2000,", {"eval_metrics", *report}),
+        ("pipeline/metrics.py", "def summarize(traces: Sequence[Trace], n_boot: int = 1000,",
+         "def summarize(traces: Sequence[Trace], n_boot: int = 2000,", {"eval_metrics", *report}),
         ("pipeline/train.py", "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = None)",
          "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = 0)",
          {"train", "evaluate", "eval_metrics", *report}),
