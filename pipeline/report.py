@@ -3,20 +3,23 @@
 Three steps, one verb and one rule each (rules/report.smk), so a figure can be redrawn without re-reading traces:
   aggregate  eval/<model>/<benchmark>/metrics.json (+ the k1/k2 traces beside it) and models/<run>/train_log.jsonl
              -> summary.json and three tidy tables: accuracy.csv, retries.csv, learning_curves.csv;
-  figures    the tables -> figures/{accuracy_vs_k, per_benchmark, learning_curves, retries}.{png,pdf} (seaborn);
+  figures    the tables -> figures/<name>.{png,pdf} (seaborn), one per function registered with @figure(name);
   markdown   summary.json + tables -> report.md.
 
-A model is `base` or `<variant>_s<seed>` (the workflow's names). Accuracy is a fraction; the report prints
-percent. Across benchmarks we take the plain mean (the paper's "average"); across seeds the mean, with the
-min-max range as the band. The k=1 -> k=2 gain interval resamples questions (stratified by benchmark) of the
-per-question gain averaged over seeds: it says how sure we are given these seeds, not across new seeds.
+A model is `base` or `<variant>_s<seed>` (the workflow's names, recorded in each metrics.json). Accuracy is a
+fraction; the report prints percent. Across benchmarks we take the plain mean (the paper's "average"); across seeds
+the mean, with the min-max range as the band. The k=1 -> k=2 gain interval resamples questions (stratified by
+benchmark) of the per-question gain averaged over seeds: it says how sure we are given these seeds, not across new
+seeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -27,7 +30,7 @@ from pipeline.metrics import BASE, parse_model
 
 ORDER = [*VARIANTS, BASE]  # legend and table order
 LABELS = {"multi_attempt": "multi-attempt RL", "baseline": "single-attempt RL (baseline)", BASE: "base model"}
-FIGURES = ("accuracy_vs_k", "per_benchmark", "learning_curves", "retries")
+BAND = ("pi", 100)  # figures' bands: min-max over seeds
 
 # The paper's numbers (percent), from ../shared/docs/paper-spec.md §8.2 (Fig. 1, 5-benchmark average) and §8.3
 # (Fig. 5, per benchmark, "Multi / Base"), read off the figures to about +-0.2. tests/test_report.py checks them
@@ -270,81 +273,123 @@ def _present(frame: pd.DataFrame) -> list[str]:
     return [v for v in ORDER if v in set(frame["variant"])]
 
 
+@dataclasses.dataclass(frozen=True)
+class Drawing:
+    """What every figure is drawn from: the aggregated tables, the preset's scale (paper: the paper's numbers as
+    dashed lines), the rolling-mean window (steps) of the training reward, and the plotting modules and palette."""
+
+    acc: pd.DataFrame
+    retries: pd.DataFrame
+    curves: pd.DataFrame
+    scale: str
+    smooth: int
+    plt: Any
+    sns: Any
+    palette: dict
+
+
+FIGURES: dict[str, Callable[[Drawing], Any]] = {}  # name -> drawing function, in drawing order; rules list files
+
+
+def figure(name: str):
+    """Register the decorated function as figure `name` (figures/<name>.png and .pdf): it draws one matplotlib
+    Figure from a Drawing and returns it."""
+
+    def register(draw: Callable[[Drawing], Any]) -> Callable[[Drawing], Any]:
+        FIGURES[name] = draw
+        return draw
+
+    return register
+
+
 def figures(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, folder: str | Path, scale: str,
             smooth: int = 10) -> list[Path]:
-    """Draw the four figures (PNG and PDF each). Bands: min-max over seeds. Paper preset: the paper's numbers
-    as dashed lines. `smooth`: rolling-mean window (steps) of the training reward."""
+    """Draw every registered figure (PNG and PDF each); return the files written."""
     plt, sns = _setup()
-    folder = Path(folder)
-    palette = _palette(sns)
-    pct = acc.assign(accuracy=acc["accuracy"] * 100)
-    band = ("pi", 100)  # min-max over seeds
+    drawing = Drawing(acc, retries, curves, scale, smooth, plt, sns, _palette(sns))
     written = []
+    for name, draw in FIGURES.items():
+        fig = draw(drawing)
+        written += _save(fig, Path(folder), name)
+        plt.close(fig)
+    return written
 
-    # Fig. 1: macro accuracy vs allowed attempts
-    macro = _macro_per_seed(pct)
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    sns.lineplot(macro, x="k", y="accuracy", hue="variant", hue_order=_present(macro), palette=palette,
-                 marker="o", errorbar=band, ax=ax)
-    if scale == "paper":
+
+def _percent(acc: pd.DataFrame) -> pd.DataFrame:
+    return acc.assign(accuracy=acc["accuracy"] * 100)
+
+
+@figure("accuracy_vs_k")
+def _accuracy_vs_k(d: Drawing):
+    """Fig. 1: macro accuracy vs allowed attempts. Bands (here and below): min-max over seeds."""
+    macro = _macro_per_seed(_percent(d.acc))
+    fig, ax = d.plt.subplots(figsize=(5, 3.6))
+    d.sns.lineplot(macro, x="k", y="accuracy", hue="variant", hue_order=_present(macro), palette=d.palette,
+                   marker="o", errorbar=BAND, ax=ax)
+    if d.scale == "paper":
         for v, vals in PAPER_AVERAGE.items():
-            ax.plot(range(1, len(vals) + 1), vals, ls="--", color=palette[v], alpha=0.7, label=f"paper: {LABELS[v]}")
+            ax.plot(range(1, len(vals) + 1), vals, ls="--", color=d.palette[v], alpha=0.7, label=f"paper: {LABELS[v]}")
     _legend(ax)
     ax.set(xlabel="attempts allowed at evaluation (k)", ylabel="accuracy (%)", xticks=sorted(macro["k"].unique()),
-           title="Accuracy vs attempts" + (" (mean of benchmarks)" if acc["benchmark"].nunique() > 1 else ""))
-    written += _save(fig, folder, "accuracy_vs_k")
-    plt.close(fig)
+           title="Accuracy vs attempts" + (" (mean of benchmarks)" if d.acc["benchmark"].nunique() > 1 else ""))
+    return fig
 
-    # Fig. 5: one panel per benchmark
+
+@figure("per_benchmark")
+def _per_benchmark(d: Drawing):
+    """Fig. 5: one panel per benchmark."""
+    pct = _percent(d.acc)
     benches = sorted(pct["benchmark"].unique())
-    grid = sns.relplot(pct, x="k", y="accuracy", hue="variant", hue_order=_present(pct), palette=palette,
-                       col="benchmark", col_order=benches, col_wrap=min(len(benches), 3), kind="line", marker="o",
-                       errorbar=band, height=3, aspect=1.1, facet_kws={"sharey": False})
-    if scale == "paper":
+    grid = d.sns.relplot(pct, x="k", y="accuracy", hue="variant", hue_order=_present(pct), palette=d.palette,
+                         col="benchmark", col_order=benches, col_wrap=min(len(benches), 3), kind="line", marker="o",
+                         errorbar=BAND, height=3, aspect=1.1, facet_kws={"sharey": False})
+    if d.scale == "paper":
         for bench, ax in grid.axes_dict.items():
             for v, vals in PAPER_PER_BENCHMARK.get(bench, {}).items():
-                ax.plot(range(1, len(vals) + 1), vals, ls="--", color=palette[v], alpha=0.7)
+                ax.plot(range(1, len(vals) + 1), vals, ls="--", color=d.palette[v], alpha=0.7)
     grid.set_axis_labels("attempts allowed (k)", "accuracy (%)")
     grid.set_titles("{col_name}")
     grid.set(xticks=sorted(pct["k"].unique()))
-    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0), ncol=len(_present(pct)), frameon=False)
+    d.sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0), ncol=len(_present(pct)), frameon=False)
     _relabel(grid.legend)
-    written += _save(grid.figure, folder, "per_benchmark")
-    plt.close(grid.figure)
+    return grid.figure
 
-    # Fig. 4: learning curves
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    if not curves.empty:
-        c = curves.sort_values(["variant", "seed", "step"]).copy()
+
+@figure("learning_curves")
+def _learning_curves(d: Drawing):
+    """Fig. 4: training reward (rolling mean) and held-out accuracy per RL step."""
+    fig, axes = d.plt.subplots(1, 2, figsize=(9, 3.4))
+    if not d.curves.empty:
+        c = d.curves.sort_values(["variant", "seed", "step"]).copy()
         c["reward"] = c.groupby(["variant", "seed"])["reward"].transform(
-            lambda s: s.rolling(smooth, min_periods=1).mean())
-        sns.lineplot(c.dropna(subset=["reward"]), x="step", y="reward", hue="variant", hue_order=_present(c),
-                     palette=palette, errorbar=band, ax=axes[0])
-        evals = c.dropna(subset=["heldout_accuracy"]).assign(heldout_accuracy=lambda d: d["heldout_accuracy"] * 100)
-        sns.lineplot(evals, x="step", y="heldout_accuracy", hue="variant", hue_order=_present(c), palette=palette,
-                     marker="o", errorbar=band, ax=axes[1])
+            lambda s: s.rolling(d.smooth, min_periods=1).mean())
+        d.sns.lineplot(c.dropna(subset=["reward"]), x="step", y="reward", hue="variant", hue_order=_present(c),
+                       palette=d.palette, errorbar=BAND, ax=axes[0])
+        evals = c.dropna(subset=["heldout_accuracy"]).assign(heldout_accuracy=lambda e: e["heldout_accuracy"] * 100)
+        d.sns.lineplot(evals, x="step", y="heldout_accuracy", hue="variant", hue_order=_present(c), palette=d.palette,
+                       marker="o", errorbar=BAND, ax=axes[1])
         _legend(axes[0])
         axes[1].get_legend().remove()
-    axes[0].set(xlabel="RL step", ylabel=f"training reward ({smooth}-step mean)", title="Training reward")
+    axes[0].set(xlabel="RL step", ylabel=f"training reward ({d.smooth}-step mean)", title="Training reward")
     axes[1].set(xlabel="RL step", ylabel="held-out accuracy, 1 attempt (%)", title="Held-out accuracy")
-    written += _save(fig, folder, "learning_curves")
-    plt.close(fig)
+    return fig
 
-    # What happens at each retry
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    if not retries.empty:
-        r = retries.assign(wrong_to_right_rate=retries["wrong_to_right_rate"] * 100,
-                           repeat_rate=retries["repeat_rate"] * 100)
+
+@figure("retries")
+def _retries(d: Drawing):
+    """What happens at each retry: wrong answers fixed, earlier wrong answers repeated."""
+    fig, axes = d.plt.subplots(1, 2, figsize=(9, 3.4))
+    if not d.retries.empty:
+        r = d.retries.assign(wrong_to_right_rate=d.retries["wrong_to_right_rate"] * 100,
+                             repeat_rate=d.retries["repeat_rate"] * 100)
         for ax, column, title in ((axes[0], "wrong_to_right_rate", "Wrong answer fixed at this attempt"),
                                   (axes[1], "repeat_rate", "Repeats an earlier wrong answer")):
-            sns.barplot(r, x="retry", y=column, hue="variant", hue_order=_present(r), palette=palette,
-                        errorbar=band, ax=ax)
+            d.sns.barplot(r, x="retry", y=column, hue="variant", hue_order=_present(r), palette=d.palette,
+                          errorbar=BAND, ax=ax)
             ax.set(xlabel="attempt", ylabel="% of dialogues reaching it", title=title)
         _legend(axes[0])
         axes[1].get_legend().remove()
-    written += _save(fig, folder, "retries")
-    plt.close(fig)
-    return written
+    return fig
 
 
 def _legend(ax) -> None:
