@@ -5,6 +5,7 @@ Three steps, one verb and one rule each (rules/report.smk), so a figure can be r
              -> summary.json and three tidy tables: accuracy.csv, retries.csv, learning_curves.csv;
   figures    the tables -> figures/<name>.{png,pdf} (seaborn), one per function registered with @figure(name);
   markdown   summary.json + tables -> report.md.
+At paper scale the figures and report.md add the paper's own numbers (paper_numbers.yaml).
 
 A model is `base` or `<variant>_s<seed>` (the workflow's names, recorded in each metrics.json). Accuracy is a
 fraction; the report prints percent. Across benchmarks we take the plain mean (the paper's "average"); across seeds
@@ -32,25 +33,17 @@ ORDER = [*VARIANTS, BASE]  # legend and table order
 LABELS = {"multi_attempt": "multi-attempt RL", "baseline": "single-attempt RL (baseline)", BASE: "base model"}
 BAND = ("pi", 100)  # figures' bands: min-max over seeds
 
-# The paper's numbers (percent), from ../shared/docs/paper-spec.md §8.2 (Fig. 1, 5-benchmark average) and §8.3
-# (Fig. 5, per benchmark, "Multi / Base"), read off the figures to about +-0.2. tests/test_report.py checks them
-# against the spec's tables.
-PAPER_AVERAGE = {
-    "multi_attempt": [45.58, 52.50, 51.75, 53.82, 51.59, 51.97, 52.38],
-    "baseline": [42.36, 43.19, 44.25, 44.00, 43.78, 44.58, 42.87],
-}
-PAPER_PER_BENCHMARK = {  # benchmark -> variant -> accuracy at k = 1..7
-    "aime24": {"multi_attempt": [26.7, 26.7, 26.7, 26.7, 20.0, 23.3, 20.0],
-               "baseline": [13.3, 13.3, 16.7, 13.3, 16.7, 20.0, 13.3]},
-    "math500": {"multi_attempt": [73.4, 80.0, 81.0, 82.2, 83.0, 82.0, 83.4],
-                "baseline": [76.2, 76.4, 76.2, 76.4, 76.4, 75.8, 75.8]},
-    "amc23": {"multi_attempt": [60.0, 72.5, 65.0, 72.5, 67.5, 67.5, 72.5],
-              "baseline": [55.0, 52.5, 55.0, 57.5, 55.0, 57.5, 55.0]},
-    "minerva_math": {"multi_attempt": [34.2, 43.0, 41.9, 41.9, 43.4, 44.5, 42.6],
-                     "baseline": [31.6, 35.3, 34.6, 33.8, 33.5, 32.0, 33.8]},
-    "olympiadbench": {"multi_attempt": [33.6, 40.3, 44.1, 45.8, 44.0, 42.5, 43.4],
-                      "baseline": [35.7, 38.4, 38.8, 39.0, 37.2, 37.5, 36.4]},
-}
+
+def _paper_numbers() -> tuple[dict, str, dict]:
+    """paper_numbers.yaml beside this file: the paper's Fig. 1 average, its source, and Fig. 5 per benchmark."""
+    import yaml
+
+    numbers = yaml.safe_load((Path(__file__).with_name("paper_numbers.yaml")).read_text(encoding="utf-8"))
+    average = dict(numbers["average"])
+    return average, average.pop("source"), numbers["per_benchmark"]
+
+
+PAPER_AVERAGE, PAPER_SOURCE, PAPER_PER_BENCHMARK = _paper_numbers()  # variant -> accuracy (%) at k = 1..7
 
 
 # ----------------------------------------------------------------------------------------------- aggregate
@@ -193,7 +186,7 @@ def summarize(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, me
     if scale == "paper":
         out["paper"] = {"accuracy_at_k": {v: {str(k + 1): x / 100 for k, x in enumerate(vals)}
                                           for v, vals in PAPER_AVERAGE.items()},
-                        "source": "arXiv 2503.04808 Fig. 1 (5-benchmark average), read off the figure"}
+                        "source": PAPER_SOURCE}
     return out
 
 
