@@ -1,4 +1,4 @@
-"""Metrics over evaluation traces (paper §4, Figs 1 and 5; spec §5.4 and §8): pure functions, no I/O, no torch.
+"""Metrics over evaluation traces (paper §4, Figs 1 and 5; spec §5.4 and §8): pure functions of checked traces.
 
 What this module owns:
   * the trace: one question's record, checked once when read (`read_traces`, `traces_from`) into a `Trace`;
@@ -11,8 +11,8 @@ What this module owns:
     (parsed from the workflow's model names), so the report reads them from the file, not from folder names.
 
 What it does not know: how traces were produced or graded (it trusts each attempt's `correct` flag and the
-record's `solved_at`, and only checks that they agree), tokens, prompts, or models' weights. Callers write the
-results.
+record's `solved_at`, and only checks that they agree), tokens, prompts, or models' weights. It reads traces
+(`read_traces`) and writes nothing: callers write the results. No torch.
 
 A trace is one question's record in a run's traces jsonl:
     {"id": str, "benchmark": str, "N": int (= k), "attempts": [{"text": str, "answer": str|None, "correct": bool},
