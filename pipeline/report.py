@@ -32,6 +32,7 @@ from pipeline.metrics import BASE, parse_model
 ORDER = [*VARIANTS, BASE]  # legend and table order
 LABELS = {"multi_attempt": "multi-attempt RL", "baseline": "single-attempt RL (baseline)", BASE: "base model"}
 BAND = ("pi", 100)  # figures' bands: min-max over seeds
+IDENTITY = ("model", "variant", "seed", "benchmark")  # what each metrics.json says it scores
 
 
 def _paper_numbers() -> tuple[dict, str, dict]:
@@ -52,7 +53,7 @@ PAPER_AVERAGE, PAPER_SOURCE, PAPER_PER_BENCHMARK = _paper_numbers()  # variant -
 def read_metrics(path: str | Path) -> dict:
     """One metrics.json (`metrics.metrics_for`); DataError when it predates the model, variant and seed in it."""
     m = read_json(path)
-    missing = [key for key in ("model", "variant", "seed", "benchmark") if key not in m]
+    missing = [key for key in IDENTITY if key not in m]
     if missing:
         raise DataError(f"{path}: no {', '.join(missing)} (written by an older eval-metrics: run it again)")
     return m
@@ -63,11 +64,9 @@ def accuracy_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
     rows = []
     for path in metrics_files:
         m = read_metrics(path)
-        model, variant, seed, benchmark = m["model"], m["variant"], m["seed"], m["benchmark"]
         for k, run in m.get("by_k", {}).items():
-            rows.append({"model": model, "variant": variant, "seed": seed, "benchmark": benchmark, "k": int(k),
-                         "accuracy": run["accuracy"], "ci_low": run["accuracy_ci95"][0],
-                         "ci_high": run["accuracy_ci95"][1], "n": run["n"]})
+            rows.append({**{key: m[key] for key in IDENTITY}, "k": int(k), "accuracy": run["accuracy"],
+                         "ci_low": run["accuracy_ci95"][0], "ci_high": run["accuracy_ci95"][1], "n": run["n"]})
     if not rows:
         raise DataError("no evaluation metrics to aggregate (every metrics.json was empty or none was given)")
     return pd.DataFrame(rows).sort_values(["variant", "seed", "benchmark", "k"], na_position="first",
@@ -79,19 +78,17 @@ def retries_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
     rows = []
     for path in metrics_files:
         m = read_metrics(path)
-        model, variant, seed, benchmark = m["model"], m["variant"], m["seed"], m["benchmark"]
         by_k = m.get("by_k", {})
         if not by_k:
             continue
         k = max(by_k, key=int)
         retry = by_k[k]["retry"]
         for j in retry["wrong_to_right_rate"]:
-            rows.append({"model": model, "variant": variant, "seed": seed, "benchmark": benchmark, "k": int(k),
-                         "retry": int(j), "reached": retry["n_reached"][j],
+            rows.append({**{key: m[key] for key in IDENTITY}, "k": int(k), "retry": int(j),
+                         "reached": retry["n_reached"][j],
                          "wrong_to_right_rate": retry["wrong_to_right_rate"][j],
                          "repeat_rate": retry["repeat_rate"][j]})
-    return pd.DataFrame(rows, columns=["model", "variant", "seed", "benchmark", "k", "retry", "reached",
-                                       "wrong_to_right_rate", "repeat_rate"])
+    return pd.DataFrame(rows, columns=[*IDENTITY, "k", "retry", "reached", "wrong_to_right_rate", "repeat_rate"])
 
 
 def _curve_point(rec: Mapping) -> dict:
