@@ -85,7 +85,7 @@ class Trace:
     @classmethod
     def from_record(cls, record: Any, where: str) -> Trace:
         """The trace of one jsonl record; DataError naming `where`, the record's id and the field at fault when
-        the record breaks the format above or contradicts itself."""
+        the record breaks the trace format (module docstring) or contradicts itself."""
         if not isinstance(record, Mapping):
             raise DataError(f"{where}: expected a dict, got {type(record).__name__}")
 
