@@ -1,4 +1,5 @@
 # All of the workflow's Python: configuration resolution and helpers named for what they return.
+import dataclasses
 import hashlib
 import json
 import os
@@ -8,14 +9,16 @@ from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
 from pipeline.config import KNOWN_BENCHMARKS, VARIANTS, resolve
+from pipeline.download import HF_HOME
+from pipeline.download import plan as hub_plan
 from pipeline.report import FIGURES
 
 # Defaults -> presets/<scale>.yaml -> config.yaml and --config overrides; stops here, naming every bad key path.
 CFG = resolve(config)
 RESOLVED = CFG.to_dict()
 validate(RESOLVED, schema="../pipeline/config/schema.yaml")
-OUT = CFG.out_dir
-REPORTS = CFG.report_dir
+OUT = CFG.out_dir  # results/<experiment>
+REPORTS = CFG.report_dir  # reports/<experiment>, or reports/ for the default experiment
 
 # Scheduler requests (Snakemake resources; the SLURM profile turns them into sbatch options). CPU experiment:
 # small and short. Paper scale: training is one 8-GPU node for about 4 days (spec §7); each evaluation job
@@ -162,6 +165,24 @@ def code_version(verb):
     `code` rerun trigger covers only run:/script: rules, and the shell text of our rules never changes.
     """
     return verb_hash(verb)
+
+
+def trained_model_output(path):
+    """The output entry of a trained model: write-protected when protect_models is set (the paper preset), so that a
+    configuration change that would retrain it stops the run instead of deleting days of GPU time.
+    """
+    return protected(directory(path)) if CFG.protect_models else directory(path)
+
+
+# What the configuration loads from the Hugging Face hub (pipeline/download.py), fetched once into HF_HOME by
+# rules/download.smk. The jobs that read the hub take its manifest as an input, marked ancient so that a new
+# download does not rerun them, and run offline.
+HUB_PLAN = hub_plan(CFG)
+HUB_MANIFEST = f"{HF_HOME}/manifests/{CFG.experiment}.json"
+
+
+def hub_input():
+    return [ancient(HUB_MANIFEST)] if HUB_PLAN else []
 
 
 def data_path(name):
