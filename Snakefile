@@ -35,6 +35,7 @@ rule all:
     default_target: True
     input:
         rules.write_report.output,
+        rules.dvc_views.output,
 
 
 # Targets for parts of the pipeline (also the stages of dvc.yaml).

@@ -4,13 +4,17 @@ import hashlib
 import json
 import os
 import tempfile
+from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
 from pipeline.config import KNOWN_BENCHMARKS, VARIANTS, resolve
 from pipeline.download import HF_HOME
 from pipeline.download import plan as hub_plan
+from pipeline.dvc_views import MODELS as DVC_MODELS
+from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
 
 # Defaults -> presets/<scale>.yaml -> config.yaml and --config overrides; stops here, naming every bad key path.
@@ -125,6 +129,23 @@ def write_config_file():
 
 
 CONFIG_FILE = write_config_file()
+
+
+def write_params_file():
+    """The resolved configuration as params.yaml, DVC's parameter file: `dvc params diff` and `dvc exp show` see
+    every key, not only what config.yaml sets. Rewritten when the configuration of a run in this folder differs
+    (git shows it changed); edit config.yaml, not this file."""
+    text = (
+        "# Written by the Snakefile (rules/common.smk): the resolved configuration of the last snakemake run here.\n"
+        + yaml.safe_dump(RESOLVED, sort_keys=True, width=1000)
+    )
+    path = Path("params.yaml")
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+if workflow.is_main_process:
+    write_params_file()
 
 
 def config_file(wildcards, output):

@@ -93,10 +93,24 @@ def test_a_named_experiment_has_its_own_folders(tmp_path):
     outputs = re.compile(r"^    output: (.*)$", re.M)
     named_files = {f for line in outputs.findall(named) for f in line.split(", ")}
     assert named_files and all(f.startswith(("results/lr_sweep/", "reports/lr_sweep/")) for f in named_files)
-    assert {"reports/lr_sweep/report.md", "results/lr_sweep/models/multi_attempt_s0"} <= named_files
+    assert {"reports/lr_sweep/report.md", "reports/lr_sweep/metrics/multi_attempt.json"} <= named_files
     default_files = {f for line in outputs.findall(default) for f in line.split(", ")}
     assert {f.replace("results/lr_sweep/", "results/tiny/").replace("reports/lr_sweep/", "reports/")
             for f in named_files} == default_files
+
+
+def test_params_yaml_is_the_resolved_configuration(tmp_path):
+    """DVC's parameter file: every key of the resolved configuration, rewritten only when it changes."""
+    import yaml
+
+    snakemake(tmp_path, "-n", "--config", "train={steps: 7}")
+    params = tmp_path / "params.yaml"
+    assert yaml.safe_load(params.read_text()) == config.resolve({"train": {"steps": 7}}).to_dict()
+    written = params.stat().st_mtime_ns
+    snakemake(tmp_path, "-n", "--config", "train={steps: 7}")
+    assert params.stat().st_mtime_ns == written
+    snakemake(tmp_path, "-n")
+    assert yaml.safe_load(params.read_text())["train"]["steps"] == config.resolve({}).train.steps
 
 
 def test_paper_preset_downloads_the_hub_once_and_jobs_run_offline(tmp_path):
@@ -132,7 +146,7 @@ def test_part_targets(tmp_path):
     assert jobs["base_model"] == {"prepare_synthetic", "build_base"}
     assert jobs["policies"] == {"prepare_synthetic", "build_base", "train"}
     assert jobs["evaluation"] == jobs["policies"] | {"evaluate", "eval_metrics"}
-    assert jobs["all"] == jobs["evaluation"] | {"aggregate", "figures", "write_report"}
+    assert jobs["all"] == jobs["evaluation"] | {"aggregate", "figures", "write_report", "dvc_views"}
     one = snakemake(tmp_path, "-n", "results/tiny/eval/base/synthetic/k2.jsonl").stdout
     assert set(re.findall(r"^rule (\w+):", one, re.M)) == {"prepare_synthetic", "build_base", "evaluate"}
 
