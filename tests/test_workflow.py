@@ -248,7 +248,7 @@ def test_code_is_an_input(smoke_run):
     """After a complete run, `snakemake -n` reruns exactly the rules whose code changed, and what depends on
     their outputs: a metrics function -> the metrics and the report; the trainer -> training and everything
     after it, not the data or the base model; a comment or a docstring -> nothing."""
-    report = {"aggregate", "figures", "write_report"}
+    report = {"aggregate", "figures", "write_report", "dvc_views"}
     assert planned(smoke_run) == set()
     cases = [
         ("pipeline/metrics.py", "def summarize(traces: Sequence[Mapping], n_boot: int = 1000,",
