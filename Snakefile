@@ -8,12 +8,19 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+include: "rules/common.smk"
+
+
 # Rules call `python -m pipeline`: from the activated environment, or, with --use-conda, from envs/*.yaml,
 # which hold each rule family's packages but not this package; so the repository goes on PYTHONPATH.
-shell.prefix(f"export PYTHONPATH={workflow.basedir}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+# Every job reads the Hugging Face hub only from what the download rule fetched (compute nodes are often offline).
+shell.prefix(
+    f"export PYTHONPATH={workflow.basedir}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"
+    f" HF_HOME={os.path.abspath(HF_HOME)} HF_HUB_OFFLINE=1; "
+)
 
 
-include: "rules/common.smk"
+include: "rules/download.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/train.smk"
@@ -28,6 +35,7 @@ rule all:
     default_target: True
     input:
         rules.write_report.output,
+        rules.dvc_views.output,
 
 
 # Targets for parts of the pipeline (also the stages of dvc.yaml).

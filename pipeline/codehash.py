@@ -115,11 +115,13 @@ def _load(module: str) -> _Module | None:
 
 
 def definitions(verb: str) -> dict[str, str]:
-    """`module:name` -> syntax dump of every definition the verb's code reaches (plus `module:<always n>`)."""
-    root = ("pipeline.__main__", "cmd_" + verb.replace("-", "_"))
+    """`module:name` -> syntax dump of every definition the verb's code reaches (plus `module:<always n>`); a verb
+    is a `python -m pipeline` verb (`eval-metrics`) or a module run as `python -m pipeline.<module>`."""
+    # `python -m pipeline <verb>` starts at cmd_<verb> of __main__.py; `python -m pipeline.<module>` at its main
+    root = (verb, "main") if verb.startswith("pipeline.") else ("pipeline.__main__", "cmd_" + verb.replace("-", "_"))
     main = _load(root[0])
     if main is None or root[1] not in main.units:
-        raise KeyError(f"python -m pipeline has no verb {verb!r} (no function {root[1]} in pipeline/__main__.py)")
+        raise KeyError(f"python -m pipeline has no verb {verb!r} (no function {root[1]} in {root[0]})")
     seen: dict[str, str] = {}
     visited_modules: set[str] = set()
     todo = [root]

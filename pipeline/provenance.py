@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.config import Config
+from pipeline.config import Config, experiment_dirs
 from pipeline.io import atomic_path, write_json
 
 FILE = "provenance.json"
@@ -47,7 +47,7 @@ def write(folder: str | Path, prov: dict[str, Any]) -> None:
 
 def config_hash(config: Mapping[str, Any]) -> str:
     """16 hex digits of a resolved configuration (`Config.to_dict()`): the workflow keeps it as
-    `<out_dir>/configs/<this>.json` (rules/common.smk), so the hash names the file as well."""
+    `results/<experiment>/configs/<this>.json` (rules/common.smk), so the hash names the file as well."""
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -73,6 +73,7 @@ def write_model_card(folder: str | Path, prov: Mapping[str, Any], name: str, mad
     code_line = (f"git commit `{commit}`" + (" with uncommitted changes" if code.get("dirty") else "")
                  if commit else f"unknown ({(code.get('reason') or 'no git checkout').splitlines()[0]})")
     digest = config_hash(cfg)
+    out_dir, report_dir = experiment_dirs(cfg["experiment"])
     lines = [
         f"# {name}",
         "",
@@ -84,7 +85,7 @@ def write_model_card(folder: str | Path, prov: Mapping[str, Any], name: str, mad
         f"| made by | {made_by} |",
         f"| base model | {base} |",
         f"| training data | {trained_on} |",
-        f"| configuration | `{digest}`: `{cfg['out_dir']}/configs/{digest}.json` (scale `{cfg['scale']}`); "
+        f"| configuration | `{digest}`: `{out_dir}/configs/{digest}.json` (scale `{cfg['scale']}`); "
         f"the whole resolved configuration is also in `{FILE}` |",
         f"| code | {code_line} |",
         f"| written | {prov.get('time_utc')} on {prov.get('host')} |",
@@ -93,8 +94,8 @@ def write_model_card(folder: str | Path, prov: Mapping[str, Any], name: str, mad
         "",
         *([f"- {key}: {value:.3f}" for key, value in results.items()] or ["- none"]),
         "",
-        f"Evaluations at k = 1..{cfg['eval']['max_k']} attempts: `{cfg['out_dir']}/eval/{name}/<set>/metrics.json`,",
-        f"and the comparison of all models in `{cfg['report_dir']}/summary.json` and `report.md`.",
+        f"Evaluations at k = 1..{cfg['eval']['max_k']} attempts: `{out_dir}/eval/{name}/<set>/metrics.json`,",
+        f"and the comparison of all models in `{report_dir}/summary.json` and `report.md`.",
         "",
         "## Loading",
         "",

@@ -1,21 +1,28 @@
 # All of the workflow's Python: configuration resolution and helpers named for what they return.
+import dataclasses
 import hashlib
 import json
 import os
 import tempfile
+from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
 from pipeline.config import KNOWN_BENCHMARKS, VARIANTS, resolve
+from pipeline.download import HF_HOME
+from pipeline.download import plan as hub_plan
+from pipeline.dvc_views import MODELS as DVC_MODELS
+from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
 
 # Defaults -> presets/<scale>.yaml -> config.yaml and --config overrides; stops here, naming every bad key path.
 CFG = resolve(config)
 RESOLVED = CFG.to_dict()
 validate(RESOLVED, schema="../pipeline/config/schema.yaml")
-OUT = CFG.out_dir
-REPORTS = CFG.report_dir
+OUT = CFG.out_dir  # results/<experiment>
+REPORTS = CFG.report_dir  # reports/<experiment>, or reports/ for the default experiment
 
 # Scheduler requests (Snakemake resources; the SLURM profile turns them into sbatch options). CPU experiment:
 # small and short. Paper scale: training is one 8-GPU node for about 4 days (spec §7); each evaluation job
@@ -124,6 +131,23 @@ def write_config_file():
 CONFIG_FILE = write_config_file()
 
 
+def write_params_file():
+    """The resolved configuration as params.yaml, DVC's parameter file: `dvc params diff` and `dvc exp show` see
+    every key, not only what config.yaml sets. Rewritten when the configuration of a run in this folder differs
+    (git shows it changed); edit config.yaml, not this file."""
+    text = (
+        "# Written by the Snakefile (rules/common.smk): the resolved configuration of the last snakemake run here.\n"
+        + yaml.safe_dump(RESOLVED, sort_keys=True, width=1000)
+    )
+    path = Path("params.yaml")
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+if workflow.is_main_process:
+    write_params_file()
+
+
 def config_file(wildcards, output):
     """`--config` of every step: CONFIG_FILE.
 
@@ -162,6 +186,24 @@ def code_version(verb):
     `code` rerun trigger covers only run:/script: rules, and the shell text of our rules never changes.
     """
     return verb_hash(verb)
+
+
+def trained_model_output(path):
+    """The output entry of a trained model: write-protected when protect_models is set (the paper preset), so that a
+    configuration change that would retrain it stops the run instead of deleting days of GPU time.
+    """
+    return protected(directory(path)) if CFG.protect_models else directory(path)
+
+
+# What the configuration loads from the Hugging Face hub (pipeline/download.py), fetched once into HF_HOME by
+# rules/download.smk. The jobs that read the hub take its manifest as an input, marked ancient so that a new
+# download does not rerun them, and run offline.
+HUB_PLAN = hub_plan(CFG)
+HUB_MANIFEST = f"{HF_HOME}/manifests/{CFG.experiment}.json"
+
+
+def hub_input():
+    return [ancient(HUB_MANIFEST)] if HUB_PLAN else []
 
 
 def data_path(name):

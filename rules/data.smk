@@ -27,6 +27,7 @@ rule prepare_synthetic:
 rule prepare_math:
     input:
         exclude=excluded_benchmarks(),
+        hub=hub_input(),
     output:
         f"{OUT}/data/math_train.jsonl",
     log:
@@ -49,6 +50,8 @@ rule prepare_math:
 
 
 rule prepare_benchmark:
+    input:
+        hub=hub_input(),
     output:
         f"{OUT}/data/{{benchmark}}.jsonl",
     log:

@@ -6,6 +6,7 @@ rule evaluate:
     input:
         model=model_input,
         data=lambda w: eval_sets()[w.eval_set],
+        hub=hub_input(),
     output:
         eval_traces("{model}", "{eval_set}", "{k}"),
     log:

@@ -7,6 +7,7 @@ localrules:
     aggregate,
     figures,
     write_report,
+    dvc_views,
 
 
 rule aggregate:
@@ -103,3 +104,24 @@ rule write_report:
         tables=lambda w, input: os.path.dirname(input[0]),
     shell:
         "python -m pipeline report --tables {params.tables} --out {output} > {log} 2>&1"
+
+
+rule dvc_views:
+    input:
+        summary=rules.aggregate.output.summary,
+        curves=rules.aggregate.output.curves,
+        retries=rules.aggregate.output.retries,
+    output:
+        metrics=[f"{REPORTS}/metrics/{model}.json" for model in DVC_MODELS],
+        plots=[f"{REPORTS}/plots/{name}.csv" for name in DVC_PLOTS],
+    log:
+        f"{OUT}/logs/dvc_views.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    params:
+        code=code_version("pipeline.dvc_views"),
+        out_dir=lambda w, input: os.path.dirname(input.summary),
+    shell:
+        "python -m pipeline.dvc_views --summary {input.summary} --curves {input.curves}"
+        " --retries {input.retries} --out-dir {params.out_dir} > {log} 2>&1"

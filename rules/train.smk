@@ -8,8 +8,13 @@ rule train:
         base=base_input,
         train=training_data(),
         heldout=evaluation_data(),
+        hub=hub_input(),
     output:
-        directory(model_folder("{variant}_s{seed}")),
+        # protect_models (paper preset): a config change that would retrain this model stops Snakemake with
+        # "Write-protected output files for rule train". To retrain anyway, remove the model yourself:
+        #   chmod -R u+w results/<experiment>/models/<name> && rm -r results/<experiment>/models/<name>
+        # or keep it and train under a new name: --config experiment=<new name>.
+        trained_model_output(model_folder("{variant}_s{seed}")),
     log:
         f"{OUT}/logs/train/{{variant}}_s{{seed}}.log",
     benchmark:

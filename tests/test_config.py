@@ -107,6 +107,19 @@ def test_errors_name_the_key_path(user, expected):
     assert expected in str(err.value)
 
 
+def test_experiment_names_the_output_folders():
+    # The default keeps the paths the workflow always had; the paper preset's experiment is `paper`.
+    tiny, paper = C.resolve({}), C.resolve({"scale": "paper"})
+    assert (tiny.experiment, tiny.out_dir, tiny.report_dir, tiny.protect_models) == ("tiny", "results/tiny", "reports",
+                                                                                     False)
+    assert (paper.experiment, paper.out_dir, paper.report_dir, paper.protect_models) == (
+        "paper", "results/paper", "reports/paper", True)
+    named = C.resolve({"scale": "paper", "experiment": "lr_sweep-2"})
+    assert (named.out_dir, named.report_dir) == ("results/lr_sweep-2", "reports/lr_sweep-2")
+    with pytest.raises(C.ConfigError, match="experiment: '../x' does not match"):
+        C.resolve({"experiment": "../x"})
+
+
 def test_all_errors_reported_at_once():
     with pytest.raises(C.ConfigError) as err:
         C.resolve({"foo": 1, "eval": {"max_k": -1}})

@@ -85,6 +85,57 @@ def test_dry_run_paper_preset(tmp_path):
     assert len(eval_jobs) == 105 and all("gpu=1" in job.split("Shell command")[0] for job in eval_jobs)
 
 
+def test_a_named_experiment_has_its_own_folders(tmp_path):
+    """`experiment: NAME` moves every output to results/NAME and reports/NAME; the default keeps results/tiny and
+    reports/ (and the paper preset results/paper and reports/paper, test_dry_run_paper_preset)."""
+    named = snakemake(tmp_path, "-n", "--config", "experiment=lr_sweep").stdout
+    default = snakemake(tmp_path, "-n").stdout
+    outputs = re.compile(r"^    output: (.*)$", re.M)
+    named_files = {f for line in outputs.findall(named) for f in line.split(", ")}
+    assert named_files and all(f.startswith(("results/lr_sweep/", "reports/lr_sweep/")) for f in named_files)
+    assert {"reports/lr_sweep/report.md", "reports/lr_sweep/metrics/multi_attempt.json"} <= named_files
+    default_files = {f for line in outputs.findall(default) for f in line.split(", ")}
+    assert {f.replace("results/lr_sweep/", "results/tiny/").replace("reports/lr_sweep/", "reports/")
+            for f in named_files} == default_files
+
+
+def test_params_yaml_is_the_resolved_configuration(tmp_path):
+    """DVC's parameter file: every key of the resolved configuration, rewritten only when it changes."""
+    import yaml
+
+    snakemake(tmp_path, "-n", "--config", "train={steps: 7}")
+    params = tmp_path / "params.yaml"
+    assert yaml.safe_load(params.read_text()) == config.resolve({"train": {"steps": 7}}).to_dict()
+    written = params.stat().st_mtime_ns
+    snakemake(tmp_path, "-n", "--config", "train={steps: 7}")
+    assert params.stat().st_mtime_ns == written
+    snakemake(tmp_path, "-n")
+    assert yaml.safe_load(params.read_text())["train"]["steps"] == config.resolve({}).train.steps
+
+
+def test_paper_preset_downloads_the_hub_once_and_jobs_run_offline(tmp_path):
+    """The paper preset's hub models and datasets come from one local download rule (pipeline.download's plan,
+    tests/test_download.py); every job that reads the hub waits for it, and every job runs with
+    HF_HUB_OFFLINE=1 and HF_HOME=resources/hf."""
+    printed = snakemake(tmp_path, "-n", "-p", "--config", "scale=paper").stdout
+    jobs = printed.split("\n\n")
+    download = [j for j in jobs if re.search(r"^(local)?rule download:", j, re.M)]
+    assert len(download) == 1 and "output: resources/hf/manifests/paper.json" in download[0]
+    assert "python -m pipeline.download --config" in download[0] and "--hf-home resources/hf" in download[0]
+    for rule, count in (("prepare_math", 1), ("prepare_benchmark", 5), ("train", 2), ("evaluate", 105)):
+        waiting = [j for j in jobs if re.search(rf"^rule {rule}:", j, re.M)]
+        assert len(waiting) == count and all("resources/hf/manifests/paper.json" in j for j in waiting), rule
+    assert "manifests" not in snakemake(tmp_path, "-n").stdout  # the tiny experiment reads nothing from the hub
+
+    repo = copy_of_repository(tmp_path / "repo")
+    with open(repo / "Snakefile", "a") as f:
+        f.write('\n\nrule env_probe:\n    output:\n        "env.txt",\n    shell:\n        "env > {output}"\n')
+    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "env.txt"], cwd=repo, check=True,
+                   capture_output=True, env={**ENV, "HF_HUB_OFFLINE": "0", "HF_HOME": "/elsewhere"})
+    env = dict(line.split("=", 1) for line in (repo / "env.txt").read_text().splitlines() if "=" in line)
+    assert env["HF_HUB_OFFLINE"] == "1" and env["HF_HOME"] == str(repo / "resources" / "hf")
+
+
 def test_part_targets(tmp_path):
     """The named targets (also the dvc.yaml stages) schedule their part of the pipeline and no more."""
     jobs = {}
@@ -95,7 +146,7 @@ def test_part_targets(tmp_path):
     assert jobs["base_model"] == {"prepare_synthetic", "build_base"}
     assert jobs["policies"] == {"prepare_synthetic", "build_base", "train"}
     assert jobs["evaluation"] == jobs["policies"] | {"evaluate", "eval_metrics"}
-    assert jobs["all"] == jobs["evaluation"] | {"aggregate", "figures", "write_report"}
+    assert jobs["all"] == jobs["evaluation"] | {"aggregate", "figures", "write_report", "dvc_views"}
     one = snakemake(tmp_path, "-n", "results/tiny/eval/base/synthetic/k2.jsonl").stdout
     assert set(re.findall(r"^rule (\w+):", one, re.M)) == {"prepare_synthetic", "build_base", "evaluate"}
 
@@ -197,7 +248,7 @@ def test_code_is_an_input(smoke_run):
     """After a complete run, `snakemake -n` reruns exactly the rules whose code changed, and what depends on
     their outputs: a metrics function -> the metrics and the report; the trainer -> training and everything
     after it, not the data or the base model; a comment or a docstring -> nothing."""
-    report = {"aggregate", "figures", "write_report"}
+    report = {"aggregate", "figures", "write_report", "dvc_views"}
     assert planned(smoke_run) == set()
     cases = [
         ("pipeline/metrics.py", "def summarize(traces: Sequence[Trace], n_boot: int = 1000,",
@@ -244,6 +295,51 @@ def test_model_folders_can_be_shared(smoke_run):
         assert "synthetic 3-digit addition: 400 questions, 20 held out" in card, card
         assert f"`{digest}`: `results/tiny/configs/{digest}.json`" in card, card
         assert f"- {results}: " in card and "results/tiny/eval/" + name in card, card
+
+
+# Snakemake decides a file is protected with os.access(W_OK), which is always true for root: run as root (as in
+# a container), it sees through the protection, as root's rm would. This runs Snakemake as a user would see it.
+AS_A_USER = """
+import os, stat, sys
+real = os.access
+def access(path, mode, **kw):
+    if mode & os.W_OK and os.path.exists(path) and not os.stat(path).st_mode & stat.S_IWUSR:
+        return False
+    return real(path, mode, **kw)
+os.access = access
+from snakemake.cli import main
+sys.argv[0] = "snakemake"
+main()
+"""
+
+
+def test_protected_models_stop_a_retraining(smoke_run):
+    """With protect_models (the paper preset's setting) a trained model is write-protected, and a configuration
+    change that would retrain it stops Snakemake before any job runs, naming the rule, whose comment says how to
+    retrain; nothing is deleted. Runs last of the smoke tests: it retrains baseline_s0 (and touches the rest)."""
+    target = "results/tiny/models/baseline_s0"
+    snakemake = [sys.executable, "-c", AS_A_USER if os.geteuid() == 0 else "from snakemake.cli import main; main()"]
+
+    def run(*args: str, overrides: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        cmd = [*snakemake, *args, "--configfile", ".test/config.yaml", "--config", "protect_models=true", *overrides]
+        return subprocess.run(cmd, cwd=smoke_run, capture_output=True, text=True, env=ENV)
+
+    model = smoke_run / target
+    try:
+        trained = run("--cores", "2", target, "--forcerun", "train")
+        assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+        assert not model.stat().st_mode & 0o222 and not (model / "model.safetensors").stat().st_mode & 0o222
+        weights = (model / "model.safetensors").read_bytes()
+        assert "Nothing to be done" in run("-n", target).stdout  # protection alone reruns nothing
+        blocked = run("--cores", "2", target, overrides=("train={steps: 3}",))
+        assert blocked.returncode != 0
+        assert "Write-protected output files for rule train" in blocked.stderr and target in blocked.stderr
+        assert "rules/train.smk" in blocked.stderr and (model / "model.safetensors").read_bytes() == weights
+        assert "chmod -R u+w results/<experiment>/models/<name>" in (ROOT / "rules" / "train.smk").read_text()
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(model)], check=True)
+        subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--touch", "--configfile", ".test/config.yaml"],
+                       cwd=smoke_run, capture_output=True, check=True, env=ENV)
 
 
 @pytest.mark.slow

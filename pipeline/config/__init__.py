@@ -217,8 +217,8 @@ class EvalConfig:
 @dataclass(frozen=True)
 class Config:
     scale: str
-    out_dir: str
-    report_dir: str
+    experiment: str
+    protect_models: bool
     seeds: list[int]
     data: DataConfig
     model: ModelConfig
@@ -232,6 +232,14 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def out_dir(self) -> str:
+        return experiment_dirs(self.experiment)[0]
+
+    @property
+    def report_dir(self) -> str:
+        return experiment_dirs(self.experiment)[1]
+
     def attempt_range(self, variant: str) -> AttemptRange:
         """The training attempt range of a variant ('multi_attempt' or 'baseline')."""
         if variant not in VARIANTS:
@@ -240,6 +248,14 @@ class Config:
 
 
 VARIANTS = tuple(f.name for f in dataclasses.fields(VariantsConfig))
+DEFAULT_EXPERIMENT = "tiny"
+
+
+def experiment_dirs(experiment: str) -> tuple[str, str]:
+    """(outputs, report) folders of an experiment: results/<experiment> and reports/<experiment>, except that the
+    default experiment (what a bare `snakemake --cores all` runs) reports at the top of reports/, as it always has."""
+    report = "reports" if experiment == DEFAULT_EXPERIMENT else f"reports/{experiment}"
+    return f"results/{experiment}", report
 
 
 # ---------------------------------------------------------------------------------------------------------------
