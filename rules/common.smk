@@ -133,8 +133,9 @@ CONFIG_FILE = write_config_file()
 
 def write_params_file():
     """The resolved configuration as params.yaml, DVC's parameter file: `dvc params diff` and `dvc exp show` see
-    every key, not only what config.yaml sets. Rewritten when the configuration of a run in this folder differs
-    (git shows it changed); edit config.yaml, not this file."""
+    every key, not only what config.yaml sets. Written only by runs of config.yaml alone (as DVC's stages run),
+    when it changed: a smoke check (--configfile .test/config.yaml) or a --config override leaves it as it is.
+    Edit config.yaml, not this file."""
     text = (
         "# Written by the Snakefile (rules/common.smk): the resolved configuration of the last snakemake run here.\n"
         + yaml.safe_dump(RESOLVED, sort_keys=True, width=1000)
@@ -144,7 +145,7 @@ def write_params_file():
         path.write_text(text)
 
 
-if workflow.is_main_process:
+if workflow.is_main_process and not workflow.config_settings.overwrite_config:
     write_params_file()
 
 

@@ -100,16 +100,25 @@ def test_a_named_experiment_has_its_own_folders(tmp_path):
 
 
 def test_params_yaml_is_the_resolved_configuration(tmp_path):
-    """DVC's parameter file: every key of the resolved configuration, rewritten only when it changes."""
+    """DVC's parameter file: every key of the configuration config.yaml resolves to, rewritten only when it
+    changes, and left alone by runs with --config or --configfile (a smoke check must not touch it)."""
     import yaml
 
-    snakemake(tmp_path, "-n", "--config", "train={steps: 7}")
+    def dry_run(*args: str) -> None:
+        cmd = [*SNAKEMAKE, "--directory", str(tmp_path), "-n", *args]
+        subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=ENV, check=True)
+
+    (tmp_path / "config.yaml").write_text("scale: tiny\ntrain:\n  steps: 7\n")
+    dry_run()
     params = tmp_path / "params.yaml"
     assert yaml.safe_load(params.read_text()) == config.resolve({"train": {"steps": 7}}).to_dict()
     written = params.stat().st_mtime_ns
-    snakemake(tmp_path, "-n", "--config", "train={steps: 7}")
+    dry_run()
+    dry_run("--config", "train={steps: 9}")
+    dry_run("--configfile", str(ROOT / ".test" / "config.yaml"))
     assert params.stat().st_mtime_ns == written
-    snakemake(tmp_path, "-n")
+    (tmp_path / "config.yaml").write_text("scale: tiny\n")
+    dry_run()
     assert yaml.safe_load(params.read_text())["train"]["steps"] == config.resolve({}).train.steps
 
 
