@@ -27,6 +27,8 @@ import time
 import weakref
 from typing import Callable, Sequence
 
+from pipeline.grading.math_verify import warm_up
+
 logger = logging.getLogger(__name__)
 
 MEMORY_LIMIT_MB = 2048  # address space of a worker
@@ -52,8 +54,6 @@ def _limit_memory(limit_mb: int) -> None:
 def _worker_main(fd: int) -> None:
     """Worker loop (a fresh interpreter): read the function, announce readiness, then answer
     (key, answer, gold) messages with (key, verdict)."""
-    from pipeline.grading.math_verify import warm_up
-
     conn = multiprocessing.connection.Connection(fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # silence "timeout is disabled" (by design here)
