@@ -8,8 +8,9 @@ retrain every model after a metrics fix. Starting from the verb's `cmd_*` functi
 every definition it names is followed, transitively: a name defined in the same module, a name imported from a
 pipeline module (`from pipeline.env import render_prompt`, also from a subpackage's module or a name a package's
 `__init__.py` imports: `from pipeline.grading import Grader`), or an attribute of an imported pipeline module or
-package (`metrics.summarize`, `grading.extract.first_box_end`). A class counts whole (its methods are reached through instances). Each definition is
-hashed as its syntax tree without docstrings, so comments, docstrings and formatting never rerun anything.
+package (`metrics.summarize`, `grading.extract.first_box_end`). A class counts whole (its methods are reached
+through instances). Each definition is hashed as its syntax tree without docstrings, so comments, docstrings and
+formatting never rerun anything.
 Top-level statements that bind no name (e.g. `if` blocks) count for every verb that reaches their module, and
 `from pipeline.x import name` written in a string (code a subprocess runs, as the grader's workers do) counts as
 a use of that name.

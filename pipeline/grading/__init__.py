@@ -138,7 +138,7 @@ class Grader:
 
         Example:
             >>> with Grader(workers=1, timeout_s=5.0, multi_box="last") as grader:
-            ...     grader.is_correct(r"The area is \boxed{12\text{ cm}^2}.", "12"), grader.is_correct("It is 12.", "12")
+            ...     grader.is_correct(r"The area is \boxed{12\text{ cm}^2}.", "12"), grader.is_correct("12", "12")
             (True, False)
         """
         return self.grade([response], [gold])[0].correct

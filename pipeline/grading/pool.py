@@ -80,9 +80,8 @@ class _Worker:
     def __init__(self, fn):
         self.conn, child_conn = multiprocessing.Pipe(duplex=True)
         fd = child_conn.fileno()
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_BOOT, str(fd), json.dumps(sys.path)], pass_fds=(fd,), stdin=subprocess.DEVNULL
-        )
+        self.process = subprocess.Popen([sys.executable, "-c", _WORKER_BOOT, str(fd), json.dumps(sys.path)],
+                                        pass_fds=(fd,), stdin=subprocess.DEVNULL)
         child_conn.close()
         self.conn.send(fn)
         self.started = time.monotonic()
