@@ -46,9 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import shapes  # noqa: E402
-from pipeline import config, grading, models  # noqa: E402
+from pipeline import config, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402
 from pipeline.env import MultiAttemptEnv  # noqa: E402
+from pipeline.grading import Grader  # noqa: E402
 from pipeline.rollout import LOGPROB_TOLERANCE, POLICY, HFBackend, Question, SamplingParams, rollout  # noqa: E402
 from pipeline.rollout import sequence_logprobs  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
@@ -125,7 +126,7 @@ def actor_update(plan: Plan, folder: str, stage: int | None) -> tuple[dict[str, 
                   "deepspeed": {"zero_stage": stage or 0, "bf16": True, "offload_optimizer": False}},
     })
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir)
+        trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir, Grader.from_config(cfg.grading))
         batch = shapes.transcripts(n, trainer.actor.module.lm.config.vocab_size, prompt, policy)
         before = master_weights(trainer)
         stats = trainer.update(trainer.experience(batch, [i // 2 for i in range(n)]), 0)
@@ -172,7 +173,7 @@ def train_memory(plan: Plan, folder: str, out: dict) -> None:
     })
     assert cfg.train.deepspeed.gradient_checkpointing, "the paper preset turns gradient checkpointing on"
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir)
+        trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir, Grader.from_config(cfg.grading))
         batch = shapes.transcripts(n, trainer.actor.module.lm.config.vocab_size, prompt, policy)
         out["dialogue_tokens"] = sum(len(t.token_ids) for t in batch) / n
         out["policy_tokens"] = sum(sum(t.policy_mask) for t in batch) / n
@@ -208,7 +209,8 @@ def rollout_speed(plan: Plan, folder: str, out: dict) -> None:
         output.logits[..., end_ids] = float("-inf")
 
     model.register_forward_hook(no_end_of_turn)
-    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 1), cfg.grading.timeout_s)
+    grader = Grader.from_config(cfg.grading)
+    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 1), grader)
     questions = [Question(f"q{i}", f"{i:03d}+{999 - i:03d}=", "unreachable", 1) for i in range(n)]
     backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=False)
     params = SamplingParams(temperature=1.0, top_p=1.0, greedy=False, seed=0)
@@ -227,7 +229,7 @@ def rollout_speed(plan: Plan, folder: str, out: dict) -> None:
     out["cached_vs_recomputed_max_abs"] = max(
         abs(float(s[j]) - t.logprobs[j]) for t, s in zip(sample, scored) for j, r in enumerate(t.roles) if r == POLICY)
     out["rollout_check_tolerance"] = LOGPROB_TOLERANCE
-    grading.shutdown()
+    grader.close()
 
 
 # ------------------------------------------------------------------------------------------ bf16_logprob_gap

@@ -5,9 +5,9 @@ Pairs (response, gold), built from ../shared/data/benchmarks (relative to the re
   * negative: the same sentence with another record's (different) answer, same benchmark, seeded;
   * solution: for math500 and minerva_math, the reference solution text itself vs GOLD.
 
-Ours: `grading.grade_batch` through the default pool (start-up timed separately).  Plain Math-Verify:
+Ours: `Grader.grade` with the configuration's workers and timeout (start-up timed separately).  Plain Math-Verify:
 `verify(parse(gold), parse(response))` sequentially in this process, default configs and timeouts, after the
-same parser warm-up (`grading.WARMUP_ANSWERS`) that our workers do when they start.  The pairs are split in two
+same parser warm-up (`WARMUP_ANSWERS`) that our workers do when they start.  The pairs are split in two
 seeded halves, graded in order by both: the first from a cold start (fresh workers, empty caches; ANTLR builds
 its prediction cache lazily), the second in steady state, which is what a training run grading thousands of
 batches sees.  The headline figures (`pairs_per_s`, `speedup_vs_math_verify`) are steady state; the cold and
@@ -34,7 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import grading  # noqa: E402
+from pipeline import config  # noqa: E402
+from pipeline.grading import Grader  # noqa: E402
+from pipeline.grading.extract import extract_answer  # noqa: E402
+from pipeline.grading.math_verify import WARMUP_ANSWERS  # noqa: E402
 
 BENCHMARKS = ROOT.parent / "shared" / "data" / "benchmarks"
 SEED = 0
@@ -60,7 +63,7 @@ def gold_answers() -> list[tuple[str, str, str | None]]:
                 gold = r["answer"]
                 gold = str(int(gold)) if isinstance(gold, float) and gold.is_integer() else str(gold)
             elif name == "minerva_math":
-                gold, solution = grading.extract_answer(r["solution"]), r["solution"]
+                gold, solution = extract_answer(r["solution"]), r["solution"]
             elif name == "olympiadbench":
                 gold = r["final_answer"][0]
             else:
@@ -120,16 +123,16 @@ def main() -> int:
     random.Random(SEED).shuffle(order)
     halves = {"cold": order[: n // 2], "steady": order[n // 2 :]}
 
-    # ---- ours: fresh pool ----------------------------------------------------------------------------------
-    grading.shutdown()
+    # ---- ours: fresh workers -------------------------------------------------------------------------------
+    grader = Grader.from_config(config.resolve({}).grading)
     t0 = time.perf_counter()
-    grading.grade_batch(["\\boxed{y+1}"], ["1+y"])  # starts the workers (new interpreters + imports)
+    grader.grade(["\\boxed{y+1}"], ["1+y"])  # starts the workers (new interpreters + imports)
     startup_s = time.perf_counter() - t0
-    grading.clear_cache()
+    grader.clear_cache()
     ours, ours_s = [None] * n, {}
     for name, idx in halves.items():
         t0 = time.perf_counter()
-        grades = grading.grade_batch([responses[i] for i in idx], [gold_strs[i] for i in idx], timeout_s=5.0)
+        grades = grader.grade([responses[i] for i in idx], [gold_strs[i] for i in idx])
         ours_s[name] = time.perf_counter() - t0
         for i, g in zip(idx, grades):
             ours[i] = g
@@ -138,7 +141,7 @@ def main() -> int:
         via[g.via] = via.get(g.via, 0) + 1
 
     # ---- plain Math-Verify ------------------------------------------------------------------------------
-    for text in grading.WARMUP_ANSWERS:  # the same parser warm-up our workers get at start-up
+    for text in WARMUP_ANSWERS:  # the same parser warm-up our workers get at start-up
         verify(parse("$1$"), parse(f"so the answer is \\boxed{{{text}}}."))
     mv, mv_s = {}, {}
     for name, idx in halves.items():
@@ -161,9 +164,9 @@ def main() -> int:
     single_idx = random.Random(SEED + 2).sample(range(n), min(SINGLE_CALLS, n))
     single_ms = []
     for i in single_idx:
-        grading.clear_cache()
+        grader.clear_cache()
         t = time.perf_counter()
-        grading.is_correct(responses[i], gold_strs[i])
+        grader.is_correct(responses[i], gold_strs[i])
         single_ms.append((time.perf_counter() - t) * 1000)
 
     rate = {k: len(halves[k]) / ours_s[k] for k in halves}
@@ -191,7 +194,7 @@ def main() -> int:
         "pairs by kind: "
         + ", ".join(f"{k} {len(v)} ({sum(v)} judged correct)" for k, v in kinds.items())
     )
-    print(f"grader workers: {grading.default_pool().n_workers}   start-up (new interpreters + imports): {startup_s:.2f} s")
+    print(f"grader workers: {grader.pool.n_workers}   start-up (new interpreters + imports): {startup_s:.2f} s")
     print(f"decided by: {', '.join(f'{k} {v} ({v / n:.1%})' for k, v in sorted(via.items()))}")
     print(f"\n{'':34s} {'pairs':>6s} {'ours s':>8s} {'ours/s':>8s} {'MV s':>8s} {'MV/s':>8s} {'speedup':>8s}")
     for name, label in (("cold", "first half (cold start)"), ("steady", "second half (steady state)")):
@@ -220,7 +223,7 @@ def main() -> int:
             kind, bench, _, gold = pairs[i]
             ans = ours[i].answer if ours[i].answer is not None else "<no box>"
             print(f"  {kind:8s} {bench:13s} {ours[i].correct!s:5s} {mv[i]!s:5s} {ours[i].via:11s} {ans[:60]!r} | {gold[:60]!r}")
-    grading.shutdown()
+    grader.close()
     print(json.dumps(result))
     return 0
 

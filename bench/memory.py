@@ -65,13 +65,15 @@ def _status_kib(field: str) -> int:
 
 def child(folder: str, checkpointing: bool) -> dict:
     """In the child process: build the Trainer, then one experience() + update(); memory in bytes."""
+    from pipeline.grading import Grader
     from pipeline.train import Trainer
 
     torch.set_num_threads(2)
     rss_imports = _status_kib("VmRSS") * 1024
     cfg = train_config(checkpointing)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, "multi_attempt", 0, folder, [{"id": 0, "question": "", "answer": "0"}], {}, run_dir)
+        trainer = Trainer(cfg, "multi_attempt", 0, folder, [{"id": 0, "question": "", "answer": "0"}], {}, run_dir,
+                          Grader.from_config(cfg.grading))  # no answer is graded here: its workers never start
         for module in (trainer.actor.module, trainer.critic.module, trainer.ref):
             for p in module.parameters():  # the weights are memory-mapped from the safetensors file: fault them
                 p.detach().sum()  # in, so the baseline shows them (the work would touch them anyway)

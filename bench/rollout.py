@@ -38,14 +38,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import config, grading, models  # noqa: E402
+from pipeline import config, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402
 from pipeline.env import MultiAttemptEnv  # noqa: E402
+from pipeline.grading import Grader  # noqa: E402
 from pipeline.rollout import AttemptStop, HFBackend, Question, SamplingParams, end_token_ids, rollout  # noqa: E402
 
 N_QUESTIONS, REPEATS, ATTEMPT_TOKENS = 64, 3, 16
 REAL_ATTEMPT_TOKENS, BOX_TOKENS, CHUNK = 256, 3, 64  # the realistic section; CHUNK: the released code's check
 REAL_QUESTIONS = 32  # the realistic section's HF rows are slow (per-token cost grows with the context on CPU)
+GRADER = Grader.from_config(config.resolve({}).grading)  # the default grading settings (no budget depends on them)
 
 
 def model_folder(args, cfg, tmp: Path) -> tuple[str, str]:
@@ -66,7 +68,7 @@ def model_folder(args, cfg, tmp: Path) -> tuple[str, str]:
 
 
 def timed(backend, tokenizer, cfg, n_attempts: int, n_questions: int) -> tuple[float, list]:
-    env = MultiAttemptEnv(cfg.env, AttemptRange(n_attempts, n_attempts), cfg.grading.timeout_s)
+    env = MultiAttemptEnv(cfg.env, AttemptRange(n_attempts, n_attempts), GRADER)
     questions = [Question(f"q{i}", f"{i:03d}+{999 - i:03d}=", "unreachable", n_attempts) for i in range(n_questions)]
     params = SamplingParams(temperature=1.0, top_p=1.0, greedy=False, seed=0)
     t0 = time.perf_counter()
@@ -165,7 +167,7 @@ def main() -> int:
             "stop_at_box": True}
     cfg = config.resolve({"env": budgets, "model": {"tiny": {"max_positions": 2048}}})
     real_cfg = config.resolve({"env": real, "model": {"tiny": {"max_positions": 2048}}})
-    grading.is_correct("\\boxed{1}", "1")  # start the grader workers outside the timings
+    GRADER.is_correct("\\boxed{1}", "1")  # start the grader workers outside the timings
     with tempfile.TemporaryDirectory() as tmp:
         source, name = model_folder(args, cfg, Path(tmp))
         model, tokenizer = models.load(source)
@@ -207,7 +209,7 @@ def main() -> int:
         figures["vllm_waste_after_box"] = round(max(realistic["vllm multi"]["waste"],
                                                     realistic["vllm single"]["waste"]), 4)
         figures["vllm_multi_over_single_wall"] = ratio(realistic, "vllm")
-    grading.shutdown()
+    GRADER.close()
     print(json.dumps(figures))
     return 0
 

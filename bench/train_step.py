@@ -27,8 +27,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import config, data, grading, models  # noqa: E402
+from pipeline import config, data, models  # noqa: E402
 from pipeline.env import render_prompt, terminal_reward, Attempt  # noqa: E402
+from pipeline.grading import Grader  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
 
 PROMPTS, SAMPLES, MICRO, TOKENS, TEMPERATURE, STEPS = 64, 4, 64, 16, 0.6, 3
@@ -49,12 +50,13 @@ def model_folder(cfg, tmp: Path) -> tuple[str, str]:
 
 
 def ours(cfg, model: str, records: list[dict], tmp: Path) -> list[float]:
-    trainer = Trainer(cfg, "baseline", 0, model, records, {}, tmp / "ours")
-    times = []
-    for _ in range(STEPS + 1):
-        t0 = time.perf_counter()
-        trainer.train_step()
-        times.append(time.perf_counter() - t0)
+    with Grader.from_config(cfg.grading) as grader:
+        trainer = Trainer(cfg, "baseline", 0, model, records, {}, tmp / "ours", grader)
+        times = []
+        for _ in range(STEPS + 1):
+            t0 = time.perf_counter()
+            trainer.train_step()
+            times.append(time.perf_counter() - t0)
     return times[1:]
 
 
@@ -63,10 +65,10 @@ def trl(cfg, model: str, records: list[dict], tmp: Path) -> list[float]:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    table = cfg.env.reward
+    table, grader = cfg.env.reward, Grader.from_config(cfg.grading)
 
     def reward(prompts, completions, gold, **_):
-        grades = grading.grade_batch(list(completions), list(gold))
+        grades = grader.grade(list(completions), list(gold))
         return [terminal_reward([Attempt(c, g.answer, g.answer is not None, g.correct, 0)], table)
                 for c, g in zip(completions, grades)]
 
@@ -93,7 +95,8 @@ def trl(cfg, model: str, records: list[dict], tmp: Path) -> list[float]:
     _, tokenizer = models.load(model)
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(prompts),
                           processing_class=tokenizer, callbacks=[clock])
-    trainer.train()
+    with grader:
+        trainer.train()
     return clock.times[1:]
 
 

@@ -87,16 +87,16 @@ def _threads(n: int | None) -> None:
 
 
 def cmd_build_base(args: argparse.Namespace) -> None:
-    from pipeline import data, grading, provenance, sft
+    from pipeline import data, provenance, sft
+    from pipeline.grading import Grader
     from pipeline.io import atomic_path
 
     cfg = config_mod.load(args.config)
     prov = provenance.record(cfg)
     _threads(args.threads)
-    grading.configure(cfg.grading.workers, cfg.grading.multi_box)
     train, heldout = data.read_records(args.train), data.read_records(args.heldout)
-    with atomic_path(args.out) as tmp:
-        summary = sft.train_base(cfg, train, heldout, tmp)
+    with atomic_path(args.out) as tmp, Grader.from_config(cfg.grading) as grader:
+        summary = sft.train_base(cfg, train, heldout, tmp, grader)
         provenance.write(tmp, prov)
         provenance.write_model_card(
             tmp, prov, Path(args.out).name, base="none: a tiny Qwen2 built from scratch (`model.tiny`)",
@@ -116,15 +116,16 @@ def cmd_from_gguf(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from pipeline import data, evaluate, grading
+    from pipeline import data, evaluate
+    from pipeline.grading import Grader
     from pipeline.io import write_jsonl
 
     cfg = config_mod.load(args.config)
     _threads(args.threads)
-    grading.configure(cfg.grading.workers, cfg.grading.multi_box)
     records = data.read_records(args.data)
     backend, tokenizer = evaluate.open_backend(cfg, args.model)
-    traces = evaluate.evaluate(backend, tokenizer, cfg, records, args.benchmark, args.k)
+    with Grader.from_config(cfg.grading) as grader:
+        traces = evaluate.evaluate(backend, tokenizer, cfg, records, args.benchmark, args.k, grader)
     write_jsonl(args.out, traces)
     solved = sum(t["solved_at"] is not None for t in traces)
     log.info("%s on %s, k=%d: %d/%d solved (%.1f%%) -> %s", args.model, args.benchmark, args.k, solved,
@@ -132,7 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from pipeline import data, distributed, grading, train
+    from pipeline import data, distributed, train
+    from pipeline.grading import Grader
 
     cfg = config_mod.load(args.config)
     cfg.attempt_range(args.variant)  # unknown variant: a config error before any work
@@ -141,11 +143,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         _threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers))
     distributed.init()
     try:
-        # the node runs grading.workers in all
-        grading.configure(max(1, cfg.grading.workers // ranks), cfg.grading.multi_box)
         records = data.read_records(args.train_data)
         heldout = {_set_name(path): data.read_records(path) for path in args.heldout}
-        summary = train.train(cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, args.out)
+        with Grader.from_config(cfg.grading, ranks) as grader:  # the node runs grading.workers in all
+            summary = train.train(cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, args.out,
+                                  grader)
     finally:
         distributed.shutdown()
     final = summary["final"]

@@ -6,9 +6,11 @@ The unit is a top-level definition, not a module: `evaluate.py` holds both the e
 SFT and the evaluate verb) and the metrics json (run by eval-metrics only), so a module-level dependency would
 retrain every model after a metrics fix. Starting from the verb's `cmd_*` function in `pipeline/__main__.py`,
 every definition it names is followed, transitively: a name defined in the same module, a name imported from a
-pipeline module (`from pipeline.env import render_prompt`), or an attribute of an imported pipeline module
-(`metrics.summarize`). A class counts whole (its methods are reached through instances). Each definition is
-hashed as its syntax tree without docstrings, so comments, docstrings and formatting never rerun anything.
+pipeline module (`from pipeline.env import render_prompt`, also from a subpackage's module or a name a package's
+`__init__.py` imports: `from pipeline.grading import Grader`), or an attribute of an imported pipeline module or
+package (`metrics.summarize`, `grading.extract.first_box_end`). A class counts whole (its methods are reached
+through instances). Each definition is hashed as its syntax tree without docstrings, so comments, docstrings and
+formatting never rerun anything.
 Top-level statements that bind no name (e.g. `if` blocks) count for every verb that reaches their module, and
 `from pipeline.x import name` written in a string (code a subprocess runs, as the grader's workers do) counts as
 a use of that name.
@@ -81,10 +83,8 @@ class _Module:
         """(module, top-level name) pairs this node uses, within the pipeline package."""
         refs = set()
         for n in ast.walk(node):
-            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
-                module, attr = self.aliases.get(n.value.id, (None, None))
-                if module and attr is None:
-                    refs.add((module, n.attr))
+            if isinstance(n, ast.Attribute) and (ref := self._attribute(n)):
+                refs.add(ref)
             if isinstance(n, ast.Constant) and isinstance(n.value, str):  # code run in a subprocess
                 for module, names in _STRING_IMPORT.findall(n.value):
                     refs.update((module, name.strip()) for name in names.split(","))
@@ -96,6 +96,22 @@ class _Module:
                 else:
                     refs.add((self.name, n.id))
         return {(m, a) for m, a in refs if m == "pipeline" or m.startswith("pipeline.")}
+
+    def _attribute(self, node: ast.Attribute) -> tuple[str, str] | None:
+        """(module, name) that `a.b.c` names when `a` is an imported module: `grading.extract.first_box_end` is
+        first_box_end of pipeline.grading.extract; None when the chain names only modules or starts elsewhere."""
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.insert(0, node.attr)
+            node = node.value
+        module, attr = self.aliases.get(node.id, (None, None)) if isinstance(node, ast.Name) else (None, None)
+        if module is None or attr is not None:
+            return None
+        for part in parts:
+            if _module_path(f"{module}.{part}") is None:
+                return module, part
+            module = f"{module}.{part}"
+        return None
 
 
 def _module_path(module: str) -> Path | None:
@@ -124,6 +140,7 @@ def definitions(verb: str) -> dict[str, str]:
         raise KeyError(f"python -m pipeline has no verb {verb!r} (no function {root[1]} in {root[0]})")
     seen: dict[str, str] = {}
     visited_modules: set[str] = set()
+    re_exported: set[tuple[str, str]] = set()
     todo = [root]
     while todo:
         module, name = todo.pop()
@@ -137,6 +154,11 @@ def definitions(verb: str) -> dict[str, str]:
             for i, (dump, refs) in enumerate(mod.always):
                 seen[f"{module}:<always {i}>"] = dump
                 todo.extend(refs)
+        if name is not None and name not in mod.units and name in mod.aliases:  # a package's __init__ imports it
+            if (module, name) not in re_exported:
+                re_exported.add((module, name))
+                todo.append(mod.aliases[name])
+            continue
         if name is None or f"{module}:{name}" in seen or name not in mod.units:
             continue
         dump, refs = mod.units[name]

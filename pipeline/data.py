@@ -10,7 +10,7 @@ Owns:
 Does not know: prompts or chat templates (pipeline.env), how answers are compared (the grading module: an answer
 here is the reference string as the data set gives it, minus delimiters such as `$...$`, `#### ` or a float's
 `.0`), or which data set a run uses (pipeline.config). The answer in a worked solution (MATH, Minerva) is its last
-box, read by `grading.extract_answer` -- the same extractor that reads the model's answers.
+box, read by `grading.extract.extract_answer` -- the same extractor that reads the model's answers.
 
 Sources. A `source` is a local path -- a `.jsonl` file, a `.json` file holding a list of objects, or a directory
 holding `{split}.jsonl` / `{split}.json` -- or, when no such path exists, a hub id `owner/name`, optionally with
@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from pipeline.grading import extract_answer
+from pipeline.grading.extract import extract_answer
 from pipeline.io import DataError, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)

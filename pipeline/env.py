@@ -19,8 +19,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from pipeline import grading
 from pipeline.config import AttemptRange, EnvConfig, RewardConfig
+from pipeline.grading import Grade, Grader
 
 PROMPT, POLICY, FEEDBACK = "prompt", "policy", "feedback"
 
@@ -100,10 +100,10 @@ def terminal_reward(attempts: Sequence[Attempt], table: RewardConfig) -> float:
 class MultiAttemptEnv:
     """Draws N, renders prompts and feedback, grades attempts in batches, ends dialogues, assigns rewards."""
 
-    def __init__(self, cfg: EnvConfig, attempts: AttemptRange, grading_timeout_s: float):
+    def __init__(self, cfg: EnvConfig, attempts: AttemptRange, grader: Grader):
         self.cfg = cfg
         self.attempts = attempts
-        self.grading_timeout_s = grading_timeout_s
+        self.grader = grader
 
     def sample_n(self, rng: random.Random) -> int:
         """N ~ Uniform{min_attempts..max_attempts} (paper: 1..5; baseline: always 1)."""
@@ -133,16 +133,16 @@ class MultiAttemptEnv:
             raise ValueError("step: dialogues, texts, n_tokens and ended_turn must have the same length")
         if any(d.done for d in dialogues):
             raise ValueError("step: a dialogue that is already over got another attempt")
-        grades = grading.grade_batch(list(texts), [d.gold for d in dialogues], timeout_s=self.grading_timeout_s)
+        grades = self.grader.grade(list(texts), [d.gold for d in dialogues])
         return [
             self._record(d, text, n, ended, grade)
             for d, text, n, ended, grade in zip(dialogues, texts, n_tokens, ended_turn, grades)
         ]
 
-    def _record(self, d: Dialogue, text: str, n: int, ended: bool, grade: grading.Grade) -> str | None:
+    def _record(self, d: Dialogue, text: str, n: int, ended: bool, grade: Grade) -> str | None:
         i = d.attempt_index
         d.segments.append(Segment(POLICY, text, i))
-        formatted = bool(grade.answer)  # an empty \boxed{} is no answer (grading.is_formatted)
+        formatted = bool(grade.answer)  # an empty \boxed{} is no answer (grading.extract.is_formatted)
         d.attempts.append(Attempt(text, grade.answer, formatted, grade.correct, n, grade.timed_out))
         if grade.correct:
             d.stop_reason = "correct"

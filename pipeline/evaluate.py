@@ -21,6 +21,7 @@ import torch
 from pipeline import models
 from pipeline.config import AttemptRange, Config, EnvConfig
 from pipeline.env import MultiAttemptEnv
+from pipeline.grading import Grader
 from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
 
 GREEDY = SamplingParams(temperature=1.0, top_p=1.0, greedy=True, seed=0)
@@ -69,11 +70,11 @@ def eval_env(cfg: Config) -> EnvConfig:
 
 
 def evaluate(
-    backend: Backend, tokenizer, cfg: Config, records: Sequence[Mapping], benchmark: str, k: int,
+    backend: Backend, tokenizer, cfg: Config, records: Sequence[Mapping], benchmark: str, k: int, grader: Grader,
     progress: bool = True,
 ) -> list[dict]:
     """Greedy k-attempt dialogues on every record; one trace per record, in the records' order."""
-    env = MultiAttemptEnv(eval_env(cfg), AttemptRange(k, k), cfg.grading.timeout_s)
+    env = MultiAttemptEnv(eval_env(cfg), AttemptRange(k, k), grader)
     questions = [Question(str(r["id"]), r["question"], str(r["answer"]), k) for r in records]
     transcripts = rollout(backend, tokenizer, env, questions, GREEDY, cfg.eval.batch_size, progress=progress)
     return [trace(t, benchmark) for t in transcripts]

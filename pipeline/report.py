@@ -416,7 +416,7 @@ MULTI_BOX_NOTES = {
 def grading_note(grading: Mapping) -> str:
     """One sentence on the grading rule the evaluations used (summary.json's "grading")."""
     rule = grading.get("multi_box", "last")
-    return f"Grading: `grading.multi_box: {rule}` — {MULTI_BOX_NOTES.get(rule, 'see pipeline/grading.py')}."
+    return f"Grading: `grading.multi_box: {rule}` — {MULTI_BOX_NOTES.get(rule, 'see pipeline/grading/')}."
 
 
 def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_dir: str = "figures") -> str:

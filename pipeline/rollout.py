@@ -28,8 +28,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from pipeline import grading
 from pipeline.env import Dialogue, MultiAttemptEnv
+from pipeline.grading.extract import BoxWatch
 from pipeline.io import DataError
 
 log = logging.getLogger(__name__)
@@ -135,14 +135,14 @@ class AttemptStop:
 
 
 class AttemptWatch:
-    """One attempt's stop state: its text decoded incrementally and its box scan (`grading.BoxWatch`), so each
+    """One attempt's stop state: its text decoded incrementally and its box scan (`BoxWatch`), so each
     token costs about the same however long the attempt already is."""
 
     def __init__(self, stop: AttemptStop):
         self.stop = stop
         self.ids: list[int] = []
         self.prefix = self.read = 0  # ids[prefix:read] were decoded last; ids[read:] not yet (as vLLM detokenizes)
-        self.box = grading.BoxWatch()
+        self.box = BoxWatch()
 
     def __call__(self, token: int) -> str | None:
         """Record the next sampled token; "eot", "box" or None (the attempt goes on)."""

@@ -32,10 +32,11 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from pipeline import grading, models
+from pipeline import models
 from pipeline.config import Config
 from pipeline.env import render_feedback, render_prompt
 from pipeline.evaluate import GREEDY, evaluate
+from pipeline.grading import Grader
 from pipeline.rollout import HFBackend, encode
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,13 @@ def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: Sequence[dict]) -> dict:
+def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: Sequence[dict],
+                 grader: Grader) -> dict:
     """Greedy held-out accuracy at the first attempt (through the evaluation path, N = 1) and right after a
     wrong answer (another question's, as in the SFT transcripts) and the environment's feedback (N = 2)."""
     backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box,
                         max_model_len=cfg.rollout.max_model_len)
-    first = evaluate(backend, tokenizer, cfg, records, "heldout", k=1, progress=False)
+    first = evaluate(backend, tokenizer, cfg, records, "heldout", k=1, grader=grader, progress=False)
     rng = random.Random(0)
     contexts = [
         render_prompt(cfg.env.prompt_template, r["question"], 2) + boxed(wrong_answer(train, rng, {r["answer"]}))
@@ -115,14 +117,14 @@ def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: 
     rows = range(len(records))
     session.feed(rows, [encode(tokenizer, c) for c in contexts])
     answers = [tokenizer.decode(s.ids) for s in session.sample(rows, [cfg.env.max_attempt_tokens] * len(records))]
-    grades = grading.grade_batch(answers, [str(r["answer"]) for r in records], timeout_s=cfg.grading.timeout_s)
+    grades = grader.grade(answers, [str(r["answer"]) for r in records])
     return {
         "accuracy": sum(t["solved_at"] == 1 for t in first) / len(first),
         "retry_accuracy": sum(g.correct for g in grades) / len(grades),
     }
 
 
-def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out: Path) -> dict:
+def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out: Path, grader: Grader) -> dict:
     """Build the tiny model and tokenizer, train until the target held-out accuracy, save to `out`."""
     sft, max_attempts = cfg.model.sft, max(cfg.eval.max_k, cfg.variants.multi_attempt.max_attempts)
     t0 = time.time()
@@ -148,7 +150,7 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
         schedule.step()
         if step % sft.eval_every == 0 or step == sft.max_steps:
             model.eval()
-            check = greedy_check(model, tokenizer, cfg, eval_set, train)
+            check = greedy_check(model, tokenizer, cfg, eval_set, train, grader)
             history.append({"step": step, "loss": float(loss.detach()), "multi_fraction": multi_fraction, **check})
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", acc=f"{check['accuracy']:.3f}")
             log.info("step %d loss %.4f held-out greedy accuracy %.3f, after feedback %.3f",

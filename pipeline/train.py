@@ -53,6 +53,7 @@ from pipeline import models, ppo, provenance
 from pipeline.config import Config
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
+from pipeline.grading import Grader
 from pipeline.io import DataError, OutputError, atomic_path, load_tensors, read_jsonl, write_json
 from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
 
@@ -124,13 +125,13 @@ def pad(transcripts: Sequence[Transcript], pad_id: int) -> tuple[torch.Tensor, .
 
 class Trainer:
     def __init__(self, cfg: Config, variant: str, seed: int, base: str, train_records: Sequence[Mapping],
-                 heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path):
+                 heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path, grader: Grader):
         self.cfg, self.t, self.variant, self.seed = cfg, cfg.train, variant, seed
         self.run_dir = Path(run_dir)
         self.records, self.heldout = list(train_records), heldout
         if not self.records:
             raise DataError("train: no training questions")
-        self.env = MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), cfg.grading.timeout_s)
+        self.env = MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), grader)
         self.rank, self.world = dist.rank(), dist.world()
         per_rank = self.t.train_batch // self.world
         if self.t.rollout_batch % self.world or self.t.train_batch % (self.world * self.t.micro_batch):
@@ -370,7 +371,8 @@ class Trainer:
             backend = self.backend(policy.lm)
             for name, records in self.heldout.items():
                 shard = list(records[: self.t.eval_questions])[self.rank :: self.world]
-                traces = evaluate(backend, self.tokenizer, self.cfg, shard, name, k=1, progress=False) if shard else []
+                traces = evaluate(backend, self.tokenizer, self.cfg, shard, name, k=1, grader=self.env.grader,
+                                  progress=False) if shard else []
                 solved, total = dist.all_sum([sum(t["solved_at"] == 1 for t in traces), len(traces)])
                 out[name] = solved / max(total, 1.0)
         self.release_engine()
@@ -540,10 +542,10 @@ def _write_log(path: Path, records: Sequence[Mapping]) -> None:
 
 
 def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequence[Mapping],
-          heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path, out: str | Path,
+          heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path, out: str | Path, grader: Grader,
           progress: bool = True) -> dict:
     """Train one variant x seed; checkpoints and logs in `run_dir`, the final actor (+ logs) in `out`."""
-    trainer = Trainer(cfg, variant, seed, base, train_records, heldout, run_dir)
+    trainer = Trainer(cfg, variant, seed, base, train_records, heldout, run_dir, grader)
     run_dir, t = Path(run_dir), cfg.train
     log_path = run_dir / "train_log.jsonl"
     records: list[dict] = []

@@ -12,8 +12,10 @@ def test_a_verb_covers_the_definitions_it_reaches_and_no_others():
     assert "pipeline.evaluate:evaluate" in train  # the held-out checks
     assert not any(k.startswith("pipeline.metrics:") for k in train)  # evaluate.py's metrics json is not run
     assert "pipeline.metrics:summarize" in metrics_json and "pipeline.train:Trainer" not in metrics_json
-    # the grader's worker processes run `from pipeline.grading import _worker_main` given as a string
-    assert "pipeline.grading:_worker_main" in train
+    # the grader (a package): its class, what its modules define, and the worker processes' code, which they
+    # run as `from pipeline.grading.pool import _worker_main` given in a string
+    assert {"pipeline.grading:Grader", "pipeline.grading.fast:cheap_verdict", "pipeline.grading.extract:BoxWatch",
+            "pipeline.grading.math_verify:math_verify_equal", "pipeline.grading.pool:_worker_main"} <= set(train)
     assert not any(k.startswith("pipeline.config") for k in train)  # configuration reaches rules as values
     # from __main__.py only the verb's function and what it calls, not the other verbs or the argument parser
     assert {k for k in train if k.startswith("pipeline.__main__:cmd_")} == {"pipeline.__main__:cmd_train"}
@@ -30,3 +32,29 @@ def test_hashes_differ_between_verbs_and_stay_put():
 def test_unknown_verb():
     with pytest.raises(KeyError, match="no verb 'tran'"):
         codehash.definitions("tran")
+
+
+SUBPACKAGE = {
+    "__main__.py": "from pipeline import sub\nfrom pipeline.sub import Thing\n\n\n"
+                   "def cmd_go(args):\n    return Thing(), sub.leaf.deep(), sub.again()\n",
+    "sub/__init__.py": "from pipeline.sub.leaf import again\n\n\n"
+                       "class Thing:\n    BOOT = 'from pipeline.sub.worker import main; main()'\n",
+    "sub/leaf.py": "def deep():\n    return 1\n\n\ndef again():\n    return 2\n\n\ndef unused():\n    return 3\n",
+    "sub/worker.py": "def main():\n    pass\n",
+}
+
+
+def test_names_are_followed_into_a_subpackage(tmp_path, monkeypatch):
+    """A name from a package (`from pipeline.sub import Thing`), one its `__init__.py` imports (`sub.again`), an
+    attribute path through the package (`sub.leaf.deep`) and an import in a string (worker code) are all followed."""
+    for name, text in SUBPACKAGE.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(codehash, "PACKAGE", tmp_path)
+    codehash._load.cache_clear()
+    try:
+        assert set(codehash.definitions("go")) == {
+            "pipeline.__main__:cmd_go", "pipeline.sub:Thing", "pipeline.sub.leaf:deep", "pipeline.sub.leaf:again",
+            "pipeline.sub.worker:main"}
+    finally:
+        codehash._load.cache_clear()  # the real package's modules again

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline import config as C
 from pipeline.env import FEEDBACK, POLICY, PROMPT, MultiAttemptEnv, render_feedback, render_prompt
+from pipeline.grading import Grader
 from tests.conftest import ROOT
 
 # The exact ChatML strings of the released code (spec §1.2), {input} -> question, {N}/{n} -> attempts.
@@ -24,10 +25,11 @@ SPEC_PATH = ROOT.parent / "shared" / "docs" / "paper-spec.md"
 
 TINY = C.resolve({})
 PAPER = C.resolve({"scale": "paper"})
+GRADER = Grader.from_config(TINY.grading)  # its workers start on first use (these tests need none)
 
 
 def make_env(cfg=TINY, variant="multi_attempt"):
-    return MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), cfg.grading.timeout_s)
+    return MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), GRADER)
 
 
 def test_spec_strings_match_the_spec_document():

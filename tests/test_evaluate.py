@@ -6,19 +6,22 @@ import subprocess
 import sys
 
 from pipeline import config, evaluate, metrics
+from pipeline.grading import Grader
 from tests.conftest import ROOT
+
+GRADER = Grader.from_config(config.resolve({}).grading)
 
 
 def test_evaluate_writes_valid_traces_in_order(tiny_model_dir):
     cfg = config.resolve({"eval": {"max_attempt_tokens": 5, "max_total_tokens": 30, "batch_size": 2}})
     backend, tokenizer = evaluate.open_backend(cfg, tiny_model_dir)
     records = [{"id": f"q{i}", "question": f"{i:03d}+100=", "answer": f"{i + 100:04d}"} for i in range(5)]
-    traces = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, progress=False)
+    traces = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, grader=GRADER, progress=False)
     summary = metrics.summarize(metrics.traces_from(traces))  # valid traces of one run
     assert [t["id"] for t in traces] == [r["id"] for r in records]
     assert all(t["N"] == 2 and 1 <= len(t["attempts"]) <= 2 and t["token_exact"] for t in traces)
     assert summary["token_mismatches"] == 0
-    again = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, progress=False)
+    again = evaluate.evaluate(backend, tokenizer, cfg, records, "synthetic", k=2, grader=GRADER, progress=False)
     assert again == traces  # greedy: deterministic
 
 
@@ -38,12 +41,12 @@ def test_evaluation_has_budgets_of_its_own(tiny_model_dir):
     records = [{"id": f"q{i}", "question": f"{i:03d}+100=", "answer": "none"} for i in range(4)]
     own = config.resolve({"env": {"max_attempt_tokens": 40}, "eval": {"max_attempt_tokens": 3, "batch_size": 4}})
     backend, tokenizer = evaluate.open_backend(own, tiny_model_dir)
-    traces = evaluate.evaluate(backend, tokenizer, own, records, "synthetic", k=3, progress=False)
+    traces = evaluate.evaluate(backend, tokenizer, own, records, "synthetic", k=3, grader=GRADER, progress=False)
     assert all(a["n_tokens"] <= 3 for t in traces for a in t["attempts"])
     unbounded = config.resolve({"rollout": {"max_model_len": 60}, "eval": {"max_attempt_tokens": 0,
                                                                            "max_total_tokens": 0}})
     backend, tokenizer = evaluate.open_backend(unbounded, tiny_model_dir)
-    traces = evaluate.evaluate(backend, tokenizer, unbounded, records, "synthetic", k=5, progress=False)
+    traces = evaluate.evaluate(backend, tokenizer, unbounded, records, "synthetic", k=5, grader=GRADER, progress=False)
     metrics.summarize(metrics.traces_from(traces))  # valid traces of one run
     assert any(t["stop_reason"] == "context" for t in traces)
     assert max(a["n_tokens"] for t in traces for a in t["attempts"]) > 16  # more than the training budget

@@ -1,8 +1,8 @@
 r"""The grader's fast path against plain Math-Verify: whenever the fast path decides, it says what Math-Verify says.
 
-The fast path (`grading.fast_verdict`) answers most pairs in microseconds without Math-Verify; a verdict of its own
-that Math-Verify would not give is a reward the policy can learn to collect (the list ``3, 100`` once graded as the
-number 3100).  So it may only agree or pass the pair on (None).
+The fast path (`grading.fast.cheap_verdict`) answers most pairs in microseconds without Math-Verify; a verdict of
+its own that Math-Verify would not give is a reward the policy can learn to collect (the list ``3, 100`` once graded
+as the number 3100).  So it may only agree or pass the pair on (None).
 
 The reference is plain Math-Verify 0.9.0 (`math_verify.parse` / `verify`, default configurations and timeouts): the
 gold wrapped in ``$...$``, the answer in ``\boxed{...}`` as the model writes it.  One documented exception: where
@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import pytest
 
-from pipeline import grading
+from pipeline.grading.fast import cheap_verdict
 from tests.answer_spellings import FAMILIES, spelling_pairs
 
 N_PAIRS = 7000  # 1,000 per family
@@ -68,7 +68,7 @@ def test_fast_path_agrees_with_math_verify_whenever_it_decides():
     verdicts = collections.Counter()
     differ = []
     for p in pairs:
-        verdict = grading.fast_verdict(p.answer, p.gold)
+        verdict = cheap_verdict(p.answer, p.gold)
         if verdict is None or p.answer.strip() == p.gold.strip():
             continue
         decided[p.family] += 1
@@ -135,4 +135,4 @@ COUNTEREXAMPLES = [
 @pytest.mark.parametrize("answer, gold, expected, reading", COUNTEREXAMPLES)
 def test_counterexamples(answer, gold, expected, reading):
     assert math_verify(answer, gold) is expected, f"Math-Verify changed its reading: {reading}"
-    assert grading.fast_verdict(answer, gold) in (expected, None)
+    assert cheap_verdict(answer, gold) in (expected, None)

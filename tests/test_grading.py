@@ -1,7 +1,7 @@
 r"""The grader: box extraction, verdicts on real benchmark answers, timeouts, crashes and injection attempts.
 
 Verdict tests go through the real worker processes and the real Math-Verify; nothing is mocked.  The pool
-tests use their own small `GraderPool` with a worker function defined here (workers import it by reference).
+tests use their own small `Grader` with a worker function defined here (workers import it by reference).
 """
 
 from __future__ import annotations
@@ -18,11 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import grading
-from pipeline.grading import GraderPool, extract_answer, first_box_end, grade_batch, is_correct, is_formatted
+from pipeline import config, grading
+from pipeline.grading import Grader, extract, fast
+from pipeline.grading.extract import extract_answer, first_box_end, is_formatted
+from pipeline.grading.math_verify import _differ_at_a_point, math_verify_equal, warm_up
 from tests.hostile import best_times
 
 ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = config.resolve({}).grading
+GRADER = Grader.from_config(SETTINGS)  # the configuration's defaults: the last box, as the released code grades
+ALL_BOXES = Grader(SETTINGS.workers, SETTINGS.timeout_s, "all")
 
 # ---------------------------------------------------------------------------------------------- extraction
 
@@ -95,7 +100,7 @@ def test_first_box_end_does_not_depend_on_where_a_stream_was_cut(text, end_of_fi
 
 def test_bare_box_is_formatted_and_graded():
     assert is_formatted(r"so \boxed 5") and extract_answer(r"$\boxed 5$") == "5"
-    assert is_correct(r"so $\boxed 5$.", "5") and not is_correct(r"so $\boxed 6$.", "5")
+    assert GRADER.is_correct(r"so $\boxed 5$.", "5") and not GRADER.is_correct(r"so $\boxed 6$.", "5")
 
 
 def test_extraction_is_linear_on_adversarial_input():
@@ -103,7 +108,7 @@ def test_extraction_is_linear_on_adversarial_input():
     nasty = "\\boxed{" * 100_000 + "{" * 300_000 + "}" * 50_000
     assert extract_answer(nasty) is None or isinstance(extract_answer(nasty), str)
     assert extract_answer(nasty + r" \boxed{9}") == "9"
-    assert grade_batch([nasty], ["9"])[0].correct is False
+    assert GRADER.grade([nasty], ["9"])[0].correct is False
 
 
 @pytest.mark.parametrize(
@@ -133,7 +138,7 @@ def test_bare_box_extraction_is_linear(make):
     ],
 )
 def test_extract_answers(text, boxes):
-    assert grading.extract_answers(text) == boxes
+    assert extract.extract_answers(text) == boxes
 
 
 @pytest.mark.parametrize(
@@ -149,42 +154,34 @@ def test_extract_answers(text, boxes):
 )
 def test_multi_box_rules(response, gold, last, all_):
     """grading.multi_box: `last` grades the last box (the released code), `all` every box as one list."""
-    assert is_correct(response, gold) is last  # the default is last
-    assert is_correct(response, gold, multi_box="last") is last
-    assert is_correct(response, gold, multi_box="all") is all_
+    assert GRADER.is_correct(response, gold) is last  # the default is last
+    assert ALL_BOXES.is_correct(response, gold) is all_
 
 
-def test_multi_box_rule_is_configured_for_the_environment():
-    """`configure` (called by every pipeline verb with cfg.grading) sets the rule the environment grades with."""
-    from pipeline import config
+def test_the_environment_grades_with_its_graders_rule():
+    """The environment grades with the grader it is given (every verb builds it from cfg.grading)."""
     from pipeline.env import MultiAttemptEnv
 
     cfg = config.resolve({})
-    env = MultiAttemptEnv(cfg.env, cfg.attempt_range("multi_attempt"), cfg.grading.timeout_s)
     response, gold = r"\boxed{1} and \boxed{2}", r"\{1, 2\}"
     rewards = {}
-    try:
-        for rule in ("all", "last"):
-            grading.configure(grading.default_pool().n_workers, rule)
-            d = env.reset("q", "roots?", gold, n_allowed=1)
-            env.step([d], [response], [5], [False])
-            rewards[rule] = (d.reward, d.attempts[0].answer)
-    finally:
-        grading.configure(grading.default_pool().n_workers, "last")
+    for rule, grader in (("all", ALL_BOXES), ("last", GRADER)):
+        env = MultiAttemptEnv(cfg.env, cfg.attempt_range("multi_attempt"), grader)
+        d = env.reset("q", "roots?", gold, n_allowed=1)
+        env.step([d], [response], [5], [False])
+        rewards[rule] = (d.reward, d.attempts[0].answer)
     assert rewards == {"all": (1.0, "1, 2"), "last": (-0.5, "2")}
     with pytest.raises(ValueError, match="multi_box"):
-        grading.configure(2, "first")
-    with pytest.raises(ValueError, match="multi_box"):
-        grade_batch([r"\boxed{1}"], ["1"], multi_box="every")
+        Grader(2, 5.0, "first")
 
 
-def test_every_pipeline_verb_passes_the_multi_box_rule():
-    """The verbs that grade call `grading.configure` with the configuration's rule (the default is `last`)."""
+def test_every_pipeline_verb_builds_its_grader_from_the_configuration():
+    """The verbs that grade build their `Grader` from cfg.grading (its workers, timeout and multi-box rule)."""
     source = (ROOT / "pipeline" / "__main__.py").read_text(encoding="utf-8")
     calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
-             and ast.unparse(node.func) == "grading.configure"]
+             and ast.unparse(node.func) == "Grader.from_config"]
     assert len(calls) == 3  # build_base, evaluate, train
-    assert all(ast.unparse(call.args[1]) == "cfg.grading.multi_box" for call in calls)
+    assert all(ast.unparse(call.args[0]) == "cfg.grading" for call in calls)
 
 
 # ------------------------------------------------------------------------------------------------ verdicts
@@ -229,42 +226,44 @@ NOT_EQUIVALENT = [
 
 @pytest.mark.parametrize("response, gold", EQUIVALENT)
 def test_equivalent_forms_are_correct(response, gold):
-    assert is_correct(response, gold)
+    assert GRADER.is_correct(response, gold)
 
 
 @pytest.mark.parametrize("response, gold", NOT_EQUIVALENT)
 def test_different_answers_are_wrong(response, gold):
-    assert not is_correct(response, gold)
+    assert not GRADER.is_correct(response, gold)
 
 
-def test_grade_batch_reports_answer_and_route():
-    grades = grade_batch([r"\boxed{18}", r"\boxed{x+x}", "18"], ["18", "2x", "18"])
+def test_grade_reports_answer_and_route():
+    grades = GRADER.grade([r"\boxed{18}", r"\boxed{x+x}", "18"], ["18", "2x", "18"])
     assert [(g.correct, g.answer, g.via) for g in grades] == [
         (True, "18", "fast"),
         (True, "x+x", "math_verify"),
         (False, None, "no_box"),
     ]
     with pytest.raises(ValueError, match="2 responses but 1 golds"):
-        grade_batch(["a", "b"], ["a"])
+        GRADER.grade(["a", "b"], ["a"])
 
 
 def test_public_signatures_are_stable():
     assert list(inspect.signature(extract_answer).parameters) == ["text"]
-    assert list(inspect.signature(is_correct).parameters)[:2] == ["response", "gold"]
-    assert list(inspect.signature(grade_batch).parameters)[:2] == ["responses", "golds"]
+    assert list(inspect.signature(Grader.is_correct).parameters) == ["self", "response", "gold"]
+    assert list(inspect.signature(Grader.grade).parameters) == ["self", "responses", "golds"]
+    assert list(inspect.signature(Grader).parameters)[:3] == ["workers", "timeout_s", "multi_box"]
 
 
 def test_grading_works_from_a_worker_thread():
     """Math-Verify's own signal.alarm timeouts only work in the main thread; ours must work anywhere."""
     out = []
-    t = threading.Thread(target=lambda: out.append(is_correct(r"\boxed{\frac{2}{4}+x}", "x+1/2")))
+    t = threading.Thread(target=lambda: out.append(GRADER.is_correct(r"\boxed{\frac{2}{4}+x}", "x+1/2")))
     t.start()
     t.join(timeout=120)
     assert out == [True]
 
 
 def test_doctests_hold():
-    assert doctest.testmod(grading).failed == 0
+    for module in (grading, extract, fast, grading.math_verify, grading.pool):
+        assert doctest.testmod(module).failed == 0, module.__name__
 
 
 # -------------------------------------------------------------------------------- real benchmark answers
@@ -299,7 +298,7 @@ def test_real_benchmark_answers(benchmarks_dir):
                 cases.append((solution, True))
             for response, verdict in cases:
                 responses.append(response), golds.append(gold), expected.append(verdict), where.append(name)
-    grades = grade_batch(responses, golds)
+    grades = GRADER.grade(responses, golds)
     wrong = [(w, g.answer, gold, e) for w, g, gold, e in zip(where, grades, golds, expected) if g.correct != e]
     assert not wrong, f"{len(wrong)} of {len(grades)} verdicts differ from the expected: {wrong[:5]}"
     assert not any(g.timed_out for g in grades)
@@ -324,11 +323,11 @@ INJECTIONS = [
 def test_injection_attempts_do_not_execute(tmp_path):
     marker = tmp_path / "pwned"
     texts = [i.replace("{marker}", str(marker)) for i in INJECTIONS]
-    grades = grade_batch([f"\\boxed{{{t}}}" for t in texts], ["1"] * len(texts))
+    grades = GRADER.grade([f"\\boxed{{{t}}}" for t in texts], ["1"] * len(texts))
     assert not marker.exists()
     assert not any(g.correct for g in grades)
     # and as the gold side, in case a dataset is hostile
-    grades = grade_batch([r"\boxed{1}"] * len(texts), texts)
+    grades = GRADER.grade([r"\boxed{1}"] * len(texts), texts)
     assert not marker.exists() and not any(g.correct for g in grades)
 
 
@@ -342,7 +341,7 @@ def test_only_numeric_literals_ever_reach_sympy_eval(monkeypatch, tmp_path, benc
 
     import sympy.parsing.sympy_parser as sympy_parser
 
-    grading._warm_up()  # imports (sympy.physics.units sympifies its own constant names once) happen before the spy
+    warm_up()  # imports (sympy.physics.units sympifies its own constant names once) happen before the spy
     seen: list[str] = []
     real_eval_expr = sympy_parser.eval_expr
 
@@ -358,7 +357,7 @@ def test_only_numeric_literals_ever_reach_sympy_eval(monkeypatch, tmp_path, benc
         answers += [gold for gold, _ in rng.sample(pairs, min(30, len(pairs)))]
     answers += ["1,234", "3.25", r"10,\!080", "-1,000.5"]
     for answer in answers:
-        grading.math_verify_equal(answer, "1")
+        math_verify_equal(answer, "1")
     literal = re.compile(r"^-?(Integer|Float) \('?[0-9.]+'? \)$")
     assert not marker.exists()
     assert all(literal.match(code) for code in seen), [c for c in seen if not literal.match(c)][:5]
@@ -390,14 +389,14 @@ def test_no_eval_in_project_code():
     ],
 )
 def test_huge_numbers_are_refused_before_sympy(bomb):
-    grade = grade_batch([f"\\boxed{{{bomb}}}"], ["1"])[0]
+    grade = GRADER.grade([f"\\boxed{{{bomb}}}"], ["1"])[0]
     assert (grade.correct, grade.via) == (False, "guard")
 
 
 def test_hostile_gold_is_refused_too():
     """A bomb in the gold (a poisoned data set) is refused like one in the answer, unless spelled identically."""
     tower, deep = r"9^{9^{9^{9}}}", "{" * 14 + "x" + "}" * 14
-    grades = grade_batch([r"\boxed{5}", r"\boxed{x}", f"\\boxed{{{tower}}}"], [tower, deep, tower])
+    grades = GRADER.grade([r"\boxed{5}", r"\boxed{x}", f"\\boxed{{{tower}}}"], [tower, deep, tower])
     assert [(g.correct, g.via) for g in grades] == [(False, "guard"), (False, "guard"), (True, "fast")]
 
 
@@ -409,7 +408,7 @@ def test_hostile_gold_is_refused_too():
     ],
 )
 def test_guards_pass_ordinary_answers(answer):
-    assert grading.size_guard(answer) is None
+    assert fast.size_guard(answer) is None
 
 
 def test_nesting_bound_is_the_documented_trade_off():
@@ -417,28 +416,28 @@ def test_nesting_bound_is_the_documented_trade_off():
     def continued_fraction(depth):
         return "2" if depth == 0 else r"\frac{1}{1+" + continued_fraction(depth - 1) + "}"
 
-    assert grading.size_guard(continued_fraction(grading.MAX_NESTING)) is None
-    assert grading.size_guard(continued_fraction(grading.MAX_NESTING + 1)) == "brackets nested 9 deep"
+    assert fast.size_guard(continued_fraction(fast.MAX_NESTING)) is None
+    assert fast.size_guard(continued_fraction(fast.MAX_NESTING + 1)) == "brackets nested 9 deep"
 
 
 def test_guards_pass_every_benchmark_gold(benchmarks_dir):
     golds = [gold for answers in _gold_answers(benchmarks_dir).values() for gold, _ in answers]
-    assert [(g, grading.size_guard(g)) for g in golds if grading.size_guard(g)] == []
+    assert [(g, fast.size_guard(g)) for g in golds if fast.size_guard(g)] == []
 
 
 def test_megabyte_gold_is_linear_in_the_calling_process():
     """Stripping $...$ from a gold used to slice in a loop (quadratic: seconds for a megabyte of "$", spent in the
     calling process where no timeout applies)."""
     t = time.perf_counter()
-    assert grading.fast_verdict("5", "$" * 2_000_000) is None  # an empty gold: Math-Verify (here the guard) decides
-    assert grading.fast_verdict("5", "$ " * 1_000_000 + "5" + " $" * 1_000_000) is True
+    assert fast.cheap_verdict("5", "$" * 2_000_000) is None  # an empty gold: Math-Verify (here the guard) decides
+    assert fast.cheap_verdict("5", "$ " * 1_000_000 + "5" + " $" * 1_000_000) is True
     assert time.perf_counter() - t < 2.0
-    grade = grade_batch([r"\boxed{5}"], ["$" * 1_000_000])[0]
+    grade = GRADER.grade([r"\boxed{5}"], ["$" * 1_000_000])[0]
     assert (grade.correct, grade.via) == (False, "guard")
 
 
 def test_overlong_answer_is_wrong():
-    assert not is_correct("\\boxed{" + "1+" * 5000 + "1}", "5001")
+    assert not GRADER.is_correct("\\boxed{" + "1+" * 5000 + "1}", "5001")
 
 
 # ------------------------------------------------------------------------- found by review (issue 21)
@@ -456,7 +455,7 @@ def test_overlong_answer_is_wrong():
 def test_values_beyond_float_range_are_graded_not_crashed(response, gold, expected):
     """Both sides past float range made `_differ_at_a_point` raise OverflowError outside its try: the worker
     counted the right answer wrong.  Now the pre-check stands aside and Math-Verify decides."""
-    grade = grade_batch([response], [gold])[0]
+    grade = GRADER.grade([response], [gold])[0]
     assert (grade.correct, grade.via) == (expected, "math_verify")
 
 
@@ -464,9 +463,9 @@ def test_differ_at_a_point_never_raises_past_float_range():
     from math_verify import parse
 
     big, other = parse("$2^{1024}$")[0], parse("$2^{2^{10}}$")[0]
-    assert grading._differ_at_a_point(big, other) is False  # equal values: nothing to rule out
-    assert grading._differ_at_a_point(parse("$10^{400}$")[0], parse("$2^{1024}$")[0]) is True
-    assert grading._differ_at_a_point(parse("$10^{400}$")[0], parse("$10^{400} + 1$")[0]) is False  # 1e-400 relative
+    assert _differ_at_a_point(big, other) is False  # equal values: nothing to rule out
+    assert _differ_at_a_point(parse("$10^{400}$")[0], parse("$2^{1024}$")[0]) is True
+    assert _differ_at_a_point(parse("$10^{400}$")[0], parse("$10^{400} + 1$")[0]) is False  # 1e-400 relative
 
 
 @pytest.mark.parametrize(
@@ -490,8 +489,8 @@ def test_differ_at_a_point_never_raises_past_float_range():
 def test_fast_path_reads_commas_and_spaces_as_math_verify_does(answer, gold, math_verify):
     """The fast path deleted whitespace before applying its thousands rule, so the list `3, 100` was the number
     3100 (a wrong answer rewarded) and `0,111` was 111.  It may only agree with Math-Verify or pass the pair on."""
-    assert grading.fast_verdict(answer, gold) in (math_verify, None)
-    assert is_correct(f"\\boxed{{{answer}}}", gold) is math_verify
+    assert fast.cheap_verdict(answer, gold) in (math_verify, None)
+    assert GRADER.is_correct(f"\\boxed{{{answer}}}", gold) is math_verify
 
 
 # ------------------------------------------------------------------------------------ timeouts and crashes
@@ -511,10 +510,9 @@ def _sleepy(answer: str, gold: str) -> bool:
 
 
 def test_hung_worker_is_killed_and_replaced():
-    with GraderPool(workers=1, worker_fn=_sleepy) as pool:
-        pairs = [(r"\boxed{nap 60}", "yes"), (r"\boxed{ok}", "yes"), (r"\boxed{nap 60}", "no")]
+    with Grader(workers=1, timeout_s=1.0, multi_box="last", worker_fn=_sleepy) as grader:
         t0 = time.monotonic()
-        grades = pool.grade(pairs, timeout_s=1.0)
+        grades = grader.grade([r"\boxed{nap 60}", r"\boxed{ok}", r"\boxed{nap 60}"], ["yes", "yes", "no"])
         elapsed = time.monotonic() - t0
         assert [(g.correct, g.timed_out, g.via) for g in grades] == [
             (False, True, "timeout"),
@@ -524,45 +522,46 @@ def test_hung_worker_is_killed_and_replaced():
         assert elapsed < 30  # two kills, not two minute-long sleeps
         assert all(g.elapsed_s >= 1.0 for g in (grades[0], grades[2]))
         # the pool is healthy afterwards, with a fresh process
-        assert pool.grade([(r"\boxed{fine}", "yes")], timeout_s=30.0)[0].correct
+        assert grader.is_correct(r"\boxed{fine}", "yes")
 
 
 def test_timeout_kills_the_process():
-    with GraderPool(workers=1, worker_fn=_sleepy) as pool:
-        pool.grade([(r"\boxed{warm}", "yes")], timeout_s=30.0)
-        old_pid = pool._workers[0].process.pid
-        pool.grade([(r"\boxed{nap 60}", "yes")], timeout_s=0.5)
-        new_pid = pool._workers[0].process.pid
+    with Grader(workers=1, timeout_s=1.0, multi_box="last", worker_fn=_sleepy) as grader:
+        grader.grade([r"\boxed{warm}"], ["yes"])
+        old_pid = grader.pool._workers[0].process.pid
+        grader.grade([r"\boxed{nap 60}"], ["yes"])
+        new_pid = grader.pool._workers[0].process.pid
         assert new_pid != old_pid
         with pytest.raises(ProcessLookupError):
             os.kill(old_pid, 0)  # reaped, not a zombie
-        assert pool.grade([(r"\boxed{pid}", str(new_pid))], timeout_s=30.0)[0].correct
+        assert grader.is_correct(r"\boxed{pid}", str(new_pid))
 
 
 def test_crashing_worker_counts_as_wrong_and_is_replaced():
-    with GraderPool(workers=2, worker_fn=_sleepy) as pool:
-        grades = pool.grade([(r"\boxed{die}", "yes"), (r"\boxed{ok}", "yes")], timeout_s=30.0)
+    with Grader(workers=2, timeout_s=30.0, multi_box="last", worker_fn=_sleepy) as grader:
+        grades = grader.grade([r"\boxed{die}", r"\boxed{ok}"], ["yes", "yes"])
         assert [(g.correct, g.via) for g in grades] == [(False, "crash"), (True, "math_verify")]
-        assert pool.grade([(r"\boxed{again}", "yes")], timeout_s=30.0)[0].correct
+        assert grader.is_correct(r"\boxed{again}", "yes")
 
 
 def test_verdicts_are_cached():
-    with GraderPool(workers=1, worker_fn=_sleepy) as pool:
-        first = pool.grade([(r"\boxed{same}", "yes")], timeout_s=30.0)[0]
-        second = pool.grade([(r"\boxed{same}", "yes")], timeout_s=30.0)[0]
+    with Grader(workers=1, timeout_s=30.0, multi_box="last", worker_fn=_sleepy) as grader:
+        first = grader.grade([r"\boxed{same}"], ["yes"])[0]
+        second = grader.grade([r"\boxed{same}"], ["yes"])[0]
         assert (first.via, second.via) == ("math_verify", "cache") and first.correct and second.correct
 
 
 def test_top_level_script_without_main_guard_can_grade(tmp_path):
-    """Workers are fresh interpreters, so a plain script calling `is_correct` at top level does not re-run."""
+    """Workers are fresh interpreters, so a plain script grading at top level does not re-run."""
     import subprocess
     import sys
 
     script = tmp_path / "check.py"
     script.write_text(
         "import json\n"
-        "from pipeline.grading import is_correct\n"
-        "print(json.dumps([is_correct(r'\\boxed{2x}', 'x+x'), is_correct(r'\\boxed{3}', '4')]))\n"
+        "from pipeline.grading import Grader\n"
+        "grader = Grader(workers=1, timeout_s=30.0, multi_box='last')\n"
+        "print(json.dumps([grader.is_correct(r'\\boxed{2x}', 'x+x'), grader.is_correct(r'\\boxed{3}', '4')]))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
@@ -577,7 +576,7 @@ BOX_PIECES = ["\\", "\\\\", "\\\\bo", "\\boxed", "\\fbox", "{", "}", " ", "  ", 
 def _first_box_end_of_prefix(text: str) -> int | None:
     """The streaming rule restated on the whole text: the first non-empty box to end, a bare box only once a
     terminator follows its token (a bare box's content stop is its end; a brace box's end is its stop + 1)."""
-    for start, stop, end in grading._box_spans(text):
+    for start, stop, end in extract._box_spans(text):
         if not (stop == end == len(text)) and text[start:stop].strip():
             return end
     return None
@@ -591,7 +590,7 @@ def _first_box_end_of_prefix(text: str) -> int | None:
     ["\\", "{", "\\boxed{}", " \\fbox{6}"],  # an escaped brace, an empty box (no answer), then a box
 ])
 def test_box_watch_on_constructs_split_across_pieces(pieces):
-    watch, text = grading.BoxWatch(), ""
+    watch, text = extract.BoxWatch(), ""
     for piece in pieces:
         text += piece
         assert watch.feed(piece) == _first_box_end_of_prefix(text), text
@@ -603,7 +602,7 @@ def test_box_watch_fed_piece_by_piece_equals_first_box_end_on_every_prefix():
     for _ in range(3000):
         text = "".join(rng.choice(BOX_PIECES) for _ in range(rng.randrange(1, 14)))
         cuts = sorted(rng.sample(range(1, len(text)), min(len(text) - 1, rng.randrange(0, 6)))) + [len(text)]
-        watch, done = grading.BoxWatch(), 0
+        watch, done = extract.BoxWatch(), 0
         for cut in cuts:
             assert watch.feed(text[done:cut]) == _first_box_end_of_prefix(text[:cut]), (text, text[:cut])
             done = cut
@@ -614,7 +613,7 @@ def test_box_watch_scans_each_character_a_bounded_number_of_times():
     """Fed one character at a time, the scan resumes where it stopped: the work is linear in the text's length,
     counted as the characters between each scan's start and the end of the text."""
     text = ("Let $x = \\frac{1}{2}$ and $\\{a, b\\}$ hold. " * 200) + "\\boxed{7}"
-    watch, scanned = grading.BoxWatch(), 0
+    watch, scanned = extract.BoxWatch(), 0
     for c in text:
         scanned += len(watch.text) + 1 - watch.pos
         end = watch.feed(c)

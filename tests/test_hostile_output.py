@@ -6,8 +6,8 @@ One module-scoped run does the work and the tests below check what it measured:
        payload of `tests.hostile` really creates the marker file when evaluated (``eval`` with sympy's names in
        scope, ``exec``, ``sh -c``), and most do through ``sympy.sympify`` too.  The marker is deleted afterwards.
     2. `extract_answer` is timed on every response (pure Python in the calling process: must be linear).
-    3. All pairs go through `grading.grade_batch` (the default pool, as training uses it) in batches of
-       `BATCH`, with ``timeout_s=TIMEOUT_S``.  2 s instead of the production 5 s (`grading.DEFAULT_TIMEOUT_S`)
+    3. All pairs go through `Grader.grade` (the configuration's workers, as training uses it) in batches of
+       `BATCH`, with ``timeout_s=TIMEOUT_S``.  2 s instead of the default 5 s (``grading.timeout_s``)
        only makes each killed worker cheaper here; the kill-and-replace mechanism is the same.  A sampler thread
        records the RSS of this process and of every worker meanwhile.
     4. Then: the marker does not exist (and nothing else appeared beside it), every pair got a boolean Grade,
@@ -36,8 +36,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipeline import grading
-from pipeline.grading import extract_answer
+from pipeline import config
+from pipeline.grading import Grade, Grader
+from pipeline.grading.extract import extract_answer
 from tests.hostile import best_times, exec_payloads, hostile_cases, python_payloads, shell_payloads
 
 pytestmark = pytest.mark.slow  # the whole run takes about a minute on 2 cores
@@ -173,15 +174,15 @@ def run(tmp_path_factory):
         extract_answer(r)
         extract_s.append(time.perf_counter() - t)
 
-    # 3. a fresh default pool; its start-up time calibrates the cost of replacing a killed worker
-    grading.shutdown()
+    # 3. a fresh grader; its start-up time calibrates the cost of replacing a killed worker
+    grader = Grader(config.resolve({}).grading.workers, TIMEOUT_S, "last")
     t = time.perf_counter()
-    assert grading.is_correct(r"\boxed{x+x}", "2x")
+    assert grader.is_correct(r"\boxed{x+x}", "2x")
     startup_s = time.perf_counter() - t
-    workers = grading.default_pool().n_workers
+    workers = grader.pool.n_workers
     # descendants that are not this run's workers (another test's processes) are left out of the zombie check
     others = {p.pid for p in psutil.Process().children(recursive=True)}
-    others -= {w.process.pid for w in grading.default_pool()._workers}
+    others -= {w.process.pid for w in grader.pool._workers}
     gc.collect()
     rss_before = psutil.Process().memory_info().rss
     maxrss_self_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -192,7 +193,7 @@ def run(tmp_path_factory):
     t0 = time.perf_counter()
     for i in range(0, N_PAIRS, BATCH):
         try:
-            grades += grading.grade_batch(responses[i : i + BATCH], golds[i : i + BATCH], timeout_s=TIMEOUT_S)
+            grades += grader.grade(responses[i : i + BATCH], golds[i : i + BATCH])
         except Exception as e:  # must never happen; recorded so the tests below can say which batch
             errors.append((i, repr(e)))
             grades += [None] * len(responses[i : i + BATCH])
@@ -200,16 +201,16 @@ def run(tmp_path_factory):
     sampler.stop()
 
     # 4. afterwards: the same pool still grades, its workers are alive and no zombie is left
-    usable = grading.is_correct(r"\boxed{2}", "2") and not grading.is_correct(r"\boxed{3}", "2")
-    pool_pids = [w.process.pid for w in grading.default_pool()._workers]
+    usable = grader.is_correct(r"\boxed{2}", "2") and not grader.is_correct(r"\boxed{3}", "2")
+    pool_pids = [w.process.pid for w in grader.pool._workers]
     live_workers = [pid for pid in pool_pids if psutil.pid_exists(pid) and not _is_zombie(pid)]
     zombies = [pid for pid in sampler.pids - others if _is_zombie(pid)]  # killed workers must have been reaped
-    grading.shutdown()  # reaps the workers, so RUSAGE_CHILDREN now covers every worker of the run
+    grader.close()  # reaps the workers, so RUSAGE_CHILDREN now covers every worker of the run
     maxrss_children_after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     maxrss_self_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     result = dict(
-        marker=marker, marker_dir=marker_dir, control=control, cases=cases, grades=grades, errors=errors,
+        marker=marker, marker_dir=marker_dir, control=control, cases=cases, grades=grades, errors=errors, grader=grader,
         extract_s=extract_s, startup_s=startup_s, workers=workers, wall_s=wall_s, usable=usable,
         live_workers=len(live_workers), zombies=zombies, processes_seen=len(sampler.pids - others), sampler=sampler,
         rss_before=rss_before,
@@ -341,7 +342,7 @@ def test_every_pair_graded_without_exception(run):
     assert run["errors"] == []
     grades = run["grades"]
     assert len(grades) == len(run["cases"])
-    assert all(isinstance(g, grading.Grade) and isinstance(g.correct, bool) for g in grades)
+    assert all(isinstance(g, Grade) and isinstance(g.correct, bool) for g in grades)
     assert all(g.answer is None for g in grades if g.via == "no_box")
     # a refused, killed or crashed item is never counted right
     assert not any(g.correct for g in grades if g.via in ("no_box", "guard", "timeout", "crash"))
@@ -388,4 +389,5 @@ def test_pool_usable_afterwards(run):
     assert run["usable"]
     assert run["live_workers"] == run["workers"]  # killed workers were replaced, none leaked
     assert run["zombies"] == []
-    assert grading.is_correct(r"\boxed{2}", "2")  # and a fresh pool after shutdown() as well
+    with run["grader"] as grader:
+        assert grader.is_correct(r"\boxed{2}", "2")  # and with fresh workers after close() as well

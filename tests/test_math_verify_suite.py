@@ -4,7 +4,7 @@ tests/data/math_verify_suite.json holds the 242 (gold, prediction, expected) row
 gold-against-prediction tests that use LaTeX extraction and default options (where they come from, and how they
 were selected: tests/data/make_math_verify_suite.py and the file's "note").  Each row is graded twice:
 
-  * by the project: ``grading.grade_batch`` on the prediction, boxed unless it already holds a box, against the gold;
+  * by the project: ``Grader.grade`` on the prediction, boxed unless it already holds a box, against the gold;
   * by plain Math-Verify 0.9.0: ``verify(parse(gold), parse(that same response))`` with default configurations,
     the gold wrapped in ``$...$`` when it has no math delimiters (as Math-Verify's README writes one).
 
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import grading
+from pipeline import config
+from pipeline.grading import Grader
 
 DATA = Path(__file__).with_name("data") / "math_verify_suite.json"
 BOX = re.compile(r"\\(?:boxed|fbox)")
@@ -93,8 +94,11 @@ def graded():
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     cases = load_cases()
     responses, golds = [response(c["pred"]) for c in cases], [c["gold"] for c in cases]
-    last = grading.grade_batch(responses, golds, multi_box="last")
-    every = grading.grade_batch(responses, golds, multi_box="all")
+    settings = config.resolve({}).grading
+    with Grader(settings.workers, settings.timeout_s, "last") as grader:
+        last = grader.grade(responses, golds)
+    with Grader(settings.workers, settings.timeout_s, "all") as grader:
+        every = grader.grade(responses, golds)
     for case, r, g, x, y in zip(cases, responses, golds, last, every):
         case.update(shape=shape(case["pred"]), last=x.correct, all=y.correct,
                     math_verify=bool(verify(parse(wrap_gold(g)), parse(r))))

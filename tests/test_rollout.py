@@ -14,6 +14,8 @@ import torch
 from pipeline import config, models
 from pipeline.config import AttemptRange
 from pipeline.env import MultiAttemptEnv, render_feedback
+from pipeline.grading import Grader
+from pipeline.grading.extract import first_box_end
 from pipeline.io import DataError
 from pipeline.rollout import (
     FEEDBACK,
@@ -28,6 +30,8 @@ from pipeline.rollout import (
     sequence_logprobs,
 )
 
+GRADER = Grader.from_config(config.resolve({}).grading)
+
 
 @pytest.fixture(scope="module")
 def setup(tiny_model_dir):
@@ -40,7 +44,7 @@ def setup(tiny_model_dir):
 def run(setup, n_allowed, params, batch_size=4, stop_at_box=True, env_overrides=None, n=6, max_model_len=0):
     cfg, model, tokenizer = setup
     env_cfg = dataclasses.replace(cfg.env, **(env_overrides or {}))
-    env = MultiAttemptEnv(env_cfg, AttemptRange(1, 5), cfg.grading.timeout_s)
+    env = MultiAttemptEnv(env_cfg, AttemptRange(1, 5), GRADER)
     backend = HFBackend(model, tokenizer, env_cfg.end_of_turn, stop_at_box, max_model_len=max_model_len)
     ns = n_allowed if isinstance(n_allowed, list) else [n_allowed] * n
     questions = [Question(f"q{i}", f"{100 + i}+{200 + 3 * i}=", f"{300 + 4 * i:04d}", k) for i, k in enumerate(ns)]
@@ -154,8 +158,6 @@ def check_attempt_watch(tokenizer, n: int = 400) -> int:
     Returns how many attempts stopped at a box."""
     import random
 
-    from pipeline import grading
-
     stop = AttemptStop(tokenizer, [], stop_at_box=True)
     pieces = ["\\boxed", "\\fbox", "{", "}", " ", "$", "12", "x", "\\\\", "\\{", "+", "\\frac{1}{2}", "é",
               "\\boxed{3", "\\boxed 5", "\\boxed{}"]
@@ -164,7 +166,7 @@ def check_attempt_watch(tokenizer, n: int = 400) -> int:
         ids = encode(tokenizer, "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 12))))
         watch = stop.watch()
         got = next((j for j, i in enumerate(ids) if watch(i) == "box"), None)
-        want = next((j for j in range(len(ids)) if grading.first_box_end(tokenizer.decode(ids[: j + 1]))), None)
+        want = next((j for j in range(len(ids)) if first_box_end(tokenizer.decode(ids[: j + 1]))), None)
         assert got == want, tokenizer.decode(ids)
         stops += got is not None
     return stops
@@ -182,7 +184,7 @@ def test_feedback_after_a_box_stop_closes_the_turn(setup):
 def test_without_cache_reuse_the_dialogues_are_the_same(setup):
     """Re-encoding the whole dialogue every attempt (the no-cache baseline of bench/rollout.py) changes cost only."""
     cfg, model, tokenizer = setup
-    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), cfg.grading.timeout_s)
+    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), GRADER)
     questions = [Question(f"q{i}", f"{i:03d}+1=", "0", n) for i, n in enumerate([1, 3, 5, 2])]
     out = []
     for reuse in (True, False):
@@ -195,7 +197,7 @@ def test_a_dialogue_that_fills_the_context_ends_there(setup):
     """A context a little longer than the prompt: attempts are clamped to the room left, the dialogue ends with
     stop reason `context` once the next feedback cannot fit, nothing raises, the rollout check still holds."""
     cfg, model, tokenizer = setup
-    prompt = len(encode(tokenizer, MultiAttemptEnv(cfg.env, AttemptRange(1, 5), 1.0).reset("q", "100+200=", "0", 5)
+    prompt = len(encode(tokenizer, MultiAttemptEnv(cfg.env, AttemptRange(1, 5), GRADER).reset("q", "100+200=", "0", 5)
                         .segments[0].text))
     limit = prompt + 30  # room for about two 6-token attempts and their feedback, not five
     transcripts, env_cfg = run(setup, 5, SAMPLE, max_model_len=limit, env_overrides={"max_total_tokens": 1000})
@@ -236,7 +238,7 @@ def test_feedback_after_another_end_token_keeps_its_end_of_turn_marker(setup, ti
 
     hook = model.register_forward_hook(always_eos)
     try:
-        env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), cfg.grading.timeout_s)
+        env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), GRADER)
         backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, True)
         (t,) = rollout(backend, tokenizer, env, [Question("q", "1+2=", "3", 2)], GREEDY, 1)
     finally:
@@ -257,7 +259,7 @@ def test_every_rollout_checks_the_ids_the_model_saw(setup):
             session.fed_ids = lambda row: fed_ids(row)[1:]
             return session
 
-    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), cfg.grading.timeout_s)
+    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), GRADER)
     qs = [Question("q", "1+2=", "3", 2)]
     good = rollout(HFBackend(model, tokenizer, cfg.env.end_of_turn, True), tokenizer, env, qs, GREEDY, 1)
     bad = rollout(Lossy(model, tokenizer, cfg.env.end_of_turn, True), tokenizer, env, qs, GREEDY, 1)

@@ -21,6 +21,7 @@ import torch
 from pipeline import config, data, evaluate, models
 from pipeline.config import AttemptRange
 from pipeline.env import MultiAttemptEnv, render_feedback, render_prompt
+from pipeline.grading import Grader
 from pipeline.rollout import Question, end_token_ids, rollout
 from tests.conftest import ROOT
 
@@ -94,7 +95,7 @@ def test_converted_smollm2_speaks_the_papers_chatml(smollm2_dir, benchmarks_dir)
     assert tokenizer.decode(ids) == prompt
 
     backend, tokenizer = evaluate.open_backend(cfg, smollm2_dir)
-    env = MultiAttemptEnv(cfg.env, AttemptRange(2, 2), cfg.grading.timeout_s)
+    env = MultiAttemptEnv(cfg.env, AttemptRange(2, 2), Grader.from_config(cfg.grading))
     (t,) = rollout(backend, tokenizer, env, [Question("q", question["question"], question["answer"], 2)],
                    evaluate.GREEDY, 1, progress=False)
     text = tokenizer.decode(t.token_ids)

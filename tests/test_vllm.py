@@ -20,6 +20,7 @@ import torch
 from pipeline import config, data, evaluate, metrics, models, sft
 from pipeline.config import AttemptRange
 from pipeline.env import MultiAttemptEnv
+from pipeline.grading import Grader
 from pipeline.rollout import POLICY, HFBackend, Question, SamplingParams, rollout, sequence_logprobs
 from tests.conftest import ROOT
 
@@ -58,7 +59,8 @@ def base(task):
     cfg = config.resolve(TINY32 | {"model": TINY32["model"] | {"sft": {
         "max_steps": 150, "eval_every": 150, "eval_questions": 32, "batch_size": 64,
         "target_accuracy": 0.0, "retry_accuracy_target": 0.0}}})
-    sft.train_base(cfg, train, heldout, folder / "base")
+    with Grader.from_config(cfg.grading) as grader:
+        sft.train_base(cfg, train, heldout, folder / "base", grader)
     return folder / "base"
 
 
@@ -77,7 +79,7 @@ def questions(heldout, ns):
 
 
 def play(backend, tokenizer, cfg, qs, params, check=False, batch_size=16):
-    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), cfg.grading.timeout_s)
+    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), Grader.from_config(cfg.grading))
     return rollout(backend, tokenizer, env, qs, params, batch_size, check=check)
 
 
@@ -207,8 +209,9 @@ def test_evaluation_through_vllm_equals_transformers(task, base, cfg, engine):
     hf_backend, _ = evaluate.open_backend(dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout,
                                                                                              backend="hf")), base)
     records = heldout[:32]
-    assert evaluate.evaluate(engine, tokenizer, cfg, records, "synthetic", 3, progress=False) == evaluate.evaluate(
-        hf_backend, tokenizer, cfg, records, "synthetic", 3, progress=False)
+    grader = Grader.from_config(cfg.grading)
+    on_vllm = evaluate.evaluate(engine, tokenizer, cfg, records, "synthetic", 3, grader, progress=False)
+    assert on_vllm == evaluate.evaluate(hf_backend, tokenizer, cfg, records, "synthetic", 3, grader, progress=False)
 
 
 def test_a_small_context_ends_dialogues_alike_on_both_backends(task, base):
