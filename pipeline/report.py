@@ -117,8 +117,8 @@ def learning_curves_table(train_logs: Sequence[str | Path]) -> pd.DataFrame:
     for path in map(Path, train_logs):
         variant, seed = parse_model(path.parent.name)
         for _, rec in read_jsonl(path):
-            rows.append({"variant": variant, "seed": seed, "step": rec["step"], "reward": rec.get("reward"),
-                         "train_accuracy": rec.get("accuracy"), "heldout_accuracy": rec.get("heldout_mean")})
+            rows.append({"variant": variant, "seed": seed, "step": rec["step"], "reward": rec.get("train/reward"),
+                         "train_accuracy": rec.get("train/accuracy"), "heldout_accuracy": rec.get("heldout/mean")})
     cols = ["variant", "seed", "step", "reward", "train_accuracy", "heldout_accuracy"]
     # one row per step, whether a step's held-out evaluation was logged with its training record or separately
     return pd.DataFrame(rows, columns=cols).groupby(["variant", "seed", "step"], as_index=False).first()

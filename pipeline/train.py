@@ -122,6 +122,33 @@ def pad(transcripts: Sequence[Transcript], pad_id: int) -> tuple[torch.Tensor, .
     return ids, attention, mask[:, 1:], logp[:, 1:]
 
 
+class Means:
+    """Means of named quantities kept as (total, count), so that ranks sum both before dividing."""
+
+    def __init__(self):
+        self.sums: dict[str, tuple[float, float]] = {}
+
+    def add(self, name: str, total: float, count: float = 1.0) -> None:
+        s, n = self.sums.get(name, (0.0, 0.0))
+        self.sums[name] = (s + total, n + count)
+
+    def add_all(self, values: Mapping[str, torch.Tensor | float]) -> None:
+        """One of each (a loss's diagnostics)."""
+        for name, value in values.items():
+            self.add(name, float(value))
+
+    def mean(self, name: str) -> float:
+        """This rank's mean."""
+        s, n = self.sums[name]
+        return s / n if n else float("nan")
+
+    def reduced(self) -> dict[str, float]:
+        """The means over all ranks, by name (NaN where nothing was counted)."""
+        keys = sorted(self.sums)
+        totals = dist.all_sum([x for k in keys for x in self.sums[k]])
+        return {k: totals[2 * i] / totals[2 * i + 1] if totals[2 * i + 1] else float("nan") for i, k in enumerate(keys)}
+
+
 class Trainer:
     def __init__(self, cfg: Config, variant: str, seed: int, base: str, train_records: Sequence[Mapping],
                  heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path):
@@ -271,14 +298,9 @@ class Trainer:
         old_logp = actor_logp if recompute else rollout_logp
         return Experience(ids, attention, mask, old_logp, ref_logp, values * mask, adv, returns, gap)
 
-    def update(self, exp: Experience, step: int) -> dict[str, float]:
-        """`epochs` passes of micro-batch forward/backward over the buffer; returns summed loss statistics."""
-        sums: dict[str, float] = {}
-
-        def add(name: str, value: float, weight: float = 1.0) -> None:
-            sums[name] = sums.get(name, 0.0) + value * weight
-            sums[name + "_n"] = sums.get(name + "_n", 0.0) + weight
-
+    def update(self, exp: Experience, step: int) -> Means:
+        """`epochs` passes of micro-batch forward/backward over the buffer; returns the losses' statistics."""
+        stats = Means()
         n, per_batch = exp.ids.shape[0], self.t.train_batch // self.world
         lengths = exp.attention.sum(1)
         for epoch in range(self.t.epochs):
@@ -293,27 +315,28 @@ class Trainer:
                 x, a, mask = mb.ids.to(self.device), mb.attention.to(self.device), mb.mask.to(self.device)
                 self.actor.module.train()
                 logp, ent = self.actor(x, a, mask, self.t.temperature)
-                pg, clip_frac = ppo.policy_loss(logp, mb.old_logp.to(self.device), mb.advantages.to(self.device),
-                                                mask, self.t.clip)
+                pg, pg_stats = ppo.policy_loss(logp, mb.old_logp.to(self.device), mb.advantages.to(self.device),
+                                               mask, self.t.clip)
                 loss = pg
                 if self.ref is not None:
                     kl = ppo.masked_mean(ppo.kl_k3(logp, mb.ref_logp.to(self.device)), mask)
                     loss = loss + self.t.kl_coef * kl
-                    add("kl", float(kl.detach()))
-                add("entropy", float(ent))
-                add("policy_loss", float(pg.detach()))
-                add("clip_frac", float(clip_frac))
+                    stats.add("ppo/kl", float(kl.detach()))
+                stats.add("ppo/entropy", float(ent))
+                stats.add("ppo/policy_loss", float(pg.detach()))
+                stats.add_all(pg_stats)
                 norm = self.actor.micro_step(loss)
                 if norm is not None:
-                    add("grad_norm", norm)
+                    stats.add("ppo/grad_norm", norm)
                 if self.critic is not None:
                     self.critic.module.train()
                     v = self.critic(x, a)[:, :-1]
-                    vl = ppo.value_loss(v, mb.values.to(self.device), mb.returns.to(self.device), mask,
-                                        self.t.value_clip)
+                    vl, vl_stats = ppo.value_loss(v, mb.values.to(self.device), mb.returns.to(self.device), mask,
+                                                  self.t.value_clip)
                     self.critic.micro_step(vl)
-                    add("value_loss", float(vl.detach()))
-        return sums
+                    stats.add("ppo/value_loss", float(vl.detach()))
+                    stats.add_all(vl_stats)
+        return stats
 
     def train_step(self) -> dict[str, float]:
         step = self.step
@@ -321,49 +344,43 @@ class Trainer:
         transcripts, groups = self.rollout(step)
         t_rollout = time.time() - t0
         exp = self.experience(transcripts, groups)
-        losses = self.update(exp, step)
+        stats = self.update(exp, step)
         self.step += 1
-        return self._metrics(transcripts, losses, exp.logprob_gap, t_rollout, time.time() - t0)
+        return self._metrics(transcripts, stats, exp.logprob_gap, t_rollout, time.time() - t0)
 
-    def _metrics(self, transcripts: Sequence[Transcript], losses: Mapping[str, float], gap: torch.Tensor | None,
+    def _metrics(self, transcripts: Sequence[Transcript], stats: Means, gap: torch.Tensor | None,
                  t_rollout: float, t_step: float) -> dict[str, float]:
         ds = [t.dialogue for t in transcripts]
         solved = [d for d in ds if d.solved_at is not None]
         failed = [d for d in ds if d.solved_at is None]
         retried = [d for d in ds if len(d.attempts) > 1]
         tokens = sum(d.policy_tokens for d in ds)
-        local = {
-            "reward": (sum(d.reward for d in ds), len(ds)),
-            "accuracy": (len(solved), len(ds)),
-            "attempts_on_success": (sum(d.solved_at for d in solved), len(solved)),
-            "attempts_on_failure": (sum(len(d.attempts) for d in failed), len(failed)),
-            "retry_accuracy": (sum(d.solved_at is not None and d.solved_at > 1 for d in retried), len(retried)),
-            "attempts_allowed": (sum(d.n_allowed for d in ds), len(ds)),
-            "response_tokens": (tokens, len(ds)),
-            # share of dialogues whose stored ids differ from those the model saw (0 expected; see rollout)
-            "token_mismatch_rate": (sum(not t.token_exact for t in transcripts), len(ds)),
-            **{k: (losses[k], losses[k + "_n"]) for k in losses if not k.endswith("_n")},
-        }
+        stats.add("train/reward", sum(d.reward for d in ds), len(ds))
+        stats.add("train/accuracy", len(solved), len(ds))
+        stats.add("train/attempts_on_success", sum(d.solved_at for d in solved), len(solved))
+        stats.add("train/attempts_on_failure", sum(len(d.attempts) for d in failed), len(failed))
+        stats.add("train/retry_accuracy", sum(d.solved_at is not None and d.solved_at > 1 for d in retried),
+                  len(retried))
+        stats.add("train/attempts_allowed", sum(d.n_allowed for d in ds), len(ds))
+        stats.add("train/response_tokens", tokens, len(ds))
+        # share of dialogues whose stored ids differ from those the model saw (0 expected; see rollout)
+        stats.add("train/token_mismatch_rate", sum(not t.token_exact for t in transcripts), len(ds))
         if gap is not None:  # how far the rollout engine's log-probs are from the trainer's (bf16 kernels differ)
-            local["logprob_gap_mean"] = (float(gap.sum()), gap.numel())
-        keys = sorted(local)
-        totals = dist.all_sum([x for k in keys for x in local[k]] + [tokens])
-        out = {"step": self.step}
-        for i, k in enumerate(keys):
-            num, den = totals[2 * i], totals[2 * i + 1]
-            out[k] = num / den if den else float("nan")
+            stats.add("ppo/logprob_gap_mean", float(gap.sum()), gap.numel())
+        out = {"step": self.step, **stats.reduced()}
         if gap is not None:
-            out["logprob_gap_max"] = dist.all_max([float(gap.max()) if gap.numel() else 0.0])[0]
-        out["lr"] = self.actor.lr
-        out["rollout_s"], out["step_s"] = t_rollout, t_step
-        out["tokens_per_s"] = totals[-1] / t_step
+            out["ppo/logprob_gap_max"] = dist.all_max([float(gap.max()) if gap.numel() else 0.0])[0]
+        out["train/lr"] = self.actor.lr
+        out["perf/rollout_s"], out["perf/step_s"] = t_rollout, t_step
+        out["perf/tokens_per_s"] = dist.all_sum([tokens])[0] / t_step
         return out
 
     # ------------------------------------------------------------------------------------------ evaluation
 
     @torch.no_grad()
     def heldout_accuracy(self) -> dict[str, float]:
-        """Greedy single-attempt accuracy per held-out set (this rank evaluates its shard), and their mean."""
+        """Greedy single-attempt accuracy per held-out set (`heldout/<set>`; this rank evaluates its shard), and
+        their mean (`heldout/mean`)."""
         out = {}
         with self.actor.full_parameters() as policy:
             policy.eval()
@@ -372,9 +389,9 @@ class Trainer:
                 shard = list(records[: self.t.eval_questions])[self.rank :: self.world]
                 traces = evaluate(backend, self.tokenizer, self.cfg, shard, name, k=1, progress=False) if shard else []
                 solved, total = dist.all_sum([sum(t["solved_at"] == 1 for t in traces), len(traces)])
-                out[name] = solved / max(total, 1.0)
+                out[f"heldout/{name}"] = solved / max(total, 1.0)
         self.release_engine()
-        out["mean"] = sum(out.values()) / max(len(out), 1)
+        out["heldout/mean"] = sum(out.values()) / max(len(out), 1)
         return out
 
     # ------------------------------------------------------------------------------------------ checkpoints
@@ -564,21 +581,21 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
         if writer is not None:
             for k, v in metrics.items():
                 if k != "step":
-                    writer.add_scalar(k.replace("heldout_", "heldout/"), v, metrics["step"])
+                    writer.add_scalar(k, v, metrics["step"])
             _write_log(log_path, records)
 
     if trainer.step == 0 and t.eval_every:
-        record({"step": 0, **{f"heldout_{k}": v for k, v in trainer.heldout_accuracy().items()}})
+        record({"step": 0, **trainer.heldout_accuracy()})
     bar = tqdm(total=t.steps, initial=trainer.step, desc=f"train {variant} s{seed}", unit="step",
                disable=not (progress and dist.is_main()))
     while trainer.step < t.steps:
         metrics = trainer.train_step()
         last = trainer.step == t.steps
         if t.eval_every and (trainer.step % t.eval_every == 0 or last):
-            metrics.update({f"heldout_{k}": v for k, v in trainer.heldout_accuracy().items()})
+            metrics.update(trainer.heldout_accuracy())
         record(metrics)
         bar.update(1)
-        bar.set_postfix(reward=f"{metrics['reward']:.3f}", acc=f"{metrics['accuracy']:.3f}")
+        bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", acc=f"{metrics['train/accuracy']:.3f}")
         if trainer.step % t.save_every == 0 or last:
             trainer.save_checkpoint(records)
     bar.close()
@@ -597,7 +614,7 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
                     tmp, trainer.provenance, Path(out).name, base=f"`{base}`",
                     made_by=f"`python -m pipeline train`: {t.algorithm.upper()}, variant `{variant}`, seed {seed}, "
                             f"{trainer.step} steps",
-                    results={k: v for k, v in summary["final"].items() if k.startswith("heldout_")})
+                    results={k: v for k, v in summary["final"].items() if k.startswith("heldout/")})
             writer.close()
     dist.barrier()
     return summary

@@ -185,8 +185,8 @@ def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, bas
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # nor at exit (vLLM's own process group)
     log = [json.loads(line) for line in (tmp_path / "model" / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [0, 1, 2] and "heldout_mean" in log[-1]
-    assert all(r["response_tokens"] > 0 for r in log[1:])
+    assert [r["step"] for r in log] == [0, 1, 2] and "heldout/mean" in log[-1]
+    assert all(r["train/response_tokens"] > 0 for r in log[1:])
     trained = models.load(tmp_path / "model")[0].state_dict()
     assert any(not torch.equal(trained[k], v) for k, v in models.load(base)[0].state_dict().items())
 
