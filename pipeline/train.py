@@ -36,32 +36,26 @@ Try it: `python -m pipeline train --config config.yaml --variant multi_attempt -
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from pipeline import checkpoint, models, ppo, provenance
 from pipeline import distributed as dist
-from pipeline import models, ppo, provenance
+from pipeline.checkpoint import Checkpoints
 from pipeline.config import Config
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
-from pipeline.io import DataError, OutputError, atomic_path, load_tensors, read_jsonl, write_json
+from pipeline.io import DataError, atomic_path, write_json, write_jsonl
 from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
 
 log = logging.getLogger(__name__)
-
-# Settings that do not change the weights of the steps a checkpoint holds: one written under other values still
-# resumes. (`steps` only sets how far training goes on, and so the length of the schedule from here.)
-_NOT_IN_FINGERPRINT = ("steps", "eval_every", "eval_questions", "save_every", "keep_checkpoints", "resume")
-
 
 @dataclass
 class Experience:
@@ -195,16 +189,9 @@ class Trainer:
         self._engine_step: int | None = None  # the step whose weights the engine holds
         self.step = 0
         self._order_epoch, self._order_cache = -1, []  # the permutation of the current epoch (see _order)
-        self.earlier: list[Path] = []  # checkpoints of an earlier run this one replaces (resume: never)
         self.provenance = provenance.record(cfg)
-        c = cfg.to_dict()
-        # What a checkpoint must share with this run to be resumed, keyed like the config where it is config.
-        self.fingerprint = {
-            "variant": variant, "seed": seed, "base": str(base), "processes": self.world, "env": c["env"],
-            "variants": {variant: c["variants"][variant]},
-            "rollout": {"backend": cfg.rollout.backend, "max_model_len": cfg.rollout.max_model_len},
-            "train": {k: v for k, v in c["train"].items() if k not in _NOT_IN_FINGERPRINT},
-        }
+        self.checkpoints = Checkpoints(run_dir, checkpoint.fingerprint(cfg, variant, seed, base, self.world),
+                                       self.t.keep_checkpoints)
 
     # ------------------------------------------------------------------------------------------ the data order
 
@@ -394,167 +381,6 @@ class Trainer:
         out["heldout/mean"] = sum(out.values()) / max(len(out), 1)
         return out
 
-    # ------------------------------------------------------------------------------------------ checkpoints
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.run_dir / "checkpoints"
-
-    def save_checkpoint(self, records: Sequence[Mapping]) -> Path:
-        """checkpoints/step_NNNNNN/: actor/ (+ critic/) save_pretrained, trainer_state.pt, train_log.jsonl (the
-        log so far, `records`), provenance.json; atomic rename.
-
-        A checkpoint that cannot be written (disk full, unwritable folder) leaves nothing behind and raises
-        OutputError; the checkpoints written before are untouched, so a rerun resumes from the last of them.
-        The first checkpoint of a run that started over (`resume: never`) replaces the earlier run's.
-        """
-        final = self.checkpoints / f"step_{self.step:06d}"
-        tmp = self.checkpoints / f".step_{self.step:06d}.tmp"
-        try:
-            self._write_checkpoint(tmp, records)
-            if dist.is_main():
-                if final in self.earlier:  # the earlier run's checkpoint of this step: this one replaces it
-                    shutil.rmtree(final)
-                tmp.rename(final)  # complete checkpoints only ever appear under their final name
-        except Exception as e:
-            if dist.is_main():
-                shutil.rmtree(tmp, ignore_errors=True)
-            last = self.latest_checkpoint()
-            kept = f"the last complete checkpoint, {last}, is intact" if last else "there is no earlier checkpoint"
-            raise OutputError(f"checkpoint {final} could not be written ({type(e).__name__}: {e}); {kept}") from e
-        if dist.is_main():
-            for old in self.earlier:
-                if old != final:
-                    shutil.rmtree(old, ignore_errors=True)
-            kept = sorted(p for p in self.checkpoints.glob("step_*") if p.is_dir())
-            for old in kept[: -self.t.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        self.earlier = []
-        dist.barrier()
-        return final
-
-    def _write_checkpoint(self, tmp: Path, records: Sequence[Mapping]) -> None:
-        if dist.is_main():
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        dist.barrier()
-        with self.actor.full_parameters() as actor:
-            if dist.is_main():
-                models.save(actor.lm, self.tokenizer, tmp / "actor")
-        if self.critic is not None:
-            with self.critic.full_parameters() as critic:
-                if dist.is_main():
-                    critic.save_pretrained(tmp / "critic")
-        state = {
-            "step": self.step, "fingerprint": self.fingerprint,
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-        }
-        if self.world > 1:
-            self.actor.save_engine(tmp / "actor_engine")
-            if self.critic is not None:
-                self.critic.save_engine(tmp / "critic_engine")
-        else:
-            state["actor_optim"] = self.actor.state_dict()
-            if self.critic is not None:
-                state["critic_optim"] = self.critic.state_dict()
-        dist.barrier()
-        if dist.is_main():
-            _write_log(tmp / "train_log.jsonl", records)
-            provenance.write(tmp, self.provenance)
-            torch.save(state, tmp / "trainer_state.pt")
-
-    def latest_checkpoint(self) -> Path | None:
-        done = sorted(p for p in self.checkpoints.glob("step_*") if (p / "trainer_state.pt").is_file())
-        return done[-1] if done else None
-
-    def start_over(self) -> None:
-        """Train from step 0 (`resume: never`); checkpoints already here stay until this run's first replaces
-        them, so a run that stops before that has lost nothing."""
-        self.earlier = sorted(p for p in self.checkpoints.glob("step_*") if p.is_dir())
-        if self.earlier:
-            log.warning("train.resume is never: starting over; the %d checkpoints in %s stay until this run "
-                        "writes its first", len(self.earlier), self.checkpoints)
-
-    def resume(self) -> list[dict]:
-        """Continue from the last complete checkpoint; returns its log ([] when there is none to continue).
-
-        Refused, with nothing deleted: a checkpoint written under another configuration, or one past
-        `train.steps` (resuming cannot take steps back).
-        """
-        path = self.latest_checkpoint()
-        if path is None:
-            return []
-        try:
-            state = load_tensors(path / "trainer_state.pt")
-            missing = {"fingerprint", "step", "rng"} - set(state)
-            if missing:
-                raise KeyError(f"trainer_state.pt lacks {sorted(missing)}")
-            if not isinstance(state["fingerprint"], dict):
-                raise TypeError("trainer_state.pt was written by an earlier version of the pipeline")
-            records = [r for _, r in read_jsonl(path / "train_log.jsonl")]
-        except Exception as e:
-            raise _unusable(path, e) from e
-        changed = differences(state["fingerprint"], self.fingerprint)
-        if changed:
-            raise DataError(
-                f"checkpoint {path} was written under another configuration, so it is not resumed:\n  "
-                + "\n  ".join(changed) + "\n  Nothing was deleted. Train into a new run directory to keep it, or "
-                "set train.resume: never to start over in this one"
-            )
-        if state["step"] > self.t.steps:
-            raise DataError(
-                f"train.steps: {self.t.steps} is below the step of the last checkpoint, {path} (step "
-                f"{state['step']}), and resuming cannot undo steps; set train.steps to at least {state['step']}, "
-                "train into a new run directory, or set train.resume: never to start over"
-            )
-        try:
-            if self.world > 1:  # DeepSpeed's checkpoint holds the (sharded) weights as well as the optimizer
-                self.actor.load_engine(path / "actor_engine")
-                if self.critic is not None:
-                    self.critic.load_engine(path / "critic_engine")
-            else:
-                actor, _ = models.load(path / "actor")
-                self.actor.module.lm.load_state_dict(actor.state_dict())  # in place: the optimizer keeps its params
-                if self.critic is not None:
-                    critic = models.Critic.from_pretrained(path / "critic")
-                    self.critic.module.load_state_dict(critic.state_dict())
-                self.actor.load_state_dict(state["actor_optim"])
-                if self.critic is not None:
-                    self.critic.load_state_dict(state["critic_optim"])
-        except Exception as e:
-            raise _unusable(path, e) from e
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-        self.step = state["step"]
-        log.info("resumed from %s (step %d)", path, self.step)
-        return records
-
-
-def differences(old: Any, new: Any, key: str = "") -> list[str]:
-    """`key.path: old -> new` for every value that differs between two nested mappings (lists compare whole)."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        return [line for k in sorted(set(old) | set(new))
-                for line in differences(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{key}.{k}" if key else k)]
-    return [] if old == new else [f"{key}: {_shown(old)} -> {_shown(new)}"]
-
-
-_ABSENT = object()
-
-
-def _shown(value: Any) -> str:
-    return "(absent)" if value is _ABSENT else json.dumps(value)
-
-
-def _unusable(path: Path, e: Exception) -> DataError:
-    return DataError(f"checkpoint {path} cannot be resumed ({type(e).__name__}: {e}); delete that folder to resume "
-                     "from the checkpoint before it, or set train.resume: never to start over")
-
-
-def _write_log(path: Path, records: Sequence[Mapping]) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
-
 
 def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequence[Mapping],
           heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path, out: str | Path,
@@ -565,9 +391,9 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
     log_path = run_dir / "train_log.jsonl"
     records: list[dict] = []
     if t.resume == "auto":
-        records = trainer.resume()
+        trainer.step, records = trainer.checkpoints.resume(trainer.actor, trainer.critic, t.steps)
     else:
-        trainer.start_over()
+        trainer.checkpoints.start_over()
     writer = None
     if dist.is_main():
         from torch.utils.tensorboard import SummaryWriter
@@ -582,7 +408,7 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
             for k, v in metrics.items():
                 if k != "step":
                     writer.add_scalar(k, v, metrics["step"])
-            _write_log(log_path, records)
+            write_jsonl(log_path, records)
 
     if trainer.step == 0 and t.eval_every:
         record({"step": 0, **trainer.heldout_accuracy()})
@@ -597,7 +423,8 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", acc=f"{metrics['train/accuracy']:.3f}")
         if trainer.step % t.save_every == 0 or last:
-            trainer.save_checkpoint(records)
+            trainer.checkpoints.save(trainer.step, trainer.actor, trainer.critic, trainer.tokenizer, records,
+                                     trainer.provenance)
     bar.close()
     summary = {
         "variant": variant, "seed": seed, "steps": trainer.step, "seconds_this_session": round(time.time() - t0, 1),
@@ -607,7 +434,7 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
         if dist.is_main():
             with atomic_path(out) as tmp:
                 models.save(actor.lm, trainer.tokenizer, tmp)
-                _write_log(tmp / "train_log.jsonl", records)
+                write_jsonl(tmp / "train_log.jsonl", records)
                 write_json(tmp / "train_summary.json", summary)
                 provenance.write(tmp, trainer.provenance)
                 provenance.write_model_card(
