@@ -36,7 +36,7 @@ from pipeline import grading, models
 from pipeline.config import Config
 from pipeline.env import render_feedback, render_prompt
 from pipeline.evaluate import GREEDY, evaluate
-from pipeline.rollout import HFBackend, encode
+from pipeline.rollout import encode, make_backend
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -102,8 +102,7 @@ def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
 def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: Sequence[dict]) -> dict:
     """Greedy held-out accuracy at the first attempt (through the evaluation path, N = 1) and right after a
     wrong answer (another question's, as in the SFT transcripts) and the environment's feedback (N = 2)."""
-    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box,
-                        max_model_len=cfg.rollout.max_model_len)
+    backend = make_backend(cfg, tokenizer, model=model)
     first = evaluate(backend, tokenizer, cfg, records, "heldout", k=1, progress=False)
     rng = random.Random(0)
     contexts = [

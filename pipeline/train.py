@@ -4,8 +4,8 @@ One step (spec §4):
 1. Draw `rollout_batch` training questions (a seeded permutation per epoch) and N for each from the variant's
    attempt range ([1, 5] multi-attempt, [1, 1] baseline: the only difference between the two runs).
    Sample `samples_per_prompt` dialogues per question with the current policy at the training temperature.
-   Generation runs on the configured backend: transformers on the actor itself, or a vLLM engine in this
-   process into which the actor's weights are copied whenever they changed (`Trainer.backend`).
+   Generation runs on the configured backend (`rollout.make_backend`): transformers on the actor itself, or a
+   vLLM engine in this process into which the actor's weights are copied whenever they changed (`sync`).
 2. Experience, in forward passes without gradients sized by tokens: PPO's old (behaviour) log-probs are the
    rollout's, or recomputed by the actor (`behaviour_logprobs: actor`, the released code's way; in bf16 the
    rollout engine's kernels differ from the trainer's, and the gap is logged); a frozen reference model gives
@@ -53,7 +53,7 @@ from pipeline.config import Config
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
 from pipeline.io import DataError, atomic_path, write_json, write_jsonl
-from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
+from pipeline.rollout import Question, SamplingParams, Transcript, make_backend, rollout
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +180,10 @@ class Trainer:
                 critic.backbone.gradient_checkpointing_enable()
             self.critic = dist.Optimized(critic.to(self.device), self.t.critic_lr, self.t, optimizer_steps,
                                          accumulation)
-        self.engine = None  # vLLM (rollout.backend: vllm), started on the base weights, synced before each use
-        if cfg.rollout.backend == "vllm":
-            from pipeline.vllm_backend import VLLMBackend
-
-            self.engine = VLLMBackend.start(base, cfg, self.tokenizer, dtype=dtype, distributed=self.world > 1,
-                                            gpu_memory_utilization=cfg.rollout.vllm.gpu_memory_utilization)
-        self._engine_step: int | None = None  # the step whose weights the engine holds
+        # generation on the actor itself, or on a vLLM engine started on the base weights (synced before each use)
+        self.backend = make_backend(cfg, self.tokenizer, model=actor, source=base, dtype=dtype,
+                                    distributed=self.world > 1,
+                                    gpu_memory_utilization=cfg.rollout.vllm.gpu_memory_utilization)
         self.step = 0
         self._order_epoch, self._order_cache = -1, []  # the permutation of the current epoch (see _order)
         self.provenance = provenance.record(cfg)
@@ -213,24 +210,6 @@ class Trainer:
             self._order_cache, self._order_epoch = torch.randperm(len(self.records), generator=g).tolist(), epoch
         return self._order_cache
 
-    # ------------------------------------------------------------------------------------------ generation
-
-    def backend(self, model) -> Backend:
-        """The rollout backend on the current policy weights (`model`: the actor's LM, full parameters)."""
-        if self.engine is None:
-            return HFBackend(model, self.tokenizer, self.cfg.env.end_of_turn, self.cfg.env.stop_at_box,
-                             max_model_len=self.cfg.rollout.max_model_len)
-        if self._engine_step != self.step:
-            self.engine.load_weights(model.state_dict().items())
-            self._engine_step = self.step
-        return self.engine
-
-    def release_engine(self) -> None:
-        """Hand the GPU memory of the engine to training until the next rollout (vLLM sleep mode)."""
-        if self.engine is not None and self.engine.can_sleep:
-            self.engine.sleep()
-            self._engine_step = None  # sleeping dropped the weights
-
     # ------------------------------------------------------------------------------------------ one step
 
     def rollout(self, step: int) -> tuple[list[Transcript], list[int]]:
@@ -244,8 +223,9 @@ class Trainer:
                                 + self.rank)
         with self.actor.full_parameters() as policy:
             policy.eval()
-            transcripts = rollout(self.backend(policy.lm), self.tokenizer, self.env, batch, params, len(batch))
-        self.release_engine()
+            self.backend.sync(policy.lm, self.step)
+            transcripts = rollout(self.backend, self.tokenizer, self.env, batch, params, len(batch))
+        self.backend.release()
         return transcripts, groups
 
     @torch.no_grad()
@@ -371,13 +351,14 @@ class Trainer:
         out = {}
         with self.actor.full_parameters() as policy:
             policy.eval()
-            backend = self.backend(policy.lm)
+            self.backend.sync(policy.lm, self.step)
             for name, records in self.heldout.items():
                 shard = list(records[: self.t.eval_questions])[self.rank :: self.world]
-                traces = evaluate(backend, self.tokenizer, self.cfg, shard, name, k=1, progress=False) if shard else []
+                traces = (evaluate(self.backend, self.tokenizer, self.cfg, shard, name, k=1, progress=False)
+                          if shard else [])
                 solved, total = dist.all_sum([sum(t["solved_at"] == 1 for t in traces), len(traces)])
                 out[f"heldout/{name}"] = solved / max(total, 1.0)
-        self.release_engine()
+        self.backend.release()
         out["heldout/mean"] = sum(out.values()) / max(len(out), 1)
         return out
 

@@ -161,13 +161,13 @@ def test_after_a_weight_sync_the_engine_generates_with_the_new_weights(task, bas
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)
     try:
-        engine.load_weights(model.state_dict().items())
+        engine.sync(model, version=1)
         new = play(engine, tokenizer, cfg, qs, GREEDY, check=True)
         hf = play(HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box), tokenizer, cfg, qs, GREEDY)
         assert [t.token_ids for t in new] == [t.token_ids for t in hf]
         assert [t.token_ids for t in new] != [t.token_ids for t in old]  # the sync did change something
     finally:
-        engine.load_weights(models.load(base)[0].state_dict().items())  # other tests use the base weights
+        engine.sync(models.load(base)[0], version=2)  # other tests use the base weights
 
 
 def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, base, tmp_path):
