@@ -52,7 +52,7 @@ from pipeline.checkpoint import Checkpoints
 from pipeline.config import Config
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
-from pipeline.io import DataError, atomic_path, write_json, write_jsonl
+from pipeline.io import DataError, append_jsonl, atomic_path, write_json, write_jsonl
 from pipeline.rollout import Question, SamplingParams, Transcript, make_backend, rollout
 
 log = logging.getLogger(__name__)
@@ -380,6 +380,7 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
         from torch.utils.tensorboard import SummaryWriter
 
         run_dir.mkdir(parents=True, exist_ok=True)
+        write_jsonl(log_path, records)  # the log of the checkpoint resumed from: lines a killed run added go
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.step)
     t0 = time.time()
 
@@ -389,7 +390,7 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
             for k, v in metrics.items():
                 if k != "step":
                     writer.add_scalar(k, v, metrics["step"])
-            write_jsonl(log_path, records)
+            append_jsonl(log_path, [metrics])
 
     if trainer.step == 0 and t.eval_every:
         record({"step": 0, **trainer.heldout_accuracy()})

@@ -160,6 +160,8 @@ def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, t
     a, b = weights(full / "model"), weights(killed / "model")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert log_lines(full / "model" / "train_log.jsonl") == log_lines(killed / "model" / "train_log.jsonl")
+    # the run's own log, appended step by step, lost the lines of the killed steps when it resumed
+    assert log_lines(killed / "run" / "train_log.jsonl") == log_lines(killed / "model" / "train_log.jsonl")
     # the critic was checkpointed and resumed too
     assert (killed / "run" / "checkpoints" / "step_000006" / "critic" / models.VALUE_HEAD).is_file()
 
