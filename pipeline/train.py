@@ -1,5 +1,18 @@
 """RL training of one variant from the base model: rollout -> experience -> PPO/GRPO update, step after step.
 
+Departures from the released code (OpenRLHF PPO with the chunked rollout of `vllm_mul.py`; spec §1.3, §4):
+1. Trains on the ids the model sampled: prompt and feedback are tokenized once, policy tokens kept as sampled,
+   the loss mask is the tokens' roles (released: the decoded dialogue is re-tokenized, masks found by string).
+2. An attempt ends on the token that closes its first complete box (released: 64-token chunks, so up to 63
+   tokens after it); budgets count policy tokens exactly; a dialogue that would overflow the context ends
+   (stop reason `context`) instead of being cut; over-long prompts are dropped at data preparation, not cut.
+3. GAE runs over the policy tokens alone: equal to the released gamma = lambda = 1 rule on feedback transitions.
+4. PPO's old log-probs are the rollout's by default; the paper preset recomputes them with the actor, as
+   released (`train.behaviour_logprobs`). The CPU default is GRPO (group-mean baseline, no critic).
+5. The cosine schedule spans the optimizer steps actually taken (released: 10,560 scheduled for 10,240 taken).
+6. The final actor is the output (released: the best training-time evaluation, `_actor_hf/best`).
+7. Sampling is seeded per vLLM request (run seed, batch, row, attempt), so dialogues do not depend on scheduling.
+
 One step (spec §4):
 1. Draw `rollout_batch` training questions (a seeded permutation per epoch) and N for each from the variant's
    attempt range ([1, 5] multi-attempt, [1, 1] baseline: the only difference between the two runs).
@@ -18,16 +31,10 @@ One step (spec §4):
    (ZeRO-3 keeps its gradient-accumulation bookkeeping there); the actor is a `models.Policy`, whose forward
    returns just the sampled tokens' log-probs, its LM head chunked so no (tokens x vocabulary) logits are kept.
 
-Checkpoints (actor and critic in `save_pretrained` format, optimizer, schedule, RNG, the log so far, provenance)
-are written atomically every `save_every` steps; `resume: auto` continues from the last complete one and ends
-with the same weights as an uninterrupted run (CPU). Checkpoints are never deleted to make way for a change of
-configuration: one written under other settings is refused with the differing keys named (`resume: never`
-starts over, and the earlier checkpoints go only once the new run has written its first). `steps` alone may
-change: raised on a finished or stopped run, training continues from the last checkpoint with the cosine
-schedule stretched to the new total from there on, so the result differs from a run started with the larger
-value (whose rates were higher before the checkpoint); lowered below the last checkpoint, it is refused.
-Per-step metrics go to `train_log.jsonl` and TensorBoard, and held-out greedy single-attempt accuracy every
-`eval_every` steps (the learning curves of the paper's Fig. 4).
+Checkpoints every `save_every` steps (`pipeline.checkpoint`): `resume: auto` continues from the last complete
+one and ends with the same weights as an uninterrupted run (CPU). Per-step metrics, named by where they are made
+(`train/`, `ppo/`, `perf/`, `heldout/`), are appended to `train_log.jsonl` and written to TensorBoard under the
+same names; held-out greedy single-attempt accuracy every `eval_every` steps (the learning curves of Fig. 4).
 
 Try it: `python -m pipeline train --config config.yaml --variant multi_attempt --seed 0
 --base results/tiny/models/base --train-data results/tiny/data/synthetic_train.jsonl
@@ -116,6 +123,49 @@ def pad(transcripts: Sequence[Transcript], pad_id: int) -> tuple[torch.Tensor, .
     return ids, attention, mask[:, 1:], logp[:, 1:]
 
 
+class QuestionOrder:
+    """The questions of each step, all ranks alike: a seeded permutation of the training set per epoch, walked
+    in order; N drawn per question from the variant's attempt range."""
+
+    def __init__(self, records: Sequence[Mapping], env: MultiAttemptEnv, seed: int, per_step: int):
+        self.records, self.env, self.seed, self.per_step = list(records), env, seed, per_step
+        if not self.records:
+            raise DataError("train: no training questions")
+        self._epoch, self._order = -1, []  # the permutation of the current epoch
+
+    def questions(self, step: int) -> list[Question]:
+        n, r = len(self.records), self.per_step
+        out, rng = [], random.Random(f"{self.seed}-{step}")
+        for i in range(step * r, (step + 1) * r):
+            epoch, j = divmod(i, n)
+            rec = self.records[self.permutation(epoch)[j]]
+            out.append(Question(str(rec["id"]), rec["question"], str(rec["answer"]), self.env.sample_n(rng)))
+        return out
+
+    def permutation(self, epoch: int) -> list[int]:
+        if self._epoch != epoch:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._order, self._epoch = torch.randperm(len(self.records), generator=g).tolist(), epoch
+        return self._order
+
+
+def dialogue_stats(transcripts: Sequence[Transcript], stats: Means) -> None:
+    """Add the step's dialogue statistics (`train/...`) to `stats`."""
+    ds = [t.dialogue for t in transcripts]
+    solved = [d for d in ds if d.solved_at is not None]
+    failed = [d for d in ds if d.solved_at is None]
+    retried = [d for d in ds if len(d.attempts) > 1]
+    stats.add("train/reward", sum(d.reward for d in ds), len(ds))
+    stats.add("train/accuracy", len(solved), len(ds))
+    stats.add("train/attempts_on_success", sum(d.solved_at for d in solved), len(solved))
+    stats.add("train/attempts_on_failure", sum(len(d.attempts) for d in failed), len(failed))
+    stats.add("train/retry_accuracy", sum(d.solved_at is not None and d.solved_at > 1 for d in retried), len(retried))
+    stats.add("train/attempts_allowed", sum(d.n_allowed for d in ds), len(ds))
+    stats.add("train/response_tokens", sum(d.policy_tokens for d in ds), len(ds))
+    # share of dialogues whose stored ids differ from those the model saw (0 expected; see rollout)
+    stats.add("train/token_mismatch_rate", sum(not t.token_exact for t in transcripts), len(ds))
+
+
 class Means:
     """Means of named quantities kept as (total, count), so that ranks sum both before dividing."""
 
@@ -146,12 +196,9 @@ class Means:
 class Trainer:
     def __init__(self, cfg: Config, variant: str, seed: int, base: str, train_records: Sequence[Mapping],
                  heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path):
-        self.cfg, self.t, self.variant, self.seed = cfg, cfg.train, variant, seed
-        self.run_dir = Path(run_dir)
-        self.records, self.heldout = list(train_records), heldout
-        if not self.records:
-            raise DataError("train: no training questions")
+        self.cfg, self.t, self.seed, self.heldout = cfg, cfg.train, seed, heldout
         self.env = MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), cfg.grading.timeout_s)
+        self.order = QuestionOrder(train_records, self.env, seed, self.t.rollout_batch)
         self.rank, self.world = dist.rank(), dist.world()
         per_rank = self.t.train_batch // self.world
         if self.t.rollout_batch % self.world or self.t.train_batch % (self.world * self.t.micro_batch):
@@ -185,30 +232,9 @@ class Trainer:
                                     distributed=self.world > 1,
                                     gpu_memory_utilization=cfg.rollout.vllm.gpu_memory_utilization)
         self.step = 0
-        self._order_epoch, self._order_cache = -1, []  # the permutation of the current epoch (see _order)
         self.provenance = provenance.record(cfg)
         self.checkpoints = Checkpoints(run_dir, checkpoint.fingerprint(cfg, variant, seed, base, self.world),
                                        self.t.keep_checkpoints)
-
-    # ------------------------------------------------------------------------------------------ the data order
-
-    def questions(self, step: int) -> list[Question]:
-        """The questions of a step, all ranks alike: a seeded permutation of the training set per epoch,
-        walked in order; N drawn per question from the variant's attempt range."""
-        n, r = len(self.records), self.t.rollout_batch
-        out, rng = [], random.Random(f"{self.seed}-{step}")
-        for i in range(step * r, (step + 1) * r):
-            epoch, j = divmod(i, n)
-            order = self._order(epoch)
-            rec = self.records[order[j]]
-            out.append(Question(str(rec["id"]), rec["question"], str(rec["answer"]), self.env.sample_n(rng)))
-        return out
-
-    def _order(self, epoch: int) -> list[int]:
-        if self._order_epoch != epoch:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._order_cache, self._order_epoch = torch.randperm(len(self.records), generator=g).tolist(), epoch
-        return self._order_cache
 
     # ------------------------------------------------------------------------------------------ one step
 
@@ -216,7 +242,7 @@ class Trainer:
         """This rank's share of the step's dialogues, and each one's group (its question's index in the step)."""
         g = self.t.samples_per_prompt
         mine = list(range(self.rank, self.t.rollout_batch, self.world))
-        questions = self.questions(step)
+        questions = self.order.questions(step)
         batch = [questions[i] for i in mine for _ in range(g)]
         groups = [i for i in mine for _ in range(g)]
         params = SamplingParams(self.t.temperature, self.t.top_p, False, seed=(self.seed * 1_000_003 + step) * 97
@@ -317,21 +343,8 @@ class Trainer:
 
     def _metrics(self, transcripts: Sequence[Transcript], stats: Means, gap: torch.Tensor | None,
                  t_rollout: float, t_step: float) -> dict[str, float]:
-        ds = [t.dialogue for t in transcripts]
-        solved = [d for d in ds if d.solved_at is not None]
-        failed = [d for d in ds if d.solved_at is None]
-        retried = [d for d in ds if len(d.attempts) > 1]
-        tokens = sum(d.policy_tokens for d in ds)
-        stats.add("train/reward", sum(d.reward for d in ds), len(ds))
-        stats.add("train/accuracy", len(solved), len(ds))
-        stats.add("train/attempts_on_success", sum(d.solved_at for d in solved), len(solved))
-        stats.add("train/attempts_on_failure", sum(len(d.attempts) for d in failed), len(failed))
-        stats.add("train/retry_accuracy", sum(d.solved_at is not None and d.solved_at > 1 for d in retried),
-                  len(retried))
-        stats.add("train/attempts_allowed", sum(d.n_allowed for d in ds), len(ds))
-        stats.add("train/response_tokens", tokens, len(ds))
-        # share of dialogues whose stored ids differ from those the model saw (0 expected; see rollout)
-        stats.add("train/token_mismatch_rate", sum(not t.token_exact for t in transcripts), len(ds))
+        dialogue_stats(transcripts, stats)
+        tokens = sum(t.dialogue.policy_tokens for t in transcripts)
         if gap is not None:  # how far the rollout engine's log-probs are from the trainer's (bf16 kernels differ)
             stats.add("ppo/logprob_gap_mean", float(gap.sum()), gap.numel())
         out = {"step": self.step, **stats.reduced()}
