@@ -131,7 +131,7 @@ def actor_update(plan: Plan, folder: str, stage: int | None) -> tuple[dict[str, 
         before = master_weights(trainer)
         stats = trainer.update(trainer.experience(batch, [i // 2 for i in range(n)]), 0)
         after = master_weights(trainer)
-    return {k: after[k] - before[k] for k in before}, stats["grad_norm"]
+    return {k: after[k] - before[k] for k in before}, stats.mean("ppo/grad_norm")
 
 
 def relative_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:

@@ -152,8 +152,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         distributed.shutdown()
     final = summary["final"]
     log.info("%s seed %d: %d steps; last step reward %.3f, training accuracy %.3f, held-out %s -> %s",
-             args.variant, args.seed, summary["steps"], final.get("reward", float("nan")),
-             final.get("accuracy", float("nan")), final.get("heldout_mean", "n/a"), args.out)
+             args.variant, args.seed, summary["steps"], final.get("train/reward", float("nan")),
+             final.get("train/accuracy", float("nan")), final.get("heldout/mean", "n/a"), args.out)
 
 
 def _set_name(path: str) -> str:

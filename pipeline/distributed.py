@@ -7,9 +7,10 @@ processes (`deepspeed --num_gpus 8 -m pipeline train ...` or `torchrun --nproc_p
 `train.deepspeed`) that does the same three things. On CPU the process group uses gloo.
 
 `Optimized` is the one interface the trainer sees: `optimized(...)` forward (through the DeepSpeed engine,
-never around it), `micro_step(loss)` after each micro-batch, `state_dict()/load_state_dict()` (plain torch) or
-`save_engine()/load_engine()` (DeepSpeed checkpoints). Either way a restored schedule runs to the total it was
-built with now, not the one it was saved under (train.steps may have been raised).
+never around it), `micro_step(loss)` after each micro-batch, `save(folder)/load(folder, weights)` for
+checkpoints (plain torch: optimizer and schedule; DeepSpeed: its own sharded checkpoint, weights included).
+Either way a restored schedule runs to the total it was built with now, not the one it was saved under
+(train.steps may have been raised).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -205,7 +206,7 @@ class Optimized:
         self.optimizer.zero_grad(set_to_none=True)
         return float(norm)
 
-    # --- checkpoints: plain torch keeps state in memory dicts, DeepSpeed writes its own (sharded) folder
+    # --- checkpoints: plain torch writes its optimizer and schedule, DeepSpeed its own (sharded) folder
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
@@ -215,12 +216,26 @@ class Optimized:
         self.scheduler.load_state_dict(state["scheduler"])
         self._follow_schedule()
 
-    def save_engine(self, folder: Path) -> None:
-        self.engine.save_checkpoint(str(folder), tag="engine")
+    def save(self, folder: Path) -> None:
+        """Write the training state to `folder` (collective under DeepSpeed: every rank calls it). Plain torch
+        writes only the optimizer and schedule (`optimizer.pt`, main process); the weights are the caller's to
+        keep (the checkpoint's save_pretrained copy)."""
+        if self.engine is not None:
+            self.engine.save_checkpoint(str(folder), tag="engine")
+        elif rank() == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.save(self.state_dict(), folder / "optimizer.pt")
 
-    def load_engine(self, folder: Path) -> None:
-        """Resume the engine from `folder`, after checking that none of its files can run code: DeepSpeed
-        unpickles them itself, allowing anything."""
+    def load(self, folder: Path, weights: Callable[[], Mapping[str, torch.Tensor]]) -> None:
+        """Restore what `save` wrote. DeepSpeed's checkpoint holds the (sharded) weights too; plain torch loads
+        `weights()` into the module in place (so the optimizer keeps its parameters), then its state.
+
+        Nothing in the files may run code: DeepSpeed unpickles its files itself, allowing anything, so they are
+        checked first."""
+        if self.engine is None:
+            self.module.load_state_dict(weights())
+            self.load_state_dict(load_tensors(folder / "optimizer.pt"))
+            return
         files = sorted(folder.rglob("*.pt"))
         if not files:
             raise DataError(f"{folder}: no DeepSpeed checkpoint files (*.pt)")

@@ -22,7 +22,7 @@ from pipeline import models
 from pipeline.config import AttemptRange, Config, EnvConfig
 from pipeline.env import MultiAttemptEnv
 from pipeline.grading import Grader
-from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
+from pipeline.rollout import Backend, Question, SamplingParams, Transcript, make_backend, rollout
 
 GREEDY = SamplingParams(temperature=1.0, top_p=1.0, greedy=True, seed=0)
 
@@ -48,16 +48,8 @@ def open_backend(cfg: Config, source: str | Path) -> tuple[Backend, object]:
     """(backend, tokenizer) of the configured `rollout.backend` on the model at `source`: on the GPU in bf16
     when there is one (as the released evaluation), else on the CPU in float32."""
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    if cfg.rollout.backend == "vllm":
-        from pipeline.vllm_backend import VLLMBackend
-
-        tokenizer = models.load_tokenizer(source)
-        return VLLMBackend.start(source, cfg, tokenizer, dtype=dtype), tokenizer
-    model, tokenizer = models.load(source, dtype=dtype)
-    if torch.cuda.is_available():
-        model.to("cuda")
-    return HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box,
-                     max_model_len=cfg.rollout.max_model_len), tokenizer
+    tokenizer = models.load_tokenizer(source)
+    return make_backend(cfg, tokenizer, source=source, dtype=dtype), tokenizer
 
 
 def eval_env(cfg: Config) -> EnvConfig:

@@ -65,6 +65,13 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> i
     return n
 
 
+def append_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> None:
+    """Add records at the end of a jsonl file, in one write (a log that grows step by step; not atomic: a writer
+    killed mid-write can leave a partial last line, so a log that must be whole is rewritten with `write_jsonl`)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write one JSON document atomically (indented, for people and `dvc metrics`)."""
     with atomic_path(path) as tmp:

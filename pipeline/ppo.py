@@ -104,22 +104,34 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 def policy_loss(
     logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO's clipped surrogate, token-level mean over the mask; also returns the clipped fraction."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate, token-level mean over the mask, and its diagnostics: the clipped fraction and
+    the k3 estimate of KL(old || new) (how far this update has moved the policy from the rollout's)."""
     ratio = torch.exp(logp - old_logp)
     unclipped = ratio * advantages
     clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
     loss = masked_mean(-torch.minimum(unclipped, clipped), mask)
-    clip_frac = masked_mean((clipped < unclipped).float(), mask)
-    return loss, clip_frac
+    with torch.no_grad():
+        stats = {
+            "ppo/clip_frac": masked_mean((clipped < unclipped).float(), mask),
+            "ppo/approx_kl": masked_mean(kl_k3(old_logp, logp), mask),
+        }
+    return loss, stats
 
 
 def value_loss(
     values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip: float
-) -> torch.Tensor:
-    """Clipped value loss: 0.5 max((V - R)^2, (V_clipped - R)^2), V_clipped within `clip` of the rollout's V."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped value loss: 0.5 max((V - R)^2, (V_clipped - R)^2), V_clipped within `clip` of the rollout's V;
+    and the critic's explained variance, 1 - Var(R - V) / Var(R) over the mask (NaN when Var(R) is 0)."""
     clipped = old_values + (values - old_values).clamp(-clip, clip)
-    return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
+    loss = 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
+    with torch.no_grad():
+        var_r = masked_mean((returns - masked_mean(returns, mask)) ** 2, mask)
+        resid = returns - values
+        var_e = masked_mean((resid - masked_mean(resid, mask)) ** 2, mask)
+        explained = 1.0 - var_e / var_r if var_r > 0 else var_r.new_tensor(float("nan"))
+    return loss, {"ppo/explained_variance": explained}
 
 
 class _TokenLogprobs(torch.autograd.Function):

@@ -93,8 +93,8 @@ def retries_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
 
 def _curve_point(rec: Mapping) -> dict:
     """The learning-curve columns of one train_log.jsonl record: the one place that knows the log's keys."""
-    return {"step": rec["step"], "reward": rec.get("reward"), "train_accuracy": rec.get("accuracy"),
-            "heldout_accuracy": rec.get("heldout_mean")}
+    return {"step": rec["step"], "reward": rec.get("train/reward"), "train_accuracy": rec.get("train/accuracy"),
+            "heldout_accuracy": rec.get("heldout/mean")}
 
 
 def learning_curves_table(train_logs: Sequence[str | Path]) -> pd.DataFrame:

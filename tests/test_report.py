@@ -58,8 +58,9 @@ def results(tmp_path_factory):
         if model != NO_PROVENANCE:
             provenance.write(root / "models" / model, provenance.record(config.resolve({"seeds": [len(model)]})))
         if model != "base":
-            log = [{"step": s, "reward": s / 20 + FIRST[model] / 100, "accuracy": 0.5} for s in range(1, 21)]
-            log += [{"step": s, "heldout_mean": 0.3 + s / 100} for s in (0, 10, 20)]
+            log = [{"step": s, "train/reward": s / 20 + FIRST[model] / 100, "train/accuracy": 0.5}
+                   for s in range(1, 21)]
+            log += [{"step": s, "heldout/mean": 0.3 + s / 100} for s in (0, 10, 20)]
             write_jsonl(root / "models" / model / "train_log.jsonl", sorted(log, key=lambda r: r["step"]))
             logs.append(str(root / "models" / model / "train_log.jsonl"))
     return root, metrics_files, logs

@@ -154,8 +154,8 @@ def train_for_two_steps(base: Path, cfg: dict, train: Path, heldout: Path, tmp_p
          "--out", str(out), "--threads", "2"])
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2]
-    assert "value_loss" in log[1] and f"heldout_{heldout.stem}" in log[2]
-    assert all(r["token_mismatch_rate"] == 0 for r in log[1:])
+    assert "ppo/value_loss" in log[1] and f"heldout/{heldout.stem}" in log[2]
+    assert all(r["train/token_mismatch_rate"] == 0 for r in log[1:])
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["config"] == config.resolve(cfg).to_dict()
     trained, _ = models.load(out)

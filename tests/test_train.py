@@ -96,7 +96,7 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 def log_lines(path: Path) -> list[dict]:
     """The log without wall-clock figures, which differ between runs."""
-    timing = {"rollout_s", "step_s", "tokens_per_s"}
+    timing = {"perf/rollout_s", "perf/step_s", "perf/tokens_per_s"}
     return [{k: v for k, v in json.loads(line).items() if k not in timing} for line in path.read_text().splitlines()]
 
 
@@ -128,12 +128,13 @@ def test_train_cli_writes_model_log_and_tensorboard(task, tiny_model_dir, tmp_pa
     assert models.n_params(model) > 0
     log = [json.loads(line) for line in (tmp_path / "model" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2, 3]
-    assert "heldout_mean" in log[0] and "heldout_mean" in log[-1]
-    for key in ("reward", "accuracy", "attempts_on_success", "attempts_on_failure", "kl", "entropy", "policy_loss",
-                "clip_frac", "response_tokens", "tokens_per_s", "lr", "token_mismatch_rate"):
+    assert "heldout/mean" in log[0] and "heldout/mean" in log[-1]
+    for key in ("train/reward", "train/accuracy", "train/attempts_on_success", "train/attempts_on_failure",
+                "ppo/kl", "ppo/entropy", "ppo/policy_loss", "ppo/clip_frac", "ppo/approx_kl", "train/response_tokens",
+                "perf/tokens_per_s", "train/lr", "train/token_mismatch_rate"):
         assert key in log[1], key
-    assert all(r["token_mismatch_rate"] == 0 for r in log[1:])
-    assert "value_loss" not in log[1]  # grpo has no critic
+    assert all(r["train/token_mismatch_rate"] == 0 for r in log[1:])
+    assert "ppo/value_loss" not in log[1] and "ppo/explained_variance" not in log[1]  # grpo has no critic
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
     assert summary["steps"] == 3 and summary["variant"] == "multi_attempt"
@@ -159,6 +160,8 @@ def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, t
     a, b = weights(full / "model"), weights(killed / "model")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert log_lines(full / "model" / "train_log.jsonl") == log_lines(killed / "model" / "train_log.jsonl")
+    # the run's own log, appended step by step, lost the lines of the killed steps when it resumed
+    assert log_lines(killed / "run" / "train_log.jsonl") == log_lines(killed / "model" / "train_log.jsonl")
     # the critic was checkpointed and resumed too
     assert (killed / "run" / "checkpoints" / "step_000006" / "critic" / models.VALUE_HEAD).is_file()
 
@@ -190,8 +193,8 @@ def test_raising_steps_continues_from_the_last_checkpoint_on_the_stretched_sched
     assert b[:3] == a  # steps 1-2 as the first session logged them, timings included: not trained again
     per_step = config.resolve(longer).train.episodes // config.resolve(longer).train.train_batch  # optimizer steps
     new, old = scheduled_lrs(longer, 4 * per_step), scheduled_lrs(short, 2 * per_step)
-    assert [r["lr"] for r in b[3:]] == pytest.approx([new[3 * per_step - 1], new[4 * per_step - 1]])
-    assert b[3]["lr"] != pytest.approx(old[-1])  # the 2-step schedule had ended at its floor
+    assert [r["train/lr"] for r in b[3:]] == pytest.approx([new[3 * per_step - 1], new[4 * per_step - 1]])
+    assert b[3]["train/lr"] != pytest.approx(old[-1])  # the 2-step schedule had ended at its floor
     proc = fails(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "c",
                            {**SMALL, "train": {**SMALL["train"], "steps": 3}}))
     assert_clean(proc, "train.steps: 3 is below the step of the last checkpoint", "step_000004 (step 4)")
@@ -319,7 +322,7 @@ def test_deepspeed_zero2_on_two_cpu_processes(task, tiny_model_dir, tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
     run([*launcher, *cmd[1:]], timeout=600)
     log = [json.loads(line) for line in (tmp_path / "model" / "train_log.jsonl").read_text().splitlines()]
-    value_loss = [r["value_loss"] for r in log if "value_loss" in r]
+    value_loss = [r["ppo/value_loss"] for r in log if "ppo/value_loss" in r]
     assert len(value_loss) == 8
     assert sum(value_loss[-3:]) < sum(value_loss[:3]), value_loss
     checkpoint = tmp_path / "run" / "checkpoints" / "step_000008"
@@ -344,7 +347,7 @@ def test_deepspeed_zero2_on_two_cpu_processes(task, tiny_model_dir, tmp_path):
                                       variant="baseline")[1:]], timeout=600)
     assert "resumed from" in proc.stderr and "(step 8)" in proc.stderr
     log = [json.loads(line) for line in (tmp_path / "model2" / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log if "reward" in r] == list(range(1, 11))
+    assert [r["step"] for r in log if "train/reward" in r] == list(range(1, 11))
 
 
 def test_behaviour_logprobs_from_the_actor_match_the_rollout_on_cpu(task, tiny_model_dir, tmp_path):
@@ -359,8 +362,8 @@ def test_behaviour_logprobs_from_the_actor_match_the_rollout_on_cpu(task, tiny_m
         base, new = weights(tiny_model_dir), weights(out / "model")
         updates[source] = torch.cat([(new[k] - base[k]).flatten() for k in sorted(base)])
     log = [json.loads(line) for line in (tmp_path / "actor" / "model" / "train_log.jsonl").read_text().splitlines()]
-    assert all(0 <= r["logprob_gap_mean"] <= r["logprob_gap_max"] < 1e-4 for r in log[1:])
-    assert "logprob_gap_mean" not in (tmp_path / "rollout" / "model" / "train_log.jsonl").read_text()
+    assert all(0 <= r["ppo/logprob_gap_mean"] <= r["ppo/logprob_gap_max"] < 1e-4 for r in log[1:])
+    assert "ppo/logprob_gap_mean" not in (tmp_path / "rollout" / "model" / "train_log.jsonl").read_text()
     a, b = updates["actor"], updates["rollout"]
     assert b.norm() > 0 and float((a - b).norm() / b.norm()) < 1e-3
 

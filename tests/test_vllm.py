@@ -163,13 +163,13 @@ def test_after_a_weight_sync_the_engine_generates_with_the_new_weights(task, bas
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)
     try:
-        engine.load_weights(model.state_dict().items())
+        engine.sync(model, version=1)
         new = play(engine, tokenizer, cfg, qs, GREEDY, check=True)
         hf = play(HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box), tokenizer, cfg, qs, GREEDY)
         assert [t.token_ids for t in new] == [t.token_ids for t in hf]
         assert [t.token_ids for t in new] != [t.token_ids for t in old]  # the sync did change something
     finally:
-        engine.load_weights(models.load(base)[0].state_dict().items())  # other tests use the base weights
+        engine.sync(models.load(base)[0], version=2)  # other tests use the base weights
 
 
 def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, base, tmp_path):
@@ -187,8 +187,8 @@ def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, bas
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # nor at exit (vLLM's own process group)
     log = [json.loads(line) for line in (tmp_path / "model" / "train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [0, 1, 2] and "heldout_mean" in log[-1]
-    assert all(r["response_tokens"] > 0 for r in log[1:])
+    assert [r["step"] for r in log] == [0, 1, 2] and "heldout/mean" in log[-1]
+    assert all(r["train/response_tokens"] > 0 for r in log[1:])
     trained = models.load(tmp_path / "model")[0].state_dict()
     assert any(not torch.equal(trained[k], v) for k, v in models.load(base)[0].state_dict().items())
 

@@ -296,8 +296,8 @@ def test_model_folders_can_be_shared(smoke_run):
     assert len(weights) >= 3 + 2  # 3 models, and at least one checkpoint of each training run
     assert {oct(w.stat().st_mode & 0o777) for w in weights} == {oct(0o666 & ~umask)}
     for name, base, results in (("base", "built from scratch", "heldout_accuracy"),
-                                ("multi_attempt_s0", "`results/tiny/models/base`", "heldout_mean"),
-                                ("baseline_s0", "`results/tiny/models/base`", "heldout_mean")):
+                                ("multi_attempt_s0", "`results/tiny/models/base`", "heldout/mean"),
+                                ("baseline_s0", "`results/tiny/models/base`", "heldout/mean")):
         card = (out / "models" / name / "README.md").read_text()
         assert card.startswith(f"# {name}\n"), card
         assert "| base model | " in card and base in card.split("| base model |")[1].splitlines()[0], card
