@@ -33,6 +33,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from pipeline import hub
 from pipeline.grading import extract_answer
 from pipeline.io import DataError, read_jsonl, write_jsonl
 
@@ -148,15 +149,6 @@ def synthetic_splits(seed: int, n_train: int, n_heldout: int, digits: int = 3) -
 
 # ------------------------------------------------------------------------------------------------ sources
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.,-]+)?")
-_LOCAL_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
-
-
-def _is_hub_id(source: str) -> bool:
-    """`owner/name[:configs]` with no file suffix: a path that merely does not exist yet is not a hub id."""
-    return bool(_HUB_ID.fullmatch(source)) and not source.lower().endswith(_LOCAL_SUFFIXES)
-
-
 def _read_local_file(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (where, row); `where` is file:line for jsonl, file[index] for a json list."""
     suffix = path.suffix.lower()
@@ -206,7 +198,7 @@ def _read_rows(source: str | os.PathLike, split: str) -> Iterator[tuple[str, dic
         yield from _read_local_file(_split_file(path, split))
     elif path.is_file():
         yield from _read_local_file(path)
-    elif _is_hub_id(str(source)):
+    elif hub.is_hub_id(str(source).partition(":")[0]):  # owner/name[:configs]
         yield from _read_hub(str(source), split)
     else:
         raise DataError(f"{source}: no such file or directory (and not a hub dataset id of the form owner/name)")
