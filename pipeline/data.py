@@ -25,7 +25,6 @@ print(len(r), r[0])"
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -35,7 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from pipeline import hub
 from pipeline.grading import extract_answer
-from pipeline.io import DataError, read_jsonl, write_jsonl
+from pipeline.io import DataError, read_json, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +155,7 @@ def _read_local_file(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         for lineno, row in read_jsonl(path):
             yield f"{path}:{lineno}", row
     elif suffix == ".json":
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not valid UTF-8 ({e.reason})") from None
+        rows = read_json(path)
         if not isinstance(rows, list):
             raise DataError(f"{path}: expected a JSON list of objects, got {type(rows).__name__}")
         for i, row in enumerate(rows):

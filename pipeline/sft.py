@@ -22,7 +22,6 @@ Try it: `python -m pipeline build-base --config config.yaml --train T.jsonl --he
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -36,6 +35,7 @@ from pipeline import grading, models
 from pipeline.config import Config
 from pipeline.env import render_feedback, render_prompt
 from pipeline.evaluate import GREEDY, evaluate
+from pipeline.io import write_json
 from pipeline.rollout import HFBackend, encode
 
 log = logging.getLogger(__name__)
@@ -172,5 +172,5 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
         "seconds": round(time.time() - t0, 1), "parameters": models.n_params(model), "vocab_size": len(tokenizer),
         "history": history,
     }
-    (out / "sft_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "sft_summary.json", summary)
     return summary

@@ -179,7 +179,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
 def test_malformed_json_file_names_line(tmp_path):
     path = tmp_path / "file.json"
     path.write_text('[\n{"problem": "p", "answer": "1"},\n{oops}\n]')
-    with pytest.raises(DataError, match=r"file\.json:3"):
+    with pytest.raises(DataError, match=r"file\.json: malformed JSON .* at line 3\)"):
         data.load_benchmark("math500", path)
 
 
