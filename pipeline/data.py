@@ -18,9 +18,9 @@ configs `owner/name:config` or `owner/name:config1,config2` (loaded in that orde
 `openai/gsm8k:main`). Hub ids for the paper run are set in `pipeline/config/presets/paper.yaml`.
 
 Try it:
-    python -c "from pipeline import data; print(data.synthetic_splits(0, 3, 2))"
-    python -c "from pipeline import data; r = data.load_benchmark('amc23', '../shared/data/benchmarks/amc23'); \
-print(len(r), r[0])"
+    python -c "from pipeline import data; print(data.synthetic_splits(0, 3, 2, 3))"
+    python -c "from pipeline import data; r = data.load_benchmark('amc23', '../shared/data/benchmarks/amc23', \
+'test'); print(len(r), r[0])"
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def synthetic_qa(a: int, b: int, digits: int) -> tuple[str, str]:
     return question, f"{a + b:0{digits + 1}d}"
 
 
-def synthetic_splits(seed: int, n_train: int, n_heldout: int, digits: int = 3) -> tuple[list[dict], list[dict]]:
+def synthetic_splits(seed: int, n_train: int, n_heldout: int, digits: int) -> tuple[list[dict], list[dict]]:
     """Train and held-out questions of `digits`-digit addition, disjoint as (a, b) pairs, deterministic in `seed`.
 
     Pairs are drawn without replacement from all (10**digits)**2 of them, so held-out accuracy measures
@@ -321,7 +321,7 @@ def _to_record(name: str, row: dict[str, Any], index: int, where: str, answer_an
     return validate_record(record, where)
 
 
-def load_benchmark(name: str, source: str | os.PathLike, split: str = "test") -> list[dict[str, Any]]:
+def load_benchmark(name: str, source: str | os.PathLike, split: str) -> list[dict[str, Any]]:
     """Normalised records of one evaluation benchmark (meval/Qwen-eval columns or the usual hub columns)."""
     if name not in _NORMALISERS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
@@ -363,7 +363,7 @@ def _normalise_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def load_math_train(source: str | os.PathLike, levels: Iterable[int], splits: Iterable[str] = ("train",),
+def load_math_train(source: str | os.PathLike, levels: Iterable[int], splits: Iterable[str],
                     exclude_questions: Iterable[str] = ()) -> list[dict[str, Any]]:
     """MATH problems of the given levels, answer = last box of the solution (or an 'answer' column if no solution).
 

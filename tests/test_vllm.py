@@ -45,7 +45,7 @@ SAMPLE = SamplingParams(temperature=0.7, top_p=1.0, greedy=False, seed=3)
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
     folder = tmp_path_factory.mktemp("vllm_task")
-    train, heldout = data.synthetic_splits(0, 2000, 64)
+    train, heldout = data.synthetic_splits(0, 2000, 64, 3)
     data.write_records(folder / "train.jsonl", train[:200])
     data.write_records(folder / "heldout.jsonl", heldout)
     return folder, train, heldout
