@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import torch
-from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from pipeline import grading
 from pipeline.env import Dialogue, MultiAttemptEnv, Role
 from pipeline.io import DataError
+from pipeline.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -337,7 +337,7 @@ def rollout(
     `LOGPROB_TOLERANCE`.
     """
     transcripts: list[Transcript] = []
-    bar = tqdm(total=len(questions), desc="rollout", unit="dlg", disable=not progress, leave=False)
+    bar = progress_bar(total=len(questions), desc="rollout", unit="dlg", disable=not progress, leave=False)
     for start in range(0, len(questions), batch_size):
         group = questions[start : start + batch_size]
         seed = params.seed + start  # distinct, reproducible stream per batch

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from pipeline import grading, models
 from pipeline.config import Config
 from pipeline.env import render_feedback, render_prompt
 from pipeline.evaluate import GREEDY, evaluate
 from pipeline.io import write_json
+from pipeline.progress import progress_bar
 from pipeline.rollout import HFBackend, encode
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
     torch.manual_seed(sft.seed)
     eval_set = list(heldout[: sft.eval_questions])
     history, check, step, multi_fraction = [], {"accuracy": 0.0, "retry_accuracy": 0.0}, 0, 0.0
-    bar = tqdm(range(1, sft.max_steps + 1), desc="sft", unit="step")
+    bar = progress_bar(range(1, sft.max_steps + 1), desc="sft", unit="step")
     for step in bar:
         model.train()
         batch = [tokenize_example(tokenizer, example_segments(train, cfg, rng, max_attempts, multi_fraction))

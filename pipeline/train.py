@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from pipeline import distributed as dist
 from pipeline import models, ppo, provenance
@@ -54,6 +53,7 @@ from pipeline.config import Config
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
 from pipeline.io import DataError, OutputError, atomic_path, load_tensors, read_jsonl, write_json
+from pipeline.progress import progress_bar
 from pipeline.rollout import Backend, HFBackend, Question, SamplingParams, Transcript, rollout
 
 log = logging.getLogger(__name__)
@@ -569,8 +569,8 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
 
     if trainer.step == 0 and t.eval_every:
         record({"step": 0, **{f"heldout_{k}": v for k, v in trainer.heldout_accuracy().items()}})
-    bar = tqdm(total=t.steps, initial=trainer.step, desc=f"train {variant} s{seed}", unit="step",
-               disable=not (progress and dist.is_main()))
+    bar = progress_bar(total=t.steps, initial=trainer.step, desc=f"train {variant} s{seed}", unit="step",
+                      disable=not (progress and dist.is_main()))
     while trainer.step < t.steps:
         metrics = trainer.train_step()
         last = trainer.step == t.steps
