@@ -104,7 +104,6 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ synthetic task
 
 SYNTHETIC_QUESTION = "{a}+{b}="  # the whole question: short, for a ~100K-parameter model
-SYNTHETIC_ALPHABET = "0123456789+="  # every character a synthetic question or answer can contain
 
 
 def synthetic_qa(a: int, b: int, digits: int) -> tuple[str, str]:

@@ -13,7 +13,6 @@ Try it: `python -m pipeline build-base --config config.yaml --out /tmp/base` (bu
 
 from __future__ import annotations
 
-import logging
 import os
 from importlib import metadata
 from pathlib import Path
@@ -26,8 +25,6 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrai
 from pipeline import hub, ppo
 from pipeline.config import TinyModelConfig
 from pipeline.io import DataError, atomic_path
-
-log = logging.getLogger(__name__)
 
 PAD, TURN_START, TURN_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD, TURN_START, TURN_END]
