@@ -48,9 +48,9 @@ sys.path.insert(0, str(ROOT))
 from bench import shapes  # noqa: E402
 from pipeline import config, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402
-from pipeline.env import MultiAttemptEnv  # noqa: E402
+from pipeline.env import MultiAttemptEnv, Role  # noqa: E402
 from pipeline.grading import Grader  # noqa: E402
-from pipeline.rollout import LOGPROB_TOLERANCE, POLICY, HFBackend, Question, SamplingParams, rollout  # noqa: E402
+from pipeline.rollout import LOGPROB_TOLERANCE, HFBackend, Question, SamplingParams, rollout  # noqa: E402
 from pipeline.rollout import sequence_logprobs  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
 
@@ -227,7 +227,8 @@ def rollout_speed(plan: Plan, folder: str, out: dict) -> None:
     sample = transcripts[:8]
     scored = backend.score([t.token_ids for t in sample], 1.0)
     out["cached_vs_recomputed_max_abs"] = max(
-        abs(float(s[j]) - t.logprobs[j]) for t, s in zip(sample, scored) for j, r in enumerate(t.roles) if r == POLICY)
+        abs(float(s[j]) - t.logprobs[j])
+        for t, s in zip(sample, scored) for j, r in enumerate(t.roles) if r == Role.POLICY)
     out["rollout_check_tolerance"] = LOGPROB_TOLERANCE
     grader.close()
 

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline import models  # noqa: E402
-from pipeline.env import Dialogue  # noqa: E402
-from pipeline.rollout import FEEDBACK, POLICY, PROMPT, Transcript  # noqa: E402
+from pipeline.env import Dialogue, Role  # noqa: E402
+from pipeline.rollout import Transcript  # noqa: E402
 
 TOKENIZER_VOCAB = 512
 
@@ -91,13 +91,13 @@ def transcripts(n: int, vocab: int, prompt_tokens: int, policy_tokens: int, feed
         dialogue = Dialogue(id=f"synthetic-{i}", question="", gold="", n_allowed=attempts,
                             reward=1.0 if i % 2 == 0 else -1.0)
         t = Transcript(dialogue)
-        t.extend(_ids(rng, vocab, round(prompt_tokens * rng.uniform(0.8, 1.2))), PROMPT, 0)
+        t.extend(_ids(rng, vocab, round(prompt_tokens * rng.uniform(0.8, 1.2))), Role.PROMPT, 0)
         total = round(policy_tokens * rng.uniform(0.9, 1.1))
         for a in range(attempts):
             if a:
-                t.extend(_ids(rng, vocab, feedback_tokens), FEEDBACK, a)
+                t.extend(_ids(rng, vocab, feedback_tokens), Role.FEEDBACK, a)
             k = total // attempts + (a < total % attempts)
-            t.extend(_ids(rng, vocab, k), POLICY, a, [uniform_logprob(vocab)] * k)
+            t.extend(_ids(rng, vocab, k), Role.POLICY, a, [uniform_logprob(vocab)] * k)
         out.append(t)
     return out
 

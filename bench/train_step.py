@@ -112,7 +112,7 @@ def main() -> None:
                   "eval_every": 0},
         "env": {"max_attempt_tokens": TOKENS},
     })
-    records = data.synthetic_splits(0, 2000, 1)[0]
+    records = data.synthetic_splits(0, 2000, 1, 3)[0]
     with tempfile.TemporaryDirectory() as tmp:
         model, name = model_folder(cfg, Path(tmp))
         ours_times = ours(cfg, model, records, Path(tmp))

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from pipeline import config as config_mod
+from pipeline import progress
 from pipeline.io import DataError, PipelineError
 
 log = logging.getLogger("pipeline")
@@ -283,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    progress.library_bars_off()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.fn(args)

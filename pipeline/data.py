@@ -18,14 +18,13 @@ configs `owner/name:config` or `owner/name:config1,config2` (loaded in that orde
 `openai/gsm8k:main`). Hub ids for the paper run are set in `pipeline/config/presets/paper.yaml`.
 
 Try it:
-    python -c "from pipeline import data; print(data.synthetic_splits(0, 3, 2))"
-    python -c "from pipeline import data; r = data.load_benchmark('amc23', '../shared/data/benchmarks/amc23'); \
-print(len(r), r[0])"
+    python -c "from pipeline import data; print(data.synthetic_splits(0, 3, 2, 3))"
+    python -c "from pipeline import data; r = data.load_benchmark('amc23', '../shared/data/benchmarks/amc23', \
+'test'); print(len(r), r[0])"
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -33,8 +32,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from pipeline import hub
 from pipeline.grading.extract import extract_answer
-from pipeline.io import DataError, read_jsonl, write_jsonl
+from pipeline.io import DataError, read_json, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,6 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ synthetic task
 
 SYNTHETIC_QUESTION = "{a}+{b}="  # the whole question: short, for a ~100K-parameter model
-SYNTHETIC_ALPHABET = "0123456789+="  # every character a synthetic question or answer can contain
 
 
 def synthetic_qa(a: int, b: int, digits: int) -> tuple[str, str]:
@@ -117,7 +116,7 @@ def synthetic_qa(a: int, b: int, digits: int) -> tuple[str, str]:
     return question, f"{a + b:0{digits + 1}d}"
 
 
-def synthetic_splits(seed: int, n_train: int, n_heldout: int, digits: int = 3) -> tuple[list[dict], list[dict]]:
+def synthetic_splits(seed: int, n_train: int, n_heldout: int, digits: int) -> tuple[list[dict], list[dict]]:
     """Train and held-out questions of `digits`-digit addition, disjoint as (a, b) pairs, deterministic in `seed`.
 
     Pairs are drawn without replacement from all (10**digits)**2 of them, so held-out accuracy measures
@@ -148,15 +147,6 @@ def synthetic_splits(seed: int, n_train: int, n_heldout: int, digits: int = 3) -
 
 # ------------------------------------------------------------------------------------------------ sources
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.,-]+)?")
-_LOCAL_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
-
-
-def _is_hub_id(source: str) -> bool:
-    """`owner/name[:configs]` with no file suffix: a path that merely does not exist yet is not a hub id."""
-    return bool(_HUB_ID.fullmatch(source)) and not source.lower().endswith(_LOCAL_SUFFIXES)
-
-
 def _read_local_file(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (where, row); `where` is file:line for jsonl, file[index] for a json list."""
     suffix = path.suffix.lower()
@@ -164,12 +154,7 @@ def _read_local_file(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         for lineno, row in read_jsonl(path):
             yield f"{path}:{lineno}", row
     elif suffix == ".json":
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{e.lineno}: malformed JSON ({e.msg} at column {e.colno})") from None
-        except UnicodeDecodeError as e:
-            raise DataError(f"{path}: not valid UTF-8 ({e.reason})") from None
+        rows = read_json(path)
         if not isinstance(rows, list):
             raise DataError(f"{path}: expected a JSON list of objects, got {type(rows).__name__}")
         for i, row in enumerate(rows):
@@ -206,7 +191,7 @@ def _read_rows(source: str | os.PathLike, split: str) -> Iterator[tuple[str, dic
         yield from _read_local_file(_split_file(path, split))
     elif path.is_file():
         yield from _read_local_file(path)
-    elif _is_hub_id(str(source)):
+    elif hub.is_hub_id(str(source).partition(":")[0]):  # owner/name[:configs]
         yield from _read_hub(str(source), split)
     else:
         raise DataError(f"{source}: no such file or directory (and not a hub dataset id of the form owner/name)")
@@ -335,7 +320,7 @@ def _to_record(name: str, row: dict[str, Any], index: int, where: str, answer_an
     return validate_record(record, where)
 
 
-def load_benchmark(name: str, source: str | os.PathLike, split: str = "test") -> list[dict[str, Any]]:
+def load_benchmark(name: str, source: str | os.PathLike, split: str) -> list[dict[str, Any]]:
     """Normalised records of one evaluation benchmark (meval/Qwen-eval columns or the usual hub columns)."""
     if name not in _NORMALISERS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
@@ -377,7 +362,7 @@ def _normalise_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def load_math_train(source: str | os.PathLike, levels: Iterable[int], splits: Iterable[str] = ("train",),
+def load_math_train(source: str | os.PathLike, levels: Iterable[int], splits: Iterable[str],
                     exclude_questions: Iterable[str] = ()) -> list[dict[str, Any]]:
     """MATH problems of the given levels, answer = last box of the solution (or an 'answer' column if no solution).
 

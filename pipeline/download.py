@@ -39,19 +39,15 @@ class Fetch:
 def _hub_repo(source: str) -> tuple[str, list[str | None]] | None:
     """(repo id, configurations) of a hub source `owner/name[:config,...]`; None for a local path or `build`.
 
-    A source naming an existing path is local, as the loaders read it; otherwise huggingface_hub decides what is a
-    valid repository id.
+    A source naming an existing path is local, as the loaders read it; otherwise `hub.is_hub_id`, the loaders' own
+    rule, decides.
     """
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
+    from pipeline import hub  # imports huggingface_hub: only when a plan is made
 
     if source == "build" or Path(source).exists():
         return None
     repo, _, configs = source.partition(":")
-    try:
-        validate_repo_id(repo)
-    except HFValidationError:
-        return None
-    if "/" not in repo or repo.lower().endswith((".json", ".jsonl", ".parquet", ".csv")):
+    if not hub.is_hub_id(repo):
         return None
     return repo, [c for c in configs.split(",") if c] or [None]
 

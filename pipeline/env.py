@@ -1,9 +1,9 @@
 """The multi-attempt environment (paper §2; spec §1-2): pure Python, no torch, no tokenizer.
 
 A `Dialogue` holds the question, the gold answer, the allowed attempts N, and the transcript as text segments
-labelled prompt / policy / feedback, each with its attempt index (0-based: the prompt opens attempt 0, the
-feedback after attempt i opens attempt i+1). `MultiAttemptEnv` draws N, renders the first prompt, grades each
-attempt, inserts the feedback, decides termination and computes the one terminal reward.
+labelled with a `Role` (prompt / policy / feedback), each with its attempt index (0-based: the prompt opens
+attempt 0, the feedback after attempt i opens attempt i+1). `MultiAttemptEnv` draws N, renders the first
+prompt, grades each attempt, inserts the feedback, decides termination and computes the one terminal reward.
 
 The single-attempt baseline is this same environment with N = 1 (attempt range [1, 1]); evaluation at k
 attempts fixes N = k. The environment knows nothing of tokens: the rollout engine counts them and tells it
@@ -17,17 +17,23 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Sequence
 
 from pipeline.config import AttemptRange, EnvConfig, RewardConfig
 from pipeline.grading import Grade, Grader
 
-PROMPT, POLICY, FEEDBACK = "prompt", "policy", "feedback"
+class Role(IntEnum):
+    """Who wrote a piece of a dialogue; the values are the rollout's per-token role ids."""
+
+    PROMPT = 0
+    POLICY = 1
+    FEEDBACK = 2
 
 
 @dataclass
 class Segment:
-    role: str  # PROMPT | POLICY | FEEDBACK
+    role: Role
     text: str
     attempt: int
 
@@ -111,7 +117,7 @@ class MultiAttemptEnv:
 
     def reset(self, id: str, question: str, gold: str, n_allowed: int) -> Dialogue:
         d = Dialogue(id=id, question=question, gold=gold, n_allowed=n_allowed)
-        d.segments.append(Segment(PROMPT, render_prompt(self.cfg.prompt_template, question, n_allowed), 0))
+        d.segments.append(Segment(Role.PROMPT, render_prompt(self.cfg.prompt_template, question, n_allowed), 0))
         return d
 
     def attempt_budget(self, d: Dialogue) -> int:
@@ -141,7 +147,7 @@ class MultiAttemptEnv:
 
     def _record(self, d: Dialogue, text: str, n: int, ended: bool, grade: Grade) -> str | None:
         i = d.attempt_index
-        d.segments.append(Segment(POLICY, text, i))
+        d.segments.append(Segment(Role.POLICY, text, i))
         formatted = bool(grade.answer)  # an empty \boxed{} is no answer (grading.extract.is_formatted)
         d.attempts.append(Attempt(text, grade.answer, formatted, grade.correct, n, grade.timed_out))
         if grade.correct:
@@ -157,13 +163,13 @@ class MultiAttemptEnv:
         feedback = render_feedback(
             self.cfg.feedback_template, d.n_allowed - len(d.attempts), self.cfg.end_of_turn, ended
         )
-        d.segments.append(Segment(FEEDBACK, feedback, i + 1))
+        d.segments.append(Segment(Role.FEEDBACK, feedback, i + 1))
         return feedback
 
     def end_for_context(self, d: Dialogue) -> None:
         """End a dialogue that no longer fits in the model's context (the rollout counts the tokens): the
         feedback just offered is withdrawn, and the reward is that of the attempts made."""
-        if d.segments[-1].role == FEEDBACK:
+        if d.segments[-1].role == Role.FEEDBACK:
             d.segments.pop()
         d.stop_reason, d.done = "context", True
         d.reward = terminal_reward(d.attempts, self.cfg.reward)

@@ -1,8 +1,9 @@
-"""Atomic file output, line-numbered jsonl input, and torch files loaded without running code.
+"""Atomic file output, JSON and jsonl in and out, and torch files loaded without running code.
 
 Every file the pipeline produces goes through `atomic_path`: work is written to a temporary sibling and renamed
 into place only when complete, so an interrupted rule leaves either the old file or nothing — never half a file.
-Reading jsonl reports the file and line of the first malformed record instead of a bare JSONDecodeError.
+All JSON and jsonl goes through `write_json`/`write_jsonl` and `read_json`/`read_jsonl`; reading reports the file
+and line of the first malformed record instead of a bare JSONDecodeError.
 Checkpoints may come from elsewhere (a shared DVC remote): `load_tensors` unpickles only tensors and plain data.
 """
 
@@ -79,13 +80,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """One JSON document; raise DataError naming the file when it is missing or malformed."""
+    """One JSON document; raise DataError naming the file (and the line) when it is missing, malformed or not UTF-8."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: malformed JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not valid UTF-8 ({e.reason})") from None
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:

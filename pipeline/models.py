@@ -13,7 +13,6 @@ Try it: `python -m pipeline build-base --config config.yaml --out /tmp/base` (bu
 
 from __future__ import annotations
 
-import logging
 import os
 from importlib import metadata
 from pathlib import Path
@@ -23,11 +22,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from pipeline import ppo
+from pipeline import hub, ppo
 from pipeline.config import TinyModelConfig
 from pipeline.io import DataError, atomic_path
-
-log = logging.getLogger(__name__)
 
 PAD, TURN_START, TURN_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD, TURN_START, TURN_END]
@@ -111,11 +108,6 @@ def _umask_permissions(folder: str | Path) -> None:
             file.chmod(0o666 & ~umask)
 
 
-def _looks_like_hub_id(source: str) -> bool:
-    parts = source.split("/")
-    return len(parts) == 2 and all(parts) and not source.startswith((".", "/", "~"))
-
-
 def load_tokenizer(source: str | Path) -> PreTrainedTokenizerFast:
     """The tokenizer of a local folder or hub id, checked for what the dialogues need (see `load`)."""
     source = str(source)
@@ -128,7 +120,7 @@ def load_tokenizer(source: str | Path) -> PreTrainedTokenizerFast:
             missing.append("weights (*.safetensors)")
         if missing:
             raise ModelLoadError(f"model folder {source} is incomplete: missing {', '.join(missing)}")
-    elif not _looks_like_hub_id(source):
+    elif not hub.is_hub_id(source):
         raise ModelLoadError(f"model {source}: no such folder, and not a hub id of the form owner/name")
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)

@@ -4,7 +4,8 @@ The contract (what training and evaluation receive), one `Transcript` per dialog
 - `token_ids`: exactly the ids the model conditioned on and sampled — prompt and feedback ids as the
   environment's text was encoded once, policy ids as sampled. Nothing is ever decoded and re-encoded
   (the paper's code re-tokenizes the dialogue text and finds its masks by string matching).
-- `roles`: PROMPT (0), POLICY (1) or FEEDBACK (2) per token; the policy-loss mask is `roles == POLICY`.
+- `roles`: the `env.Role` of each token (PROMPT 0, POLICY 1, FEEDBACK 2); the policy-loss mask is
+  `roles == Role.POLICY`.
 - `attempts`: the attempt index per token (the prompt opens attempt 0, feedback after attempt i opens i+1).
 - `logprobs`: per token, the log-probability under the sampling distribution softmax(logits / T) for policy
   tokens (T = 1 when greedy; top-p truncation not applied), 0.0 elsewhere.
@@ -27,17 +28,15 @@ from pathlib import Path
 from typing import Protocol, Sequence
 
 import torch
-from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from pipeline.config import Config
-from pipeline.env import Dialogue, MultiAttemptEnv
+from pipeline.env import Dialogue, MultiAttemptEnv, Role
 from pipeline.grading.extract import BoxWatch
 from pipeline.io import DataError
+from pipeline.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-PROMPT, POLICY, FEEDBACK = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -52,13 +51,13 @@ class SamplingParams:
 class Transcript:
     dialogue: Dialogue
     token_ids: list[int] = field(default_factory=list)
-    roles: list[int] = field(default_factory=list)
+    roles: list[Role] = field(default_factory=list)
     attempts: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     # the ids the model conditioned on are exactly `token_ids` (checked for every dialogue by `rollout`)
     token_exact: bool = True
 
-    def extend(self, ids: Sequence[int], role: int, attempt: int, logprobs: Sequence[float] | None = None) -> None:
+    def extend(self, ids: Sequence[int], role: Role, attempt: int, logprobs: Sequence[float] | None = None) -> None:
         self.token_ids.extend(ids)
         self.roles.extend([role] * len(ids))
         self.attempts.extend([attempt] * len(ids))
@@ -66,7 +65,7 @@ class Transcript:
 
     @property
     def policy_mask(self) -> list[bool]:
-        return [r == POLICY for r in self.roles]
+        return [r == Role.POLICY for r in self.roles]
 
     @property
     def reward(self) -> float:
@@ -381,7 +380,7 @@ def rollout(
     `LOGPROB_TOLERANCE`.
     """
     transcripts: list[Transcript] = []
-    bar = tqdm(total=len(questions), desc="rollout", unit="dlg", disable=not progress, leave=False)
+    bar = progress_bar(total=len(questions), desc="rollout", unit="dlg", disable=not progress, leave=False)
     for start in range(0, len(questions), batch_size):
         group = questions[start : start + batch_size]
         seed = params.seed + start  # distinct, reproducible stream per batch
@@ -389,7 +388,7 @@ def rollout(
         batch = [Transcript(env.reset(q.id, q.question, q.gold, q.n_allowed)) for q in group]
         prompts = encode_batch(tokenizer, [t.dialogue.segments[0].text for t in batch])
         for t, ids in zip(batch, prompts):
-            t.extend(ids, PROMPT, 0)
+            t.extend(ids, Role.PROMPT, 0)
         session.feed(range(len(batch)), prompts)
         limit = backend.max_model_len
         turn_end = tokenizer.convert_tokens_to_ids(env.cfg.end_of_turn)
@@ -411,7 +410,7 @@ def rollout(
             still = []
             for i, s, fb in zip(active, samples, feedback):
                 t = batch[i]
-                t.extend(s.ids, POLICY, t.dialogue.attempt_index - 1, s.logprobs)
+                t.extend(s.ids, Role.POLICY, t.dialogue.attempt_index - 1, s.logprobs)
                 if fb is None:
                     bar.update(1)
                     continue
@@ -420,7 +419,7 @@ def rollout(
                     env.end_for_context(t.dialogue)
                     bar.update(1)
                     continue
-                t.extend(ids, FEEDBACK, t.dialogue.attempt_index)
+                t.extend(ids, Role.FEEDBACK, t.dialogue.attempt_index)
                 session.feed([i], [ids])
                 still.append(i)
             active = still
@@ -441,7 +440,7 @@ def _check(backend: Backend, batch: Sequence[Transcript], temperature: float) ->
     for t, ref in zip(batch, scored):
         if not t.token_exact:
             raise AssertionError(f"rollout check: dialogue {t.dialogue.id}: stored ids differ from the ids the model saw")
-        policy = [j for j, r in enumerate(t.roles) if r == POLICY]
+        policy = [j for j, r in enumerate(t.roles) if r == Role.POLICY]
         diff = max((abs(float(ref[j]) - t.logprobs[j]) for j in policy), default=0.0)
         if diff > LOGPROB_TOLERANCE:
             raise AssertionError(

@@ -1,11 +1,11 @@
 """Supervised warm-up of the tiny base model: the task and the dialogue format, not yet the use of failures.
 
-Half of the examples (config `multi_attempt_fraction`) are multi-attempt transcripts: one to `max_wrong` wrong
-earlier answers, each followed by the environment's feedback, then the right answer — with the loss only on
-that final answer. Without them a prototype's retries after feedback came out unformatted and no later training
-could gain from a second attempt. The wrong answers are other questions' answers, so nothing in the data ties
-the final answer to them: the base model learns to answer after feedback, not yet to avoid a failed answer —
-that is left to RL.
+Once training is under way (below), a share `multi_attempt_fraction` of the examples are multi-attempt
+transcripts: one to `max_wrong` wrong earlier answers, each followed by the environment's feedback, then the right
+answer — with the loss only on that final answer, as in the single-attempt examples. Without them a prototype's
+retries after feedback came out unformatted and no later training could gain from a second attempt. The wrong
+answers are other questions' answers, so nothing in the data ties the final answer to them: the base model learns
+to answer after feedback, not yet to avoid a failed answer — that is left to RL.
 
 Accuracy on such tasks sits near 0 for a few hundred steps, then jumps towards 90% within a few hundred more;
 multi-attempt transcripts (long, with the answer at varying positions) delay that jump a lot. So the first
@@ -14,15 +14,14 @@ multi-attempt transcripts join. Training stops as soon as greedy first-attempt a
 reaches `target_accuracy` and greedy accuracy *after* a wrong answer and the environment's feedback reaches
 `retry_accuracy_target` — not after a fixed step count, which would land anywhere on the jump. (Checking only
 that retries are formatted is not enough: a model whose retries are well-formed guesses gives RL no successful
-retry to learn from; one measured at 0.3% after-feedback accuracy never got a retry right in training.) Every example is tokenized
-segment by segment with `rollout.encode`, exactly as rollouts feed the model.
+retry to learn from; one measured at 0.3% after-feedback accuracy never got a retry right in training.) Every
+example is tokenized segment by segment with `rollout.encode`, exactly as rollouts feed the model.
 
 Try it: `python -m pipeline build-base --config config.yaml --train T.jsonl --heldout H.jsonl --out /tmp/base`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -30,13 +29,14 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from pipeline import models
 from pipeline.config import Config
 from pipeline.env import render_feedback, render_prompt
 from pipeline.evaluate import GREEDY, evaluate
 from pipeline.grading import Grader
+from pipeline.io import write_json
+from pipeline.progress import progress_bar
 from pipeline.rollout import encode, make_backend
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
     torch.manual_seed(sft.seed)
     eval_set = list(heldout[: sft.eval_questions])
     history, check, step, multi_fraction = [], {"accuracy": 0.0, "retry_accuracy": 0.0}, 0, 0.0
-    bar = tqdm(range(1, sft.max_steps + 1), desc="sft", unit="step")
+    bar = progress_bar(range(1, sft.max_steps + 1), desc="sft", unit="step")
     for step in bar:
         model.train()
         batch = [tokenize_example(tokenizer, example_segments(train, cfg, rng, max_attempts, multi_fraction))
@@ -173,5 +173,5 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
         "seconds": round(time.time() - t0, 1), "parameters": models.n_params(model), "vocab_size": len(tokenizer),
         "history": history,
     }
-    (out / "sft_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / "sft_summary.json", summary)
     return summary

@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from pipeline import checkpoint, models, ppo, provenance
 from pipeline import distributed as dist
@@ -61,6 +60,7 @@ from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
 from pipeline.grading import Grader
 from pipeline.io import DataError, append_jsonl, atomic_path, write_json, write_jsonl
+from pipeline.progress import progress_bar
 from pipeline.rollout import Question, SamplingParams, Transcript, make_backend, rollout
 
 log = logging.getLogger(__name__)
@@ -409,8 +409,8 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
 
     if trainer.step == 0 and t.eval_every:
         record({"step": 0, **trainer.heldout_accuracy()})
-    bar = tqdm(total=t.steps, initial=trainer.step, desc=f"train {variant} s{seed}", unit="step",
-               disable=not (progress and dist.is_main()))
+    bar = progress_bar(total=t.steps, initial=trainer.step, desc=f"train {variant} s{seed}", unit="step",
+                       disable=not (progress and dist.is_main()))
     while trainer.step < t.steps:
         metrics = trainer.train_step()
         last = trainer.step == t.steps

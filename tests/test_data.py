@@ -62,17 +62,17 @@ def test_non_dict_record_is_rejected():
 
 
 def test_synthetic_is_deterministic_per_seed():
-    assert data.synthetic_splits(7, 50, 20) == data.synthetic_splits(7, 50, 20)
-    assert data.synthetic_splits(7, 50, 20) != data.synthetic_splits(8, 50, 20)
+    assert data.synthetic_splits(7, 50, 20, 3) == data.synthetic_splits(7, 50, 20, 3)
+    assert data.synthetic_splits(7, 50, 20, 3) != data.synthetic_splits(8, 50, 20, 3)
 
 
 def test_synthetic_does_not_use_global_random_state():
     import random
 
     random.seed(1)
-    first = data.synthetic_splits(3, 10, 5)
+    first = data.synthetic_splits(3, 10, 5, 3)
     random.seed(2)
-    assert data.synthetic_splits(3, 10, 5) == first
+    assert data.synthetic_splits(3, 10, 5, 3) == first
 
 
 def test_synthetic_splits_are_disjoint_and_correct():
@@ -93,7 +93,7 @@ def test_synthetic_widths_are_fixed(digits):
     train, heldout = data.synthetic_splits(1, 60, 40, digits=digits)
     assert {len(r["question"]) for r in train + heldout} == {2 * digits + 2}
     assert {len(r["answer"]) for r in train + heldout} == {digits + 1}
-    assert all(set(r["question"] + r["answer"]) <= set(data.SYNTHETIC_ALPHABET) for r in train + heldout)
+    assert all(set(r["question"] + r["answer"]) <= set("0123456789+=") for r in train + heldout)
 
 
 def test_synthetic_format_example():
@@ -114,7 +114,7 @@ def test_synthetic_can_use_every_pair_but_no_more():
 
 @pytest.mark.parametrize("name", sorted(SIZES))
 def test_shared_benchmarks_load(benchmarks_dir, name):
-    records = data.load_benchmark(name, benchmarks_dir / name / "test.jsonl")
+    records = data.load_benchmark(name, benchmarks_dir / name / "test.jsonl", "test")
     assert len(records) == SIZES[name]
     assert len({r["id"] for r in records}) == SIZES[name]
     for r in records:
@@ -125,7 +125,7 @@ def test_shared_benchmarks_load(benchmarks_dir, name):
 
 
 def test_known_answers(benchmarks_dir):
-    first = {name: data.load_benchmark(name, benchmarks_dir / name) for name in SIZES}  # directory sources
+    first = {name: data.load_benchmark(name, benchmarks_dir / name, "test") for name in SIZES}  # directory sources
     assert first["amc23"][0]["answer"] == "27"
     assert first["gsm8k"][0]["answer"] == "18"
     assert first["aime24"][0]["answer"] == "204"
@@ -148,7 +148,7 @@ def test_json_list_file(tmp_path):
     rows = [{"problem": "What is 2+2?", "answer": 4.0, "id": 0}, {"question": "And 3+3?", "answer": "6", "id": 1}]
     path = tmp_path / "amc.json"
     path.write_text(json.dumps(rows))
-    records = data.load_benchmark("amc23", path)
+    records = data.load_benchmark("amc23", path, "test")
     assert [(r["question"], r["answer"]) for r in records] == [("What is 2+2?", "4"), ("And 3+3?", "6")]
 
 
@@ -156,31 +156,31 @@ def test_directory_uses_the_split_file(tmp_path):
     write_lines(tmp_path / "dev.jsonl", [json.dumps({"question": "q", "answer": "Work.\n#### 1,234"})])
     assert data.load_benchmark("gsm8k", tmp_path, split="dev")[0]["answer"] == "1234"
     with pytest.raises(DataError, match="no test.jsonl"):
-        data.load_benchmark("gsm8k", tmp_path)
+        data.load_benchmark("gsm8k", tmp_path, "test")
 
 
 def test_hub_column_spellings(tmp_path):
     """Capitalised AIME columns, a final_answer list with several items, minerva with an answer column."""
     aime = write_lines(tmp_path / "aime.jsonl", [json.dumps({"ID": "2024-I-1", "Problem": "p", "Answer": 204})])
-    assert data.load_benchmark("aime24", aime)[0] == {
+    assert data.load_benchmark("aime24", aime, "test")[0] == {
         "id": "2024-I-1", "question": "p", "answer": "204", "source": "aime24", "meta": {}}
     olym = write_lines(tmp_path / "olym.jsonl", [json.dumps({"question": "q", "final_answer": ["$1$", "$-2$"]})])
-    assert data.load_benchmark("olympiadbench", olym)[0]["answer"] == "1, -2"
+    assert data.load_benchmark("olympiadbench", olym, "test")[0]["answer"] == "1, -2"
     minerva = write_lines(tmp_path / "m.jsonl", [json.dumps({"question": "q", "answer": "3e8"})])
-    assert data.load_benchmark("minerva_math", minerva)[0]["answer"] == "3e8"
+    assert data.load_benchmark("minerva_math", minerva, "test")[0]["answer"] == "3e8"
 
 
 def test_malformed_line_names_file_and_line(tmp_path):
     path = write_lines(tmp_path / "file.jsonl", [json.dumps({"problem": "p", "answer": "1"}), "{not json"])
     with pytest.raises(DataError, match=r"file\.jsonl:2: malformed JSON"):
-        data.load_benchmark("math500", path)
+        data.load_benchmark("math500", path, "test")
 
 
 def test_malformed_json_file_names_line(tmp_path):
     path = tmp_path / "file.json"
     path.write_text('[\n{"problem": "p", "answer": "1"},\n{oops}\n]')
-    with pytest.raises(DataError, match=r"file\.json:3"):
-        data.load_benchmark("math500", path)
+    with pytest.raises(DataError, match=r"file\.json: malformed JSON .* at line 3\)"):
+        data.load_benchmark("math500", path, "test")
 
 
 @pytest.mark.parametrize(
@@ -198,31 +198,31 @@ def test_missing_field_names_field_and_line(tmp_path, name, row, field):
                                                             "final_answer": ["1"], "solution": "\\boxed{1}"}),
                                                  "", json.dumps(row)])
     with pytest.raises(DataError, match=rf"file\.jsonl:3: .*{field}"):
-        data.load_benchmark(name, path)
+        data.load_benchmark(name, path, "test")
 
 
 def test_duplicate_ids_are_rejected(tmp_path):
     path = write_lines(tmp_path / "t.jsonl", [json.dumps({"id": 1, "problem": "p", "answer": "1"})] * 2)
     with pytest.raises(DataError, match="duplicate id '1'"):
-        data.load_benchmark("aime24", path)
+        data.load_benchmark("aime24", path, "test")
 
 
 def test_unknown_benchmark_lists_known_names():
     with pytest.raises(ValueError, match="unknown benchmark 'mmlu'.*math500.*gsm8k"):
-        data.load_benchmark("mmlu", "whatever")
+        data.load_benchmark("mmlu", "whatever", "test")
 
 
 def test_missing_local_path_is_named(tmp_path):
     for source in [tmp_path / "nope.jsonl", "data/nope.jsonl", "./nope"]:
         with pytest.raises(DataError, match="no such file or directory"):
-            data.load_benchmark("math500", source)
+            data.load_benchmark("math500", source, "test")
 
 
 def test_unsupported_file_type(tmp_path):
     path = tmp_path / "x.txt"
     path.write_text("hi")
     with pytest.raises(DataError, match="unsupported file type"):
-        data.load_benchmark("math500", path)
+        data.load_benchmark("math500", path, "test")
 
 
 @pytest.fixture
@@ -242,12 +242,12 @@ def test_hub_branch_plumbing(fake_hub):
     calls, tables = fake_hub
     tables[("openai/gsm8k", "main", "test")] = [{"question": "q1", "answer": "x\n#### 5"},
                                                 {"question": "q2", "answer": "y\n#### -7"}]
-    records = data.load_benchmark("gsm8k", "openai/gsm8k:main")
+    records = data.load_benchmark("gsm8k", "openai/gsm8k:main", "test")
     assert calls == [("openai/gsm8k", "main", "test")]
     assert [(r["id"], r["answer"]) for r in records] == [("0", "5"), ("1", "-7")]
     tables[("HuggingFaceH4/MATH-500", None, "test")] = [{"problem": "p"}]
     with pytest.raises(DataError, match=r"HuggingFaceH4/MATH-500\[test\]#0: .*answer"):
-        data.load_benchmark("math500", "HuggingFaceH4/MATH-500")
+        data.load_benchmark("math500", "HuggingFaceH4/MATH-500", "test")
 
 
 # -------------------------------------------------------------------------------------------- MATH train
@@ -327,17 +327,17 @@ def test_gold_of_a_solution_is_graded_by_the_same_extractor(tmp_path, text, boxe
     assert [r["answer"] for r in records] == ([boxed] if boxed else []) + ["7"]
     minerva = write_lines(tmp_path / "minerva.jsonl", [json.dumps({"problem": "p", "solution": text})])
     if boxed:
-        assert data.load_benchmark("minerva_math", minerva)[0]["answer"] == boxed
+        assert data.load_benchmark("minerva_math", minerva, "test")[0]["answer"] == boxed
     else:
         with pytest.raises(DataError, match="boxed"):
-            data.load_benchmark("minerva_math", minerva)
+            data.load_benchmark("minerva_math", minerva, "test")
 
 
 # ------------------------------------------------------------------------------------------- record files
 
 
 def test_write_and_read_round_trip(tmp_path):
-    train, _ = data.synthetic_splits(0, 20, 1)
+    train, _ = data.synthetic_splits(0, 20, 1, 3)
     path = tmp_path / "sub" / "train.jsonl"
     assert data.write_records(path, train) == 20
     assert data.read_records(path) == train

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from pipeline import config as C
-from pipeline.env import FEEDBACK, POLICY, PROMPT, MultiAttemptEnv, render_feedback, render_prompt
+from pipeline.env import MultiAttemptEnv, Role, render_feedback, render_prompt
 from pipeline.grading import Grader
 from tests.conftest import ROOT
 
@@ -93,7 +93,8 @@ def test_dialogue_until_correct():
     assert not d.done
     assert env.step([d], ["\\boxed{4}"], [3], [True]) == [None]
     assert d.done and d.stop_reason == "correct" and d.solved_at == 2 and d.reward == 1.0
-    assert [(s.role, s.attempt) for s in d.segments] == [(PROMPT, 0), (POLICY, 0), (FEEDBACK, 1), (POLICY, 1)]
+    roles = [(Role.PROMPT, 0), (Role.POLICY, 0), (Role.FEEDBACK, 1), (Role.POLICY, 1)]
+    assert [(s.role, s.attempt) for s in d.segments] == roles
     assert [(a.answer, a.formatted, a.correct, a.n_tokens) for a in d.attempts] == [
         ("5", True, False, 4),
         ("4", True, True, 3),

@@ -277,7 +277,7 @@ def _gold_answers(benchmarks_dir: Path) -> dict[str, list[tuple[str, str | None]
     for name in data.BENCHMARKS:
         path = benchmarks_dir / name / "test.jsonl"
         if path.is_file():
-            records = data.load_benchmark(name, path)
+            records = data.load_benchmark(name, path, "test")
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
             out[name] = [(r["answer"], row.get("solution") if name in ("math500", "minerva_math") else None)
                          for r, row in zip(records, rows, strict=True)]

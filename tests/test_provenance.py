@@ -18,7 +18,7 @@ SFT = {"model": {"sft": {"max_steps": 2, "batch_size": 4, "warmup_steps": 1, "ev
 
 
 def test_build_base_writes_provenance_with_the_resolved_config(tmp_path):
-    train, heldout = data.synthetic_splits(0, 100, 8)
+    train, heldout = data.synthetic_splits(0, 100, 8, 3)
     data.write_records(tmp_path / "train.jsonl", train)
     data.write_records(tmp_path / "heldout.jsonl", heldout)
     proc = subprocess.run([sys.executable, "-m", "pipeline", "build-base", "--config", json.dumps(SFT), "--train",

@@ -13,14 +13,11 @@ import torch
 
 from pipeline import config, models
 from pipeline.config import AttemptRange
-from pipeline.env import MultiAttemptEnv, render_feedback
+from pipeline.env import MultiAttemptEnv, Role, render_feedback
 from pipeline.grading import Grader
 from pipeline.grading.extract import first_box_end
 from pipeline.io import DataError
 from pipeline.rollout import (
-    FEEDBACK,
-    POLICY,
-    PROMPT,
     AttemptStop,
     HFBackend,
     Question,
@@ -61,7 +58,7 @@ def test_roles_attempts_and_feedback_ids(setup):
     for t in transcripts:
         d = t.dialogue
         assert len(t.token_ids) == len(t.roles) == len(t.attempts) == len(t.logprobs)
-        assert t.roles[0] == PROMPT and t.roles[-1] == POLICY
+        assert t.roles[0] == Role.PROMPT and t.roles[-1] == Role.POLICY
         assert t.attempts == sorted(t.attempts)  # attempt index never goes back
         # segments, in order, are exactly the environment's texts encoded once and the sampled attempts
         spans, start = [], 0
@@ -69,23 +66,22 @@ def test_roles_attempts_and_feedback_ids(setup):
             if j == len(t.roles) or (t.roles[j], t.attempts[j]) != (t.roles[start], t.attempts[start]):
                 spans.append((t.roles[start], t.attempts[start], t.token_ids[start:j]))
                 start = j
-        role_of = {"prompt": PROMPT, "policy": POLICY, "feedback": FEEDBACK}
-        assert [(r, a) for r, a, _ in spans] == [(role_of[s.role], s.attempt) for s in d.segments]
+        assert [(r, a) for r, a, _ in spans] == [(s.role, s.attempt) for s in d.segments]
         for (role, attempt, ids), segment in zip(spans, d.segments):
-            if role == POLICY:
+            if role == Role.POLICY:
                 assert tokenizer.decode(ids) == segment.text  # the text graded is the decoded sampled ids
             else:
                 assert ids == encode(tokenizer, segment.text)  # environment text, encoded once
-        assert sum(s.role == "feedback" for s in d.segments) == len(d.attempts) - 1
+        assert sum(s.role == Role.FEEDBACK for s in d.segments) == len(d.attempts) - 1
 
 
 def test_feedback_and_prompt_tokens_are_never_in_the_policy_mask(setup):
     transcripts, _ = run(setup, 4, SAMPLE)
     for t in transcripts:
         mask = t.policy_mask
-        assert all(not m for m, r in zip(mask, t.roles) if r in (PROMPT, FEEDBACK))
-        assert all(m for m, r in zip(mask, t.roles) if r == POLICY)
-        assert all(lp == 0.0 for lp, r in zip(t.logprobs, t.roles) if r != POLICY)
+        assert all(not m for m, r in zip(mask, t.roles) if r in (Role.PROMPT, Role.FEEDBACK))
+        assert all(m for m, r in zip(mask, t.roles) if r == Role.POLICY)
+        assert all(lp == 0.0 for lp, r in zip(t.logprobs, t.roles) if r != Role.POLICY)
         assert sum(mask) == t.dialogue.policy_tokens
 
 
@@ -98,7 +94,7 @@ def test_cached_logprobs_equal_full_recompute(setup):
     worst = 0.0
     for t, r in zip(transcripts, ref):
         for j, role in enumerate(t.roles):
-            if role == POLICY:
+            if role == Role.POLICY:
                 worst = max(worst, abs(float(r[j]) - t.logprobs[j]))
     assert worst < 1e-4
 
@@ -205,8 +201,8 @@ def test_a_dialogue_that_fills_the_context_ends_there(setup):
         d = t.dialogue
         assert len(t.token_ids) <= limit
         assert d.stop_reason == "context" and 1 <= len(d.attempts) < 5
-        assert t.roles[-1] == POLICY  # the withdrawn feedback is in neither the transcript nor the dialogue
-        assert d.segments[-1].role == "policy"
+        assert t.roles[-1] == Role.POLICY  # the withdrawn feedback is in neither the transcript nor the dialogue
+        assert d.segments[-1].role == Role.POLICY
         assert d.reward == (env_cfg.reward.wrong_formatted if any(a.formatted for a in d.attempts)
                             else env_cfg.reward.unformatted)
 
@@ -244,7 +240,7 @@ def test_feedback_after_another_end_token_keeps_its_end_of_turn_marker(setup, ti
     finally:
         hook.remove()
     turn_end = tokenizer.convert_tokens_to_ids(cfg.env.end_of_turn)
-    first_feedback = t.roles.index(FEEDBACK)
+    first_feedback = t.roles.index(Role.FEEDBACK)
     assert t.token_ids[first_feedback - 1] == eos and t.token_ids[first_feedback] == turn_end
 
 

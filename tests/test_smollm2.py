@@ -55,7 +55,7 @@ def two_questions_each(benchmarks_dir: Path, folder: Path) -> dict[str, Path]:
     sets = {}
     for name in ("math500", "gsm8k"):
         sets[name] = folder / f"{name}.jsonl"
-        data.write_records(sets[name], data.load_benchmark(name, benchmarks_dir / name)[:2])
+        data.write_records(sets[name], data.load_benchmark(name, benchmarks_dir / name, "test")[:2])
     return sets
 
 
@@ -82,7 +82,7 @@ def test_converted_smollm2_speaks_the_papers_chatml(smollm2_dir, benchmarks_dir)
     assert end_token_ids(tokenizer, models.TURN_END) == [end]
 
     cfg = config.resolve(paper_config(smollm2_dir))
-    question = data.load_benchmark("math500", benchmarks_dir / "math500")[0]
+    question = data.load_benchmark("math500", benchmarks_dir / "math500", "test")[0]
     prompt = render_prompt(cfg.env.prompt_template, question["question"], 2)
     system, user = prompt.split("<|im_end|>\n")[0], question["question"]
     own_template = tokenizer.apply_chat_template(

@@ -46,7 +46,7 @@ SMALL = {
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
     folder = tmp_path_factory.mktemp("task")
-    train, heldout = data.synthetic_splits(0, 200, 16)
+    train, heldout = data.synthetic_splits(0, 200, 16, 3)
     data.write_records(folder / "train.jsonl", train)
     data.write_records(folder / "heldout.jsonl", heldout)
     return folder

@@ -19,9 +19,9 @@ import torch
 
 from pipeline import config, data, evaluate, metrics, models, sft
 from pipeline.config import AttemptRange
-from pipeline.env import MultiAttemptEnv
+from pipeline.env import MultiAttemptEnv, Role
 from pipeline.grading import Grader
-from pipeline.rollout import POLICY, HFBackend, Question, SamplingParams, rollout, sequence_logprobs
+from pipeline.rollout import HFBackend, Question, SamplingParams, rollout, sequence_logprobs
 from tests.conftest import ROOT
 
 
@@ -46,7 +46,7 @@ SAMPLE = SamplingParams(temperature=0.7, top_p=1.0, greedy=False, seed=3)
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
     folder = tmp_path_factory.mktemp("vllm_task")
-    train, heldout = data.synthetic_splits(0, 2000, 64)
+    train, heldout = data.synthetic_splits(0, 2000, 64, 3)
     data.write_records(folder / "train.jsonl", train[:200])
     data.write_records(folder / "heldout.jsonl", heldout)
     return folder, train, heldout
@@ -128,7 +128,7 @@ def test_sampled_logprobs_match_a_transformers_recomputation(task, base, cfg, en
     a = play(engine, tokenizer, cfg, qs, SAMPLE)
     ref = sequence_logprobs(model, [t.token_ids for t in a], SAMPLE.temperature, tokenizer.pad_token_id)
     worst = max(abs(float(r[j]) - t.logprobs[j]) for t, r in zip(a, ref) for j, role in enumerate(t.roles)
-                if role == POLICY)
+                if role == Role.POLICY)
     assert worst < 1e-4
     b = play(engine, tokenizer, cfg, qs, SAMPLE)
     c = play(engine, tokenizer, cfg, qs, dataclasses.replace(SAMPLE, seed=4))
@@ -147,7 +147,7 @@ def test_continuing_after_feedback_reuses_the_cached_history(task, base, cfg, en
     block = cfg.rollout.vllm.block_size
     expected = 0  # per retry: the full blocks of the dialogue before its feedback
     for t in transcripts:
-        starts = [j for j in range(1, len(t.roles)) if t.roles[j] != POLICY and t.roles[j - 1] == POLICY]
+        starts = [j for j in range(1, len(t.roles)) if t.roles[j] != Role.POLICY and t.roles[j - 1] == Role.POLICY]
         expected += sum(j // block * block for j in starts)
     assert expected > 0
     assert engine.cached_tokens - before >= expected
