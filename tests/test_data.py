@@ -316,10 +316,10 @@ def test_math_train_no_match_is_an_error(tmp_path):
 def test_gold_of_a_solution_is_graded_by_the_same_extractor(tmp_path, text, boxed):
     """MATH and Minerva golds come from `grading.extract_answer`, the extractor of the model's answers: the two
     can no longer disagree (a second extractor in this module once read `\\boxed 5` where grading did not)."""
-    from pipeline import grading
+    from pipeline.grading import extract
 
     assert not hasattr(data, "_last_boxed")
-    assert grading.extract_answer(text) == boxed
+    assert extract.extract_answer(text) == boxed
     row = {"problem": "p", "level": "Level 3", "type": "Algebra", "solution": text}
     unboxed = {"problem": "q", "level": "Level 3", "type": "Algebra", "solution": "\\boxed{7}"}
     path = write_lines(tmp_path / "math.jsonl", [json.dumps(row), json.dumps(unboxed)])
