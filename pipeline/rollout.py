@@ -35,6 +35,7 @@ from pipeline.env import Dialogue, MultiAttemptEnv, Role
 from pipeline.grading.extract import BoxWatch
 from pipeline.io import DataError
 from pipeline.progress import progress_bar
+from pipeline.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +384,7 @@ def rollout(
     bar = progress_bar(total=len(questions), desc="rollout", unit="dlg", disable=not progress, leave=False)
     for start in range(0, len(questions), batch_size):
         group = questions[start : start + batch_size]
-        seed = params.seed + start  # distinct, reproducible stream per batch
+        seed = derive_seed(params.seed, "batch", start)  # distinct, reproducible stream per batch
         session = backend.open(len(group), SamplingParams(params.temperature, params.top_p, params.greedy, seed))
         batch = [Transcript(env.reset(q.id, q.question, q.gold, q.n_allowed)) for q in group]
         prompts = encode_batch(tokenizer, [t.dialogue.segments[0].text for t in batch])

@@ -62,6 +62,7 @@ from pipeline.grading import Grader
 from pipeline.io import DataError, append_jsonl, atomic_path, write_json, write_jsonl
 from pipeline.progress import progress_bar
 from pipeline.rollout import Question, SamplingParams, Transcript, make_backend, rollout
+from pipeline.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class QuestionOrder:
 
     def questions(self, step: int) -> list[Question]:
         n, r = len(self.records), self.per_step
-        out, rng = [], random.Random(f"{self.seed}-{step}")
+        out, rng = [], random.Random(derive_seed(self.seed, "questions", step))
         for i in range(step * r, (step + 1) * r):
             epoch, j = divmod(i, n)
             rec = self.records[self.permutation(epoch)[j]]
@@ -145,7 +146,7 @@ class QuestionOrder:
 
     def permutation(self, epoch: int) -> list[int]:
         if self._epoch != epoch:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            g = torch.Generator().manual_seed(derive_seed(self.seed, "order", epoch))
             self._order, self._epoch = torch.randperm(len(self.records), generator=g).tolist(), epoch
         return self._order
 
@@ -246,8 +247,8 @@ class Trainer:
         questions = self.order.questions(step)
         batch = [questions[i] for i in mine for _ in range(g)]
         groups = [i for i in mine for _ in range(g)]
-        params = SamplingParams(self.t.temperature, self.t.top_p, False, seed=(self.seed * 1_000_003 + step) * 97
-                                + self.rank)
+        params = SamplingParams(self.t.temperature, self.t.top_p, False,
+                                seed=derive_seed(self.seed, "rollout", step, self.rank))
         with self.actor.full_parameters() as policy:
             policy.eval()
             self.backend.sync(policy.lm, self.step)
@@ -298,7 +299,7 @@ class Trainer:
         n, per_batch = exp.ids.shape[0], self.t.train_batch // self.world
         lengths = exp.attention.sum(1)
         for epoch in range(self.t.epochs):
-            g = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 31 + epoch)
+            g = torch.Generator().manual_seed(derive_seed(self.seed, "micro_batches", step, epoch))
             micro_batches = []
             for batch in torch.randperm(n, generator=g).split(per_batch):
                 # Micro-batches of similar length within each optimizer step: far less padding to compute.

@@ -34,6 +34,7 @@ import torch
 from pipeline.config import Config
 from pipeline.io import PipelineError
 from pipeline.rollout import AttemptStop, Sampled, SamplingParams, end_token_ids
+from pipeline.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ class VLLMSession:
         return VSamplingParams(
             temperature=0.0 if p.greedy else p.temperature, top_p=1.0, max_tokens=budget, logprobs=0,
             stop_token_ids=self.backend.end_ids, ignore_eos=True, detokenize=False,  # our end ids only, as HF
-            seed=None if p.greedy else (p.seed * 1_000_003 + row * 1_009 + self.calls) % 2**31,
+            seed=None if p.greedy else derive_seed(p.seed, "request", row, self.calls),
             output_kind=RequestOutputKind.DELTA,  # each engine step hands over the new tokens only
         )
 
