@@ -105,8 +105,11 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo")
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-              if line.startswith("model name")] if cpuinfo.is_file() else []
+    models = (
+        [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        if cpuinfo.is_file()
+        else []
+    )
     return {
         "platform": platform.platform(),
         "cpu": models[0] if models else platform.processor() or "unknown",
@@ -120,12 +123,15 @@ def machine() -> dict:
 
 
 def machine_line(m: dict) -> str:
-    return (f"machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['ram_gib']} GiB RAM; {m['platform']}; "
-            f"Python {m['python']}, torch {m['torch']}; {m['date']}, load average {m['load_avg_1m']}")
+    return (
+        f"machine: {m['cpu']}, {m['logical_cores']} logical cores, {m['ram_gib']} GiB RAM; {m['platform']}; "
+        f"Python {m['python']}, torch {m['torch']}; {m['date']}, load average {m['load_avg_1m']}"
+    )
 
 
 def report(m: dict, outcomes: dict[str, dict]) -> dict:
     """The JSON object printed last."""
+
     def having(status):
         return {n: o for n, o in outcomes.items() if o["status"] == status}
 
@@ -142,8 +148,9 @@ def run(name: str) -> dict:
     print(f"\n=== bench/{name}.py ===", file=sys.stderr, flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # echo lines as they come
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, f"bench/{name}.py"], cwd=ROOT, env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, f"bench/{name}.py"], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=err
+        )
         stdout = []
         for line in proc.stdout:
             stdout.append(line)
@@ -156,10 +163,12 @@ def run(name: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=NAMES, metavar="NAME",
-                        help=f"run only these benchmarks (of: {', '.join(NAMES)})")
-    parser.add_argument("--skip-pipeline", action="store_true",
-                        help="leave out the end-to-end pipeline run (about 10 minutes)")
+    parser.add_argument(
+        "--only", nargs="+", choices=NAMES, metavar="NAME", help=f"run only these benchmarks (of: {', '.join(NAMES)})"
+    )
+    parser.add_argument(
+        "--skip-pipeline", action="store_true", help="leave out the end-to-end pipeline run (about 10 minutes)"
+    )
     args = parser.parse_args(argv)
     m = machine()  # dated when the run starts
     outcomes = {}

@@ -36,9 +36,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -50,8 +50,14 @@ from pipeline import config, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402
 from pipeline.env import MultiAttemptEnv, Role  # noqa: E402
 from pipeline.grading import Grader  # noqa: E402
-from pipeline.rollout import LOGPROB_TOLERANCE, HFBackend, Question, SamplingParams, rollout  # noqa: E402
-from pipeline.rollout import sequence_logprobs  # noqa: E402
+from pipeline.rollout import (  # noqa: E402
+    LOGPROB_TOLERANCE,
+    HFBackend,
+    Question,
+    SamplingParams,
+    rollout,
+    sequence_logprobs,  # noqa: E402
+)
 from pipeline.train import Trainer  # noqa: E402
 
 GIB = 2**30
@@ -81,6 +87,7 @@ TRAIN_RECORDS = [{"id": 0, "question": "", "answer": "0"}]  # the Trainer needs 
 
 
 # ------------------------------------------------------------------------------------------ zero3_vs_zero0
+
 
 def process_group(plan: Plan) -> None:
     """A 1-process torch.distributed group on a free local port, so the Trainer builds DeepSpeed engines."""
@@ -116,15 +123,25 @@ def actor_update(plan: Plan, folder: str, stage: int | None) -> tuple[dict[str, 
     """(the actor's weight change, gradient norm) of one GRPO update with 2 accumulated micro-batches. Stage
     None: plain torch in fp32 (call before the process group exists); 0 or 3: a DeepSpeed bf16 engine."""
     n, prompt, policy = plan.equivalence
-    cfg = config.resolve({
-        "scale": "paper", "rollout": {"backend": "hf"},
-        "train": {"algorithm": "grpo", "kl_coef": 0.0, "rollout_batch": n // 2, "samples_per_prompt": 2,
-                  "train_batch": n, "micro_batch": n // 2,
-                  # lr at full strength from the first step (the paper's 5e-7 after warm-up is near fp32's
-                  # resolution of the weights, and warm-up would make the first step's lr 0)
-                  "actor_lr": 1e-5, "warmup_ratio": 0.0,
-                  "deepspeed": {"zero_stage": stage or 0, "bf16": True, "offload_optimizer": False}},
-    })
+    cfg = config.resolve(
+        {
+            "scale": "paper",
+            "rollout": {"backend": "hf"},
+            "train": {
+                "algorithm": "grpo",
+                "kl_coef": 0.0,
+                "rollout_batch": n // 2,
+                "samples_per_prompt": 2,
+                "train_batch": n,
+                "micro_batch": n // 2,
+                # lr at full strength from the first step (the paper's 5e-7 after warm-up is near fp32's
+                # resolution of the weights, and warm-up would make the first step's lr 0)
+                "actor_lr": 1e-5,
+                "warmup_ratio": 0.0,
+                "deepspeed": {"zero_stage": stage or 0, "bf16": True, "offload_optimizer": False},
+            },
+        }
+    )
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir, Grader.from_config(cfg.grading))
         batch = shapes.transcripts(n, trainer.actor.module.lm.config.vocab_size, prompt, policy)
@@ -160,17 +177,26 @@ def norm(delta: dict[str, torch.Tensor]) -> float:
 
 # ------------------------------------------------------------------------------------------ train_memory
 
+
 def train_memory(plan: Plan, folder: str, out: dict) -> None:
     if plan.device != "cuda":
         raise Skip("needs CUDA (torch.cuda.max_memory_allocated)")
     require_deepspeed()
     process_group(plan)
     n, prompt, policy = plan.memory
-    cfg = config.resolve({
-        "scale": "paper", "rollout": {"backend": "hf"},
-        "train": {"rollout_batch": n, "samples_per_prompt": 1, "train_batch": n, "micro_batch": n,
-                  "deepspeed": {"zero_stage": 3, "bf16": True, "offload_optimizer": False}},
-    })
+    cfg = config.resolve(
+        {
+            "scale": "paper",
+            "rollout": {"backend": "hf"},
+            "train": {
+                "rollout_batch": n,
+                "samples_per_prompt": 1,
+                "train_batch": n,
+                "micro_batch": n,
+                "deepspeed": {"zero_stage": 3, "bf16": True, "offload_optimizer": False},
+            },
+        }
+    )
     assert cfg.train.deepspeed.gradient_checkpointing, "the paper preset turns gradient checkpointing on"
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir, Grader.from_config(cfg.grading))
@@ -197,6 +223,7 @@ def gpu_phase(out: dict, name: str) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------ rollout_speed
+
 
 def rollout_speed(plan: Plan, folder: str, out: dict) -> None:
     n, budget = plan.rollout
@@ -228,12 +255,16 @@ def rollout_speed(plan: Plan, folder: str, out: dict) -> None:
     scored = backend.score([t.token_ids for t in sample], 1.0)
     out["cached_vs_recomputed_max_abs"] = max(
         abs(float(s[j]) - t.logprobs[j])
-        for t, s in zip(sample, scored) for j, r in enumerate(t.roles) if r == Role.POLICY)
+        for t, s in zip(sample, scored)
+        for j, r in enumerate(t.roles)
+        if r == Role.POLICY
+    )
     out["rollout_check_tolerance"] = LOGPROB_TOLERANCE
     grader.close()
 
 
 # ------------------------------------------------------------------------------------------ bf16_logprob_gap
+
 
 def bf16_logprob_gap(plan: Plan, folder: str, out: dict) -> None:
     """The weights are saved in bf16, so both models hold the same values: the gap is the compute's alone."""
@@ -241,19 +272,28 @@ def bf16_logprob_gap(plan: Plan, folder: str, out: dict) -> None:
     batch, logprobs = shapes.transcripts(n, plan.shape.vocab, prompt, policy), {}
     for dtype in (torch.float32, torch.bfloat16):
         model, tokenizer = models.load(folder, dtype=dtype)
-        logprobs[dtype] = sequence_logprobs(model.to(plan.device), [t.token_ids for t in batch], 1.0,
-                                            tokenizer.pad_token_id)
+        logprobs[dtype] = sequence_logprobs(
+            model.to(plan.device), [t.token_ids for t in batch], 1.0, tokenizer.pad_token_id
+        )
         del model
-    gaps = torch.cat([(a - b).abs()[torch.tensor(t.policy_mask)]
-                      for t, a, b in zip(batch, logprobs[torch.float32], logprobs[torch.bfloat16])])
+    gaps = torch.cat(
+        [
+            (a - b).abs()[torch.tensor(t.policy_mask)]
+            for t, a, b in zip(batch, logprobs[torch.float32], logprobs[torch.bfloat16])
+        ]
+    )
     out["policy_tokens"] = gaps.numel()
     out["max_abs"], out["mean_abs"] = float(gaps.max()), float(gaps.mean())
 
 
 # ------------------------------------------------------------------------------------------ the run
 
-CHECKS = {"zero3_vs_zero0": zero3_vs_zero0, "train_memory": train_memory, "rollout_speed": rollout_speed,
-          "bf16_logprob_gap": bf16_logprob_gap}
+CHECKS = {
+    "zero3_vs_zero0": zero3_vs_zero0,
+    "train_memory": train_memory,
+    "rollout_speed": rollout_speed,
+    "bf16_logprob_gap": bf16_logprob_gap,
+}
 
 
 def child(name: str, plan: Plan, folder: str) -> dict:
@@ -320,14 +360,26 @@ def main() -> int:
             results[name] = run_check(name, args.smoke, folder, min(CHECK_LIMIT_S, left))
     total = time.perf_counter() - t0
 
-    print(f"device: {device}; model: {plan.shape.name}, random bf16 weights, built in {build_s:.0f} s; "
-          f"total {total:.0f} s (limit {TIME_LIMIT_S} s)")
+    print(
+        f"device: {device}; model: {plan.shape.name}, random bf16 weights, built in {build_s:.0f} s; "
+        f"total {total:.0f} s (limit {TIME_LIMIT_S} s)"
+    )
     print(f"| {'check':17s}| {'status':8s}| {'s':>6s} | figures")
     for name, r in results.items():
         figures = r.get("reason") or ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("status", "seconds"))
         print(f"| {name:17s}| {r['status']:8s}| {r['seconds']:6.1f} | {figures}")
-    print(json.dumps({"device": device, "model": plan.shape.name, "smoke": args.smoke, "build_s": round(build_s, 1),
-                      "total_s": round(total, 1), "checks": results}))
+    print(
+        json.dumps(
+            {
+                "device": device,
+                "model": plan.shape.name,
+                "smoke": args.smoke,
+                "build_s": round(build_s, 1),
+                "total_s": round(total, 1),
+                "checks": results,
+            }
+        )
+    )
     return 0
 
 

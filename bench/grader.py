@@ -190,19 +190,20 @@ def main() -> int:
         kinds.setdefault(kind, []).append(g.correct)
     print(f"machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
     print(f"benchmarks: {BENCHMARKS}  records: {len(golds)}  pairs: {n}")
-    print(
-        "pairs by kind: "
-        + ", ".join(f"{k} {len(v)} ({sum(v)} judged correct)" for k, v in kinds.items())
-    )
+    print("pairs by kind: " + ", ".join(f"{k} {len(v)} ({sum(v)} judged correct)" for k, v in kinds.items()))
     print(f"grader workers: {grader.pool.n_workers}   start-up (new interpreters + imports): {startup_s:.2f} s")
     print(f"decided by: {', '.join(f'{k} {v} ({v / n:.1%})' for k, v in sorted(via.items()))}")
     print(f"\n{'':34s} {'pairs':>6s} {'ours s':>8s} {'ours/s':>8s} {'MV s':>8s} {'MV/s':>8s} {'speedup':>8s}")
     for name, label in (("cold", "first half (cold start)"), ("steady", "second half (steady state)")):
         k = len(halves[name])
-        print(f"{label:34s} {k:6d} {ours_s[name]:8.2f} {rate[name]:8.1f} {mv_s[name]:8.2f} {mv_rate[name]:8.1f} "
-              f"{rate[name] / mv_rate[name]:7.2f}x")
-    print(f"{'all pairs':34s} {n:6d} {sum(ours_s.values()):8.2f} {total_rate:8.1f} {sum(mv_s.values()):8.2f} "
-          f"{mv_total_rate:8.1f} {total_rate / mv_total_rate:7.2f}x\n")
+        print(
+            f"{label:34s} {k:6d} {ours_s[name]:8.2f} {rate[name]:8.1f} {mv_s[name]:8.2f} {mv_rate[name]:8.1f} "
+            f"{rate[name] / mv_rate[name]:7.2f}x"
+        )
+    print(
+        f"{'all pairs':34s} {n:6d} {sum(ours_s.values()):8.2f} {total_rate:8.1f} {sum(mv_s.values()):8.2f} "
+        f"{mv_total_rate:8.1f} {total_rate / mv_total_rate:7.2f}x\n"
+    )
     print(f"agreement with Math-Verify (gold in $..$):       {agree:.4f}  ({len(disagreements)} pairs differ)")
     print(f"agreement with Math-Verify (gold unwrapped):     {agree_raw:.4f}  (seeded subset {len(raw_idx)})")
     print(f"  (Math-Verify wrapped vs unwrapped agree on {mv_vs_raw:.4f} of that subset)")
@@ -222,7 +223,10 @@ def main() -> int:
         for i in disagreements[:15]:
             kind, bench, _, gold = pairs[i]
             ans = ours[i].answer if ours[i].answer is not None else "<no box>"
-            print(f"  {kind:8s} {bench:13s} {ours[i].correct!s:5s} {mv[i]!s:5s} {ours[i].via:11s} {ans[:60]!r} | {gold[:60]!r}")
+            print(
+                f"  {kind:8s} {bench:13s} {ours[i].correct!s:5s} {mv[i]!s:5s} {ours[i].via:11s} "
+                f"{ans[:60]!r} | {gold[:60]!r}"
+            )
     grader.close()
     print(json.dumps(result))
     return 0

@@ -41,22 +41,33 @@ def train_config(checkpointing: bool):
     """The paper preset's PPO settings at this benchmark's batch sizes, on the transformers backend."""
     from pipeline import config
 
-    return config.resolve({
-        "scale": "paper",
-        "rollout": {"backend": "hf"},
-        "train": {"rollout_batch": DIALOGUES, "samples_per_prompt": 1, "train_batch": DIALOGUES,
-                  "micro_batch": MICRO_BATCH, "deepspeed": {"gradient_checkpointing": checkpointing}},
-    })
+    return config.resolve(
+        {
+            "scale": "paper",
+            "rollout": {"backend": "hf"},
+            "train": {
+                "rollout_batch": DIALOGUES,
+                "samples_per_prompt": 1,
+                "train_batch": DIALOGUES,
+                "micro_batch": MICRO_BATCH,
+                "deepspeed": {"gradient_checkpointing": checkpointing},
+            },
+        }
+    )
 
 
 def static_bytes(trainer) -> dict[str, int]:
     """Bytes no PPO update can do without: weights, gradients and AdamW's two states (each the parameters'
     dtype in plain torch) of actor and critic, and the frozen reference's weights."""
+
     def size(module):
         return sum(p.numel() * p.element_size() for p in module.parameters())
 
-    return {"actor": 4 * size(trainer.actor.module), "critic": 4 * size(trainer.critic.module),
-            "reference": size(trainer.ref)}
+    return {
+        "actor": 4 * size(trainer.actor.module),
+        "critic": 4 * size(trainer.critic.module),
+        "reference": size(trainer.ref),
+    }
 
 
 def _status_kib(field: str) -> int:
@@ -72,8 +83,16 @@ def child(folder: str, checkpointing: bool) -> dict:
     rss_imports = _status_kib("VmRSS") * 1024
     cfg = train_config(checkpointing)
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, "multi_attempt", 0, folder, [{"id": 0, "question": "", "answer": "0"}], {}, run_dir,
-                          Grader.from_config(cfg.grading))  # no answer is graded here: its workers never start
+        trainer = Trainer(
+            cfg,
+            "multi_attempt",
+            0,
+            folder,
+            [{"id": 0, "question": "", "answer": "0"}],
+            {},
+            run_dir,
+            Grader.from_config(cfg.grading),
+        )  # no answer is graded here: its workers never start
         for module in (trainer.actor.module, trainer.critic.module, trainer.ref):
             for p in module.parameters():  # the weights are memory-mapped from the safetensors file: fault them
                 p.detach().sum()  # in, so the baseline shows them (the work would touch them anyway)
@@ -85,8 +104,12 @@ def child(folder: str, checkpointing: bool) -> dict:
         trainer.update(trainer.experience(batch, list(range(DIALOGUES))), 0)
         seconds = time.perf_counter() - t0
     return {
-        "rss_imports": rss_imports, "rss_built": rss_built, "peak_building": peak_building,
-        "peak": _status_kib("VmHWM") * 1024, "seconds": seconds, "static": static_bytes(trainer),
+        "rss_imports": rss_imports,
+        "rss_built": rss_built,
+        "peak_building": peak_building,
+        "peak": _status_kib("VmHWM") * 1024,
+        "seconds": seconds,
+        "static": static_bytes(trainer),
         "actor_params": sum(p.numel() for p in trainer.actor.module.parameters()),
         "dialogue_tokens": sum(len(t.token_ids) for t in batch) / DIALOGUES,
         "policy_tokens": sum(sum(t.policy_mask) for t in batch) / DIALOGUES,
@@ -96,8 +119,12 @@ def child(folder: str, checkpointing: bool) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="2 layers, vocabulary 4096, width / 4: seconds, for tests")
-    parser.add_argument("--no-gradient-checkpointing", dest="checkpointing", action="store_false",
-                        help="keep activations (the paper preset turns checkpointing on)")
+    parser.add_argument(
+        "--no-gradient-checkpointing",
+        dest="checkpointing",
+        action="store_false",
+        help="keep activations (the paper preset turns checkpointing on)",
+    )
     parser.add_argument("--child", metavar="FOLDER", help=argparse.SUPPRESS)  # the measured process
     args = parser.parse_args()
     if args.child:
@@ -116,14 +143,19 @@ def main() -> int:
         return proc.returncode
     m = json.loads(proc.stdout.splitlines()[-1])
     static = sum(m["static"].values())
-    checkpointing = "on (train.deepspeed.gradient_checkpointing, as in the paper preset)" if args.checkpointing \
+    checkpointing = (
+        "on (train.deepspeed.gradient_checkpointing, as in the paper preset)"
+        if args.checkpointing
         else "off (--no-gradient-checkpointing; the paper preset turns it on)"
+    )
 
     print(f"model: {shape.name}, {m['actor_params']:,} parameters per model, fp32, one process")
     print(f"PPO: actor + critic + frozen reference (kl_coef 0.01); gradient checkpointing {checkpointing}")
-    print(f"work: experience() + update() on {DIALOGUES} synthetic dialogues ({m['dialogue_tokens']:.0f} tokens, "
-          f"{m['policy_tokens']:.0f} policy tokens each), micro_batch {MICRO_BATCH}, train_batch {DIALOGUES}: "
-          f"{m['seconds']:.1f} s")
+    print(
+        f"work: experience() + update() on {DIALOGUES} synthetic dialogues ({m['dialogue_tokens']:.0f} tokens, "
+        f"{m['policy_tokens']:.0f} policy tokens each), micro_batch {MICRO_BATCH}, train_batch {DIALOGUES}: "
+        f"{m['seconds']:.1f} s"
+    )
     print(f"{'':56s}{'GiB':>8s}")
     for label, value in [
         ("static: actor weights + grads + 2 AdamW states", m["static"]["actor"]),
@@ -137,12 +169,19 @@ def main() -> int:
     ]:
         print(f"{label:56s}{value / GIB:8.2f}")
     print(f"{'peak / static (target <= 1.3)':56s}{m['peak'] / static:8.2f}")
-    print(json.dumps({
-        "peak_gib": round(m["peak"] / GIB, 3), "static_gib": round(static / GIB, 3),
-        "peak_over_static": round(m["peak"] / static, 3), "baseline_gib": round(m["rss_built"] / GIB, 3),
-        "imports_gib": round(m["rss_imports"] / GIB, 3), "seconds": round(m["seconds"], 1),
-        "gradient_checkpointing": args.checkpointing,
-    }))
+    print(
+        json.dumps(
+            {
+                "peak_gib": round(m["peak"] / GIB, 3),
+                "static_gib": round(static / GIB, 3),
+                "peak_over_static": round(m["peak"] / static, 3),
+                "baseline_gib": round(m["rss_built"] / GIB, 3),
+                "imports_gib": round(m["rss_imports"] / GIB, 3),
+                "seconds": round(m["seconds"], 1),
+                "gradient_checkpointing": args.checkpointing,
+            }
+        )
+    )
     return 0
 
 

@@ -30,8 +30,13 @@ VARIANTS = ("multi_attempt", "baseline")
 
 def copy_checkout(dst: Path) -> None:
     """The working tree as git sees it, without ignored outputs (results/, reports/, .snakemake/, .venv/)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for rel in filter(None, listed.split("\0")):
         if (ROOT / rel).is_file():  # a tracked file deleted in the working tree is listed too
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -63,8 +68,13 @@ def run_snakemake(workdir: Path, kind: str) -> tuple[int, float, int]:
     # Rules call `python -m pipeline`: this environment's interpreter must come first on PATH.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "all"], cwd=workdir, env=env,
-                            stdout=sys.stderr, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", "--cores", "all"],
+        cwd=workdir,
+        env=env,
+        stdout=sys.stderr,
+        stderr=subprocess.STDOUT,
+    )
     root, peak = psutil.Process(proc.pid), 0
     while True:
         peak = max(peak, tree_memory(root, kind))
@@ -83,13 +93,14 @@ def main() -> int:
         kind = memory_kind()
         code, wall_s, peak = run_snakemake(workdir, kind)
         if code != 0:
-            print(f"bench/pipeline.py: snakemake exited with {code} (its output is above, on stderr)",
-                  file=sys.stderr)
+            print(f"bench/pipeline.py: snakemake exited with {code} (its output is above, on stderr)", file=sys.stderr)
             return 1
         summary = json.loads((workdir / SUMMARY).read_text())
     figures = {"wall_s": round(wall_s, 1), "peak_mem_gib": round(peak / 2**30, 3)}
-    print(f"default pipeline from scratch (snakemake --cores all, {os.cpu_count()} CPUs): {wall_s:.1f} s wall, "
-          f"peak memory {peak / 2**30:.2f} GiB (summed {kind.upper()} of the process tree, sampled every 1 s)")
+    print(
+        f"default pipeline from scratch (snakemake --cores all, {os.cpu_count()} CPUs): {wall_s:.1f} s wall, "
+        f"peak memory {peak / 2**30:.2f} GiB (summed {kind.upper()} of the process tree, sampled every 1 s)"
+    )
     print(f"{'variant':<16}{'acc@1':>8}{'acc@2':>8}{'gain':>8}")
     for variant in VARIANTS:
         v = summary["variants"][variant]

@@ -55,13 +55,21 @@ def model_folder(args, cfg, tmp: Path) -> tuple[str, str]:
     if args.model:
         return args.model, args.model
     rng = random.Random(0)
-    corpus = [f"{rng.randrange(1000):03d}+{rng.randrange(1000):03d}=\\boxed{{{rng.randrange(2000):04d}}}"
-              for _ in range(300)]
+    corpus = [
+        f"{rng.randrange(1000):03d}+{rng.randrange(1000):03d}=\\boxed{{{rng.randrange(2000):04d}}}" for _ in range(300)
+    ]
     tokenizer = models.build_tokenizer(corpus, cfg.model.tiny.vocab_size)
     tokenizer.add_tokens([f"\\boxed{{{d}}}" for d in range(1, BOX_TOKENS + 1)])  # the realistic section's boxes
-    tiny = cfg.model.tiny.__class__(**{**cfg.model.tiny.__dict__, "hidden_size": args.width, "num_heads": 4,
-                                       "num_kv_heads": 2, "num_layers": args.layers,
-                                       "intermediate_size": 4 * args.width})
+    tiny = cfg.model.tiny.__class__(
+        **{
+            **cfg.model.tiny.__dict__,
+            "hidden_size": args.width,
+            "num_heads": 4,
+            "num_kv_heads": 2,
+            "num_layers": args.layers,
+            "intermediate_size": 4 * args.width,
+        }
+    )
     torch.manual_seed(0)
     models.save(models.build_model(tiny, tokenizer), tokenizer, tmp / "model")
     return str(tmp / "model"), f"untrained tiny Qwen2, {args.layers} layers x {args.width}"
@@ -92,12 +100,15 @@ def measure(backend, tokenizer, cfg, n_attempts: int, n_questions: int = N_QUEST
     budget = cfg.env.max_attempt_tokens
     past_box = sum(min(-(-a.n_tokens // CHUNK) * CHUNK, budget) - a.n_tokens for a in attempts if a.formatted)
     return {
-        "seconds": seconds, "policy_tokens": tokens, "ms_per_token": 1000 * seconds / tokens,
+        "seconds": seconds,
+        "policy_tokens": tokens,
+        "ms_per_token": 1000 * seconds / tokens,
         "lengths": sorted(a.n_tokens for a in attempts),
         "boxed_share": sum(a.formatted for a in attempts) / len(attempts),
         # tokens the engine generated but no transcript kept (vLLM counts them; HF never generates past the stop)
-        "waste": None if generated is None else (backend.generated_tokens - generated - kept)
-        / (backend.generated_tokens - generated),
+        "waste": None
+        if generated is None
+        else (backend.generated_tokens - generated - kept) / (backend.generated_tokens - generated),
         "chunk_waste": past_box / (tokens + past_box),
     }
 
@@ -109,8 +120,10 @@ def hf_backends(model, tokenizer, cfg, realistic: bool) -> dict:
         out.logits[..., eot] = float("-inf")
 
     if realistic:
-        return {"hf single": (HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=True), 1),
-                "hf multi": (HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=True), 5)}
+        return {
+            "hf single": (HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=True), 1),
+            "hf multi": (HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=True), 5),
+        }
     model.register_forward_hook(no_end_of_turn)
     return {
         "hf single": (HFBackend(model, tokenizer, cfg.env.end_of_turn, stop_at_box=False), 1),
@@ -147,8 +160,10 @@ def section(title: str, results: dict) -> None:
     print(f"{'':26s} {'policy tokens':>14s} {'seconds':>9s} {'ms/token':>9s} {'tokens/s':>9s} {'vs single':>10s}")
     for label, r in results.items():
         single = results[label.split()[0] + " single"]["ms_per_token"]
-        print(f"{label:26s} {r['policy_tokens']:14d} {r['seconds']:9.3f} {r['ms_per_token']:9.4f} "
-              f"{1000 / r['ms_per_token']:9.0f} {r['ms_per_token'] / single:9.2f}x")
+        print(
+            f"{label:26s} {r['policy_tokens']:14d} {r['seconds']:9.3f} {r['ms_per_token']:9.4f} "
+            f"{1000 / r['ms_per_token']:9.0f} {r['ms_per_token'] / single:9.2f}x"
+        )
 
 
 def ratio(results: dict, backend: str) -> float:
@@ -163,8 +178,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(2)
     budgets = {"max_attempt_tokens": ATTEMPT_TOKENS, "max_total_tokens": 5 * ATTEMPT_TOKENS, "stop_at_box": False}
-    real = {"max_attempt_tokens": REAL_ATTEMPT_TOKENS, "max_total_tokens": 5 * REAL_ATTEMPT_TOKENS,
-            "stop_at_box": True}
+    real = {"max_attempt_tokens": REAL_ATTEMPT_TOKENS, "max_total_tokens": 5 * REAL_ATTEMPT_TOKENS, "stop_at_box": True}
     cfg = config.resolve({"env": budgets, "model": {"tiny": {"max_positions": 2048}}})
     real_cfg = config.resolve({"env": real, "model": {"tiny": {"max_positions": 2048}}})
     GRADER.is_correct("\\boxed{1}", "1")  # start the grader workers outside the timings
@@ -173,25 +187,35 @@ def main() -> int:
         model, tokenizer = models.load(source)
         engine, note = start_vllm(source, tokenizer, cfg)
         runs = hf_backends(model, tokenizer, real_cfg, True) | vllm_backends(engine, tokenizer, real_cfg, True)
-        realistic = {label: measure(backend, tokenizer, real_cfg, n, REAL_QUESTIONS,
-                                    1 if label.startswith("hf") else REPEATS)
-                     for label, (backend, n) in runs.items()}
+        realistic = {
+            label: measure(backend, tokenizer, real_cfg, n, REAL_QUESTIONS, 1 if label.startswith("hf") else REPEATS)
+            for label, (backend, n) in runs.items()
+        }
         runs = hf_backends(model, tokenizer, cfg, False) | vllm_backends(engine, tokenizer, cfg, False)
         to_budget = {label: measure(backend, tokenizer, cfg, n) for label, (backend, n) in runs.items()}
 
     print(f"model: {name}, {models.n_params(model):,} parameters; torch threads 2")
-    section(f"to budget: every attempt {ATTEMPT_TOKENS} tokens; {N_QUESTIONS} questions in one batch, median of "
-            f"{REPEATS}", to_budget)
-    section(f"realistic: attempts end at end of turn or their first box (budget {REAL_ATTEMPT_TOKENS}); "
-            f"{REAL_QUESTIONS} questions in one batch, hf 1 run, vllm median of {REPEATS}", realistic)
+    section(
+        f"to budget: every attempt {ATTEMPT_TOKENS} tokens; {N_QUESTIONS} questions in one batch, median of {REPEATS}",
+        to_budget,
+    )
+    section(
+        f"realistic: attempts end at end of turn or their first box (budget {REAL_ATTEMPT_TOKENS}); "
+        f"{REAL_QUESTIONS} questions in one batch, hf 1 run, vllm median of {REPEATS}",
+        realistic,
+    )
     lengths = realistic["hf multi"]["lengths"]
-    print(f"  attempt lengths (hf multi): mean {statistics.mean(lengths):.0f}, p10 {lengths[len(lengths) // 10]}, "
-          f"median {lengths[len(lengths) // 2]}, p90 {lengths[9 * len(lengths) // 10]}; "
-          f"{realistic['hf multi']['boxed_share']:.0%} end at a box")
+    print(
+        f"  attempt lengths (hf multi): mean {statistics.mean(lengths):.0f}, p10 {lengths[len(lengths) // 10]}, "
+        f"median {lengths[len(lengths) // 2]}, p90 {lengths[9 * len(lengths) // 10]}; "
+        f"{realistic['hf multi']['boxed_share']:.0%} end at a box"
+    )
     if engine is not None:
-        print(f"  vLLM tokens generated past the first box: {realistic['vllm multi']['waste']:.2%} of those generated "
-              f"(the released {CHUNK}-token chunks, had the model kept writing: "
-              f"{realistic['vllm multi']['chunk_waste']:.1%})")
+        print(
+            f"  vLLM tokens generated past the first box: {realistic['vllm multi']['waste']:.2%} of those generated "
+            f"(the released {CHUNK}-token chunks, had the model kept writing: "
+            f"{realistic['vllm multi']['chunk_waste']:.1%})"
+        )
     if note:
         print(note)
     hf = to_budget["hf single"]["ms_per_token"]
@@ -205,9 +229,11 @@ def main() -> int:
     if engine is not None:
         figures["vllm_multi_over_single"] = ratio(to_budget, "vllm")
         figures["vllm_over_hf_tokens_per_s"] = round(
-            to_budget["hf multi"]["ms_per_token"] / to_budget["vllm multi"]["ms_per_token"], 3)
-        figures["vllm_waste_after_box"] = round(max(realistic["vllm multi"]["waste"],
-                                                    realistic["vllm single"]["waste"]), 4)
+            to_budget["hf multi"]["ms_per_token"] / to_budget["vllm multi"]["ms_per_token"], 3
+        )
+        figures["vllm_waste_after_box"] = round(
+            max(realistic["vllm multi"]["waste"], realistic["vllm single"]["waste"]), 4
+        )
         figures["vllm_multi_over_single_wall"] = ratio(realistic, "vllm")
     GRADER.close()
     print(json.dumps(figures))

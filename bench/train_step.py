@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline import config, data, models  # noqa: E402
-from pipeline.env import render_prompt, terminal_reward, Attempt  # noqa: E402
+from pipeline.env import Attempt, render_prompt, terminal_reward  # noqa: E402
 from pipeline.grading import Grader  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
 
@@ -42,8 +42,9 @@ def model_folder(cfg, tmp: Path) -> tuple[str, str]:
     if base.is_dir():
         return str(base), str(base.relative_to(ROOT))
     rng = random.Random(0)
-    corpus = [f"{rng.randrange(1000):03d}+{rng.randrange(1000):03d}=\\boxed{{{rng.randrange(2000):04d}}}"
-              for _ in range(300)]
+    corpus = [
+        f"{rng.randrange(1000):03d}+{rng.randrange(1000):03d}=\\boxed{{{rng.randrange(2000):04d}}}" for _ in range(300)
+    ]
     tokenizer = models.build_tokenizer(corpus, cfg.model.tiny.vocab_size)
     models.save(models.build_model(cfg.model.tiny, tokenizer), tokenizer, tmp / "tiny")
     return str(tmp / "tiny"), "untrained tiny Qwen2"
@@ -69,8 +70,10 @@ def trl(cfg, model: str, records: list[dict], tmp: Path) -> list[float]:
 
     def reward(prompts, completions, gold, **_):
         grades = grader.grade(list(completions), list(gold))
-        return [terminal_reward([Attempt(c, g.answer, g.answer is not None, g.correct, 0)], table)
-                for c, g in zip(completions, grades)]
+        return [
+            terminal_reward([Attempt(c, g.answer, g.answer is not None, g.correct, 0)], table)
+            for c, g in zip(completions, grades)
+        ]
 
     class Clock(TrainerCallback):
         def __init__(self):
@@ -82,19 +85,40 @@ def trl(cfg, model: str, records: list[dict], tmp: Path) -> list[float]:
         def on_step_end(self, *args, **kwargs):
             self.times.append(time.perf_counter() - self.t0)
 
-    prompts = [{"prompt": render_prompt(cfg.env.prompt_template, r["question"], 1), "gold": str(r["answer"])}
-               for r in records]
+    prompts = [
+        {"prompt": render_prompt(cfg.env.prompt_template, r["question"], 1), "gold": str(r["answer"])} for r in records
+    ]
     args = GRPOConfig(
-        output_dir=str(tmp / "trl"), per_device_train_batch_size=MICRO, gradient_accumulation_steps=4,
-        num_generations=SAMPLES, max_completion_length=TOKENS, temperature=TEMPERATURE, top_p=1.0,
-        beta=cfg.train.kl_coef, learning_rate=cfg.train.actor_lr, max_steps=STEPS + 1, num_iterations=1,
-        logging_steps=1, report_to="none", save_strategy="no", use_cpu=True, bf16=False, seed=0,
-        disable_tqdm=True, dataloader_num_workers=0,
+        output_dir=str(tmp / "trl"),
+        per_device_train_batch_size=MICRO,
+        gradient_accumulation_steps=4,
+        num_generations=SAMPLES,
+        max_completion_length=TOKENS,
+        temperature=TEMPERATURE,
+        top_p=1.0,
+        beta=cfg.train.kl_coef,
+        learning_rate=cfg.train.actor_lr,
+        max_steps=STEPS + 1,
+        num_iterations=1,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
     )
     clock = Clock()
     _, tokenizer = models.load(model)
-    trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(prompts),
-                          processing_class=tokenizer, callbacks=[clock])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward],
+        args=args,
+        train_dataset=Dataset.from_list(prompts),
+        processing_class=tokenizer,
+        callbacks=[clock],
+    )
     with grader:
         trainer.train()
     return clock.times[1:]
@@ -106,20 +130,30 @@ def main() -> None:
         return
     logging.disable(logging.WARNING)
     torch.set_num_threads(2)
-    cfg = config.resolve({
-        "train": {"algorithm": "grpo", "rollout_batch": PROMPTS, "samples_per_prompt": SAMPLES,
-                  "train_batch": PROMPTS * SAMPLES, "micro_batch": MICRO, "temperature": TEMPERATURE,
-                  "eval_every": 0},
-        "env": {"max_attempt_tokens": TOKENS},
-    })
+    cfg = config.resolve(
+        {
+            "train": {
+                "algorithm": "grpo",
+                "rollout_batch": PROMPTS,
+                "samples_per_prompt": SAMPLES,
+                "train_batch": PROMPTS * SAMPLES,
+                "micro_batch": MICRO,
+                "temperature": TEMPERATURE,
+                "eval_every": 0,
+            },
+            "env": {"max_attempt_tokens": TOKENS},
+        }
+    )
     records = data.synthetic_splits(0, 2000, 1, 3)[0]
     with tempfile.TemporaryDirectory() as tmp:
         model, name = model_folder(cfg, Path(tmp))
         ours_times = ours(cfg, model, records, Path(tmp))
         trl_times = trl(cfg, model, records, Path(tmp))
     a, b = statistics.median(ours_times), statistics.median(trl_times)
-    print(f"one update on {name}: {PROMPTS} questions x {SAMPLES} samples, <= {TOKENS} tokens, "
-          f"{MICRO}-dialogue micro-batches, 2 threads; median of {STEPS} after a warm-up")
+    print(
+        f"one update on {name}: {PROMPTS} questions x {SAMPLES} samples, <= {TOKENS} tokens, "
+        f"{MICRO}-dialogue micro-batches, 2 threads; median of {STEPS} after a warm-up"
+    )
     print(f"{'trainer':<28}{'s / update':>12}   all timed updates")
     print(f"{'ours (pipeline.train)':<28}{a:>12.3f}   {', '.join(f'{t:.3f}' for t in ours_times)}")
     print(f"{'TRL 1.16 GRPOTrainer':<28}{b:>12.3f}   {', '.join(f'{t:.3f}' for t in trl_times)}")

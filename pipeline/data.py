@@ -29,8 +29,9 @@ import logging
 import os
 import random
 import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from pipeline import hub
 from pipeline.grading.extract import extract_answer
@@ -137,8 +138,13 @@ def synthetic_splits(seed: int, n_train: int, n_heldout: int, digits: int) -> tu
     def record(split: str, i: int, code: int) -> dict[str, Any]:
         a, b = divmod(code, base)
         question, answer = synthetic_qa(a, b, digits)
-        return {"id": f"{split}-{i}", "question": question, "answer": answer, "source": "synthetic",
-                "meta": {"a": a, "b": b}}
+        return {
+            "id": f"{split}-{i}",
+            "question": question,
+            "answer": answer,
+            "source": "synthetic",
+            "meta": {"a": a, "b": b},
+        }
 
     train = [record("train", i, c) for i, c in enumerate(codes[:n_train])]
     heldout = [record("heldout", i, c) for i, c in enumerate(codes[n_train:])]
@@ -146,6 +152,7 @@ def synthetic_splits(seed: int, n_train: int, n_heldout: int, digits: int) -> tu
 
 
 # ------------------------------------------------------------------------------------------------ sources
+
 
 def _read_local_file(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (where, row); `where` is file:line for jsonl, file[index] for a json list."""
@@ -255,8 +262,9 @@ def _meta(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     out = {}
     for key in keys:
         value = row.get(key)
-        if key in row and (isinstance(value, plain) or (isinstance(value, list) and all(isinstance(v, plain)
-                                                                                       for v in value))):
+        if key in row and (
+            isinstance(value, plain) or (isinstance(value, list) and all(isinstance(v, plain) for v in value))
+        ):
             out[key] = value
     return out
 
@@ -324,16 +332,18 @@ def load_benchmark(name: str, source: str | os.PathLike, split: str) -> list[dic
     """Normalised records of one evaluation benchmark (meval/Qwen-eval columns or the usual hub columns)."""
     if name not in _NORMALISERS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
-    records = [_to_record(name, row, i, where, _NORMALISERS[name])
-               for i, (where, row) in enumerate(_read_rows(source, split))]
+    records = [
+        _to_record(name, row, i, where, _NORMALISERS[name]) for i, (where, row) in enumerate(_read_rows(source, split))
+    ]
     if not records:
         raise DataError(f"{source}: benchmark {name} ({split}) has no rows")
     _check_unique_ids(records, f"{source} ({name}, {split})")
     return records
 
 
-def drop_long_prompts(records: Sequence[dict[str, Any]], prompt_tokens: Callable[[str], int],
-                      max_tokens: int) -> tuple[list[dict[str, Any]], int]:
+def drop_long_prompts(
+    records: Sequence[dict[str, Any]], prompt_tokens: Callable[[str], int], max_tokens: int
+) -> tuple[list[dict[str, Any]], int]:
     """(records whose question's prompt has at most `max_tokens` tokens, number dropped).
 
     `prompt_tokens(question)`: the length of the first prompt of that question in the policy's tokenizer. The
@@ -346,12 +356,13 @@ def drop_long_prompts(records: Sequence[dict[str, Any]], prompt_tokens: Callable
 
 # ------------------------------------------------------------------------------------------- MATH train
 
+
 # Recommended default (config data.math.source): one config holding all seven subjects, splits train (7,500) and
 # test (5,000), columns problem / level ("Level 3") / type / solution. EleutherAI/hendrycks_math has the same
 # columns with one config per subject: "EleutherAI/hendrycks_math:algebra,counting_and_probability,geometry,
 # intermediate_algebra,number_theory,prealgebra,precalculus".
 def _level(value: Any) -> int | None:
-    """"Level 3" / 3 / "3" -> 3; MATH's few "Level ?" rows -> None (never selected)."""
+    """ "Level 3" / 3 / "3" -> 3; MATH's few "Level ?" rows -> None (never selected)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     found = re.fullmatch(r"\s*(?:Level\s*)?(\d+)\s*", str(value)) if value is not None else None
@@ -362,8 +373,9 @@ def _normalise_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def load_math_train(source: str | os.PathLike, levels: Iterable[int], splits: Iterable[str],
-                    exclude_questions: Iterable[str] = ()) -> list[dict[str, Any]]:
+def load_math_train(
+    source: str | os.PathLike, levels: Iterable[int], splits: Iterable[str], exclude_questions: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """MATH problems of the given levels, answer = last box of the solution (or an 'answer' column if no solution).
 
     `splits` are read in order from a hub id or a directory; a single local file is read once, whole.
@@ -388,8 +400,7 @@ def load_math_train(source: str | os.PathLike, levels: Iterable[int], splits: It
                 if "solution" in row:
                     answer = extract_answer(str(row["solution"]))
                 else:
-                    answer = _number_text(_first(row, ("answer", "gt_answer", "ground_truth_answer"),
-                                                  "solution"))
+                    answer = _number_text(_first(row, ("answer", "gt_answer", "ground_truth_answer"), "solution"))
             except _Missing as e:
                 raise DataError(f"{where}: MATH: {e}") from None
             if _normalise_text(question) in excluded:
@@ -401,13 +412,18 @@ def load_math_train(source: str | os.PathLike, levels: Iterable[int], splits: It
                 continue
             raw_id = next((row[k] for k in ID_KEYS if row.get(k) not in (None, "")), None)
             record_id = str(raw_id) if raw_id is not None else (f"{i}" if single_file else f"{split}-{i}")
-            meta = {"level": _level(row.get("level", row.get("Level"))),
-                    "subject": row.get("type", row.get("subject")), "split": None if single_file else split}
-            records.append(validate_record({"id": record_id, "question": question, "answer": answer,
-                                            "source": "math", "meta": meta}, where))
+            meta = {
+                "level": _level(row.get("level", row.get("Level"))),
+                "subject": row.get("type", row.get("subject")),
+                "split": None if single_file else split,
+            }
+            records.append(
+                validate_record(
+                    {"id": record_id, "question": question, "answer": answer, "source": "math", "meta": meta}, where
+                )
+            )
     if n_excluded or n_unboxed:
-        log.info("MATH from %s: excluded %d listed questions, skipped %d without a box", source, n_excluded,
-                 n_unboxed)
+        log.info("MATH from %s: excluded %d listed questions, skipped %d without a box", source, n_excluded, n_unboxed)
     if not records:
         raise DataError(f"{source}: no MATH problems of levels {sorted(levels)} in splits {splits}")
     _check_unique_ids(records, f"{source} (MATH)")

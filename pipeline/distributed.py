@@ -19,8 +19,8 @@ import contextlib
 import logging
 import math
 import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.distributed as dist
@@ -128,7 +128,10 @@ def deepspeed_config(cfg: TrainConfig, lr: float, accumulation: int) -> dict:
         "optimizer": {
             "type": "AdamW",
             "params": {
-                "lr": lr, "betas": list(cfg.adam_betas), "weight_decay": cfg.weight_decay, "eps": 1e-8,
+                "lr": lr,
+                "betas": list(cfg.adam_betas),
+                "weight_decay": cfg.weight_decay,
+                "eps": 1e-8,
                 # Offloaded state needs DeepSpeed's CPU Adam; elsewhere torch's AdamW avoids a JIT build (70 s).
                 "torch_adam": not ds.offload_optimizer,
             },
@@ -167,8 +170,10 @@ class Optimized:
                 for p in getattr(module, "zero3_external_parameters", list)():
                     deepspeed.zero.register_external_parameter(module, p)
             self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
-                model=module, model_parameters=[p for p in module.parameters() if p.requires_grad],
-                config=deepspeed_config(cfg, lr, accumulation), lr_scheduler=schedule,
+                model=module,
+                model_parameters=[p for p in module.parameters() if p.requires_grad],
+                config=deepspeed_config(cfg, lr, accumulation),
+                lr_scheduler=schedule,
             )
             self.module = self.engine.module
         else:

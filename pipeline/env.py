@@ -16,12 +16,13 @@ Try it: `pytest tests/test_env.py -q`.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Sequence
 
 from pipeline.config import AttemptRange, EnvConfig, RewardConfig
 from pipeline.grading import Grade, Grader
+
 
 class Role(IntEnum):
     """Who wrote a piece of a dialogue; the values are the rollout's per-token role ids."""
@@ -87,7 +88,7 @@ def render_prompt(template: str, question: str, n_allowed: int) -> str:
 def render_feedback(template: str, n_left: int, end_of_turn: str, policy_ended_turn: bool) -> str:
     """Feedback after a wrong attempt; n_left >= 1 ("1 attempts" is the paper's literal wording)."""
     text = template.replace("{n}", str(n_left))
-    return text[len(end_of_turn):] if policy_ended_turn else text
+    return text[len(end_of_turn) :] if policy_ended_turn else text
 
 
 def terminal_reward(attempts: Sequence[Attempt], table: RewardConfig) -> float:

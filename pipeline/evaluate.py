@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 
@@ -54,15 +54,25 @@ def open_backend(cfg: Config, source: str | Path) -> tuple[Backend, object]:
 
 def eval_env(cfg: Config) -> EnvConfig:
     """The environment of evaluation: training's, with the evaluation budgets (0: the context bounds them)."""
+
     def budget(n: int) -> int:
         return n or sys.maxsize
 
-    return dataclasses.replace(cfg.env, max_attempt_tokens=budget(cfg.eval.max_attempt_tokens),
-                               max_total_tokens=budget(cfg.eval.max_total_tokens))
+    return dataclasses.replace(
+        cfg.env,
+        max_attempt_tokens=budget(cfg.eval.max_attempt_tokens),
+        max_total_tokens=budget(cfg.eval.max_total_tokens),
+    )
 
 
 def evaluate(
-    backend: Backend, tokenizer, cfg: Config, records: Sequence[Mapping], benchmark: str, k: int, grader: Grader,
+    backend: Backend,
+    tokenizer,
+    cfg: Config,
+    records: Sequence[Mapping],
+    benchmark: str,
+    k: int,
+    grader: Grader,
     progress: bool = True,
 ) -> list[dict]:
     """Greedy k-attempt dialogues on every record; one trace per record, in the records' order."""

@@ -17,8 +17,9 @@ import pickle
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 
 class DataError(ValueError):
@@ -131,5 +132,6 @@ def load_tensors(path: str | os.PathLike, allowed: Sequence[type] = (), mmap: bo
     except pickle.UnpicklingError as e:
         asked = re.search(r"GLOBAL (\S+)", str(e))
         what = f"asks for {asked[1]}" if asked else "holds objects other than tensors and plain data"
-        raise DataError(f"{path}: refused to load: it {what}, which could run code (only tensors and plain data "
-                        "are loaded)") from None
+        raise DataError(
+            f"{path}: refused to load: it {what}, which could run code (only tensors and plain data are loaded)"
+        ) from None

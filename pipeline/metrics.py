@@ -135,10 +135,16 @@ class Trace:
             raise fail(f"stop_reason {reason!r} disagrees with solved_at={solved_at!r}")
         if reason == "attempts_exhausted" and len(attempts) != n:
             raise fail(f"stop_reason 'attempts_exhausted' but only {len(attempts)} of N={n} attempts")
-        return cls(id=record["id"], benchmark=record["benchmark"], n=int(n),
-                   attempts=tuple(Attempt(a["text"], a["answer"], bool(a["correct"])) for a in attempts),
-                   solved_at=expected, stop_reason=reason, token_exact=bool(record.get("token_exact", True)),
-                   where=where)
+        return cls(
+            id=record["id"],
+            benchmark=record["benchmark"],
+            n=int(n),
+            attempts=tuple(Attempt(a["text"], a["answer"], bool(a["correct"])) for a in attempts),
+            solved_at=expected,
+            stop_reason=reason,
+            token_exact=bool(record.get("token_exact", True)),
+            where=where,
+        )
 
 
 def _error(where: str, rid: Any, problem: str) -> DataError:
@@ -249,8 +255,15 @@ def retry_stats(traces: Sequence[Trace]) -> dict:
                     repeats[key] += _normalise(a.answer) in earlier
             if a.answer:
                 earlier.add(_normalise(a.answer))
-    tot = {name: sum(d.values()) for name, d in
-           (("n_retries", reached), ("n_answered", answered), ("n_repeats", repeats), ("n_corrected", corrected))}
+    tot = {
+        name: sum(d.values())
+        for name, d in (
+            ("n_retries", reached),
+            ("n_answered", answered),
+            ("n_repeats", repeats),
+            ("n_corrected", corrected),
+        )
+    }
     return {
         "wrong_to_right_rate": {k: _rate(corrected[k], reached[k]) for k in keys},
         "repeat_rate": {k: _rate(repeats[k], answered[k]) for k in keys},
@@ -356,8 +369,9 @@ def _interval(stats: np.ndarray, alpha: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 1000, alpha: float = 0.05,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: Sequence[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float]:
     """Percentile-bootstrap (1 - alpha) CI of the mean: the paper gives no error bars (spec §9), we do.
 
     Deterministic for a given seed (numpy Generator); 1000 x 5000 resamples take well under a second.
@@ -394,8 +408,9 @@ def macro_average(per_benchmark: Mapping[str, float]) -> float:
     return sum(vals) / len(vals)
 
 
-def macro_ci(per_benchmark_values: Mapping[str, Sequence[float]], n_boot: int = 1000, alpha: float = 0.05,
-             seed: int = 0) -> tuple[float, float]:
+def macro_ci(
+    per_benchmark_values: Mapping[str, Sequence[float]], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float]:
     """Bootstrap CI of the macro average, resampling questions within each benchmark independently (stratified).
 
     Stratifying keeps each benchmark's size fixed, as in the real evaluation, so small benchmarks (AIME24: 30
@@ -411,8 +426,7 @@ def macro_ci(per_benchmark_values: Mapping[str, Sequence[float]], n_boot: int = 
         raise ValueError("per_benchmark_values is empty: nothing to average")
     rng = np.random.default_rng(seed)
     names = sorted(per_benchmark_values)
-    means = np.stack([_boot_means(_as_vector(per_benchmark_values[b], f"benchmark {b!r}"), n_boot, rng)
-                      for b in names])
+    means = np.stack([_boot_means(_as_vector(per_benchmark_values[b], f"benchmark {b!r}"), n_boot, rng) for b in names])
     return _interval(means.mean(axis=0), alpha)
 
 
@@ -442,8 +456,9 @@ def paired(traces_a: Sequence[Trace], traces_b: Sequence[Trace]) -> tuple[list[i
     return [a[i] for i in ids], [b[i] for i in ids]
 
 
-def gain_ci(values_a: Sequence[float], values_b: Sequence[float], n_boot: int = 1000, alpha: float = 0.05,
-            seed: int = 0) -> tuple[float, float]:
+def gain_ci(
+    values_a: Sequence[float], values_b: Sequence[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float]:
     """Paired bootstrap CI of mean(values_b) - mean(values_a): the gain from run a to run b on the same questions.
 
     Question indices are resampled jointly, so the per-question correlation between the runs (most questions are
@@ -483,8 +498,13 @@ def metrics_for(model: str, runs: Mapping[int, Sequence[Trace]], seed: int = 0) 
     interval. `seed` is the bootstraps' seed."""
     variant, model_seed = parse_model(model)
     by_k = {int(k): summarize(traces, seed=seed) for k, traces in sorted(runs.items())}
-    out = {"model": model, "variant": variant, "seed": model_seed, "benchmark": next(iter(by_k.values()))["benchmark"],
-           "by_k": {str(k): m for k, m in by_k.items()}}
+    out = {
+        "model": model,
+        "variant": variant,
+        "seed": model_seed,
+        "benchmark": next(iter(by_k.values()))["benchmark"],
+        "by_k": {str(k): m for k, m in by_k.items()},
+    }
     if 1 in runs:
         gains = {}
         for k, traces in sorted(runs.items()):

@@ -14,13 +14,20 @@ Try it: `python -m pipeline build-base --config config.yaml --out /tmp/base` (bu
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from pipeline import hub, ppo
 from pipeline.config import TinyModelConfig
@@ -209,13 +216,15 @@ class Policy(torch.nn.Module):
     def zero3_external_parameters(self) -> list[torch.nn.Parameter]:
         return [self.lm.get_output_embeddings().weight]
 
-    def forward(self, ids: torch.Tensor, attention: torch.Tensor, mask: torch.Tensor,
-                temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, ids: torch.Tensor, attention: torch.Tensor, mask: torch.Tensor, temperature: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) ids -> (B, L-1) float32 log-probs at the policy positions `mask` (0 elsewhere), and the mean
         entropy of those positions' distributions (no gradient)."""
         hidden = self.lm.get_decoder()(input_ids=ids, attention_mask=attention, use_cache=False).last_hidden_state
-        flat, entropy = ppo.token_logprobs(hidden[:, :-1][mask], self.lm.get_output_embeddings().weight,
-                                           ids[:, 1:][mask], temperature)
+        flat, entropy = ppo.token_logprobs(
+            hidden[:, :-1][mask], self.lm.get_output_embeddings().weight, ids[:, 1:][mask], temperature
+        )
         logp = torch.zeros(mask.shape, dtype=flat.dtype, device=flat.device).masked_scatter(mask, flat)
         return logp, entropy.mean() if entropy.numel() else entropy.new_zeros(())
 
@@ -242,7 +251,7 @@ class Critic(torch.nn.Module):
             self.value_head.weight.copy_(init.to(self.value_head.weight.dtype))
 
     @classmethod
-    def from_pretrained(cls, source: str | Path, dtype: torch.dtype = torch.float32, seed: int = 0) -> "Critic":
+    def from_pretrained(cls, source: str | Path, dtype: torch.dtype = torch.float32, seed: int = 0) -> Critic:
         """A causal LM folder or hub id (new head), or a saved critic folder (its trained head)."""
         try:
             critic = cls(AutoModel.from_pretrained(str(source), dtype=dtype), seed)

@@ -15,7 +15,7 @@ Try it: `pytest tests/test_ppo.py -q`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -179,8 +179,9 @@ class _TokenLogprobs(torch.autograd.Function):
         return grad_h, None if grad_w is None else grad_w.to(weight.dtype), None, None, None
 
 
-def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, temperature: float,
-                   chunk_bytes: int = 2**28) -> tuple[torch.Tensor, torch.Tensor]:
+def token_logprobs(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, temperature: float, chunk_bytes: int = 2**28
+) -> tuple[torch.Tensor, torch.Tensor]:
     """log softmax(hidden @ weight.T / T) of the target tokens (float32, differentiable) and the distributions'
     entropies (no gradient), for `hidden` (n, H) of the policy positions only and the LM head's `weight` (V, H).
 

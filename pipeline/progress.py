@@ -13,7 +13,8 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tqdm.auto import tqdm
@@ -21,8 +22,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", unit: str = "it",
-                 initial: int = 0, disable: bool = False, leave: bool = True) -> tqdm | LogProgress:
+def progress_bar(
+    iterable: Iterable | None = None,
+    *,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    initial: int = 0,
+    disable: bool = False,
+    leave: bool = True,
+) -> tqdm | LogProgress:
     """A tqdm bar if stderr is a terminal, else a `LogProgress`; the arguments mean what they mean to tqdm."""
     if sys.stderr.isatty():
         from tqdm.auto import tqdm  # here: the CLI imports this module, and the report's environment has no tqdm
@@ -46,8 +55,16 @@ class LogProgress:
     every_s = 60.0  # most seconds between two lines while the count moves
     min_s = 1.0  # fewest seconds between two lines at tenths of the total
 
-    def __init__(self, iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
-                 unit: str = "it", initial: int = 0, disable: bool = False):
+    def __init__(
+        self,
+        iterable: Iterable | None = None,
+        *,
+        total: int | None = None,
+        desc: str = "",
+        unit: str = "it",
+        initial: int = 0,
+        disable: bool = False,
+    ):
         if total is None and iterable is not None and hasattr(iterable, "__len__"):
             total = len(iterable)
         self.iterable, self.total, self.desc, self.unit, self.disable = iterable, total, desc, unit, disable

@@ -17,8 +17,9 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.config import Config, experiment_dirs
 from pipeline.io import atomic_path, write_json
@@ -52,8 +53,9 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def write_model_card(folder: str | Path, prov: Mapping[str, Any], name: str, made_by: str, base: str,
-                     results: Mapping[str, float]) -> None:
+def write_model_card(
+    folder: str | Path, prov: Mapping[str, Any], name: str, made_by: str, base: str, results: Mapping[str, float]
+) -> None:
     """`folder`/README.md: a model card for whoever finds the folder: what the model is (`made_by`), its base
     model, its training data, the configuration (hash and file) and code, and the results known when it was
     written (`results`: held-out accuracies of the training run; the evaluations come later, under eval/)."""
@@ -61,8 +63,10 @@ def write_model_card(folder: str | Path, prov: Mapping[str, Any], name: str, mad
     data = cfg["data"]
     if data["train_set"] == "synthetic":
         s = data["synthetic"]
-        trained_on = (f"synthetic {s['digits']}-digit addition: {s['n_train']} questions, {s['n_heldout']} held out "
-                      f"(seed {s['seed']})")
+        trained_on = (
+            f"synthetic {s['digits']}-digit addition: {s['n_train']} questions, {s['n_heldout']} held out "
+            f"(seed {s['seed']})"
+        )
     else:
         m = data["math"]
         trained_on = f"MATH levels {', '.join(map(str, m['levels']))} from `{m['source']}`"
@@ -70,8 +74,11 @@ def write_model_card(folder: str | Path, prov: Mapping[str, Any], name: str, mad
             trained_on += f" (questions whose prompt exceeds {data['max_prompt_tokens']} tokens dropped)"
     code = prov.get("code", {})
     commit = code.get("commit")
-    code_line = (f"git commit `{commit}`" + (" with uncommitted changes" if code.get("dirty") else "")
-                 if commit else f"unknown ({(code.get('reason') or 'no git checkout').splitlines()[0]})")
+    code_line = (
+        f"git commit `{commit}`" + (" with uncommitted changes" if code.get("dirty") else "")
+        if commit
+        else f"unknown ({(code.get('reason') or 'no git checkout').splitlines()[0]})"
+    )
     digest = config_hash(cfg)
     out_dir, report_dir = experiment_dirs(cfg["experiment"])
     lines = [
@@ -122,12 +129,12 @@ def _version(package: str) -> str | None:
 def _git(folder: Path) -> dict[str, Any]:
     """Commit and dirty flag of the checkout holding `folder`; commit None and a reason when there is none."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
-                                timeout=30)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=30)
         if commit.returncode:
             return {"commit": None, "dirty": None, "reason": commit.stderr.strip() or "not a git checkout"}
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True,
-                                timeout=30)
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=folder, capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return {"commit": None, "dirty": None, "reason": f"git could not be run ({type(e).__name__}: {e})"}
     return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip()) if not status.returncode else None}

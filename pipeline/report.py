@@ -65,12 +65,19 @@ def accuracy_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
     for path in metrics_files:
         m = read_metrics(path)
         for k, run in m.get("by_k", {}).items():
-            rows.append({**{key: m[key] for key in IDENTITY}, "k": int(k), "accuracy": run["accuracy"],
-                         "ci_low": run["accuracy_ci95"][0], "ci_high": run["accuracy_ci95"][1], "n": run["n"]})
+            rows.append(
+                {
+                    **{key: m[key] for key in IDENTITY},
+                    "k": int(k),
+                    "accuracy": run["accuracy"],
+                    "ci_low": run["accuracy_ci95"][0],
+                    "ci_high": run["accuracy_ci95"][1],
+                    "n": run["n"],
+                }
+            )
     if not rows:
         raise DataError("no evaluation metrics to aggregate (every metrics.json was empty or none was given)")
-    return pd.DataFrame(rows).sort_values(["variant", "seed", "benchmark", "k"], na_position="first",
-                                          ignore_index=True)
+    return pd.DataFrame(rows).sort_values(["variant", "seed", "benchmark", "k"], na_position="first", ignore_index=True)
 
 
 def retries_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
@@ -84,17 +91,27 @@ def retries_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
         k = max(by_k, key=int)
         retry = by_k[k]["retry"]
         for j in retry["wrong_to_right_rate"]:
-            rows.append({**{key: m[key] for key in IDENTITY}, "k": int(k), "retry": int(j),
-                         "reached": retry["n_reached"][j],
-                         "wrong_to_right_rate": retry["wrong_to_right_rate"][j],
-                         "repeat_rate": retry["repeat_rate"][j]})
+            rows.append(
+                {
+                    **{key: m[key] for key in IDENTITY},
+                    "k": int(k),
+                    "retry": int(j),
+                    "reached": retry["n_reached"][j],
+                    "wrong_to_right_rate": retry["wrong_to_right_rate"][j],
+                    "repeat_rate": retry["repeat_rate"][j],
+                }
+            )
     return pd.DataFrame(rows, columns=[*IDENTITY, "k", "retry", "reached", "wrong_to_right_rate", "repeat_rate"])
 
 
 def _curve_point(rec: Mapping) -> dict:
     """The learning-curve columns of one train_log.jsonl record: the one place that knows the log's keys."""
-    return {"step": rec["step"], "reward": rec.get("train/reward"), "train_accuracy": rec.get("train/accuracy"),
-            "heldout_accuracy": rec.get("heldout/mean")}
+    return {
+        "step": rec["step"],
+        "reward": rec.get("train/reward"),
+        "train_accuracy": rec.get("train/accuracy"),
+        "heldout_accuracy": rec.get("heldout/mean"),
+    }
 
 
 def learning_curves_table(train_logs: Sequence[str | Path]) -> pd.DataFrame:
@@ -118,7 +135,8 @@ def gain_k1_to_k2(metrics_files: Sequence[Path], n_boot: int = 1000) -> dict:
     for path in map(Path, metrics_files):
         a, b = (metrics.read_traces(path.parent / f"k{k}.jsonl") for k in (1, 2))  # the runs beside metrics.json
         per_benchmark.setdefault(read_metrics(path)["benchmark"], []).append(
-            [y - x for x, y in zip(*metrics.paired(a, b))])
+            [y - x for x, y in zip(*metrics.paired(a, b))]
+        )
     averaged = {}
     for bench, runs in per_benchmark.items():
         if len({len(r) for r in runs}) != 1:
@@ -138,14 +156,19 @@ def _macro_per_seed(acc: pd.DataFrame) -> pd.DataFrame:
     return acc.groupby(["model", "variant", "seed", "k"], dropna=False, as_index=False)["accuracy"].mean()
 
 
-def summarize(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, metrics_files: Sequence[str | Path],
-              scale: str) -> dict:
+def summarize(
+    acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, metrics_files: Sequence[str | Path], scale: str
+) -> dict:
     """summary.json (schema in reports/README.md): accuracy@k per variant (mean over seeds of the macro average),
     its per-seed and per-benchmark values, the k=1 -> k=2 gain with its interval, retry rates, training results."""
     evaluations = {Path(p): read_metrics(p) for p in metrics_files}
     macro = _macro_per_seed(acc)
-    out: dict = {"scale": scale, "benchmarks": sorted(acc["benchmark"].unique()),
-                 "k": sorted(int(k) for k in acc["k"].unique()), "variants": {}}
+    out: dict = {
+        "scale": scale,
+        "benchmarks": sorted(acc["benchmark"].unique()),
+        "k": sorted(int(k) for k in acc["k"].unique()),
+        "variants": {},
+    }
     for variant in ORDER:
         rows = macro[macro["variant"] == variant]
         if rows.empty:
@@ -153,8 +176,9 @@ def summarize(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, me
         per_k = rows.groupby("k")["accuracy"]
         entry = {
             "accuracy_at_k": {str(k): float(v) for k, v in per_k.mean().items()},
-            "accuracy_at_k_range": {str(k): [float(lo), float(hi)] for (k, lo), hi in
-                                    zip(per_k.min().items(), per_k.max().values)},
+            "accuracy_at_k_range": {
+                str(k): [float(lo), float(hi)] for (k, lo), hi in zip(per_k.min().items(), per_k.max().values)
+            },
             "per_benchmark": {b: _by_k(g) for b, g in acc[acc["variant"] == variant].groupby("benchmark")},
         }
         mine = [p for p, m in evaluations.items() if m["variant"] == variant]
@@ -163,15 +187,21 @@ def summarize(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, me
         r = retries[retries["variant"] == variant]
         if not r.empty:
             entry["retry_max_k"] = {
-                "wrong_to_right_rate": _weighted(r, "wrong_to_right_rate"), "repeat_rate": _weighted(r, "repeat_rate")}
+                "wrong_to_right_rate": _weighted(r, "wrong_to_right_rate"),
+                "repeat_rate": _weighted(r, "repeat_rate"),
+            }
         if variant == BASE:
             out["base"] = entry
             continue
         seeds = {}
         for seed, g in rows.groupby("seed"):
-            s = {"accuracy_at_k": _by_k(g),
-                 "per_benchmark": {b: _by_k(x) for b, x in
-                                   acc[(acc["variant"] == variant) & (acc["seed"] == seed)].groupby("benchmark")}}
+            s = {
+                "accuracy_at_k": _by_k(g),
+                "per_benchmark": {
+                    b: _by_k(x)
+                    for b, x in acc[(acc["variant"] == variant) & (acc["seed"] == seed)].groupby("benchmark")
+                },
+            }
             if "gain_k1_to_k2" in entry:
                 s["gain_k1_to_k2"] = gain_k1_to_k2([p for p in mine if evaluations[p]["seed"] == seed])
             c = curves[(curves["variant"] == variant) & (curves["seed"] == seed)]
@@ -181,9 +211,12 @@ def summarize(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, me
         entry["seeds"] = seeds
         out["variants"][variant] = entry
     if scale == "paper":
-        out["paper"] = {"accuracy_at_k": {v: {str(k + 1): x / 100 for k, x in enumerate(vals)}
-                                          for v, vals in PAPER_AVERAGE.items()},
-                        "source": PAPER_SOURCE}
+        out["paper"] = {
+            "accuracy_at_k": {
+                v: {str(k + 1): x / 100 for k, x in enumerate(vals)} for v, vals in PAPER_AVERAGE.items()
+            },
+            "source": PAPER_SOURCE,
+        }
     return out
 
 
@@ -208,10 +241,12 @@ def _training(c: pd.DataFrame) -> dict:
     evals = c.dropna(subset=["heldout_accuracy"])
     rewards = c.dropna(subset=["reward"])
     tail = rewards.tail(max(1, len(rewards) // 10))
-    return {"steps": int(c["step"].max()),
-            "final_reward": float(tail["reward"].mean()) if not tail.empty else None,
-            "heldout_accuracy_start": float(evals["heldout_accuracy"].iloc[0]) if not evals.empty else None,
-            "heldout_accuracy_end": float(evals["heldout_accuracy"].iloc[-1]) if not evals.empty else None}
+    return {
+        "steps": int(c["step"].max()),
+        "final_reward": float(tail["reward"].mean()) if not tail.empty else None,
+        "heldout_accuracy_start": float(evals["heldout_accuracy"].iloc[0]) if not evals.empty else None,
+        "heldout_accuracy_end": float(evals["heldout_accuracy"].iloc[-1]) if not evals.empty else None,
+    }
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
@@ -292,8 +327,9 @@ def figure(name: str):
     return register
 
 
-def figures(acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, folder: str | Path, scale: str,
-            smooth: int = 10) -> list[Path]:
+def figures(
+    acc: pd.DataFrame, retries: pd.DataFrame, curves: pd.DataFrame, folder: str | Path, scale: str, smooth: int = 10
+) -> list[Path]:
     """Draw every registered figure (PNG and PDF each); return the files written."""
     plt, sns = _setup()
     drawing = Drawing(acc, retries, curves, scale, smooth, plt, sns, _palette(sns))
@@ -314,14 +350,27 @@ def _accuracy_vs_k(d: Drawing):
     """Fig. 1: macro accuracy vs allowed attempts. Bands (here and below): min-max over seeds."""
     macro = _macro_per_seed(_percent(d.acc))
     fig, ax = d.plt.subplots(figsize=(5, 3.6))
-    d.sns.lineplot(macro, x="k", y="accuracy", hue="variant", hue_order=_present(macro), palette=d.palette,
-                   marker="o", errorbar=BAND, ax=ax)
+    d.sns.lineplot(
+        macro,
+        x="k",
+        y="accuracy",
+        hue="variant",
+        hue_order=_present(macro),
+        palette=d.palette,
+        marker="o",
+        errorbar=BAND,
+        ax=ax,
+    )
     if d.scale == "paper":
         for v, vals in PAPER_AVERAGE.items():
             ax.plot(range(1, len(vals) + 1), vals, ls="--", color=d.palette[v], alpha=0.7, label=f"paper: {LABELS[v]}")
     _legend(ax)
-    ax.set(xlabel="attempts allowed at evaluation (k)", ylabel="accuracy (%)", xticks=sorted(macro["k"].unique()),
-           title="Accuracy vs attempts" + (" (mean of benchmarks)" if d.acc["benchmark"].nunique() > 1 else ""))
+    ax.set(
+        xlabel="attempts allowed at evaluation (k)",
+        ylabel="accuracy (%)",
+        xticks=sorted(macro["k"].unique()),
+        title="Accuracy vs attempts" + (" (mean of benchmarks)" if d.acc["benchmark"].nunique() > 1 else ""),
+    )
     return fig
 
 
@@ -330,9 +379,23 @@ def _per_benchmark(d: Drawing):
     """Fig. 5: one panel per benchmark."""
     pct = _percent(d.acc)
     benches = sorted(pct["benchmark"].unique())
-    grid = d.sns.relplot(pct, x="k", y="accuracy", hue="variant", hue_order=_present(pct), palette=d.palette,
-                         col="benchmark", col_order=benches, col_wrap=min(len(benches), 3), kind="line", marker="o",
-                         errorbar=BAND, height=3, aspect=1.1, facet_kws={"sharey": False})
+    grid = d.sns.relplot(
+        pct,
+        x="k",
+        y="accuracy",
+        hue="variant",
+        hue_order=_present(pct),
+        palette=d.palette,
+        col="benchmark",
+        col_order=benches,
+        col_wrap=min(len(benches), 3),
+        kind="line",
+        marker="o",
+        errorbar=BAND,
+        height=3,
+        aspect=1.1,
+        facet_kws={"sharey": False},
+    )
     if d.scale == "paper":
         for bench, ax in grid.axes_dict.items():
             for v, vals in PAPER_PER_BENCHMARK.get(bench, {}).items():
@@ -352,12 +415,30 @@ def _learning_curves(d: Drawing):
     if not d.curves.empty:
         c = d.curves.sort_values(["variant", "seed", "step"]).copy()
         c["reward"] = c.groupby(["variant", "seed"])["reward"].transform(
-            lambda s: s.rolling(d.smooth, min_periods=1).mean())
-        d.sns.lineplot(c.dropna(subset=["reward"]), x="step", y="reward", hue="variant", hue_order=_present(c),
-                       palette=d.palette, errorbar=BAND, ax=axes[0])
+            lambda s: s.rolling(d.smooth, min_periods=1).mean()
+        )
+        d.sns.lineplot(
+            c.dropna(subset=["reward"]),
+            x="step",
+            y="reward",
+            hue="variant",
+            hue_order=_present(c),
+            palette=d.palette,
+            errorbar=BAND,
+            ax=axes[0],
+        )
         evals = c.dropna(subset=["heldout_accuracy"]).assign(heldout_accuracy=lambda e: e["heldout_accuracy"] * 100)
-        d.sns.lineplot(evals, x="step", y="heldout_accuracy", hue="variant", hue_order=_present(c), palette=d.palette,
-                       marker="o", errorbar=BAND, ax=axes[1])
+        d.sns.lineplot(
+            evals,
+            x="step",
+            y="heldout_accuracy",
+            hue="variant",
+            hue_order=_present(c),
+            palette=d.palette,
+            marker="o",
+            errorbar=BAND,
+            ax=axes[1],
+        )
         _legend(axes[0])
         axes[1].get_legend().remove()
     axes[0].set(xlabel="RL step", ylabel=f"training reward ({d.smooth}-step mean)", title="Training reward")
@@ -370,12 +451,16 @@ def _retries(d: Drawing):
     """What happens at each retry: wrong answers fixed, earlier wrong answers repeated."""
     fig, axes = d.plt.subplots(1, 2, figsize=(9, 3.4))
     if not d.retries.empty:
-        r = d.retries.assign(wrong_to_right_rate=d.retries["wrong_to_right_rate"] * 100,
-                             repeat_rate=d.retries["repeat_rate"] * 100)
-        for ax, column, title in ((axes[0], "wrong_to_right_rate", "Wrong answer fixed at this attempt"),
-                                  (axes[1], "repeat_rate", "Repeats an earlier wrong answer")):
-            d.sns.barplot(r, x="retry", y=column, hue="variant", hue_order=_present(r), palette=d.palette,
-                          errorbar=BAND, ax=ax)
+        r = d.retries.assign(
+            wrong_to_right_rate=d.retries["wrong_to_right_rate"] * 100, repeat_rate=d.retries["repeat_rate"] * 100
+        )
+        for ax, column, title in (
+            (axes[0], "wrong_to_right_rate", "Wrong answer fixed at this attempt"),
+            (axes[1], "repeat_rate", "Repeats an earlier wrong answer"),
+        ):
+            d.sns.barplot(
+                r, x="retry", y=column, hue="variant", hue_order=_present(r), palette=d.palette, errorbar=BAND, ax=ax
+            )
             ax.set(xlabel="attempt", ylabel="% of dialogues reaching it", title=title)
         _legend(axes[0])
         axes[1].get_legend().remove()
@@ -403,8 +488,7 @@ def _pct(x: float | None, digits: int = 1) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(r) + " |" for r in rows)]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 MULTI_BOX_NOTES = {
@@ -424,10 +508,14 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
     ks = [str(k) for k in summary["k"]]
     variants = summary["variants"]
     entries = {**variants, **({BASE: summary["base"]} if "base" in summary else {})}
-    lines = [f"# Multi-attempt vs single-attempt RL — {summary['scale']} experiment", "",
-             "Generated by the workflow (`snakemake --cores all`) from the evaluation metrics and training logs; "
-             "numbers are percent. Accuracy@k: share of questions solved within k attempts (greedy, one run per k), "
-             f"averaged over the benchmarks ({', '.join(summary['benchmarks'])}) and over seeds.", ""]
+    lines = [
+        f"# Multi-attempt vs single-attempt RL — {summary['scale']} experiment",
+        "",
+        "Generated by the workflow (`snakemake --cores all`) from the evaluation metrics and training logs; "
+        "numbers are percent. Accuracy@k: share of questions solved within k attempts (greedy, one run per k), "
+        f"averaged over the benchmarks ({', '.join(summary['benchmarks'])}) and over seeds.",
+        "",
+    ]
     if "grading" in summary:
         lines += [grading_note(summary["grading"]), ""]
 
@@ -435,17 +523,27 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
     if "multi_attempt" in gains and "baseline" in gains:
         m, b = gains["multi_attempt"]["gain"], gains["baseline"]["gain"]
         verdict = "more" if m > b else "less" if m < b else "as much"
-        lines += [f"**Headline:** from 1 to 2 attempts the multi-attempt model gains {_pct(m)} points, the baseline "
-                  f"{_pct(b)}: multi-attempt training gains {verdict} from a second attempt "
-                  f"({_pct(m - b)} points difference).", ""]
+        lines += [
+            f"**Headline:** from 1 to 2 attempts the multi-attempt model gains {_pct(m)} points, the baseline "
+            f"{_pct(b)}: multi-attempt training gains {verdict} from a second attempt "
+            f"({_pct(m - b)} points difference).",
+            "",
+        ]
 
     lines += ["## Accuracy vs allowed attempts", ""]
     rows = []
     for v, e in entries.items():
         rng = e.get("accuracy_at_k_range", {})
-        rows.append([LABELS[v], *(_pct(e["accuracy_at_k"].get(k)) + (
-            f" ({_pct(rng[k][0])}–{_pct(rng[k][1])})" if k in rng and len(e.get("seeds", {})) > 1 else "")
-            for k in ks)])
+        rows.append(
+            [
+                LABELS[v],
+                *(
+                    _pct(e["accuracy_at_k"].get(k))
+                    + (f" ({_pct(rng[k][0])}–{_pct(rng[k][1])})" if k in rng and len(e.get("seeds", {})) > 1 else "")
+                    for k in ks
+                ),
+            ]
+        )
     if "paper" in summary:
         for v, by_k in summary["paper"]["accuracy_at_k"].items():
             rows.append([f"paper: {LABELS[v]}", *(_pct(by_k.get(k)) for k in ks)])
@@ -454,12 +552,27 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
 
     if gains:
         lines += ["## Gain from a second attempt (k=1 → k=2)", ""]
-        rows = [[LABELS[v], _pct(g["gain"]), f"[{_pct(g['ci95'][0])}, {_pct(g['ci95'][1])}]",
-                 ", ".join(f"s{s}: {_pct(x['gain_k1_to_k2']['gain'])}" for s, x in entries[v].get("seeds", {}).items()
-                           if "gain_k1_to_k2" in x) or "–"] for v, g in gains.items()]
+        rows = [
+            [
+                LABELS[v],
+                _pct(g["gain"]),
+                f"[{_pct(g['ci95'][0])}, {_pct(g['ci95'][1])}]",
+                ", ".join(
+                    f"s{s}: {_pct(x['gain_k1_to_k2']['gain'])}"
+                    for s, x in entries[v].get("seeds", {}).items()
+                    if "gain_k1_to_k2" in x
+                )
+                or "–",
+            ]
+            for v, g in gains.items()
+        ]
         lines += _table(["model", "gain", "95% interval", "per seed"], rows)
-        lines += ["", "Interval: paired bootstrap over questions (stratified by benchmark) of the per-question gain "
-                  "averaged over seeds.", ""]
+        lines += [
+            "",
+            "Interval: paired bootstrap over questions (stratified by benchmark) of the per-question gain "
+            "averaged over seeds.",
+            "",
+        ]
 
     lines += ["## Accuracy per seed and benchmark", ""]
     rows = []
@@ -469,13 +582,17 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
     if summary["scale"] == "paper":
         for bench in summary["benchmarks"]:
             for v, vals in PAPER_PER_BENCHMARK.get(bench, {}).items():
-                rows.append([f"paper: {v}", bench, *(f"{vals[int(k) - 1]:.1f}" if int(k) <= len(vals) else "–"
-                                                     for k in ks)])
+                rows.append(
+                    [f"paper: {v}", bench, *(f"{vals[int(k) - 1]:.1f}" if int(k) <= len(vals) else "–" for k in ks)]
+                )
     lines += _table(["model", "benchmark", *(f"k={k}" for k in ks)], rows)
     lines += ["", f"![Per benchmark]({figures_dir}/per_benchmark.png)", ""]
 
-    retry_rows = [[LABELS[v], _pct(e["retry_max_k"]["wrong_to_right_rate"]), _pct(e["retry_max_k"]["repeat_rate"])]
-                  for v, e in entries.items() if "retry_max_k" in e]
+    retry_rows = [
+        [LABELS[v], _pct(e["retry_max_k"]["wrong_to_right_rate"]), _pct(e["retry_max_k"]["repeat_rate"])]
+        for v, e in entries.items()
+        if "retry_max_k" in e
+    ]
     if retry_rows:
         lines += [f"## What happens after a wrong answer (k={ks[-1]} runs, all retries)", ""]
         lines += _table(["model", "wrong → right", "repeats an earlier wrong answer"], retry_rows)
@@ -486,11 +603,21 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
         for s, x in e.get("seeds", {}).items():
             t = x.get("training")
             if t:
-                train_rows.append([LABELS[v], s, str(t["steps"]), f"{t['final_reward']:.3f}",
-                                   _pct(t["heldout_accuracy_start"]), _pct(t["heldout_accuracy_end"])])
+                train_rows.append(
+                    [
+                        LABELS[v],
+                        s,
+                        str(t["steps"]),
+                        f"{t['final_reward']:.3f}",
+                        _pct(t["heldout_accuracy_start"]),
+                        _pct(t["heldout_accuracy_end"]),
+                    ]
+                )
     if train_rows:
         lines += ["## Training", ""]
-        lines += _table(["variant", "seed", "steps", "final reward (last 10% of steps)",
-                         "held-out acc. at start", "at end"], train_rows)
+        lines += _table(
+            ["variant", "seed", "steps", "final reward (last 10% of steps)", "held-out acc. at start", "at end"],
+            train_rows,
+        )
         lines += ["", f"![Learning curves]({figures_dir}/learning_curves.png)", ""]
     return "\n".join(lines) + "\n"

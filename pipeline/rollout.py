@@ -23,9 +23,10 @@ Try it: `pytest tests/test_rollout.py -q`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import torch
 from transformers import DynamicCache
@@ -143,7 +144,7 @@ class AttemptStop:
             texts = tokenizer.batch_decode([plain + [i] for i in range(len(tokenizer))])
             self.may_close = [any(c in "}$" or c.isspace() for c in t[skip:]) for t in texts]
 
-    def watch(self) -> "AttemptWatch":
+    def watch(self) -> AttemptWatch:
         return AttemptWatch(self)
 
 
@@ -172,7 +173,9 @@ class AttemptWatch:
         return "box" if self.box.feed(text[len(before) :]) is not None else None
 
 
-def _sample_token(logits: torch.Tensor, params: SamplingParams, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample_token(
+    logits: torch.Tensor, params: SamplingParams, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, V) logits -> sampled ids (B,) and their log-probs under softmax(logits / T)."""
     logits = logits.float()
     if params.greedy:
@@ -236,8 +239,12 @@ class HFSession:
         if self.cache is None:
             self.cache = DynamicCache(config=self.model.config)
         out = self.model(
-            input_ids=ids, attention_mask=self.mask, position_ids=positions, past_key_values=self.cache,
-            use_cache=True, logits_to_keep=1,
+            input_ids=ids,
+            attention_mask=self.mask,
+            position_ids=positions,
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
         )
         self.pos = self.pos + chunk_mask.sum(-1)
         return out.logits[:, -1, :]
@@ -257,8 +264,8 @@ class HFSession:
         ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
         chunk_mask = torch.zeros((len(rows), width), dtype=torch.long)
         for b, c in enumerate(chunks):
-            ids[b, width - len(c):] = torch.tensor(c)
-            chunk_mask[b, width - len(c):] = 1
+            ids[b, width - len(c) :] = torch.tensor(c)
+            chunk_mask[b, width - len(c) :] = 1
         for r in rows:
             self.history[r].extend(self.pending[r])
             self.pending[r] = []
@@ -299,8 +306,9 @@ def context_length(model_positions: int, configured: int) -> int:
 class HFBackend:
     """Generation with a transformers causal LM on CPU or one GPU."""
 
-    def __init__(self, model, tokenizer, end_of_turn: str, stop_at_box: bool, reuse_cache: bool = True,
-                 max_model_len: int = 0):
+    def __init__(
+        self, model, tokenizer, end_of_turn: str, stop_at_box: bool, reuse_cache: bool = True, max_model_len: int = 0
+    ):
         self.model, self.tokenizer, self.reuse_cache = model, tokenizer, reuse_cache
         self.stop = AttemptStop(tokenizer, end_token_ids(tokenizer, end_of_turn), stop_at_box)
         self.max_model_len = context_length(model.config.max_position_embeddings, max_model_len)
@@ -318,9 +326,15 @@ class HFBackend:
         pass
 
 
-def make_backend(cfg: Config, tokenizer, model: torch.nn.Module | None = None, source: str | Path | None = None,
-                 dtype: torch.dtype = torch.float32, distributed: bool = False,
-                 gpu_memory_utilization: float | None = None) -> Backend:
+def make_backend(
+    cfg: Config,
+    tokenizer,
+    model: torch.nn.Module | None = None,
+    source: str | Path | None = None,
+    dtype: torch.dtype = torch.float32,
+    distributed: bool = False,
+    gpu_memory_utilization: float | None = None,
+) -> Backend:
     """The rollout backend of `cfg.rollout.backend`, for training, evaluation and SFT alike.
 
     vllm: an engine in this process started on the weights at `source` (every rank of a `distributed` job runs
@@ -330,16 +344,18 @@ def make_backend(cfg: Config, tokenizer, model: torch.nn.Module | None = None, s
     if cfg.rollout.backend == "vllm" and source is not None:
         from pipeline.vllm_backend import VLLMBackend
 
-        return VLLMBackend.start(source, cfg, tokenizer, dtype=dtype, distributed=distributed,
-                                 gpu_memory_utilization=gpu_memory_utilization)
+        return VLLMBackend.start(
+            source, cfg, tokenizer, dtype=dtype, distributed=distributed, gpu_memory_utilization=gpu_memory_utilization
+        )
     if model is None:
         from pipeline import models
 
         model = models.load(source, dtype=dtype)[0]
         if torch.cuda.is_available():
             model.to("cuda")
-    return HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box,
-                     max_model_len=cfg.rollout.max_model_len)
+    return HFBackend(
+        model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box, max_model_len=cfg.rollout.max_model_len
+    )
 
 
 @dataclass(frozen=True)
@@ -440,7 +456,9 @@ def _check(backend: Backend, batch: Sequence[Transcript], temperature: float) ->
     scored = backend.score([t.token_ids for t in batch], temperature)
     for t, ref in zip(batch, scored):
         if not t.token_exact:
-            raise AssertionError(f"rollout check: dialogue {t.dialogue.id}: stored ids differ from the ids the model saw")
+            raise AssertionError(
+                f"rollout check: dialogue {t.dialogue.id}: stored ids differ from the ids the model saw"
+            )
         policy = [j for j, r in enumerate(t.roles) if r == Role.POLICY]
         diff = max((abs(float(ref[j]) - t.logprobs[j]) for j in policy), default=0.0)
         if diff > LOGPROB_TOLERANCE:
@@ -451,7 +469,9 @@ def _check(backend: Backend, batch: Sequence[Transcript], temperature: float) ->
 
 
 @torch.no_grad()
-def sequence_logprobs(model, token_ids: Sequence[Sequence[int]], temperature: float = 1.0, pad_id: int = 0) -> list[torch.Tensor]:
+def sequence_logprobs(
+    model, token_ids: Sequence[Sequence[int]], temperature: float = 1.0, pad_id: int = 0
+) -> list[torch.Tensor]:
     """Teacher-forced log p(token_t | tokens_<t) under softmax(logits / T) for each sequence (first entry 0).
 
     Recomputes from scratch, no cache: the reference the cached rollout must agree with.

@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -95,20 +95,21 @@ def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for b, (i, l) in enumerate(batch):
-        ids[b, : len(i)], labels[b, : len(l)], mask[b, : len(i)] = torch.tensor(i), torch.tensor(l), 1
+    for b, (input_ids, target) in enumerate(batch):
+        ids[b, : len(input_ids)], labels[b, : len(target)] = torch.tensor(input_ids), torch.tensor(target)
+        mask[b, : len(input_ids)] = 1
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: Sequence[dict],
-                 grader: Grader) -> dict:
+def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: Sequence[dict], grader: Grader) -> dict:
     """Greedy held-out accuracy at the first attempt (through the evaluation path, N = 1) and right after a
     wrong answer (another question's, as in the SFT transcripts) and the environment's feedback (N = 2)."""
     backend = make_backend(cfg, tokenizer, model=model)
     first = evaluate(backend, tokenizer, cfg, records, "heldout", k=1, grader=grader, progress=False)
     rng = random.Random(0)
     contexts = [
-        render_prompt(cfg.env.prompt_template, r["question"], 2) + boxed(wrong_answer(train, rng, {r["answer"]}))
+        render_prompt(cfg.env.prompt_template, r["question"], 2)
+        + boxed(wrong_answer(train, rng, {r["answer"]}))
         + render_feedback(cfg.env.feedback_template, 1, cfg.env.end_of_turn, False)
         for r in records
     ]
@@ -139,8 +140,10 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
     bar = progress_bar(range(1, sft.max_steps + 1), desc="sft", unit="step")
     for step in bar:
         model.train()
-        batch = [tokenize_example(tokenizer, example_segments(train, cfg, rng, max_attempts, multi_fraction))
-                 for _ in range(sft.batch_size)]
+        batch = [
+            tokenize_example(tokenizer, example_segments(train, cfg, rng, max_attempts, multi_fraction))
+            for _ in range(sft.batch_size)
+        ]
         loss = model(**collate(batch, tokenizer.pad_token_id), use_cache=False).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -152,8 +155,13 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
             check = greedy_check(model, tokenizer, cfg, eval_set, train, grader)
             history.append({"step": step, "loss": float(loss.detach()), "multi_fraction": multi_fraction, **check})
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", acc=f"{check['accuracy']:.3f}")
-            log.info("step %d loss %.4f held-out greedy accuracy %.3f, after feedback %.3f",
-                     step, float(loss.detach()), check["accuracy"], check["retry_accuracy"])
+            log.info(
+                "step %d loss %.4f held-out greedy accuracy %.3f, after feedback %.3f",
+                step,
+                float(loss.detach()),
+                check["accuracy"],
+                check["retry_accuracy"],
+            )
             if check["accuracy"] >= sft.multi_attempt_after:
                 multi_fraction = sft.multi_attempt_fraction
             if check["accuracy"] >= sft.target_accuracy and check["retry_accuracy"] >= sft.retry_accuracy_target:
@@ -169,8 +177,12 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
     model.eval()
     models.save(model, tokenizer, out)
     summary = {
-        "steps": step, "heldout_accuracy": check["accuracy"], "retry_accuracy": check["retry_accuracy"],
-        "seconds": round(time.time() - t0, 1), "parameters": models.n_params(model), "vocab_size": len(tokenizer),
+        "steps": step,
+        "heldout_accuracy": check["accuracy"],
+        "retry_accuracy": check["retry_accuracy"],
+        "seconds": round(time.time() - t0, 1),
+        "parameters": models.n_params(model),
+        "vocab_size": len(tokenizer),
         "history": history,
     }
     write_json(out / "sft_summary.json", summary)

@@ -46,9 +46,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 
@@ -66,6 +66,7 @@ from pipeline.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Experience:
     """One rollout buffer on this rank, right-padded; per-token tensors are on prediction positions (B, L-1)."""
@@ -81,13 +82,16 @@ class Experience:
     # |rollout - actor| behaviour log-prob per policy token, when the actor recomputed them (else None)
     logprob_gap: torch.Tensor | None = None
 
-    def select(self, rows: torch.Tensor) -> "Experience":
+    def select(self, rows: torch.Tensor) -> Experience:
         """Rows of the buffer, trimmed to their longest sequence."""
         width = int(self.attention[rows].sum(1).max())
         return Experience(
-            self.ids[rows, :width], self.attention[rows, :width],
-            *(t[rows, : width - 1] for t in (self.mask, self.old_logp, self.ref_logp, self.values,
-                                              self.advantages, self.returns)),
+            self.ids[rows, :width],
+            self.attention[rows, :width],
+            *(
+                t[rows, : width - 1]
+                for t in (self.mask, self.old_logp, self.ref_logp, self.values, self.advantages, self.returns)
+            ),
         )
 
 
@@ -196,8 +200,17 @@ class Means:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, variant: str, seed: int, base: str, train_records: Sequence[Mapping],
-                 heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path, grader: Grader):
+    def __init__(
+        self,
+        cfg: Config,
+        variant: str,
+        seed: int,
+        base: str,
+        train_records: Sequence[Mapping],
+        heldout: Mapping[str, Sequence[Mapping]],
+        run_dir: str | Path,
+        grader: Grader,
+    ):
         self.cfg, self.t, self.seed, self.heldout = cfg, cfg.train, seed, heldout
         self.env = MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), grader)
         self.order = QuestionOrder(train_records, self.env, seed, self.t.rollout_batch)
@@ -217,8 +230,9 @@ class Trainer:
             actor.gradient_checkpointing_enable()
         optimizer_steps = self.t.steps * self.t.epochs * self.t.episodes // self.t.train_batch
         accumulation = per_rank // self.t.micro_batch
-        self.actor = dist.Optimized(models.Policy(actor.to(self.device)), self.t.actor_lr, self.t, optimizer_steps,
-                                    accumulation)
+        self.actor = dist.Optimized(
+            models.Policy(actor.to(self.device)), self.t.actor_lr, self.t, optimizer_steps, accumulation
+        )
         self.ref = None
         if self.t.kl_coef > 0:
             self.ref = models.Policy(models.load(base, dtype=dtype)[0].to(self.device)).eval().requires_grad_(False)
@@ -227,16 +241,24 @@ class Trainer:
             critic = models.Critic.from_pretrained(base, dtype=dtype, seed=seed)
             if self.t.deepspeed.gradient_checkpointing:
                 critic.backbone.gradient_checkpointing_enable()
-            self.critic = dist.Optimized(critic.to(self.device), self.t.critic_lr, self.t, optimizer_steps,
-                                         accumulation)
+            self.critic = dist.Optimized(
+                critic.to(self.device), self.t.critic_lr, self.t, optimizer_steps, accumulation
+            )
         # generation on the actor itself, or on a vLLM engine started on the base weights (synced before each use)
-        self.backend = make_backend(cfg, self.tokenizer, model=actor, source=base, dtype=dtype,
-                                    distributed=self.world > 1,
-                                    gpu_memory_utilization=cfg.rollout.vllm.gpu_memory_utilization)
+        self.backend = make_backend(
+            cfg,
+            self.tokenizer,
+            model=actor,
+            source=base,
+            dtype=dtype,
+            distributed=self.world > 1,
+            gpu_memory_utilization=cfg.rollout.vllm.gpu_memory_utilization,
+        )
         self.step = 0
         self.provenance = provenance.record(cfg)
-        self.checkpoints = Checkpoints(run_dir, checkpoint.fingerprint(cfg, variant, seed, base, self.world),
-                                       self.t.keep_checkpoints)
+        self.checkpoints = Checkpoints(
+            run_dir, checkpoint.fingerprint(cfg, variant, seed, base, self.world), self.t.keep_checkpoints
+        )
 
     # ------------------------------------------------------------------------------------------ one step
 
@@ -247,8 +269,9 @@ class Trainer:
         questions = self.order.questions(step)
         batch = [questions[i] for i in mine for _ in range(g)]
         groups = [i for i in mine for _ in range(g)]
-        params = SamplingParams(self.t.temperature, self.t.top_p, False,
-                                seed=derive_seed(self.seed, "rollout", step, self.rank))
+        params = SamplingParams(
+            self.t.temperature, self.t.top_p, False, seed=derive_seed(self.seed, "rollout", step, self.rank)
+        )
         with self.actor.full_parameters() as policy:
             policy.eval()
             self.backend.sync(policy.lm, self.step)
@@ -310,8 +333,9 @@ class Trainer:
                 x, a, mask = mb.ids.to(self.device), mb.attention.to(self.device), mb.mask.to(self.device)
                 self.actor.module.train()
                 logp, ent = self.actor(x, a, mask, self.t.temperature)
-                pg, pg_stats = ppo.policy_loss(logp, mb.old_logp.to(self.device), mb.advantages.to(self.device),
-                                               mask, self.t.clip)
+                pg, pg_stats = ppo.policy_loss(
+                    logp, mb.old_logp.to(self.device), mb.advantages.to(self.device), mask, self.t.clip
+                )
                 loss = pg
                 if self.ref is not None:
                     kl = ppo.masked_mean(ppo.kl_k3(logp, mb.ref_logp.to(self.device)), mask)
@@ -326,8 +350,9 @@ class Trainer:
                 if self.critic is not None:
                     self.critic.module.train()
                     v = self.critic(x, a)[:, :-1]
-                    vl, vl_stats = ppo.value_loss(v, mb.values.to(self.device), mb.returns.to(self.device), mask,
-                                                  self.t.value_clip)
+                    vl, vl_stats = ppo.value_loss(
+                        v, mb.values.to(self.device), mb.returns.to(self.device), mask, self.t.value_clip
+                    )
                     self.critic.micro_step(vl)
                     stats.add("ppo/value_loss", float(vl.detach()))
                     stats.add_all(vl_stats)
@@ -343,8 +368,9 @@ class Trainer:
         self.step += 1
         return self._metrics(transcripts, stats, exp.logprob_gap, t_rollout, time.time() - t0)
 
-    def _metrics(self, transcripts: Sequence[Transcript], stats: Means, gap: torch.Tensor | None,
-                 t_rollout: float, t_step: float) -> dict[str, float]:
+    def _metrics(
+        self, transcripts: Sequence[Transcript], stats: Means, gap: torch.Tensor | None, t_rollout: float, t_step: float
+    ) -> dict[str, float]:
         dialogue_stats(transcripts, stats)
         tokens = sum(t.dialogue.policy_tokens for t in transcripts)
         if gap is not None:  # how far the rollout engine's log-probs are from the trainer's (bf16 kernels differ)
@@ -369,9 +395,13 @@ class Trainer:
             self.backend.sync(policy.lm, self.step)
             for name, records in self.heldout.items():
                 shard = list(records[: self.t.eval_questions])[self.rank :: self.world]
-                traces = (evaluate(self.backend, self.tokenizer, self.cfg, shard, name, k=1, grader=self.env.grader,
-                                   progress=False)
-                          if shard else [])
+                traces = (
+                    evaluate(
+                        self.backend, self.tokenizer, self.cfg, shard, name, k=1, grader=self.env.grader, progress=False
+                    )
+                    if shard
+                    else []
+                )
                 solved, total = dist.all_sum([sum(t["solved_at"] == 1 for t in traces), len(traces)])
                 out[f"heldout/{name}"] = solved / max(total, 1.0)
         self.backend.release()
@@ -379,9 +409,18 @@ class Trainer:
         return out
 
 
-def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequence[Mapping],
-          heldout: Mapping[str, Sequence[Mapping]], run_dir: str | Path, out: str | Path, grader: Grader,
-          progress: bool = True) -> dict:
+def train(
+    cfg: Config,
+    variant: str,
+    seed: int,
+    base: str,
+    train_records: Sequence[Mapping],
+    heldout: Mapping[str, Sequence[Mapping]],
+    run_dir: str | Path,
+    out: str | Path,
+    grader: Grader,
+    progress: bool = True,
+) -> dict:
     """Train one variant x seed; checkpoints and logs in `run_dir`, the final actor (+ logs) in `out`."""
     trainer = Trainer(cfg, variant, seed, base, train_records, heldout, run_dir, grader)
     run_dir, t = Path(run_dir), cfg.train
@@ -410,8 +449,13 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
 
     if trainer.step == 0 and t.eval_every:
         record({"step": 0, **trainer.heldout_accuracy()})
-    bar = progress_bar(total=t.steps, initial=trainer.step, desc=f"train {variant} s{seed}", unit="step",
-                       disable=not (progress and dist.is_main()))
+    bar = progress_bar(
+        total=t.steps,
+        initial=trainer.step,
+        desc=f"train {variant} s{seed}",
+        unit="step",
+        disable=not (progress and dist.is_main()),
+    )
     while trainer.step < t.steps:
         metrics = trainer.train_step()
         last = trainer.step == t.steps
@@ -421,11 +465,15 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", acc=f"{metrics['train/accuracy']:.3f}")
         if trainer.step % t.save_every == 0 or last:
-            trainer.checkpoints.save(trainer.step, trainer.actor, trainer.critic, trainer.tokenizer, records,
-                                     trainer.provenance)
+            trainer.checkpoints.save(
+                trainer.step, trainer.actor, trainer.critic, trainer.tokenizer, records, trainer.provenance
+            )
     bar.close()
     summary = {
-        "variant": variant, "seed": seed, "steps": trainer.step, "seconds_this_session": round(time.time() - t0, 1),
+        "variant": variant,
+        "seed": seed,
+        "steps": trainer.step,
+        "seconds_this_session": round(time.time() - t0, 1),
         "final": records[-1] if records else {},
     }
     with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3: every rank enters
@@ -436,10 +484,14 @@ def train(cfg: Config, variant: str, seed: int, base: str, train_records: Sequen
                 write_json(tmp / "train_summary.json", summary)
                 provenance.write(tmp, trainer.provenance)
                 provenance.write_model_card(
-                    tmp, trainer.provenance, Path(out).name, base=f"`{base}`",
+                    tmp,
+                    trainer.provenance,
+                    Path(out).name,
+                    base=f"`{base}`",
                     made_by=f"`python -m pipeline train`: {t.algorithm.upper()}, variant `{variant}`, seed {seed}, "
-                            f"{trainer.step} steps",
-                    results={k: v for k, v in summary["final"].items() if k.startswith("heldout/")})
+                    f"{trainer.step} steps",
+                    results={k: v for k, v in summary["final"].items() if k.startswith("heldout/")},
+                )
             writer.close()
     dist.barrier()
     return summary

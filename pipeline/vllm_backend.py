@@ -25,8 +25,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -68,8 +68,15 @@ class VLLMBackend:
         self.generated_tokens = 0  # tokens the engine sampled, kept or not
 
     @classmethod
-    def start(cls, source: str | Path, cfg: Config, tokenizer, dtype: torch.dtype = torch.float32,
-              gpu_memory_utilization: float | None = None, distributed: bool = False) -> "VLLMBackend":
+    def start(
+        cls,
+        source: str | Path,
+        cfg: Config,
+        tokenizer,
+        dtype: torch.dtype = torch.float32,
+        gpu_memory_utilization: float | None = None,
+        distributed: bool = False,
+    ) -> VLLMBackend:
         """Start an engine on the model at `source` (folder or hub id), in this process.
 
         `distributed`: this process is one rank of a torchrun job; every rank runs its own engine on its own GPU
@@ -87,15 +94,21 @@ class VLLMBackend:
             ) from None
         v = cfg.rollout.vllm
         kwargs = dict(
-            model=source, skip_tokenizer_init=True, dtype=dtype, seed=0, enable_prefix_caching=True,
-            logprobs_mode="processed_logprobs", block_size=v.block_size,
+            model=source,
+            skip_tokenizer_init=True,
+            dtype=dtype,
+            seed=0,
+            enable_prefix_caching=True,
+            logprobs_mode="processed_logprobs",
+            block_size=v.block_size,
             max_model_len=cfg.rollout.max_model_len or None,  # None: the model's positions
             distributed_executor_backend="external_launcher" if distributed else "uni",
         )
         sleep = on_gpu and v.sleep
         if on_gpu:
-            kwargs.update(gpu_memory_utilization=gpu_memory_utilization or v.eval_gpu_memory_utilization,
-                          enable_sleep_mode=sleep)
+            kwargs.update(
+                gpu_memory_utilization=gpu_memory_utilization or v.eval_gpu_memory_utilization, enable_sleep_mode=sleep
+            )
         else:
             # A prompt split over several engine steps discards a sampled token by rewinding its request's random
             # generator, which CPU generators cannot do ("CPU Generator does not use offset"): never split prompts.
@@ -143,7 +156,7 @@ class VLLMBackend:
 
     # ----------------------------------------------------------------------------------------- generation
 
-    def open(self, n_rows: int, params: SamplingParams) -> "VLLMSession":
+    def open(self, n_rows: int, params: SamplingParams) -> VLLMSession:
         if self.asleep:
             raise RuntimeError("vLLM engine is asleep: sync() wakes it with the current policy")
         if not params.greedy and params.top_p < 1:
@@ -158,8 +171,9 @@ class VLLMBackend:
         from vllm.inputs import TokensPrompt
 
         params = VSamplingParams(max_tokens=1, prompt_logprobs=0, detokenize=False)
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=list(ids)) for ids in token_ids], params,
-                                 use_tqdm=False)
+        outs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=list(ids)) for ids in token_ids], params, use_tqdm=False
+        )
         return [
             torch.tensor([0.0] + [d[t].logprob for d, t in zip(o.prompt_logprobs[1:], ids[1:])])
             for o, ids in zip(outs, token_ids)
@@ -188,8 +202,13 @@ class VLLMSession:
 
         p = self.params
         return VSamplingParams(
-            temperature=0.0 if p.greedy else p.temperature, top_p=1.0, max_tokens=budget, logprobs=0,
-            stop_token_ids=self.backend.end_ids, ignore_eos=True, detokenize=False,  # our end ids only, as HF
+            temperature=0.0 if p.greedy else p.temperature,
+            top_p=1.0,
+            max_tokens=budget,
+            logprobs=0,
+            stop_token_ids=self.backend.end_ids,
+            ignore_eos=True,
+            detokenize=False,  # our end ids only, as HF
             seed=None if p.greedy else derive_seed(p.seed, "request", row, self.calls),
             output_kind=RequestOutputKind.DELTA,  # each engine step hands over the new tokens only
         )
@@ -247,5 +266,7 @@ class VLLMSession:
                 if s.reason and not output.finished:
                     engine.abort_request([output.request_id])
                 elif output.finished and not s.reason:  # rollout() keeps budgets within the context: a defect
-                    raise RuntimeError(f"vLLM ended an attempt after {len(s.ids)} of {budget_of[r]} tokens "
-                                       f"({new.finish_reason}) without an end-of-turn token")
+                    raise RuntimeError(
+                        f"vLLM ended an attempt after {len(s.ids)} of {budget_of[r]} tokens "
+                        f"({new.finish_reason}) without an end-of-turn token"
+                    )

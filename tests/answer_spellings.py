@@ -12,7 +12,8 @@ Families (one small function each):
     fraction   ``a/b``, ``\frac{a}{b}``, ``\dfrac``, ``\tfrac``, ``\frac34``, signs inside and out, unreduced,
                and decimal expansions cut at 3-8 digits
     percent    ``50\%``, ``50%``, ``50 \%``, ``\frac{1}{2}\%``, against the bare number and the fraction
-    sequence   lists, tuples, intervals, sets: ``1, 2``, ``1,2``, ``(1, 2)``, ``[1,2)``, ``\{1,2\}``, ``1 \text{ and } 2``
+    sequence   lists, tuples, intervals, sets: ``1, 2``, ``1,2``, ``(1, 2)``, ``[1,2)``, ``\{1,2\}``,
+               ``1 \text{ and } 2``
     unit       ``5\text{ cm}``, ``5\mbox{ m}^2``, ``30^\circ``, ``\$5``, ``5\text{ dollars}``
     latex      any of the above with LaTeX spacing and decoration spliced in: ``\,`` ``\;`` ``\!`` ``~`` ``\ ``
                ``\quad``, ``\left( \right)``, ``\displaystyle``, ``$...$``, ``\text{...}``, a trailing period
@@ -23,9 +24,9 @@ Nothing here knows what the grader answers: the test compares the fast path with
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def _integer(rng: random.Random) -> tuple[str, str]:
 
 def _decimal(rng: random.Random) -> tuple[str, str]:
     places = rng.randint(1, 7)
-    value = Fraction(rng.randrange(-10**7, 10**8), 10**places)
+    value = Fraction(rng.randrange(-(10**7), 10**8), 10**places)
     if rng.random() < 0.3:
         value = Fraction(rng.randrange(0, 1000), 1000)  # 0.xyz: where the decimal comma and 0,111 live
         places = 3
@@ -139,8 +140,18 @@ def _decimal(rng: random.Random) -> tuple[str, str]:
     if r < 0.5:
         other = value
     else:
-        other = value + rng.choice((Fraction(1, 10**7), Fraction(4, 10**7), Fraction(1, 10**6), Fraction(6, 10**7),
-                                    Fraction(1, 10**5), Fraction(1, 1000), Fraction(-1, 10**6), Fraction(1)))
+        other = value + rng.choice(
+            (
+                Fraction(1, 10**7),
+                Fraction(4, 10**7),
+                Fraction(1, 10**6),
+                Fraction(6, 10**7),
+                Fraction(1, 10**5),
+                Fraction(1, 1000),
+                Fraction(-1, 10**6),
+                Fraction(1),
+            )
+        )
     answer = _decimal_spelling(rng, other, rng.choice((places, places, places + 1, 7, 8)))
     return gold, answer
 
@@ -213,8 +224,19 @@ def _sequence(rng: random.Random) -> tuple[str, str]:
 
 def _unit(rng: random.Random) -> tuple[str, str]:
     v = rng.randint(0, 500)
-    units = ("\\text{ cm}", "\\text{cm}", "\\ \\text{cm}", "\\mbox{ m}^2", "\\text{ m}^3", "^\\circ", "^{\\circ}",
-             "\\text{ dollars}", "\\text{ degrees}", "\\,\\text{kg}", "")
+    units = (
+        "\\text{ cm}",
+        "\\text{cm}",
+        "\\ \\text{cm}",
+        "\\mbox{ m}^2",
+        "\\text{ m}^3",
+        "^\\circ",
+        "^{\\circ}",
+        "\\text{ dollars}",
+        "\\text{ degrees}",
+        "\\,\\text{kg}",
+        "",
+    )
 
     def spell(n: int) -> str:
         if rng.random() < 0.15:

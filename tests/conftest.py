@@ -27,8 +27,9 @@ def copy_of_repository(dest: Path) -> Path:
     import shutil
     import subprocess
 
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.splitlines()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     for name in files:
         if (ROOT / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +57,9 @@ def tiny_corpus(cfg, n: int = 300) -> list[str]:
         a, b = rng.randrange(1000), rng.randrange(1000)
         texts.append(
             render_prompt(cfg.env.prompt_template, f"{a:03d}+{b:03d}=", rng.randint(1, 5))
-            + "\\boxed{" + f"{a + b:04d}" + "}"
+            + "\\boxed{"
+            + f"{a + b:04d}"
+            + "}"
             + render_feedback(cfg.env.feedback_template, rng.randint(1, 4), cfg.env.end_of_turn, False)
         )
     return texts

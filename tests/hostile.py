@@ -29,9 +29,9 @@ from __future__ import annotations
 import random
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 SIMPLE_GOLDS = ("5", "\\frac{1}{2}", "0", "-3", "x+1", "\\sqrt{2}", "(1,2)", "12", "\\pi", "2", "0.5", "7")
 MEGABYTE = 1 << 20
@@ -75,7 +75,7 @@ def python_payloads(marker: Path | str) -> list[str]:
         f"exec(''.join(map(chr, {[ord(c) for c in code]})))",
         f"(__builtins__ if isinstance(__builtins__, dict) else __builtins__.__dict__)['open']({q}, 'w')",
         f"(f := open({q}, 'w'))",
-        f'f"{{open({q}, \'w\')}}"',
+        f"f\"{{open({q}, 'w')}}\"",
         f"type('', (), {{'__del__': lambda s: open({q}, 'w')}})()",
         f"print(open({q}, 'w'))",
         f"[open({q}, 'w') for _ in 'x']",
@@ -166,16 +166,48 @@ def _injection_payload(rng: random.Random, marker: Path) -> str:
 # ------------------------------------------------------------------------------------------------- numbers
 
 TOWERS = [
-    r"9^{9^{9^{9}}}", r"10^{10^{100}}", r"10^{10^{10}}+1", r"2^{2^{2^{2^{2}}}}", r"2^{2^{2^{2^{2^{2}}}}}",
-    r"{10}^{{10}^{10}}", r"10^{{10}^{{10}^{10}}}", r"10^{(10^{10})}", r"\left(10^{10}\right)^{10^{10}}",
-    r"\frac{1}{10^{10^{10}}}", r"\frac{10^{10^{100}}}{3}", r"\frac{2^{100000}}{3^{100000}}", r"\frac{x^{10^{9}}}{y}",
-    r"x^{10^{10}}", r"e^{e^{e^{e^{10}}}}", r"\exp(\exp(\exp(100)))", r"10^{9999999}", r"2^{99999 \cdot 99999}",
-    r"10**10**10", r"pow(10, 10**10)", r"10\uparrow\uparrow 10", r"10^{-10^{10}}", r"0^{10^{100}}",
-    r"1^{10^{100}}", r"(-1)^{10^{100}}", r"\sqrt[10^{10}]{2}", r"2^{1/10^{10}}", r"1e100000", r"9.9e99999999",
-    r"10^{10^{10.5}}", r"\sum_{n=1}^{10^{10}} n", r"\frac{d^{1000}}{dx^{1000}} x^{2000}", r"10^{10}^{10}",
-    r"{{10}}^{{{10}}^{{{10}}}}", r"\left(\left(10\right)^{\left(10\right)}\right)^{10^{10}}", r"2^{2^{64}}",
-    r"\frac{9^{9^{9}}}{9^{9^{9}}}", r"10^{100} \cdot 10^{10^{10}}", r"\dfrac{1}{2^{10^{100}}}+\frac{1}{2}",
-    "9" * 1999, r"10^{" + "9" * 400 + "}", r"\tfrac{10^{10^{10}}}{10^{10^{10}}}",
+    r"9^{9^{9^{9}}}",
+    r"10^{10^{100}}",
+    r"10^{10^{10}}+1",
+    r"2^{2^{2^{2^{2}}}}",
+    r"2^{2^{2^{2^{2^{2}}}}}",
+    r"{10}^{{10}^{10}}",
+    r"10^{{10}^{{10}^{10}}}",
+    r"10^{(10^{10})}",
+    r"\left(10^{10}\right)^{10^{10}}",
+    r"\frac{1}{10^{10^{10}}}",
+    r"\frac{10^{10^{100}}}{3}",
+    r"\frac{2^{100000}}{3^{100000}}",
+    r"\frac{x^{10^{9}}}{y}",
+    r"x^{10^{10}}",
+    r"e^{e^{e^{e^{10}}}}",
+    r"\exp(\exp(\exp(100)))",
+    r"10^{9999999}",
+    r"2^{99999 \cdot 99999}",
+    r"10**10**10",
+    r"pow(10, 10**10)",
+    r"10\uparrow\uparrow 10",
+    r"10^{-10^{10}}",
+    r"0^{10^{100}}",
+    r"1^{10^{100}}",
+    r"(-1)^{10^{100}}",
+    r"\sqrt[10^{10}]{2}",
+    r"2^{1/10^{10}}",
+    r"1e100000",
+    r"9.9e99999999",
+    r"10^{10^{10.5}}",
+    r"\sum_{n=1}^{10^{10}} n",
+    r"\frac{d^{1000}}{dx^{1000}} x^{2000}",
+    r"10^{10}^{10}",
+    r"{{10}}^{{{10}}^{{{10}}}}",
+    r"\left(\left(10\right)^{\left(10\right)}\right)^{10^{10}}",
+    r"2^{2^{64}}",
+    r"\frac{9^{9^{9}}}{9^{9^{9}}}",
+    r"10^{100} \cdot 10^{10^{10}}",
+    r"\dfrac{1}{2^{10^{100}}}+\frac{1}{2}",
+    "9" * 1999,
+    r"10^{" + "9" * 400 + "}",
+    r"\tfrac{10^{10^{10}}}{10^{10^{10}}}",
 ]
 
 
@@ -211,13 +243,40 @@ def tower(rng: random.Random, k: int) -> str:
 
 
 FACTORIALS = [
-    "100000!", "(10!)!", "((3!)!)!", "(((3!)!)!)!", "3!!!!", "5!!!!!!!!!!!!!!!", "99999!!", "10^{6}!",
-    "{100000}!", "(100000+0)!", "(10^{7})!", "{10^{7}}!", "(10^{7}+1)!", r"\left(10^{10}\right)!",
-    r"\binom{10^9}{5*10^8}", r"\binom{10^{9}}{5\cdot 10^{8}}", r"\binom{100000}{50000}", r"\binom{10^{100}}{10^{50}}",
-    r"\dbinom{10^{9}}{10^{8}}", r"{10^{9} \choose 5 \cdot 10^{8}}", r"C(10^9, 5*10^8)", r"\Gamma(10^{8})",
-    r"\Gamma(\Gamma(\Gamma(10)))", r"\operatorname{factorial}(10^{9})", r"\frac{(10^{6})!}{(10^{6}-1)!}",
-    r"\frac{100000!}{99999!}", r"\prod_{k=1}^{10^{7}} k", r"\sum_{n=1}^{10^{6}} n!", r"n!", r"(2^{20})!",
-    r"\operatorname{binomial}(10^{9}, 10^{8})", r"\tbinom{1000000}{500000}", r"9!^{9!}", r"(9!)^{(9!)!}",
+    "100000!",
+    "(10!)!",
+    "((3!)!)!",
+    "(((3!)!)!)!",
+    "3!!!!",
+    "5!!!!!!!!!!!!!!!",
+    "99999!!",
+    "10^{6}!",
+    "{100000}!",
+    "(100000+0)!",
+    "(10^{7})!",
+    "{10^{7}}!",
+    "(10^{7}+1)!",
+    r"\left(10^{10}\right)!",
+    r"\binom{10^9}{5*10^8}",
+    r"\binom{10^{9}}{5\cdot 10^{8}}",
+    r"\binom{100000}{50000}",
+    r"\binom{10^{100}}{10^{50}}",
+    r"\dbinom{10^{9}}{10^{8}}",
+    r"{10^{9} \choose 5 \cdot 10^{8}}",
+    r"C(10^9, 5*10^8)",
+    r"\Gamma(10^{8})",
+    r"\Gamma(\Gamma(\Gamma(10)))",
+    r"\operatorname{factorial}(10^{9})",
+    r"\frac{(10^{6})!}{(10^{6}-1)!}",
+    r"\frac{100000!}{99999!}",
+    r"\prod_{k=1}^{10^{7}} k",
+    r"\sum_{n=1}^{10^{6}} n!",
+    r"n!",
+    r"(2^{20})!",
+    r"\operatorname{binomial}(10^{9}, 10^{8})",
+    r"\tbinom{1000000}{500000}",
+    r"9!^{9!}",
+    r"(9!)^{(9!)!}",
 ]
 
 
@@ -227,9 +286,17 @@ def factorial(rng: random.Random, k: int) -> str:
     n = rng.choice([rng.randint(10_001, 10**7), 10 ** rng.randint(5, 12), rng.randint(10, 500)])
     return rng.choice(
         [
-            f"{n}!", f"({n})!", f"{{{n}}}!", f"\\binom{{{n}}}{{{n // 2}}}", f"{{{n} \\choose {n // 3}}}",
-            f"\\Gamma({n})", f"{n}!!", f"\\frac{{{n}!}}{{{max(n - 1, 0)}!}}", f"({rng.randint(4, 9)}!)!",
-            f"\\binom{{10^{{{rng.randint(5, 12)}}}}}{{{rng.randint(2, 10**6)}}}", rng.choice(FACTORIALS),
+            f"{n}!",
+            f"({n})!",
+            f"{{{n}}}!",
+            f"\\binom{{{n}}}{{{n // 2}}}",
+            f"{{{n} \\choose {n // 3}}}",
+            f"\\Gamma({n})",
+            f"{n}!!",
+            f"\\frac{{{n}!}}{{{max(n - 1, 0)}!}}",
+            f"({rng.randint(4, 9)}!)!",
+            f"\\binom{{10^{{{rng.randint(5, 12)}}}}}{{{rng.randint(2, 10**6)}}}",
+            rng.choice(FACTORIALS),
         ]
     )
 
@@ -309,8 +376,27 @@ def megabyte(rng: random.Random, k: int) -> tuple[str, str]:
 
 CONTROL = [chr(c) for c in range(0x20)] + ["\x7f"] + [chr(c) for c in range(0x80, 0xA0)]
 WEIRD = [
-    "\ud800", "\udfff", "\udc80", "\ufffe", "\uffff", "\ufeff", "\u200b", "\u200d", "\u202e", "\u2066", "\u0301",
-    "\U0010ffff", "\U0001f600", "\uff15", "\u0665", "\u00a0", "\u2028", "\u2029", "\x00", "\u00ad", "\U000e0001",
+    "\ud800",
+    "\udfff",
+    "\udc80",
+    "\ufffe",
+    "\uffff",
+    "\ufeff",
+    "\u200b",
+    "\u200d",
+    "\u202e",
+    "\u2066",
+    "\u0301",
+    "\U0010ffff",
+    "\U0001f600",
+    "\uff15",
+    "\u0665",
+    "\u00a0",
+    "\u2028",
+    "\u2029",
+    "\x00",
+    "\u00ad",
+    "\U000e0001",
 ]
 
 
@@ -358,10 +444,29 @@ def control(rng: random.Random, k: int, payload: Callable[[], str]) -> tuple[str
 # ---------------------------------------------------------------------------------------------- boxes
 
 UNCLOSED = [
-    "\\boxed{", "\\boxed{5", "\\boxed{5}\\boxed{6", "\\boxed", "\\boxed 5", "\\boxed{\\}", "\\boxed{{{5}", "\\fbox{",
-    "\\boxed{5\\}", "\\boxed{\\\\}", "$\\boxed{$", "}}}}}\\boxed{5}}}}}", "\\boxed{\\boxed{\\boxed{5}",
-    "\\boxed{5}}" + "}" * 1000, "\\boxed" + "{" * 1000 + "5", "\\boxed{" * 1000 + "5", "\\\\boxed{5}", "\\boxed}{5",
-    "boxed{5}", "\\box{5}", "\\boxed{{}", "\\boxed{5" + "\\}" * 1000, "\\fbox{\\boxed{5}",
+    "\\boxed{",
+    "\\boxed{5",
+    "\\boxed{5}\\boxed{6",
+    "\\boxed",
+    "\\boxed 5",
+    "\\boxed{\\}",
+    "\\boxed{{{5}",
+    "\\fbox{",
+    "\\boxed{5\\}",
+    "\\boxed{\\\\}",
+    "$\\boxed{$",
+    "}}}}}\\boxed{5}}}}}",
+    "\\boxed{\\boxed{\\boxed{5}",
+    "\\boxed{5}}" + "}" * 1000,
+    "\\boxed" + "{" * 1000 + "5",
+    "\\boxed{" * 1000 + "5",
+    "\\\\boxed{5}",
+    "\\boxed}{5",
+    "boxed{5}",
+    "\\box{5}",
+    "\\boxed{{}",
+    "\\boxed{5" + "\\}" * 1000,
+    "\\fbox{\\boxed{5}",
 ]
 
 
@@ -470,8 +575,15 @@ def hostile_cases(n: int, marker: Path, seed: int = 0) -> list[Case]:
 
     # weights: the megabyte family is rare (its strings are big), the cheap payload families common
     families = [
-        (f_injection, 20), (f_tower, 12), (f_factorial, 12), (f_nesting, 10), (f_megabyte, 0.4),
-        (f_control, 12), (f_unclosed, 8), (f_many_boxes, 5), (f_mixed, 10),
+        (f_injection, 20),
+        (f_tower, 12),
+        (f_factorial, 12),
+        (f_nesting, 10),
+        (f_megabyte, 0.4),
+        (f_control, 12),
+        (f_unclosed, 8),
+        (f_many_boxes, 5),
+        (f_mixed, 10),
     ]
     total = sum(w for _, w in families)
     counts = [max(1, int(n * w / total)) for _, w in families]

@@ -17,13 +17,25 @@ from tests.conftest import ROOT
 
 def cli(*argv: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # a hub id fails at once instead of after network retries
-    return subprocess.run([sys.executable, "-m", "pipeline", *argv], capture_output=True, text=True, cwd=ROOT,
-                          env=env)
+    return subprocess.run([sys.executable, "-m", "pipeline", *argv], capture_output=True, text=True, cwd=ROOT, env=env)
 
 
 def evaluate(model, data, config="{}") -> subprocess.CompletedProcess:
-    return cli("evaluate", "--config", config, "--model", str(model), "--data", str(data), "--benchmark",
-               "synthetic", "--k", "1", "--out", str(data.parent / "k1.jsonl"))
+    return cli(
+        "evaluate",
+        "--config",
+        config,
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--benchmark",
+        "synthetic",
+        "--k",
+        "1",
+        "--out",
+        str(data.parent / "k1.jsonl"),
+    )
 
 
 @pytest.fixture
@@ -54,7 +66,7 @@ def assert_clean(proc: subprocess.CompletedProcess, *expected: str) -> None:
     lines = proc.stderr.splitlines()
     starts = [i for i, line in enumerate(lines) if line.startswith("error: ")]
     assert len(starts) == 1, proc.stderr[-2000:]
-    message = "\n".join(lines[starts[0]:])  # the error and its indented details, the end of the output
+    message = "\n".join(lines[starts[0] :])  # the error and its indented details, the end of the output
     for text in expected:
         assert text in message, message
 
@@ -98,8 +110,14 @@ def test_malformed_line_of_a_benchmark_file(tmp_path):
 
 
 def test_a_trace_that_breaks_the_format(tmp_path):
-    ok = {"id": "q0", "benchmark": "synthetic", "N": 1, "attempts": [{"text": "", "answer": "2", "correct": True}],
-          "solved_at": 1, "stop_reason": "correct"}
+    ok = {
+        "id": "q0",
+        "benchmark": "synthetic",
+        "N": 1,
+        "attempts": [{"text": "", "answer": "2", "correct": True}],
+        "solved_at": 1,
+        "stop_reason": "correct",
+    }
     traces = tmp_path / "k1.jsonl"
     traces.write_text(json.dumps(ok) + "\n" + json.dumps({**ok, "id": "q1", "solved_at": None}) + "\n")
     proc = cli("eval-metrics", str(traces), "--model", "base", "--out", str(tmp_path / "metrics.json"))

@@ -11,15 +11,34 @@ import pytest
 import bench.__main__ as runner
 from tests.conftest import ROOT
 
-ROLLOUT = {"multi_over_single": 3.807, "nocache_over_single": 25.844, "single_tokens_per_s": 8003.7,
-           "vllm_multi_over_single": 0.46, "vllm_over_hf_tokens_per_s": 0.451}
+ROLLOUT = {
+    "multi_over_single": 3.807,
+    "nocache_over_single": 25.844,
+    "single_tokens_per_s": 8003.7,
+    "vllm_multi_over_single": 0.46,
+    "vllm_over_hf_tokens_per_s": 0.451,
+}
 GRADER = {"pairs_per_s": 9000.0, "speedup_vs_math_verify": 12.5, "agreement": 0.9991, "n_pairs": 2000}
-MEMORY = {"peak_gib": 6.1, "static_gib": 4.5, "peak_over_static": 1.356, "baseline_gib": 1.9, "imports_gib": 0.4,
-          "seconds": 95.0, "gradient_checkpointing": True}
+MEMORY = {
+    "peak_gib": 6.1,
+    "static_gib": 4.5,
+    "peak_over_static": 1.356,
+    "baseline_gib": 1.9,
+    "imports_gib": 0.4,
+    "seconds": 95.0,
+    "gradient_checkpointing": True,
+}
 TRL_SKIP = "skipped: TRL not installed (pip install -e '.[bench]')\n"
-PIPELINE = {"wall_s": 612.4, "peak_mem_gib": 2.31, "multi_attempt_acc_k1": 0.785, "multi_attempt_acc_k2": 0.889,
-            "multi_attempt_gain_k1_to_k2": 0.104, "baseline_acc_k1": 0.8, "baseline_acc_k2": 0.844,
-            "baseline_gain_k1_to_k2": 0.044}
+PIPELINE = {
+    "wall_s": 612.4,
+    "peak_mem_gib": 2.31,
+    "multi_attempt_acc_k1": 0.785,
+    "multi_attempt_acc_k2": 0.889,
+    "multi_attempt_gain_k1_to_k2": 0.104,
+    "baseline_acc_k1": 0.8,
+    "baseline_acc_k2": 0.844,
+    "baseline_gain_k1_to_k2": 0.044,
+}
 
 
 def stdout_of(figures: dict) -> str:
@@ -57,20 +76,23 @@ def test_parse_output_nonzero_exit_is_a_failure_with_the_stderr_tail():
     assert len(lines) == runner.STDERR_TAIL and lines[-1] == "ValueError: boom"
 
 
-@pytest.mark.parametrize(("name", "figure", "value", "expected"), [
-    ("grader", "speedup_vs_math_verify", 12.5, "yes"),
-    ("grader", "speedup_vs_math_verify", 4.99, "no"),
-    ("train_step", "ours_over_trl", 0.67, "yes"),  # the bound itself meets "<= 0.67"
-    ("train_step", "ours_over_trl", 0.7, "no"),
-    ("memory", "peak_over_static", 1.3, "yes"),
-    ("memory", "peak_over_static", 1.356, "no"),
-    ("memory", "gradient_checkpointing", True, "—"),  # a setting, not a figure with a target
-    ("rollout", "vllm_over_hf_tokens_per_s", 1, "no"),  # "> 1" is strict
-    ("pipeline", "wall_s", 612.4, "yes"),
-    ("pipeline", "peak_mem_gib", 4.2, "no"),
-    ("rollout", "multi_over_single", 1.02, "—"),  # target without a threshold: reported only
-    ("pipeline", "baseline_acc_k1", 0.8, "—"),  # no target
-])
+@pytest.mark.parametrize(
+    ("name", "figure", "value", "expected"),
+    [
+        ("grader", "speedup_vs_math_verify", 12.5, "yes"),
+        ("grader", "speedup_vs_math_verify", 4.99, "no"),
+        ("train_step", "ours_over_trl", 0.67, "yes"),  # the bound itself meets "<= 0.67"
+        ("train_step", "ours_over_trl", 0.7, "no"),
+        ("memory", "peak_over_static", 1.3, "yes"),
+        ("memory", "peak_over_static", 1.356, "no"),
+        ("memory", "gradient_checkpointing", True, "—"),  # a setting, not a figure with a target
+        ("rollout", "vllm_over_hf_tokens_per_s", 1, "no"),  # "> 1" is strict
+        ("pipeline", "wall_s", 612.4, "yes"),
+        ("pipeline", "peak_mem_gib", 4.2, "no"),
+        ("rollout", "multi_over_single", 1.02, "—"),  # target without a threshold: reported only
+        ("pipeline", "baseline_acc_k1", 0.8, "—"),  # no target
+    ],
+)
 def test_met(name, figure, value, expected):
     assert runner.met(name, figure, value) == expected
 
@@ -127,8 +149,10 @@ def test_main_goes_on_after_a_failure_and_exits_nonzero(monkeypatch, capsys):
     assert "    KeyError: 'answer'" in out
     report = json.loads(out[-1])
     assert report["failed"]["grader"]["code"] == 1 and "KeyError" in report["failed"]["grader"]["stderr"]
-    assert report["skipped"] == {"train_step": "TRL not installed (pip install -e '.[bench]')",
-                                 "pipeline": "--skip-pipeline"}
+    assert report["skipped"] == {
+        "train_step": "TRL not installed (pip install -e '.[bench]')",
+        "pipeline": "--skip-pipeline",
+    }
     assert set(report["results"]) == {"rollout", "memory"}
     assert runner.main(["--only", "rollout"]) == 0 and ran[-1] == "rollout"
 
@@ -141,8 +165,9 @@ def test_machine_names_the_hardware_and_software():
 
 def last_json(script: str, *args: str) -> dict:
     """Run `python bench/<script> ARGS`; its last line, parsed."""
-    proc = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, f"bench/{script}", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.splitlines()[-1])
 
@@ -159,14 +184,24 @@ def test_gpu_check_smoke_runs_every_check_on_the_cpu():
     checks = report["checks"]
     assert list(checks) == ["zero3_vs_zero0", "train_memory", "rollout_speed", "bf16_logprob_gap"]
     assert report["smoke"] is True and report["device"] == "CPU (smoke)"
-    assert checks["train_memory"] == {"status": "skipped", "reason": checks["train_memory"]["reason"],
-                                      "seconds": checks["train_memory"]["seconds"]}
+    assert checks["train_memory"] == {
+        "status": "skipped",
+        "reason": checks["train_memory"]["reason"],
+        "seconds": checks["train_memory"]["seconds"],
+    }
     assert "CUDA" in checks["train_memory"]["reason"]
     equivalence, speed, gap = checks["zero3_vs_zero0"], checks["rollout_speed"], checks["bf16_logprob_gap"]
     assert equivalence["status"] == speed["status"] == gap["status"] == "ok", checks
-    assert {"update_rel_diff_zero3_vs_zero0", "update_rel_diff_zero0_vs_fp32", "update_rel_diff_zero3_vs_fp32",
-            "step_size_zero0", "step_size_zero3", "grad_norm_fp32", "grad_norm_zero0",
-            "grad_norm_zero3"} <= set(equivalence)
+    assert {
+        "update_rel_diff_zero3_vs_zero0",
+        "update_rel_diff_zero0_vs_fp32",
+        "update_rel_diff_zero3_vs_fp32",
+        "step_size_zero0",
+        "step_size_zero3",
+        "grad_norm_fp32",
+        "grad_norm_zero0",
+        "grad_norm_zero3",
+    } <= set(equivalence)
     assert equivalence["grad_norm_fp32"] > 0 and equivalence["update_rel_diff_zero0_vs_fp32"] > 0
     assert speed["policy_tokens"] == 8 * 16 and speed["tokens_per_s"] > 0  # every attempt ran to its budget
     assert 0 <= speed["cached_vs_recomputed_max_abs"] < 1
@@ -175,8 +210,9 @@ def test_gpu_check_smoke_runs_every_check_on_the_cpu():
 
 @pytest.mark.slow
 def test_real_rollout_run():
-    proc = subprocess.run([sys.executable, "-m", "bench", "--only", "rollout"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=1200)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "rollout"], cwd=ROOT, capture_output=True, text=True, timeout=1200
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     report = json.loads(lines[-1])

@@ -14,8 +14,13 @@ def test_a_verb_covers_the_definitions_it_reaches_and_no_others():
     assert "pipeline.metrics:summarize" in metrics_json and "pipeline.train:Trainer" not in metrics_json
     # the grader (a package): its class, what its modules define, and the worker processes' code, which they
     # run as `from pipeline.grading.pool import _worker_main` given in a string
-    assert {"pipeline.grading:Grader", "pipeline.grading.fast:cheap_verdict", "pipeline.grading.extract:BoxWatch",
-            "pipeline.grading.math_verify:math_verify_equal", "pipeline.grading.pool:_worker_main"} <= set(train)
+    assert {
+        "pipeline.grading:Grader",
+        "pipeline.grading.fast:cheap_verdict",
+        "pipeline.grading.extract:BoxWatch",
+        "pipeline.grading.math_verify:math_verify_equal",
+        "pipeline.grading.pool:_worker_main",
+    } <= set(train)
     assert not any(k.startswith("pipeline.config") for k in train)  # configuration reaches rules as values
     # from __main__.py only the verb's function and what it calls, not the other verbs or the argument parser
     assert {k for k in train if k.startswith("pipeline.__main__:cmd_")} == {"pipeline.__main__:cmd_train"}
@@ -36,9 +41,9 @@ def test_unknown_verb():
 
 SUBPACKAGE = {
     "__main__.py": "from pipeline import sub\nfrom pipeline.sub import Thing\n\n\n"
-                   "def cmd_go(args):\n    return Thing(), sub.leaf.deep(), sub.again()\n",
+    "def cmd_go(args):\n    return Thing(), sub.leaf.deep(), sub.again()\n",
     "sub/__init__.py": "from pipeline.sub.leaf import again\n\n\n"
-                       "class Thing:\n    BOOT = 'from pipeline.sub.worker import main; main()'\n",
+    "class Thing:\n    BOOT = 'from pipeline.sub.worker import main; main()'\n",
     "sub/leaf.py": "def deep():\n    return 1\n\n\ndef again():\n    return 2\n\n\ndef unused():\n    return 3\n",
     "sub/worker.py": "def main():\n    pass\n",
 }
@@ -54,7 +59,11 @@ def test_names_are_followed_into_a_subpackage(tmp_path, monkeypatch):
     codehash._load.cache_clear()
     try:
         assert set(codehash.definitions("go")) == {
-            "pipeline.__main__:cmd_go", "pipeline.sub:Thing", "pipeline.sub.leaf:deep", "pipeline.sub.leaf:again",
-            "pipeline.sub.worker:main"}
+            "pipeline.__main__:cmd_go",
+            "pipeline.sub:Thing",
+            "pipeline.sub.leaf:deep",
+            "pipeline.sub.leaf:again",
+            "pipeline.sub.worker:main",
+        }
     finally:
         codehash._load.cache_clear()  # the real package's modules again

@@ -110,10 +110,18 @@ def test_errors_name_the_key_path(user, expected):
 def test_experiment_names_the_output_folders():
     # The default keeps the paths the workflow always had; the paper preset's experiment is `paper`.
     tiny, paper = C.resolve({}), C.resolve({"scale": "paper"})
-    assert (tiny.experiment, tiny.out_dir, tiny.report_dir, tiny.protect_models) == ("tiny", "results/tiny", "reports",
-                                                                                     False)
+    assert (tiny.experiment, tiny.out_dir, tiny.report_dir, tiny.protect_models) == (
+        "tiny",
+        "results/tiny",
+        "reports",
+        False,
+    )
     assert (paper.experiment, paper.out_dir, paper.report_dir, paper.protect_models) == (
-        "paper", "results/paper", "reports/paper", True)
+        "paper",
+        "results/paper",
+        "reports/paper",
+        True,
+    )
     named = C.resolve({"scale": "paper", "experiment": "lr_sweep-2"})
     assert (named.out_dir, named.report_dir) == ("results/lr_sweep-2", "reports/lr_sweep-2")
     with pytest.raises(C.ConfigError, match="experiment: '../x' does not match"):
@@ -138,8 +146,9 @@ def test_load_file_and_inline_json(tmp_path):
         C.load(tmp_path / "bad.yaml")
 
 
-@pytest.mark.parametrize("user", [{}, {"scale": "paper"},
-                                  {"rollout": {"backend": "vllm"}, "model": {"tiny": {"hidden_size": 128}}}])
+@pytest.mark.parametrize(
+    "user", [{}, {"scale": "paper"}, {"rollout": {"backend": "vllm"}, "model": {"tiny": {"hidden_size": 128}}}]
+)
 def test_a_resolved_config_resolves_to_itself(user, tmp_path):
     """What the workflow hands every step (the resolved config as a JSON file) is the configuration it runs with."""
     resolved = C.resolve(user)
@@ -155,7 +164,9 @@ def test_repository_config_yaml_resolves():
 def test_cli_reports_config_error_without_traceback():
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "config", "--config", '{"eval": {"max_k": "seven"}}'],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert proc.returncode == 2
     assert "eval.max_k: 'seven' is not of type 'integer'" in proc.stderr
@@ -164,8 +175,9 @@ def test_cli_reports_config_error_without_traceback():
 
 def test_command_line_strings_are_read_as_yaml_scalars():
     # Snakemake's --config parses nested values with YAML's BaseLoader: every scalar arrives as a string.
-    cfg = C.resolve({"eval": {"max_k": "3"}, "seeds": ["0", "1"], "env": {"stop_at_box": "false"},
-                     "grading": {"timeout_s": "2.5"}})
+    cfg = C.resolve(
+        {"eval": {"max_k": "3"}, "seeds": ["0", "1"], "env": {"stop_at_box": "false"}, "grading": {"timeout_s": "2.5"}}
+    )
     assert cfg.eval.max_k == 3 and cfg.seeds == [0, 1] and cfg.env.stop_at_box is False
     assert cfg.grading.timeout_s == 2.5
     with pytest.raises(C.ConfigError, match="eval.max_k: 'three' is not of type 'integer'"):

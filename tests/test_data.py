@@ -163,7 +163,12 @@ def test_hub_column_spellings(tmp_path):
     """Capitalised AIME columns, a final_answer list with several items, minerva with an answer column."""
     aime = write_lines(tmp_path / "aime.jsonl", [json.dumps({"ID": "2024-I-1", "Problem": "p", "Answer": 204})])
     assert data.load_benchmark("aime24", aime, "test")[0] == {
-        "id": "2024-I-1", "question": "p", "answer": "204", "source": "aime24", "meta": {}}
+        "id": "2024-I-1",
+        "question": "p",
+        "answer": "204",
+        "source": "aime24",
+        "meta": {},
+    }
     olym = write_lines(tmp_path / "olym.jsonl", [json.dumps({"question": "q", "final_answer": ["$1$", "$-2$"]})])
     assert data.load_benchmark("olympiadbench", olym, "test")[0]["answer"] == "1, -2"
     minerva = write_lines(tmp_path / "m.jsonl", [json.dumps({"question": "q", "answer": "3e8"})])
@@ -194,9 +199,16 @@ def test_malformed_json_file_names_line(tmp_path):
     ],
 )
 def test_missing_field_names_field_and_line(tmp_path, name, row, field):
-    path = write_lines(tmp_path / "file.jsonl", [json.dumps({"problem": "ok", "question": "ok", "answer": "1",
-                                                            "final_answer": ["1"], "solution": "\\boxed{1}"}),
-                                                 "", json.dumps(row)])
+    path = write_lines(
+        tmp_path / "file.jsonl",
+        [
+            json.dumps(
+                {"problem": "ok", "question": "ok", "answer": "1", "final_answer": ["1"], "solution": "\\boxed{1}"}
+            ),
+            "",
+            json.dumps(row),
+        ],
+    )
     with pytest.raises(DataError, match=rf"file\.jsonl:3: .*{field}"):
         data.load_benchmark(name, path, "test")
 
@@ -240,8 +252,10 @@ def fake_hub(monkeypatch):
 
 def test_hub_branch_plumbing(fake_hub):
     calls, tables = fake_hub
-    tables[("openai/gsm8k", "main", "test")] = [{"question": "q1", "answer": "x\n#### 5"},
-                                                {"question": "q2", "answer": "y\n#### -7"}]
+    tables[("openai/gsm8k", "main", "test")] = [
+        {"question": "q1", "answer": "x\n#### 5"},
+        {"question": "q2", "answer": "y\n#### -7"},
+    ]
     records = data.load_benchmark("gsm8k", "openai/gsm8k:main", "test")
     assert calls == [("openai/gsm8k", "main", "test")]
     assert [(r["id"], r["answer"]) for r in records] == [("0", "5"), ("1", "-7")]
@@ -257,8 +271,12 @@ def math_rows():
     return [
         {"problem": "L3 problem", "level": "Level 3", "type": "Algebra", "solution": "So $x=\\boxed{\\frac{1}{2}}$."},
         {"problem": "L1 problem", "level": "Level 1", "type": "Algebra", "solution": "$\\boxed{1}$"},
-        {"problem": "L5 problem", "level": "Level 5", "type": "Geometry",
-         "solution": "First \\boxed{3}, then the set $\\boxed{\\{1, 2\\}}$ ."},
+        {
+            "problem": "L5 problem",
+            "level": "Level 5",
+            "type": "Geometry",
+            "solution": "First \\boxed{3}, then the set $\\boxed{\\{1, 2\\}}$ .",
+        },
         {"problem": "L4 fbox", "level": "Level 4", "type": "Prealgebra", "solution": "$\\fbox{7}$"},
         {"problem": "Unknown level", "level": "Level ?", "type": "Geometry", "solution": "\\boxed{9}"},
         {"problem": "L4 unboxed", "level": "Level 4", "type": "Algebra", "solution": "The answer is 4."},
@@ -270,7 +288,10 @@ def test_math_train_filters_levels_and_extracts_boxes(tmp_path, caplog):
     path = write_lines(tmp_path / "math.jsonl", [json.dumps(r) for r in math_rows()])
     records = data.load_math_train(path, levels=[3, 4, 5], splits=["train"], exclude_questions=["In MATH500"])
     assert [(r["question"], r["answer"], r["meta"]["level"]) for r in records] == [
-        ("L3 problem", "\\frac{1}{2}", 3), ("L5 problem", "\\{1, 2\\}", 5), ("L4 fbox", "7", 4)]
+        ("L3 problem", "\\frac{1}{2}", 3),
+        ("L5 problem", "\\{1, 2\\}", 5),
+        ("L4 fbox", "7", 4),
+    ]
     assert all(r["source"] == "math" for r in records)
     assert "no \\boxed{} answer" in caplog.text
     assert len(data.load_math_train(path, levels=[3], splits=["train"])) == 2  # not excluded this time
@@ -281,8 +302,11 @@ def test_math_train_directory_reads_each_split(tmp_path):
     write_lines(tmp_path / "train.jsonl", [json.dumps(rows[0])])
     (tmp_path / "test.json").write_text(json.dumps([rows[2], {**rows[0], "level": 3}]))
     records = data.load_math_train(tmp_path, levels=[3, 5], splits=["train", "test"])
-    assert [(r["id"], r["meta"]["split"]) for r in records] == [("train-0", "train"), ("test-0", "test"),
-                                                                ("test-1", "test")]
+    assert [(r["id"], r["meta"]["split"]) for r in records] == [
+        ("train-0", "train"),
+        ("test-0", "test"),
+        ("test-1", "test"),
+    ]
 
 
 def test_math_train_hub_concatenates_configs(fake_hub):
@@ -392,25 +416,39 @@ def test_prepare_math_drops_questions_whose_prompt_exceeds_max_prompt_tokens(tmp
     cfg0 = config.resolve({})
     models.save(models.build_model(cfg0.model.tiny, tokenizer), tokenizer, tmp_path / "model")
     short, long = "What is 1 + 1?", "What is " + " + ".join(str(i) for i in range(60)) + "?"
-    rows = [{"problem": q, "level": "Level 3", "type": "Algebra", "solution": f"\\boxed{{{i}}}"}
-            for i, q in enumerate([short, long, short + " "])]
+    rows = [
+        {"problem": q, "level": "Level 3", "type": "Algebra", "solution": f"\\boxed{{{i}}}"}
+        for i, q in enumerate([short, long, short + " "])
+    ]
     source = write_lines(tmp_path / "math.jsonl", [json.dumps(r) for r in rows])
-    n_short = len(tokenizer(env.render_prompt(cfg0.env.prompt_template, short, 5), add_special_tokens=False)["input_ids"])
+    n_short = len(
+        tokenizer(env.render_prompt(cfg0.env.prompt_template, short, 5), add_special_tokens=False)["input_ids"]
+    )
     limit = n_short + 2
-    user = {"data": {"train_set": "math", "max_prompt_tokens": limit, "math": {"source": str(source)}},
-            "model": {"source": str(tmp_path / "model")}}
+    user = {
+        "data": {"train_set": "math", "max_prompt_tokens": limit, "math": {"source": str(source)}},
+        "model": {"source": str(tmp_path / "model")},
+    }
     out = tmp_path / "math_train.jsonl"
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "prepare-math", "--config", json.dumps(user),
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "prepare-math", "--config", json.dumps(user), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert [r["question"] for r in data.read_records(out)] == [short, short + " "]
     assert f"dropped 1 questions whose prompt exceeds data.max_prompt_tokens = {limit} tokens" in proc.stderr
 
 
-@pytest.mark.parametrize(("user", "message"), [
-    ({"data": {"max_prompt_tokens": 1024}}, "applies to the MATH training set"),
-    ({"data": {"max_prompt_tokens": 1024, "train_set": "math"}}, "model.source build only makes"),
-])
+@pytest.mark.parametrize(
+    ("user", "message"),
+    [
+        ({"data": {"max_prompt_tokens": 1024}}, "applies to the MATH training set"),
+        ({"data": {"max_prompt_tokens": 1024, "train_set": "math"}}, "model.source build only makes"),
+    ],
+)
 def test_max_prompt_tokens_needs_the_math_set_and_a_model_tokenizer(user, message):
     from pipeline import config
 

@@ -21,8 +21,7 @@ pytestmark = pytest.mark.slow
 
 # 16 dialogues per optimizer step, 8 per rank, micro-batches of 4: accumulation 2 (the paper preset's
 # 128 / (8 GPUs x 8) is 2 as well). 3 steps: the first has a zero learning rate (warm-up).
-ACCUMULATE = {**SMALL, "train": {**SMALL["train"], "steps": 3, "micro_batch": 4, "save_every": 3,
-                                 "eval_every": 0}}
+ACCUMULATE = {**SMALL, "train": {**SMALL["train"], "steps": 3, "micro_batch": 4, "save_every": 3, "eval_every": 0}}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +41,16 @@ def wide_model_dir(tmp_path_factory) -> Path:
 
 
 def torchrun(cmd: list[str], port: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-            *cmd[1:]]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        *cmd[1:],
+    ]
 
 
 def flat(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -87,8 +94,7 @@ def test_zero_stages_give_the_same_updates_with_gradient_accumulation(task, wide
 def test_zero3_run_killed_mid_training_resumes_to_the_same_weights(task, wide_model_dir, tmp_path):
     """SIGKILL a 2-process ZeRO-3 run after it wrote checkpoints, rerun: the final weights and log equal an
     uninterrupted run's (DeepSpeed's sharded engine checkpoints hold weights, optimizer states and schedule)."""
-    cfg = {**ACCUMULATE, "train": {**ACCUMULATE["train"], "steps": 6, "save_every": 2,
-                                   "deepspeed": {"zero_stage": 3}}}
+    cfg = {**ACCUMULATE, "train": {**ACCUMULATE["train"], "steps": 6, "save_every": 2, "deepspeed": {"zero_stage": 3}}}
     full, killed = tmp_path / "full", tmp_path / "killed"
     run(torchrun(train_cmd(task, wide_model_dir, full / "run", full / "model", cfg), 29544), timeout=900)
     cmd = torchrun(train_cmd(task, wide_model_dir, killed / "run", killed / "model", cfg), 29545)

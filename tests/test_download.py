@@ -25,8 +25,18 @@ def test_plan_of_the_paper_preset():
 def test_plan_skips_what_is_local(tmp_path):
     assert download.plan(config.resolve({})) == []  # the tiny experiment builds its model and data
     (tmp_path / "math500.jsonl").write_text("")
-    cfg = config.resolve({"scale": "paper", "model": {"source": str(tmp_path)}, "data": {"benchmarks": {
-        "math500": {"source": str(tmp_path / "math500.jsonl")}, "amc23": {"source": "owner/name:cfg_a,cfg_b"}}}})
+    cfg = config.resolve(
+        {
+            "scale": "paper",
+            "model": {"source": str(tmp_path)},
+            "data": {
+                "benchmarks": {
+                    "math500": {"source": str(tmp_path / "math500.jsonl")},
+                    "amc23": {"source": "owner/name:cfg_a,cfg_b"},
+                }
+            },
+        }
+    )
     fetches = download.plan(cfg)
     assert {f.kind for f in fetches} == {"dataset"} and "HuggingFaceH4/MATH-500" not in {f.repo_id for f in fetches}
     assert [f for f in fetches if f.repo_id == "owner/name"] == [
@@ -36,7 +46,16 @@ def test_plan_skips_what_is_local(tmp_path):
 
 
 def test_dry_run_prints_the_plan():
-    proc = subprocess.run([sys.executable, "-m", "pipeline.download", "--config", '{"scale": "paper"}', "--dry-run"],
-                          capture_output=True, text=True, cwd=ROOT, check=True)
-    assert json.loads(proc.stdout)[0] == {"kind": "model", "repo_id": "Qwen/Qwen2.5-Math-1.5B", "config": None,
-                                          "split": None}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.download", "--config", '{"scale": "paper"}', "--dry-run"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    assert json.loads(proc.stdout)[0] == {
+        "kind": "model",
+        "repo_id": "Qwen/Qwen2.5-Math-1.5B",
+        "config": None,
+        "split": None,
+    }

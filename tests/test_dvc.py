@@ -32,9 +32,12 @@ def run(cwd: Path, *cmd: str) -> str:
 
 
 def digests(repo: Path) -> dict[str, str]:
-    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for folder in TRACKED for p in sorted((repo / folder).rglob("*"))
-            if p.is_file() and p.name not in ("README.md", ".gitignore")}
+    return {
+        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in TRACKED
+        for p in sorted((repo / folder).rglob("*"))
+        if p.is_file() and p.name not in ("README.md", ".gitignore")
+    }
 
 
 def series(plot: dict) -> dict[str, list[tuple[float, float]]]:
@@ -54,19 +57,25 @@ def test_metrics_fit_the_terminal_and_plots_draw_one_line_per_model(tmp_path):
     lines = shown.splitlines()
     assert max(map(len, lines)) <= 120, shown
     assert lines[0].split() == ["Path", "acc@1", "acc@2", "gain", "gain_hi", "gain_lo"], shown
-    assert sorted(line.split()[0] for line in lines[1:]) == [f"reports/metrics/{m}.json"
-                                                             for m in ("base", "baseline", "multi_attempt")]
+    assert sorted(line.split()[0] for line in lines[1:]) == [
+        f"reports/metrics/{m}.json" for m in ("base", "baseline", "multi_attempt")
+    ]
 
     plots = json.loads(run(repo, "dvc", "plots", "show", "--json"))["data"]
     assert len(plots) == 4
     tables = dvc_views.plot_tables(SUMMARY, CURVES, RETRIES)
     for title, plot in plots.items():
-        name = {"Accuracy": "accuracy_vs_k", "Held-out": "heldout_accuracy", "Training": "reward",
-                "Wrong": "wrong_to_right"}[title.split()[0]]
+        name = {
+            "Accuracy": "accuracy_vs_k",
+            "Held-out": "heldout_accuracy",
+            "Training": "reward",
+            "Wrong": "wrong_to_right",
+        }[title.split()[0]]
         table = tables[name]
         x = table.columns[0]
-        assert series(plot) == {m: list(zip(table[x].astype(float), table[m].astype(float)))
-                                for m in table.columns[1:]}, title
+        assert series(plot) == {
+            m: list(zip(table[x].astype(float), table[m].astype(float))) for m in table.columns[1:]
+        }, title
     assert set(series(plots[next(iter(plots))])) == {"multi_attempt", "baseline", "base"}
 
 

@@ -16,25 +16,57 @@ def entry(acc1, acc2, gain=None):
 
 
 SUMMARY = {
-    "scale": "tiny", "benchmarks": ["synthetic"], "k": [1, 2, 3],
+    "scale": "tiny",
+    "benchmarks": ["synthetic"],
+    "k": [1, 2, 3],
     "variants": {"multi_attempt": entry(0.785, 0.889, 0.104), "baseline": entry(0.793, 0.837, 0.044)},
     "base": entry(0.6, 0.7, 0.1),
 }
 CURVES = pd.DataFrame(
-    [{"variant": v, "seed": s, "step": step, "reward": 0.1 * step + s, "train_accuracy": 0.5,
-      "heldout_accuracy": (0.5 + 0.1 * s if step % 2 == 0 else None)}
-     for v in ("multi_attempt", "baseline") for s in (0, 1) for step in (1, 2, 3, 4)])
+    [
+        {
+            "variant": v,
+            "seed": s,
+            "step": step,
+            "reward": 0.1 * step + s,
+            "train_accuracy": 0.5,
+            "heldout_accuracy": (0.5 + 0.1 * s if step % 2 == 0 else None),
+        }
+        for v in ("multi_attempt", "baseline")
+        for s in (0, 1)
+        for step in (1, 2, 3, 4)
+    ]
+)
 RETRIES = pd.DataFrame(
-    [{"model": f"{v}_s0", "variant": v, "seed": 0, "benchmark": b, "k": 3, "retry": j, "reached": n,
-      "wrong_to_right_rate": r, "repeat_rate": 0.0}
-     for v in ("multi_attempt", "baseline", "base") for j in (2, 3) for b, n, r in (("a", 10, 0.5), ("b", 30, 0.1))])
+    [
+        {
+            "model": f"{v}_s0",
+            "variant": v,
+            "seed": 0,
+            "benchmark": b,
+            "k": 3,
+            "retry": j,
+            "reached": n,
+            "wrong_to_right_rate": r,
+            "repeat_rate": 0.0,
+        }
+        for v in ("multi_attempt", "baseline", "base")
+        for j in (2, 3)
+        for b, n, r in (("a", 10, 0.5), ("b", 30, 0.1))
+    ]
+)
 
 
 def test_metrics_are_the_headline_of_each_model():
     m = dvc_views.metrics(SUMMARY)
     assert list(m) == ["multi_attempt", "baseline", "base"]
-    assert m["multi_attempt"] == {"acc@1": 0.785, "acc@2": 0.889, "gain": 0.104, "gain_lo": pytest.approx(0.084),
-                                  "gain_hi": pytest.approx(0.124)}
+    assert m["multi_attempt"] == {
+        "acc@1": 0.785,
+        "acc@2": 0.889,
+        "gain": 0.104,
+        "gain_lo": pytest.approx(0.084),
+        "gain_hi": pytest.approx(0.124),
+    }
     no_gain = {**SUMMARY, "variants": {"multi_attempt": {"accuracy_at_k": {"1": 0.5}}}}
     no_gain.pop("base")
     assert dvc_views.metrics(no_gain) == {"multi_attempt": {"acc@1": 0.5}}  # max_k = 1

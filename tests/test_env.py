@@ -45,9 +45,9 @@ def test_spec_strings_match_the_spec_document():
 def test_paper_templates_character_by_character():
     question = "What is $1+1$?"
     for n in (1, 2, 5):
-        assert render_prompt(PAPER.env.prompt_template, question, n) == SPEC_PROMPT.replace(
-            "{N}", str(n)
-        ).replace("{input}", question)
+        assert render_prompt(PAPER.env.prompt_template, question, n) == SPEC_PROMPT.replace("{N}", str(n)).replace(
+            "{input}", question
+        )
     # n counts the attempts left after the decrement, so "1 attempts" is literal (spec §1.2).
     assert render_feedback(PAPER.env.feedback_template, 1, "<|im_end|>", False) == SPEC_FEEDBACK.replace("{n}", "1")
     assert "You have 1 attempts left." in render_feedback(PAPER.env.feedback_template, 1, "<|im_end|>", False)

@@ -63,8 +63,14 @@ def _closure(names: set[str]) -> set[str]:
 
 def _top_level_modules(dist: str) -> set[str]:
     files = metadata.distribution(dist).files or []
-    tops = {f.parts[0].removesuffix(".py") for f in files if f.parts and not f.parts[0].endswith((".dist-info", ".pth"))
-            and not f.parts[0].startswith(("_", ".")) and f.parts[0] != "bin"}
+    tops = {
+        f.parts[0].removesuffix(".py")
+        for f in files
+        if f.parts
+        and not f.parts[0].endswith((".dist-info", ".pth"))
+        and not f.parts[0].startswith(("_", "."))
+        and f.parts[0] != "bin"
+    }
     return tops or {dist.replace("-", "_")}
 
 
@@ -103,20 +109,35 @@ def run_with_only(env: str, argv: list[str]) -> subprocess.CompletedProcess:
         if dist not in allowed:
             blocked |= _top_level_modules(dist)
     blocked -= {"pipeline"}
-    return subprocess.run([sys.executable, "-c", BLOCKER.format(blocked=sorted(blocked), argv=argv)],
-                          capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER.format(blocked=sorted(blocked), argv=argv)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
 
 
 def test_blocking_works():
-    proc = run_with_only("report", ["evaluate", "--model", "m", "--data", "d", "--benchmark", "b", "--k", "1",
-                                    "--out", "o"])
+    proc = run_with_only(
+        "report", ["evaluate", "--model", "m", "--data", "d", "--benchmark", "b", "--k", "1", "--out", "o"]
+    )
     assert proc.returncode != 0 and "No module named 'torch'" in proc.stderr
 
 
 def test_data_env_runs_the_data_verbs(tmp_path):
     cfg = json.dumps({"data": {"synthetic": {"n_train": 20, "n_heldout": 5}}})
-    proc = run_with_only("data", ["prepare-synthetic", "--config", cfg, "--train", str(tmp_path / "t.jsonl"),
-                                  "--heldout", str(tmp_path / "h.jsonl")])
+    proc = run_with_only(
+        "data",
+        [
+            "prepare-synthetic",
+            "--config",
+            cfg,
+            "--train",
+            str(tmp_path / "t.jsonl"),
+            "--heldout",
+            str(tmp_path / "h.jsonl"),
+        ],
+    )
     assert proc.returncode == 0, proc.stderr
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 20
 
@@ -134,16 +155,23 @@ def test_report_env_runs_the_report_verbs(tmp_path):
     typed = {k: metrics.traces_from(traces) for k, traces in runs.items()}
     write_json(folder / "metrics.json", metrics.metrics_for("base", typed))
     out = tmp_path / "reports"
-    for argv in (["aggregate", "--config", "{}", "--metrics", str(folder / "metrics.json"), "--out-dir", str(out)],
-                 ["figures", "--config", "{}", "--tables", str(out), "--out-dir", str(out / "figures")],
-                 ["report", "--tables", str(out), "--out", str(out / "report.md")]):
+    for argv in (
+        ["aggregate", "--config", "{}", "--metrics", str(folder / "metrics.json"), "--out-dir", str(out)],
+        ["figures", "--config", "{}", "--tables", str(out), "--out-dir", str(out / "figures")],
+        ["report", "--tables", str(out), "--out", str(out / "report.md")],
+    ):
         proc = run_with_only("report", argv)
         assert proc.returncode == 0, proc.stderr
     assert "| base model | 37.5 | 62.5 |" in (out / "report.md").read_text()
 
 
-@pytest.mark.parametrize("env, modules", [("train", ["pipeline.train", "pipeline.sft", "pipeline.distributed"]),
-                                          ("evaluate", ["pipeline.evaluate", "pipeline.grading"])])
+@pytest.mark.parametrize(
+    "env, modules",
+    [
+        ("train", ["pipeline.train", "pipeline.sft", "pipeline.distributed"]),
+        ("evaluate", ["pipeline.evaluate", "pipeline.grading"]),
+    ],
+)
 def test_model_envs_import_their_modules(env, modules):
     """Training and evaluation verbs need a model (their runs are tested elsewhere); here: their imports."""
     code = "; ".join(f"import {m}" for m in modules)

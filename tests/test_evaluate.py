@@ -28,8 +28,24 @@ def test_evaluate_writes_valid_traces_in_order(tiny_model_dir):
 def test_cli_names_a_missing_model(tmp_path):
     data = tmp_path / "q.jsonl"
     data.write_text('{"id": "q0", "question": "1+1=", "answer": "2", "source": "t", "meta": {}}\n')
-    cmd = [sys.executable, "-m", "pipeline", "evaluate", "--config", "{}", "--model", str(tmp_path / "nope"),
-           "--data", str(data), "--benchmark", "synthetic", "--k", "1", "--out", str(tmp_path / "k1.jsonl")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "evaluate",
+        "--config",
+        "{}",
+        "--model",
+        str(tmp_path / "nope"),
+        "--data",
+        str(data),
+        "--benchmark",
+        "synthetic",
+        "--k",
+        "1",
+        "--out",
+        str(tmp_path / "k1.jsonl"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
     assert f"error: model {tmp_path / 'nope'}: no such folder" in proc.stderr
@@ -43,8 +59,9 @@ def test_evaluation_has_budgets_of_its_own(tiny_model_dir):
     backend, tokenizer = evaluate.open_backend(own, tiny_model_dir)
     traces = evaluate.evaluate(backend, tokenizer, own, records, "synthetic", k=3, grader=GRADER, progress=False)
     assert all(a["n_tokens"] <= 3 for t in traces for a in t["attempts"])
-    unbounded = config.resolve({"rollout": {"max_model_len": 60}, "eval": {"max_attempt_tokens": 0,
-                                                                           "max_total_tokens": 0}})
+    unbounded = config.resolve(
+        {"rollout": {"max_model_len": 60}, "eval": {"max_attempt_tokens": 0, "max_total_tokens": 0}}
+    )
     backend, tokenizer = evaluate.open_backend(unbounded, tiny_model_dir)
     traces = evaluate.evaluate(backend, tokenizer, unbounded, records, "synthetic", k=5, grader=GRADER, progress=False)
     metrics.summarize(metrics.traces_from(traces))  # valid traces of one run

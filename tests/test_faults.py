@@ -28,8 +28,7 @@ SMOKE = smoke_config(steps=16, eval_every=8)  # long enough to be killed at seve
 
 def start(workdir: Path, *args: str) -> subprocess.Popen:
     (workdir / "smoke.yaml").write_text(SMOKE)
-    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "smoke.yaml"), "--cores", "2",
-           *args]
+    cmd = [*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "smoke.yaml"), "--cores", "2", *args]
     return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -101,8 +100,10 @@ def test_killed_jobs_and_a_second_snakemake_lose_nothing_and_the_rerun_matches(t
     ref = tmp_path / "uninterrupted"
     ref.mkdir()
     first = start(ref, "all")
-    wait_for(lambda: (ref / ".snakemake" / "locks").is_dir() and any((ref / ".snakemake" / "locks").iterdir()),
-             what="the first snakemake to lock its directory")
+    wait_for(
+        lambda: (ref / ".snakemake" / "locks").is_dir() and any((ref / ".snakemake" / "locks").iterdir()),
+        what="the first snakemake to lock its directory",
+    )
     second = start(ref, "all")
     code, out = finish(second, timeout=120)
     assert code != 0 and "Directory cannot be locked" in out
@@ -145,8 +146,18 @@ def run_train(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, **kw)
 
 
-CFG = {"train": {"steps": 3, "rollout_batch": 4, "samples_per_prompt": 2, "train_batch": 8, "micro_batch": 4,
-                 "eval_every": 0, "save_every": 1, "keep_checkpoints": 5}}
+CFG = {
+    "train": {
+        "steps": 3,
+        "rollout_batch": 4,
+        "samples_per_prompt": 2,
+        "train_batch": 8,
+        "micro_batch": 4,
+        "eval_every": 0,
+        "save_every": 1,
+        "keep_checkpoints": 5,
+    }
+}
 
 
 def test_a_checkpoint_in_the_way_stops_training_with_the_previous_one_intact(task, tiny_model_dir, tmp_path):  # noqa: F811
@@ -160,8 +171,7 @@ def test_a_checkpoint_in_the_way_stops_training_with_the_previous_one_intact(tas
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "error: checkpoint" in proc.stderr and "step_000003 could not be written" in proc.stderr
     assert "step_000002, is intact" in proc.stderr
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [".step_000003.tmp", "step_000001",
-                                                                      "step_000002"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [".step_000003.tmp", "step_000001", "step_000002"]
     assert not out.exists()
     blocker.unlink()
     proc = run_train(train_cmd(task, tiny_model_dir, run, out, CFG))
@@ -196,9 +206,11 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(task, tiny_model_dir, tmp
 
 def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path):
     target = tmp_path / "k1.jsonl"
-    code = (f"import sys, os; sys.path.insert(0, {str(ROOT)!r}); from pipeline.io import atomic_path\n"
-            f"with atomic_path({str(target)!r}) as tmp:\n"
-            "    tmp.write_text('half')\n    os.kill(os.getpid(), 9)\n")
+    code = (
+        f"import sys, os; sys.path.insert(0, {str(ROOT)!r}); from pipeline.io import atomic_path\n"
+        f"with atomic_path({str(target)!r}) as tmp:\n"
+        "    tmp.write_text('half')\n    os.kill(os.getpid(), 9)\n"
+    )
     subprocess.run([sys.executable, "-c", code])
     assert len(list(tmp_path.glob(".k1.jsonl.*.tmp"))) == 1 and not target.exists()
     (tmp_path / ".k1.jsonl.other.name.tmp").mkdir()  # not one of ours: left alone

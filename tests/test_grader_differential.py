@@ -22,7 +22,7 @@ from __future__ import annotations
 import collections
 import logging
 import re
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -33,7 +33,7 @@ N_PAIRS = 7000  # 1,000 per family
 SEED = 0
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parse(text: str) -> tuple:
     from math_verify import parse
 
@@ -76,9 +76,13 @@ def test_fast_path_agrees_with_math_verify_whenever_it_decides():
         reference = math_verify(p.answer, p.gold)
         if verdict != reference:
             differ.append((p.family, p.gold, p.answer, verdict, reference))
-    print(f"\n{len(pairs)} pairs, {sum(decided.values())} decided by the fast path and compared: {dict(decided)}; "
-          f"verdicts {dict(verdicts)}")
-    assert differ == [], f"{len(differ)} verdicts differ from Math-Verify's (family, gold, answer, ours, MV): {differ[:10]}"
+    print(
+        f"\n{len(pairs)} pairs, {sum(decided.values())} decided by the fast path and compared: {dict(decided)}; "
+        f"verdicts {dict(verdicts)}"
+    )
+    assert differ == [], (
+        f"{len(differ)} verdicts differ from Math-Verify's (family, gold, answer, ours, MV): {differ[:10]}"
+    )
     # not vacuous: a good share of the pairs is decided, both ways, in most families
     assert sum(decided.values()) >= 0.3 * N_PAIRS
     assert verdicts[True] >= 0.1 * N_PAIRS and verdicts[False] >= 0.1 * N_PAIRS

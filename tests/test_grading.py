@@ -69,7 +69,9 @@ def test_first_box_end_and_is_formatted():
     assert first_box_end(text) == text.index("}") + 1
     assert first_box_end(r"\boxed{\frac{1}{2}} more") == len(r"\boxed{\frac{1}{2}}")
     assert first_box_end(r"\boxed{1") is None
-    assert first_box_end(r"put it in \boxed{} \boxed{ } then \boxed{3}") == len(r"put it in \boxed{} \boxed{ } then \boxed{3}")
+    assert first_box_end(r"put it in \boxed{} \boxed{ } then \boxed{3}") == len(
+        r"put it in \boxed{} \boxed{ } then \boxed{3}"
+    )
     assert not is_formatted(r"\boxed{}") and not is_formatted(r"\boxed{ }")
     assert is_formatted(r"\boxed{x}") and not is_formatted(r"\boxed{x") and not is_formatted("x")
 
@@ -178,8 +180,11 @@ def test_the_environment_grades_with_its_graders_rule():
 def test_every_pipeline_verb_builds_its_grader_from_the_configuration():
     """The verbs that grade build their `Grader` from cfg.grading (its workers, timeout and multi-box rule)."""
     source = (ROOT / "pipeline" / "__main__.py").read_text(encoding="utf-8")
-    calls = [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
-             and ast.unparse(node.func) == "Grader.from_config"]
+    calls = [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "Grader.from_config"
+    ]
     assert len(calls) == 3  # build_base, evaluate, train
     assert all(ast.unparse(call.args[0]) == "cfg.grading" for call in calls)
 
@@ -279,8 +284,10 @@ def _gold_answers(benchmarks_dir: Path) -> dict[str, list[tuple[str, str | None]
         if path.is_file():
             records = data.load_benchmark(name, path, "test")
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            out[name] = [(r["answer"], row.get("solution") if name in ("math500", "minerva_math") else None)
-                         for r, row in zip(records, rows, strict=True)]
+            out[name] = [
+                (r["answer"], row.get("solution") if name in ("math500", "minerva_math") else None)
+                for r, row in zip(records, rows, strict=True)
+            ]
     return out
 
 
@@ -380,12 +387,22 @@ def test_no_eval_in_project_code():
 @pytest.mark.parametrize(
     "bomb",
     [
-        r"9^{9^{9^{9}}}", r"(10^{10})!", r"2^{10^{7}}", r"10^{10^{10}} + 1",
+        r"9^{9^{9^{9}}}",
+        r"(10^{10})!",
+        r"2^{10^{7}}",
+        r"10^{10^{10}} + 1",
         # found by tests/test_hostile_output.py: before the guards covered them, these ran into the worker timeout
-        r"{10}^{{10}^{10}}", r"{10^{7}}!", r"(10^{7}+1)!", r"\binom{10^9}{5*10^8}", r"{10^{9} \choose 5 \cdot 10^{8}}",
-        r"\Gamma(10^{8})", r"\binom{1000000}{500000}",
+        r"{10}^{{10}^{10}}",
+        r"{10^{7}}!",
+        r"(10^{7}+1)!",
+        r"\binom{10^9}{5*10^8}",
+        r"{10^{9} \choose 5 \cdot 10^{8}}",
+        r"\Gamma(10^{8})",
+        r"\binom{1000000}{500000}",
         "{" * 14 + "1" + "}" * 14,  # ~13 s in the LaTeX parser: exponential in the nesting depth
-        "(" * 32 + "1" + ")" * 32, r"\{" * 16 + "1" + r"\}" * 16, "|" * 40 + "1" + "|" * 40,
+        "(" * 32 + "1" + ")" * 32,
+        r"\{" * 16 + "1" + r"\}" * 16,
+        "|" * 40 + "1" + "|" * 40,
     ],
 )
 def test_huge_numbers_are_refused_before_sympy(bomb):
@@ -403,8 +420,16 @@ def test_hostile_gold_is_refused_too():
 @pytest.mark.parametrize(
     "answer",
     [
-        r"\frac{1}{1+\frac{1}{1+\frac{1}{2}}}", r"\binom{10}{3}", r"\Gamma(5)", r"x_{10}^{10}", "|x|+|y|", r"(n+1)!",
-        r"\left(\frac{t^{2}}{2}-t+C\right) e^{-t}", r"2^{2^{4}}", r"\sqrt{2+\sqrt{2+\sqrt{2}}}", r"\binom{10000}{2}",
+        r"\frac{1}{1+\frac{1}{1+\frac{1}{2}}}",
+        r"\binom{10}{3}",
+        r"\Gamma(5)",
+        r"x_{10}^{10}",
+        "|x|+|y|",
+        r"(n+1)!",
+        r"\left(\frac{t^{2}}{2}-t+C\right) e^{-t}",
+        r"2^{2^{4}}",
+        r"\sqrt{2+\sqrt{2+\sqrt{2}}}",
+        r"\binom{10000}{2}",
     ],
 )
 def test_guards_pass_ordinary_answers(answer):
@@ -413,6 +438,7 @@ def test_guards_pass_ordinary_answers(answer):
 
 def test_nesting_bound_is_the_documented_trade_off():
     """MAX_NESTING refuses a 9-deep continued fraction though Math-Verify would parse it fast (see its comment)."""
+
     def continued_fraction(depth):
         return "2" if depth == 0 else r"\frac{1}{1+" + continued_fraction(depth - 1) + "}"
 
@@ -569,8 +595,29 @@ def test_top_level_script_without_main_guard_can_grade(tmp_path):
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [True, False]
 
 
-BOX_PIECES = ["\\", "\\\\", "\\\\bo", "\\boxed", "\\fbox", "{", "}", " ", "  ", "$", "1", "42", "x", "bo", "xed",
-              "\\{", "\\}", "ab", "\n", "\\frac", "."]
+BOX_PIECES = [
+    "\\",
+    "\\\\",
+    "\\\\bo",
+    "\\boxed",
+    "\\fbox",
+    "{",
+    "}",
+    " ",
+    "  ",
+    "$",
+    "1",
+    "42",
+    "x",
+    "bo",
+    "xed",
+    "\\{",
+    "\\}",
+    "ab",
+    "\n",
+    "\\frac",
+    ".",
+]
 
 
 def _first_box_end_of_prefix(text: str) -> int | None:
@@ -582,13 +629,16 @@ def _first_box_end_of_prefix(text: str) -> int | None:
     return None
 
 
-@pytest.mark.parametrize("pieces", [
-    ["so \\\\", "boxed{1}"],  # `\\boxed`: the pair is not an escape once `boxed` follows
-    ["\\\\bo", "xed{2} "],
-    ["\\box", "ed", " ", "{3}"],
-    ["\\boxed 4", "5", "$"],  # a bare box's token grows until a terminator comes
-    ["\\", "{", "\\boxed{}", " \\fbox{6}"],  # an escaped brace, an empty box (no answer), then a box
-])
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        ["so \\\\", "boxed{1}"],  # `\\boxed`: the pair is not an escape once `boxed` follows
+        ["\\\\bo", "xed{2} "],
+        ["\\box", "ed", " ", "{3}"],
+        ["\\boxed 4", "5", "$"],  # a bare box's token grows until a terminator comes
+        ["\\", "{", "\\boxed{}", " \\fbox{6}"],  # an escaped brace, an empty box (no answer), then a box
+    ],
+)
 def test_box_watch_on_constructs_split_across_pieces(pieces):
     watch, text = extract.BoxWatch(), ""
     for piece in pieces:

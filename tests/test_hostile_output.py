@@ -106,7 +106,10 @@ def _control(marker: Path, workdir: Path) -> dict:
     (workdir / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.run(
         [sys.executable, "-c", CONTROL_SCRIPT, str(workdir / "spec.json"), str(workdir / "out.json")],
-        cwd=workdir, capture_output=True, text=True, timeout=300,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"spec": spec, **json.loads((workdir / "out.json").read_text())}
@@ -210,12 +213,27 @@ def run(tmp_path_factory):
     maxrss_self_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     result = dict(
-        marker=marker, marker_dir=marker_dir, control=control, cases=cases, grades=grades, errors=errors, grader=grader,
-        extract_s=extract_s, startup_s=startup_s, workers=workers, wall_s=wall_s, usable=usable,
-        live_workers=len(live_workers), zombies=zombies, processes_seen=len(sampler.pids - others), sampler=sampler,
+        marker=marker,
+        marker_dir=marker_dir,
+        control=control,
+        cases=cases,
+        grades=grades,
+        errors=errors,
+        grader=grader,
+        extract_s=extract_s,
+        startup_s=startup_s,
+        workers=workers,
+        wall_s=wall_s,
+        usable=usable,
+        live_workers=len(live_workers),
+        zombies=zombies,
+        processes_seen=len(sampler.pids - others),
+        sampler=sampler,
         rss_before=rss_before,
-        maxrss_self_before=maxrss_self_before, maxrss_self_after=maxrss_self_after,
-        maxrss_children_before=maxrss_children_before, maxrss_children_after=maxrss_children_after,
+        maxrss_self_before=maxrss_self_before,
+        maxrss_self_after=maxrss_self_after,
+        maxrss_children_before=maxrss_children_before,
+        maxrss_children_after=maxrss_children_after,
     )
     result["budget_s"] = _budget(result)
     _print_summary(result)
@@ -264,7 +282,8 @@ def _print_summary(r) -> None:
     near = sum(v == "math_verify" and e > TIMEOUT_S / 2 for v, e in items)
     print(
         f"wall {r['wall_s']:.1f}s (budget {r['budget_s']:.1f}s), workers {r['workers']}, worker start-up "
-        f"{r['startup_s']:.1f}s, in-process {_in_process_s(grades):.1f}s, distinct items sent to workers {len(items)} (finished in over {TIMEOUT_S / 2}s: "
+        f"{r['startup_s']:.1f}s, in-process {_in_process_s(grades):.1f}s, distinct items sent to workers {len(items)} "
+        f"(finished in over {TIMEOUT_S / 2}s: "
         f"{near}), timeouts {len(timeouts)}, worker processes seen {r['processes_seen']}, "
         f"max item {max(g.elapsed_s for g in grades if g is not None):.2f}s (limit {TIMEOUT_S + MARGIN_S}s)"
     )
@@ -300,7 +319,15 @@ def test_generator_is_seeded_and_covers_every_family(run):
     assert len(cases) >= 10_000
     families = {c.family for c in cases}
     assert families == {
-        "injection", "tower", "factorial", "nesting", "megabyte", "control", "unclosed", "many_boxes", "mixed",
+        "injection",
+        "tower",
+        "factorial",
+        "nesting",
+        "megabyte",
+        "control",
+        "unclosed",
+        "many_boxes",
+        "mixed",
     }
     placements = {c.placement for c in cases}
     assert {"boxed", "outside", "before_box", "after_box", "gold", "both", "both_same", "nested_box"} <= placements
@@ -318,8 +345,9 @@ def test_payloads_are_live(run):
     c = run["control"]
     assert all(c["python"]), [p for p, ok in zip(c["spec"]["python"], c["python"]) if not ok]
     assert all(c["exec"]), [p for p, ok in zip(c["spec"]["exec"], c["exec"]) if not ok]
-    shell_ok = [ok or ("python3" in p and shutil.which("python3") is None) for (p, _), ok in
-                zip(c["spec"]["shell"], c["shell"])]
+    shell_ok = [
+        ok or ("python3" in p and shutil.which("python3") is None) for (p, _), ok in zip(c["spec"]["shell"], c["shell"])
+    ]
     assert all(shell_ok), [p for (p, _), ok in zip(c["spec"]["shell"], shell_ok) if not ok]
     assert c["sympify"][0], "sympy.sympify of __import__('os').system(...) should run it"
     assert sum(c["sympify"]) >= len(c["sympify"]) // 2
@@ -351,8 +379,11 @@ def test_every_pair_graded_without_exception(run):
 
 def test_no_item_runs_past_the_timeout(run):
     grades = run["grades"]
-    late = [(c.family, c.placement, g.via, g.elapsed_s) for c, g in zip(run["cases"], grades)
-            if g is None or g.elapsed_s > TIMEOUT_S + MARGIN_S]
+    late = [
+        (c.family, c.placement, g.via, g.elapsed_s)
+        for c, g in zip(run["cases"], grades)
+        if g is None or g.elapsed_s > TIMEOUT_S + MARGIN_S
+    ]
     assert late == []
     # a guard regression would show up as many more kills (each costs a worker restart)
     assert sum(g.timed_out for g in grades if g is not None) <= len(grades) // 100

@@ -11,8 +11,22 @@ def test_hub_ids(source):
     assert hub.is_hub_id(source)
 
 
-@pytest.mark.parametrize("source", ["gpt2", "a/b/c", "./x", "~/x", "/x/y", "my org/model", "owner/a--b", "x/y.git",
-                                    "owner/name:main", "results/train.jsonl", "owner/Questions.JSON"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "gpt2",
+        "a/b/c",
+        "./x",
+        "~/x",
+        "/x/y",
+        "my org/model",
+        "owner/a--b",
+        "x/y.git",
+        "owner/name:main",
+        "results/train.jsonl",
+        "owner/Questions.JSON",
+    ],
+)
 def test_not_hub_ids(source):
     assert not hub.is_hub_id(source)
 

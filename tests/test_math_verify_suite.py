@@ -100,8 +100,12 @@ def graded():
     with Grader(settings.workers, settings.timeout_s, "all") as grader:
         every = grader.grade(responses, golds)
     for case, r, g, x, y in zip(cases, responses, golds, last, every):
-        case.update(shape=shape(case["pred"]), last=x.correct, all=y.correct,
-                    math_verify=bool(verify(parse(wrap_gold(g)), parse(r))))
+        case.update(
+            shape=shape(case["pred"]),
+            last=x.correct,
+            all=y.correct,
+            math_verify=bool(verify(parse(wrap_gold(g)), parse(r))),
+        )
     return cases
 
 
@@ -111,8 +115,12 @@ def test_data_is_the_suite_as_extracted():
     assert "Apache-2.0" in data["note"]["licence"] and len(data["note"]["commit"]) == 40
     cases = load_cases()
     assert len(cases) == 242 and len({c["id"] for c in cases}) == 242
-    assert collections.Counter(shape(c["pred"]) for c in cases) == {"bare": 104, "one box": 78, "prose": 43,
-                                                                    "boxes": 17}
+    assert collections.Counter(shape(c["pred"]) for c in cases) == {
+        "bare": 104,
+        "one box": 78,
+        "prose": 43,
+        "boxes": 17,
+    }
 
 
 def test_project_matches_math_verify_on_every_answer_shaped_case(graded):
@@ -136,22 +144,29 @@ def test_several_boxes_both_rules(graded):
         assert case["shape"] == "boxes" and case["all"] != case["math_verify"]
     by_rule = [c["id"] for c in multi if c["last"] != c["math_verify"]]
     assert len(by_rule) >= 10  # the suite's several-box answers are mostly lists: last misses them
-    assert all(c["all"] == c["math_verify"] for c in multi if c["id"] in by_rule and c["id"] not in
-               ALL_BOXES_EXCEPTIONS)
+    assert all(
+        c["all"] == c["math_verify"] for c in multi if c["id"] in by_rule and c["id"] not in ALL_BOXES_EXCEPTIONS
+    )
 
 
 def test_scores(graded):
     """The scores against the suite's expectations (printed with -s), and that the project is level with
     Math-Verify on the answer-shaped cases but for the listed exceptions."""
+
     def score(cases, who):
         return sum(c[who] == bool(c["expected"]) for c in cases)
 
     shaped = [c for c in graded if c["shape"] in ("bare", "one box")]
     lines = []
-    for label, cases in (("all cases", graded), ("answer-shaped", shaped),
-                         ("several boxes", [c for c in graded if c["shape"] == "boxes"])):
-        lines.append(f"{label:14s} {len(cases):4d}: Math-Verify {score(cases, 'math_verify'):4d}, "
-                     f"project (multi_box last) {score(cases, 'last'):4d}, (all) {score(cases, 'all'):4d}")
+    for label, cases in (
+        ("all cases", graded),
+        ("answer-shaped", shaped),
+        ("several boxes", [c for c in graded if c["shape"] == "boxes"]),
+    ):
+        lines.append(
+            f"{label:14s} {len(cases):4d}: Math-Verify {score(cases, 'math_verify'):4d}, "
+            f"project (multi_box last) {score(cases, 'last'):4d}, (all) {score(cases, 'all'):4d}"
+        )
     print("\nscores against the suite's expected verdicts\n" + "\n".join(lines))
     exceptions_mv_right = sum(c["math_verify"] == bool(c["expected"]) for c in shaped if c["id"] in EXCEPTIONS)
     exceptions_we_right = sum(c["last"] == bool(c["expected"]) for c in shaped if c["id"] in EXCEPTIONS)

@@ -63,8 +63,14 @@ def test_k2_retry_stats():
         "n_answered": {"2": 2},
         "n_repeats": {"2": 1},
         "n_corrected": {"2": 1},
-        "overall": {"wrong_to_right_rate": 1 / 3, "repeat_rate": 0.5,
-                    "n_retries": 3, "n_answered": 2, "n_repeats": 1, "n_corrected": 1},
+        "overall": {
+            "wrong_to_right_rate": 1 / 3,
+            "repeat_rate": 0.5,
+            "n_retries": 3,
+            "n_answered": 2,
+            "n_repeats": 1,
+            "n_corrected": 1,
+        },
     }
 
 
@@ -101,8 +107,14 @@ def test_k3_metrics():
     assert r["wrong_to_right_rate"] == {"2": 0.25, "3": 0.5}
     assert r["repeat_rate"] == {"2": 0.25, "3": 0.5}
     # overall: 6 retries, 2 corrected (1/3); 6 answered, 2 repeats (1/3)
-    assert r["overall"] == {"wrong_to_right_rate": 1 / 3, "repeat_rate": 1 / 3,
-                            "n_retries": 6, "n_answered": 6, "n_repeats": 2, "n_corrected": 2}
+    assert r["overall"] == {
+        "wrong_to_right_rate": 1 / 3,
+        "repeat_rate": 1 / 3,
+        "n_retries": 6,
+        "n_answered": 6,
+        "n_repeats": 2,
+        "n_corrected": 2,
+    }
     s = M.summarize(T3)
     assert s["k"] == 3 and s["n"] == 5
     assert s["formatted_rate"] == 10 / 11  # 11 attempts, only r2's first has no answer
@@ -276,8 +288,14 @@ def test_paired_errors():
 def test_a_dialogue_ended_by_the_context_may_have_no_attempt_and_an_empty_box_is_no_answer():
     traces = [
         {"id": "a", "benchmark": "b", "N": 2, "attempts": [], "solved_at": None, "stop_reason": "context"},
-        {"id": "b", "benchmark": "b", "N": 2, "attempts": [{"text": "\\boxed{}", "answer": "", "correct": False}],
-         "solved_at": None, "stop_reason": "context"},
+        {
+            "id": "b",
+            "benchmark": "b",
+            "N": 2,
+            "attempts": [{"text": "\\boxed{}", "answer": "", "correct": False}],
+            "solved_at": None,
+            "stop_reason": "context",
+        },
     ]
     out = M.summarize(M.traces_from(traces))
     assert out["accuracy"] == 0.0 and out["formatted_rate"] == 0.0 and out["stop_reasons"] == {"context": 2}
@@ -316,15 +334,25 @@ def _trace(qid: str, k: int, correct: list[bool]) -> dict:
     attempts = [{"text": f"\\boxed{{{i}}}", "answer": str(i), "correct": c} for i, c in enumerate(correct)]
     solved = len(correct) if correct[-1] else None
     reason = "correct" if solved else "attempts_exhausted"
-    return {"id": qid, "benchmark": "synthetic", "N": k, "attempts": attempts, "solved_at": solved,
-            "stop_reason": reason}
+    return {
+        "id": qid,
+        "benchmark": "synthetic",
+        "N": k,
+        "attempts": attempts,
+        "solved_at": solved,
+        "stop_reason": reason,
+    }
 
 
 def test_metrics_for_hand_made_runs():
     runs = {
         1: [_trace("a", 1, [True]), _trace("b", 1, [False]), _trace("c", 1, [False]), _trace("d", 1, [False])],
-        2: [_trace("a", 2, [True]), _trace("b", 2, [False, True]), _trace("c", 2, [False, False]),
-            _trace("d", 2, [False, False])],
+        2: [
+            _trace("a", 2, [True]),
+            _trace("b", 2, [False, True]),
+            _trace("c", 2, [False, False]),
+            _trace("d", 2, [False, False]),
+        ],
     }
     out = M.metrics_for("multi_attempt_s3", {k: M.traces_from(traces) for k, traces in runs.items()})
     assert (out["model"], out["variant"], out["seed"]) == ("multi_attempt_s3", "multi_attempt", 3)

@@ -20,8 +20,9 @@ def test_load_round_trip(tiny_model_dir):
     again, _ = models.load(tiny_model_dir)
     for (name, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), name
-    chat = tokenizer.apply_chat_template([{"role": "user", "content": "1+1="}], tokenize=False,
-                                         add_generation_prompt=True)
+    chat = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "1+1="}], tokenize=False, add_generation_prompt=True
+    )
     assert chat == "<|im_start|>user\n1+1=<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -66,6 +67,7 @@ def test_hub_id_without_network_is_a_clear_error():
     # The hub path is the same call as the local one; here it can only fail, and must fail clearly.
     # HF_HUB_OFFLINE is read at import time, hence a fresh interpreter.
     code = "from pipeline import models; models.load('Qwen/Qwen2.5-Math-1.5B')"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert "ModelLoadError: model Qwen/Qwen2.5-Math-1.5B: could not be loaded" in proc.stderr

@@ -33,10 +33,10 @@ def paper_gae(rewards, values, mask, gamma, lam):
     adv, running = [0.0] * n, 0.0
     for t in range(n - 1, first - 1, -1):
         nxt_feedback = t + 1 < n and not mask[0, t + 1]
-        g, l = (1.0, 1.0) if nxt_feedback else (gamma, lam)
+        g, lam_t = (1.0, 1.0) if nxt_feedback else (gamma, lam)
         next_v = float(values[0, t + 1]) if t + 1 < n else 0.0
         delta = float(rewards[0, t]) + g * next_v - float(values[0, t])
-        running = delta + g * l * running
+        running = delta + g * lam_t * running
         adv[t] = running
     return torch.tensor(adv) * mask[0]
 
@@ -166,5 +166,10 @@ def test_token_logprobs_passes_gradcheck():
     weight = torch.randn(6, 3, generator=g, dtype=torch.float64, requires_grad=True)
     targets = torch.tensor([0, 5, 2, 2])
     # float64 end to end (the op computes in float32 by design, so compare at that precision)
-    assert torch.autograd.gradcheck(lambda h, w: ppo.token_logprobs(h, w, targets, 1.3, chunk_bytes=48)[0],
-                                    (hidden, weight), eps=1e-3, atol=1e-3, rtol=1e-3)
+    assert torch.autograd.gradcheck(
+        lambda h, w: ppo.token_logprobs(h, w, targets, 1.3, chunk_bytes=48)[0],
+        (hidden, weight),
+        eps=1e-3,
+        atol=1e-3,
+        rtol=1e-3,
+    )

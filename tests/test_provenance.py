@@ -13,17 +13,46 @@ import torch
 from pipeline import config, data
 from tests.conftest import ROOT
 
-SFT = {"model": {"sft": {"max_steps": 2, "batch_size": 4, "warmup_steps": 1, "eval_every": 2, "eval_questions": 4,
-                         "target_accuracy": 0.0, "retry_accuracy_target": 0.0}}}
+SFT = {
+    "model": {
+        "sft": {
+            "max_steps": 2,
+            "batch_size": 4,
+            "warmup_steps": 1,
+            "eval_every": 2,
+            "eval_questions": 4,
+            "target_accuracy": 0.0,
+            "retry_accuracy_target": 0.0,
+        }
+    }
+}
 
 
 def test_build_base_writes_provenance_with_the_resolved_config(tmp_path):
     train, heldout = data.synthetic_splits(0, 100, 8, 3)
     data.write_records(tmp_path / "train.jsonl", train)
     data.write_records(tmp_path / "heldout.jsonl", heldout)
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "build-base", "--config", json.dumps(SFT), "--train",
-                           str(tmp_path / "train.jsonl"), "--heldout", str(tmp_path / "heldout.jsonl"), "--out",
-                           str(tmp_path / "base"), "--threads", "1"], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "build-base",
+            "--config",
+            json.dumps(SFT),
+            "--train",
+            str(tmp_path / "train.jsonl"),
+            "--heldout",
+            str(tmp_path / "heldout.jsonl"),
+            "--out",
+            str(tmp_path / "base"),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     prov = json.loads((tmp_path / "base" / "provenance.json").read_text())
     assert prov["config"] == config.resolve(SFT).to_dict()
@@ -35,8 +64,10 @@ def test_build_base_writes_provenance_with_the_resolved_config(tmp_path):
 
 def _code(package_root) -> dict:
     """provenance.record(...)["code"] as seen by a copy of the pipeline package under `package_root`."""
-    script = "import json; from pipeline import config, provenance; " \
-             "print(json.dumps(provenance.record(config.resolve({}))['code']))"
+    script = (
+        "import json; from pipeline import config, provenance; "
+        "print(json.dumps(provenance.record(config.resolve({}))['code']))"
+    )
     proc = subprocess.run([sys.executable, "-c", script], cwd=package_root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
@@ -48,8 +79,13 @@ def test_the_commit_and_dirty_flag_of_the_checkout_or_null_with_a_reason(tmp_pat
     assert code["commit"] is None and code["dirty"] is None and "not a git repository" in code["reason"]
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
 
     git("init", "-q")
     git("add", "pipeline")

@@ -30,8 +30,14 @@ def _trace(bench: str, i: int, k: int, solve_at: int | None) -> dict:
         if right:
             solved = j
             break
-    return {"id": f"{bench}-{i}", "benchmark": bench, "N": k, "attempts": attempts, "solved_at": solved,
-            "stop_reason": "correct" if solved else "attempts_exhausted"}
+    return {
+        "id": f"{bench}-{i}",
+        "benchmark": bench,
+        "N": k,
+        "attempts": attempts,
+        "solved_at": solved,
+        "stop_reason": "correct" if solved else "attempts_exhausted",
+    }
 
 
 def _solve_at(model: str, bench: str, i: int) -> int | None:
@@ -58,8 +64,9 @@ def results(tmp_path_factory):
         if model != NO_PROVENANCE:
             provenance.write(root / "models" / model, provenance.record(config.resolve({"seeds": [len(model)]})))
         if model != "base":
-            log = [{"step": s, "train/reward": s / 20 + FIRST[model] / 100, "train/accuracy": 0.5}
-                   for s in range(1, 21)]
+            log = [
+                {"step": s, "train/reward": s / 20 + FIRST[model] / 100, "train/accuracy": 0.5} for s in range(1, 21)
+            ]
             log += [{"step": s, "heldout/mean": 0.3 + s / 100} for s in (0, 10, 20)]
             write_jsonl(root / "models" / model / "train_log.jsonl", sorted(log, key=lambda r: r["step"]))
             logs.append(str(root / "models" / model / "train_log.jsonl"))
@@ -70,8 +77,9 @@ def _expected_accuracy(models: list[str], k: int) -> float:
     """Mean over models (seeds) of the mean over benchmarks of solved / n, counted directly."""
     per_model = []
     for m in models:
-        per_bench = [sum(1 for i in range(n) if (s := _solve_at(m, b, i)) is not None and s <= k) / n
-                     for b, n in SIZES.items()]
+        per_bench = [
+            sum(1 for i in range(n) if (s := _solve_at(m, b, i)) is not None and s <= k) / n for b, n in SIZES.items()
+        ]
         per_model.append(sum(per_bench) / len(per_bench))
     return sum(per_model) / len(per_model)
 
@@ -80,8 +88,24 @@ def _run_report(results, out, scale="tiny", **config):
     _, metrics_files, logs = results
     cfg = json.dumps({"scale": scale, **config})
     root = Path(logs[0]).parents[2]
-    assert main(["aggregate", "--config", cfg, "--metrics", *metrics_files, "--train-logs", *logs,
-                 "--models", *(str(root / "models" / m) for m in FIRST), "--out-dir", str(out)]) == 0
+    assert (
+        main(
+            [
+                "aggregate",
+                "--config",
+                cfg,
+                "--metrics",
+                *metrics_files,
+                "--train-logs",
+                *logs,
+                "--models",
+                *(str(root / "models" / m) for m in FIRST),
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert main(["figures", "--config", cfg, "--tables", str(out), "--out-dir", str(out / "figures")]) == 0
     assert main(["report", "--tables", str(out), "--out", str(out / "report.md")]) == 0
     return json.loads((out / "summary.json").read_text()), (out / "report.md").read_text()
@@ -114,8 +138,10 @@ def test_summary_values_and_schema(results, tmp_path):
         # every retry in these runs is attempt 2 or 3; a wrong answer never repeats ("1", "2", ...)
         assert v["retry_max_k"]["repeat_rate"] == 0.0 and 0 < v["retry_max_k"]["wrong_to_right_rate"] < 1
     assert summary["base"]["accuracy_at_k"]["1"] == pytest.approx(_expected_accuracy(["base"], 1))
-    assert summary["variants"]["multi_attempt"]["gain_k1_to_k2"]["gain"] > \
-        summary["variants"]["baseline"]["gain_k1_to_k2"]["gain"]
+    assert (
+        summary["variants"]["multi_attempt"]["gain_k1_to_k2"]["gain"]
+        > summary["variants"]["baseline"]["gain_k1_to_k2"]["gain"]
+    )
     root = Path(results[2][0]).parents[2]
     assert set(summary["provenance"]) == set(FIRST) and summary["provenance"][NO_PROVENANCE] is None
     for model in set(FIRST) - {NO_PROVENANCE}:
@@ -173,8 +199,11 @@ def test_bad_inputs_are_named(results, tmp_path):
 
 def _spec_rows(text: str, heading: str) -> list[list[str]]:
     section = text.split(heading, 1)[1].split("\n###", 1)[0]
-    return [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
-            if line.startswith("|") and not line.startswith("|---")]
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("|") and not line.startswith("|---")
+    ]
 
 
 def test_paper_numbers_match_the_spec():
@@ -186,8 +215,13 @@ def test_paper_numbers_match_the_spec():
     assert [float(x.strip("*")) for x in multi[1:]] == report.PAPER_AVERAGE["multi_attempt"]
     assert [float(x.strip("*")) for x in base[1:]] == report.PAPER_AVERAGE["baseline"]
     header, *rows = _spec_rows(text, "### 8.3")
-    names = {"AIME24": "aime24", "MATH500": "math500", "AMC23": "amc23", "Minerva": "minerva_math",
-             "OlympiadBench": "olympiadbench"}
+    names = {
+        "AIME24": "aime24",
+        "MATH500": "math500",
+        "AMC23": "amc23",
+        "Minerva": "minerva_math",
+        "OlympiadBench": "olympiadbench",
+    }
     for col, title in enumerate(header[1:], start=1):
         bench = report.PAPER_PER_BENCHMARK[names[title]]
         assert [float(r[col].split("/")[0]) for r in rows] == bench["multi_attempt"], title

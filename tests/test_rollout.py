@@ -67,7 +67,7 @@ def test_roles_attempts_and_feedback_ids(setup):
                 spans.append((t.roles[start], t.attempts[start], t.token_ids[start:j]))
                 start = j
         assert [(r, a) for r, a, _ in spans] == [(s.role, s.attempt) for s in d.segments]
-        for (role, attempt, ids), segment in zip(spans, d.segments):
+        for (role, _, ids), segment in zip(spans, d.segments):
             if role == Role.POLICY:
                 assert tokenizer.decode(ids) == segment.text  # the text graded is the decoded sampled ids
             else:
@@ -155,8 +155,24 @@ def check_attempt_watch(tokenizer, n: int = 400) -> int:
     import random
 
     stop = AttemptStop(tokenizer, [], stop_at_box=True)
-    pieces = ["\\boxed", "\\fbox", "{", "}", " ", "$", "12", "x", "\\\\", "\\{", "+", "\\frac{1}{2}", "é",
-              "\\boxed{3", "\\boxed 5", "\\boxed{}"]
+    pieces = [
+        "\\boxed",
+        "\\fbox",
+        "{",
+        "}",
+        " ",
+        "$",
+        "12",
+        "x",
+        "\\\\",
+        "\\{",
+        "+",
+        "\\frac{1}{2}",
+        "é",
+        "\\boxed{3",
+        "\\boxed 5",
+        "\\boxed{}",
+    ]
     rng, stops = random.Random(0), 0
     for _ in range(n):
         ids = encode(tokenizer, "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 12))))
@@ -193,8 +209,12 @@ def test_a_dialogue_that_fills_the_context_ends_there(setup):
     """A context a little longer than the prompt: attempts are clamped to the room left, the dialogue ends with
     stop reason `context` once the next feedback cannot fit, nothing raises, the rollout check still holds."""
     cfg, model, tokenizer = setup
-    prompt = len(encode(tokenizer, MultiAttemptEnv(cfg.env, AttemptRange(1, 5), GRADER).reset("q", "100+200=", "0", 5)
-                        .segments[0].text))
+    prompt = len(
+        encode(
+            tokenizer,
+            MultiAttemptEnv(cfg.env, AttemptRange(1, 5), GRADER).reset("q", "100+200=", "0", 5).segments[0].text,
+        )
+    )
     limit = prompt + 30  # room for about two 6-token attempts and their feedback, not five
     transcripts, env_cfg = run(setup, 5, SAMPLE, max_model_len=limit, env_overrides={"max_total_tokens": 1000})
     for t in transcripts:
@@ -203,8 +223,9 @@ def test_a_dialogue_that_fills_the_context_ends_there(setup):
         assert d.stop_reason == "context" and 1 <= len(d.attempts) < 5
         assert t.roles[-1] == Role.POLICY  # the withdrawn feedback is in neither the transcript nor the dialogue
         assert d.segments[-1].role == Role.POLICY
-        assert d.reward == (env_cfg.reward.wrong_formatted if any(a.formatted for a in d.attempts)
-                            else env_cfg.reward.unformatted)
+        assert d.reward == (
+            env_cfg.reward.wrong_formatted if any(a.formatted for a in d.attempts) else env_cfg.reward.unformatted
+        )
 
 
 def test_a_prompt_longer_than_the_context_gets_no_attempt(setup):
@@ -273,9 +294,19 @@ def test_derived_seeds_are_the_same_in_every_process_and_differ_by_stream():
     from tests.conftest import ROOT
 
     code = "from pipeline.seeds import derive_seed; print(derive_seed(42, 'rollout', 7, 1))"
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": salt}).stdout.strip() for salt in ("1", "2")}
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": salt},
+        ).stdout.strip()
+        for salt in ("1", "2")
+    }
     assert outs == {str(derive_seed(42, "rollout", 7, 1))}  # Python's salted hash() would differ here
-    seeds = {derive_seed(s, name, i, j) for s in (0, 1) for name in ("rollout", "order") for i in range(20)
-             for j in range(3)}
+    seeds = {
+        derive_seed(s, name, i, j) for s in (0, 1) for name in ("rollout", "order") for i in range(20) for j in range(3)
+    }
     assert len(seeds) == 2 * 2 * 20 * 3 and all(0 <= s < 2**31 for s in seeds)

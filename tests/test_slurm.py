@@ -37,8 +37,20 @@ RUN_SLURM = Path("/run/slurm")
 
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-            "--configfile", str(ROOT / "config.yaml"), "--profile", str(PROFILE), *args]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(ROOT / "config.yaml"),
+        "--profile",
+        str(PROFILE),
+        *args,
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -48,8 +60,9 @@ def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
 def test_profile_dry_run_of_the_paper_preset_requests_gpus(tmp_path):
     """The profile's options parse, and in the paper preset training and evaluation carry the `gpu` resource
     (the plugin turns it into `sbatch --gpus=N`; a resource named `gpus` would not request any)."""
-    proc = subprocess.run(snakemake_cmd(tmp_path, "-n", "--config", "scale=paper"), capture_output=True, text=True,
-                          cwd=ROOT, env=ENV)
+    proc = subprocess.run(
+        snakemake_cmd(tmp_path, "-n", "--config", "scale=paper"), capture_output=True, text=True, cwd=ROOT, env=ENV
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     blocks = out.split("\n\n")
@@ -96,8 +109,21 @@ print("CALLS " + json.dumps(calls))
 
 def sbatch_calls(workdir: Path, config: dict) -> dict[str, list[list[str]]]:
     """Rule -> the sbatch argument lists of its jobs (SUBMIT_STRINGS, in a fresh interpreter)."""
-    proc = subprocess.run([sys.executable, "-c", SUBMIT_STRINGS, str(ROOT), str(PROFILE / "config.yaml"),
-                           str(workdir), json.dumps(config)], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SUBMIT_STRINGS,
+            str(ROOT),
+            str(PROFILE / "config.yaml"),
+            str(workdir),
+            json.dumps(config),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("CALLS "))
     return {rule: [shlex.split(call) for call in calls] for rule, calls in json.loads(line[6:]).items()}
@@ -113,17 +139,40 @@ def test_sbatch_arguments_of_the_paper_preset(tmp_path):
     calls = sbatch_calls(tmp_path, {"scale": "paper"})
     head = ["sbatch", "--parsable", "--job-name", "RUN", "--output", "LOG", "--export=ALL", "--comment"]
     train = sorted(calls["train"])
-    assert train == [head + [f"rule_train_wildcards_{variant}_42", "-t", "8640", "--mem", "256000", "--nodes=1",
-                             "--cpus-per-task=48", "-D", "WORKDIR", "--gpus=8"]
-                     for variant in ("baseline", "multi_attempt")]
+    assert train == [
+        head
+        + [
+            f"rule_train_wildcards_{variant}_42",
+            "-t",
+            "8640",
+            "--mem",
+            "256000",
+            "--nodes=1",
+            "--cpus-per-task=48",
+            "-D",
+            "WORKDIR",
+            "--gpus=8",
+        ]
+        for variant in ("baseline", "multi_attempt")
+    ]
     evaluate = calls["evaluate"]
     assert len(evaluate) == 105
     for call in evaluate:
         assert call[:8] == head and call[8].startswith("rule_evaluate_wildcards_")
-        assert call[9:] == ["-t", "720", "--mem", "64000", "--nodes=1", "--cpus-per-task=20", "-D", "WORKDIR",
-                            "--gpus=1"]
-    assert calls["prepare_math"] == [head + ["rule_prepare_math", "-t", "30", "--mem", "4000", "--ntasks=1",
-                                             "--cpus-per-task=1", "-D", "WORKDIR"]]
+        assert call[9:] == [
+            "-t",
+            "720",
+            "--mem",
+            "64000",
+            "--nodes=1",
+            "--cpus-per-task=20",
+            "-D",
+            "WORKDIR",
+            "--gpus=1",
+        ]
+    assert calls["prepare_math"] == [
+        head + ["rule_prepare_math", "-t", "30", "--mem", "4000", "--ntasks=1", "--cpus-per-task=1", "-D", "WORKDIR"]
+    ]
     assert not any("--ntasks-per-gpu" in " ".join(c) for cs in calls.values() for c in cs)
 
 
@@ -158,8 +207,10 @@ def _install_packages():
     if shutil.which("apt-get") is None:
         pytest.skip(f"SLURM/munge tools missing ({', '.join(missing)}) and no apt-get to install {PACKAGES}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"],
-                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+    ):
         proc = _run(cmd, timeout=900, env=env)
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     still = [t for t in TOOLS if shutil.which(t) is None]
@@ -209,8 +260,11 @@ PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 
 
 def _logs(folder: Path) -> str:
-    return "\n".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-2500:]}"
-                     for p in sorted((folder / "log").glob("*")) if p.is_file())
+    return "\n".join(
+        f"--- {p.name}:\n{p.read_text(errors='replace')[-2500:]}"
+        for p in sorted((folder / "log").glob("*"))
+        if p.is_file()
+    )
 
 
 def _stop(proc: subprocess.Popen):
@@ -244,8 +298,10 @@ def cluster(tmp_path_factory):
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("starts SLURM daemons and installs packages: needs root on Linux")
     if existing := [str(p) for p in SYSTEM_CONFIGS if p.exists() or p.is_symlink()]:
-        pytest.skip(f"this machine already has a SLURM configuration ({', '.join(existing)}); "
-                    "the test cluster's job steps would use it")
+        pytest.skip(
+            f"this machine already has a SLURM configuration ({', '.join(existing)}); "
+            "the test cluster's job steps would use it"
+        )
     _install_packages()
     folder = tmp_path_factory.mktemp("slurm")
     (folder / "log").mkdir()
@@ -265,13 +321,29 @@ def cluster(tmp_path_factory):
         ctld_port = _free_port()
         conf = _write_conf(folder, ctld_port, _free_port())
         started.append(_daemon(["slurmctld", "-D", "-f", str(conf)], folder, env=env))
-        _wait(lambda: _run(["scontrol", "ping"], env=env, timeout=10).returncode == 0, started, folder,
-              "slurmctld does not answer `scontrol ping`")
+        _wait(
+            lambda: _run(["scontrol", "ping"], env=env, timeout=10).returncode == 0,
+            started,
+            folder,
+            "slurmctld does not answer `scontrol ping`",
+        )
         # configless: slurmd fetches slurm.conf from slurmctld and links its copy at /run/slurm/conf
-        started.append(_daemon(["slurmd", "-D", "-N", "localhost", "--conf-server", f"localhost:{ctld_port}"], folder,
-                               env={k: v for k, v in env.items() if k != "SLURM_CONF"}))
-        _wait(lambda: _run(["sinfo", "-h", "-N", "-o", "%N %t"], env=env, timeout=10).stdout.strip() == "localhost idle"
-              and Path("/run/slurm/conf/slurm.conf").exists(), started, folder, "the node does not become idle")
+        started.append(
+            _daemon(
+                ["slurmd", "-D", "-N", "localhost", "--conf-server", f"localhost:{ctld_port}"],
+                folder,
+                env={k: v for k, v in env.items() if k != "SLURM_CONF"},
+            )
+        )
+        _wait(
+            lambda: (
+                _run(["sinfo", "-h", "-N", "-o", "%N %t"], env=env, timeout=10).stdout.strip() == "localhost idle"
+                and Path("/run/slurm/conf/slurm.conf").exists()
+            ),
+            started,
+            folder,
+            "the node does not become idle",
+        )
         yield env
     finally:
         if started and started[-1].args[0] == "slurmd":
@@ -287,23 +359,28 @@ def cluster(tmp_path_factory):
 def _snakemake_through_slurm(env: dict, workdir: Path, *args: str, timeout: int = 240) -> tuple[int, str]:
     """Runs Snakemake with the profile. On a timeout kills the whole process group: a Snakemake waiting for a job
     status that never comes (e.g. sacct without accounting) ignores SIGTERM."""
-    cmd = snakemake_cmd(workdir, "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
-                        *args)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    cmd = snakemake_cmd(
+        workdir, "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs", *args
+    )
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         queue = _run(["squeue", "--states=all"], env=env).stdout
-        raise AssertionError(f"{' '.join(cmd)} ran past {timeout} s:\n{out[-4000:]}\nsqueue:\n{queue}")
+        raise AssertionError(f"{' '.join(cmd)} ran past {timeout} s:\n{out[-4000:]}\nsqueue:\n{queue}") from None
     return proc.returncode, out
 
 
 def _slurm_jobids(out: str) -> list[str]:
-    return [line.split("with SLURM jobid ")[1].split()[0] for line in out.splitlines()
-            if "has been submitted with SLURM jobid" in line]
+    return [
+        line.split("with SLURM jobid ")[1].split()[0]
+        for line in out.splitlines()
+        if "has been submitted with SLURM jobid" in line
+    ]
 
 
 @pytest.mark.slurm

@@ -34,8 +34,14 @@ PAPER_ON_CPU = {
     "grading": {"workers": 1},
     "rollout": {"backend": "hf", "max_model_len": 256},
     "train": {
-        "steps": 2, "rollout_batch": 2, "train_batch": 2, "micro_batch": 1, "eval_every": 2, "eval_questions": 2,
-        "save_every": 2, "gpus": 0,
+        "steps": 2,
+        "rollout_batch": 2,
+        "train_batch": 2,
+        "micro_batch": 1,
+        "eval_every": 2,
+        "eval_questions": 2,
+        "save_every": 2,
+        "gpus": 0,
         "deepspeed": {"zero_stage": 2, "bf16": False, "offload_optimizer": False, "gradient_checkpointing": False},
     },
     "eval": {"max_k": 3, "batch_size": 4, "max_attempt_tokens": 48, "max_total_tokens": 0},
@@ -65,8 +71,21 @@ def run(cmd: list[str]) -> None:
 
 
 def test_a_missing_gguf_file_is_a_clear_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "from-gguf", "--gguf", str(tmp_path / "none.gguf"),
-                           "--out", str(tmp_path / "model")], capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "from-gguf",
+            "--gguf",
+            str(tmp_path / "none.gguf"),
+            "--out",
+            str(tmp_path / "model"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 2
     assert f"error: GGUF model {tmp_path / 'none.gguf'}: no such file" in proc.stderr
     assert not (tmp_path / "model").exists()
@@ -86,8 +105,10 @@ def test_converted_smollm2_speaks_the_papers_chatml(smollm2_dir, benchmarks_dir)
     prompt = render_prompt(cfg.env.prompt_template, question["question"], 2)
     system, user = prompt.split("<|im_end|>\n")[0], question["question"]
     own_template = tokenizer.apply_chat_template(
-        [{"role": "system", "content": system.removeprefix("<|im_start|>system\n")},
-         {"role": "user", "content": user}], tokenize=False, add_generation_prompt=True)
+        [{"role": "system", "content": system.removeprefix("<|im_start|>system\n")}, {"role": "user", "content": user}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     assert prompt == own_template  # the paper's strings are exactly the model's own chat format
     ids = tokenizer(prompt, add_special_tokens=False).input_ids
     start = tokenizer.convert_tokens_to_ids(models.TURN_START)
@@ -96,8 +117,15 @@ def test_converted_smollm2_speaks_the_papers_chatml(smollm2_dir, benchmarks_dir)
 
     backend, tokenizer = evaluate.open_backend(cfg, smollm2_dir)
     env = MultiAttemptEnv(cfg.env, AttemptRange(2, 2), Grader.from_config(cfg.grading))
-    (t,) = rollout(backend, tokenizer, env, [Question("q", question["question"], question["answer"], 2)],
-                   evaluate.GREEDY, 1, progress=False)
+    (t,) = rollout(
+        backend,
+        tokenizer,
+        env,
+        [Question("q", question["question"], question["answer"], 2)],
+        evaluate.GREEDY,
+        1,
+        progress=False,
+    )
     text = tokenizer.decode(t.token_ids)
     assert text.startswith(prompt)
     feedback = render_feedback(cfg.env.feedback_template, 1, cfg.env.end_of_turn, policy_ended_turn=True)
@@ -121,14 +149,39 @@ def test_paper_protocol_on_smollm2_through_the_cli(smollm2_dir, benchmarks_dir, 
     for name, path in sets.items():
         traces = [tmp_path / "eval" / name / f"k{k}.jsonl" for k in (1, 2, 3)]
         for k, out in enumerate(traces, start=1):
-            run(["evaluate", "--config", cfg, "--model", str(smollm2_dir), "--data", str(path), "--benchmark", name,
-                 "--k", str(k), "--out", str(out), "--threads", "2"])
+            run(
+                [
+                    "evaluate",
+                    "--config",
+                    cfg,
+                    "--model",
+                    str(smollm2_dir),
+                    "--data",
+                    str(path),
+                    "--benchmark",
+                    name,
+                    "--k",
+                    str(k),
+                    "--out",
+                    str(out),
+                    "--threads",
+                    "2",
+                ]
+            )
             for trace in map(json.loads, out.read_text().splitlines()):
                 assert trace["N"] == k and len(trace["attempts"]) <= k and trace["token_exact"]
                 assert all(a["n_tokens"] <= 48 for a in trace["attempts"])
                 stop_reasons.add(trace["stop_reason"])
-        run(["eval-metrics", *map(str, traces), "--model", "base",
-             "--out", str(tmp_path / "eval" / name / "metrics.json")])
+        run(
+            [
+                "eval-metrics",
+                *map(str, traces),
+                "--model",
+                "base",
+                "--out",
+                str(tmp_path / "eval" / name / "metrics.json"),
+            ]
+        )
         metrics = json.loads((tmp_path / "eval" / name / "metrics.json").read_text())
         assert metrics["benchmark"] == name and sorted(metrics["by_k"]) == ["1", "2", "3"]
     assert "context" in stop_reasons  # three 48-token attempts and their feedback do not fit in 256 tokens
@@ -149,9 +202,29 @@ def test_ppo_on_smollm2_with_the_vllm_backend(smollm2_dir, benchmarks_dir, tmp_p
 def train_for_two_steps(base: Path, cfg: dict, train: Path, heldout: Path, tmp_path: Path) -> None:
     """`python -m pipeline train` as the rule calls it: PPO with the critic, 2 steps; check log, provenance, model."""
     out = tmp_path / "model"
-    run(["train", "--config", json.dumps(cfg), "--variant", "multi_attempt", "--seed", "42", "--base", str(base),
-         "--train-data", str(train), "--heldout", str(heldout), "--run-dir", str(tmp_path / "run"),
-         "--out", str(out), "--threads", "2"])
+    run(
+        [
+            "train",
+            "--config",
+            json.dumps(cfg),
+            "--variant",
+            "multi_attempt",
+            "--seed",
+            "42",
+            "--base",
+            str(base),
+            "--train-data",
+            str(train),
+            "--heldout",
+            str(heldout),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--out",
+            str(out),
+            "--threads",
+            "2",
+        ]
+    )
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2]
     assert "ppo/value_loss" in log[1] and f"heldout/{heldout.stem}" in log[2]

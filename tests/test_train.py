@@ -35,9 +35,17 @@ SPEC = ROOT.parent / "shared" / "docs" / "paper-spec.md"
 # (every reward -1) still gets non-zero advantages from its critic.
 SMALL = {
     "train": {
-        "algorithm": "ppo", "steps": 6, "rollout_batch": 8, "samples_per_prompt": 2, "train_batch": 16,
-        "micro_batch": 8, "save_every": 2, "eval_every": 3, "eval_questions": 16,
-        "actor_lr": 1e-3, "critic_lr": 1e-3,
+        "algorithm": "ppo",
+        "steps": 6,
+        "rollout_batch": 8,
+        "samples_per_prompt": 2,
+        "train_batch": 16,
+        "micro_batch": 8,
+        "save_every": 2,
+        "eval_every": 3,
+        "eval_questions": 16,
+        "actor_lr": 1e-3,
+        "critic_lr": 1e-3,
     },
     "eval": {"batch_size": 16},
 }
@@ -54,9 +62,28 @@ def task(tmp_path_factory):
 
 def train_cmd(task: Path, base: Path, run: Path, out: Path, cfg: dict, variant: str = "multi_attempt") -> list[str]:
     return [
-        sys.executable, "-m", "pipeline", "train", "--config", json.dumps(cfg), "--variant", variant, "--seed", "0",
-        "--base", str(base), "--train-data", str(task / "train.jsonl"), "--heldout", str(task / "heldout.jsonl"),
-        "--run-dir", str(run), "--out", str(out), "--threads", "1",
+        sys.executable,
+        "-m",
+        "pipeline",
+        "train",
+        "--config",
+        json.dumps(cfg),
+        "--variant",
+        variant,
+        "--seed",
+        "0",
+        "--base",
+        str(base),
+        "--train-data",
+        str(task / "train.jsonl"),
+        "--heldout",
+        str(task / "heldout.jsonl"),
+        "--run-dir",
+        str(run),
+        "--out",
+        str(out),
+        "--threads",
+        "1",
     ]
 
 
@@ -72,16 +99,20 @@ def fails(cmd: list[str]) -> subprocess.CompletedProcess:
 
 def digests(folder: Path) -> dict[str, str]:
     """Every file under `folder` (hidden ones too) by relative path -> sha256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def scheduled_lrs(cfg: dict, total: int) -> list[float]:
     """The learning rate after each of `total` optimizer steps, by transformers' schedule as the trainer builds it."""
     t = config.resolve(cfg).train
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=t.actor_lr)
-    schedule = get_cosine_with_min_lr_schedule_with_warmup(optimizer, math.ceil(t.warmup_ratio * total), total,
-                                                           min_lr_rate=t.min_lr_ratio)
+    schedule = get_cosine_with_min_lr_schedule_with_warmup(
+        optimizer, math.ceil(t.warmup_ratio * total), total, min_lr_rate=t.min_lr_ratio
+    )
     out = []
     for _ in range(total):
         optimizer.step()
@@ -105,8 +136,9 @@ def kill_after_checkpoints(cmd: list[str], run_dir: Path, out: Path, times: int,
     a random moment after it wrote a new checkpoint. Returns how often it was killed before it finished."""
     rng, kills = random.Random(seed), 0
     while kills < times and not out.exists():
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         before = {p.name for p in (run_dir / "checkpoints").glob("step_*")}
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:
@@ -129,9 +161,21 @@ def test_train_cli_writes_model_log_and_tensorboard(task, tiny_model_dir, tmp_pa
     log = [json.loads(line) for line in (tmp_path / "model" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 1, 2, 3]
     assert "heldout/mean" in log[0] and "heldout/mean" in log[-1]
-    for key in ("train/reward", "train/accuracy", "train/attempts_on_success", "train/attempts_on_failure",
-                "ppo/kl", "ppo/entropy", "ppo/policy_loss", "ppo/clip_frac", "ppo/approx_kl", "train/response_tokens",
-                "perf/tokens_per_s", "train/lr", "train/token_mismatch_rate"):
+    for key in (
+        "train/reward",
+        "train/accuracy",
+        "train/attempts_on_success",
+        "train/attempts_on_failure",
+        "ppo/kl",
+        "ppo/entropy",
+        "ppo/policy_loss",
+        "ppo/clip_frac",
+        "ppo/approx_kl",
+        "train/response_tokens",
+        "perf/tokens_per_s",
+        "train/lr",
+        "train/token_mismatch_rate",
+    ):
         assert key in log[1], key
     assert all(r["train/token_mismatch_rate"] == 0 for r in log[1:])
     assert "ppo/value_loss" not in log[1] and "ppo/explained_variance" not in log[1]  # grpo has no critic
@@ -172,14 +216,20 @@ def test_a_checkpoint_of_another_configuration_is_refused_and_kept(task, tiny_mo
     before = digests(tmp_path / "run" / "checkpoints")
     other = {**cfg, "train": {**cfg["train"], "actor_lr": 2e-3, "clip": 0.3}}
     proc = fails(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "b", other))
-    assert_clean(proc, "step_000002 was written under another configuration", "train.actor_lr: 0.001 -> 0.002",
-                 "train.clip: 0.2 -> 0.3", "Nothing was deleted", "new run directory", "train.resume: never")
+    assert_clean(
+        proc,
+        "step_000002 was written under another configuration",
+        "train.actor_lr: 0.001 -> 0.002",
+        "train.clip: 0.2 -> 0.3",
+        "Nothing was deleted",
+        "new run directory",
+        "train.resume: never",
+    )
     assert "train.steps" not in proc.stderr.split("error: ")[1]  # only what differs is named
     assert digests(tmp_path / "run" / "checkpoints") == before and not (tmp_path / "b").exists()
 
 
-def test_raising_steps_continues_from_the_last_checkpoint_on_the_stretched_schedule(task, tiny_model_dir,
-                                                                                     tmp_path):
+def test_raising_steps_continues_from_the_last_checkpoint_on_the_stretched_schedule(task, tiny_model_dir, tmp_path):
     """2 steps, then the same run with 4: steps 3-4 are trained from checkpoint 2 (not retrained) with the
     cosine schedule of 4 steps; then 3 steps, below the last checkpoint, is refused."""
     short = {**SMALL, "train": {**SMALL["train"], "steps": 2}}
@@ -195,8 +245,11 @@ def test_raising_steps_continues_from_the_last_checkpoint_on_the_stretched_sched
     new, old = scheduled_lrs(longer, 4 * per_step), scheduled_lrs(short, 2 * per_step)
     assert [r["train/lr"] for r in b[3:]] == pytest.approx([new[3 * per_step - 1], new[4 * per_step - 1]])
     assert b[3]["train/lr"] != pytest.approx(old[-1])  # the 2-step schedule had ended at its floor
-    proc = fails(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "c",
-                           {**SMALL, "train": {**SMALL["train"], "steps": 3}}))
+    proc = fails(
+        train_cmd(
+            task, tiny_model_dir, tmp_path / "run", tmp_path / "c", {**SMALL, "train": {**SMALL["train"], "steps": 3}}
+        )
+    )
     assert_clean(proc, "train.steps: 3 is below the step of the last checkpoint", "step_000004 (step 4)")
 
 
@@ -254,8 +307,11 @@ def test_a_checkpoint_that_would_run_code_is_refused(task, tiny_model_dir, tmp_p
     marker = tmp_path / "code-ran"
     torch.save({**state, "rng": {**state["rng"], "python": RunsCode(marker)}}, state_file)
     proc = fails(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "b", cfg))
-    assert_clean(proc, f"{state_file}: refused to load: it asks for posix.system, which could run code",
-                 "step_000001 cannot be resumed")
+    assert_clean(
+        proc,
+        f"{state_file}: refused to load: it asks for posix.system, which could run code",
+        "step_000001 cannot be resumed",
+    )
     assert not marker.exists()
     torch.load(state_file, weights_only=False)  # what loading it as before would have done
     assert marker.exists()
@@ -272,11 +328,15 @@ def test_variants_differ_only_in_the_attempt_range(tmp_path):
     """The two runs the rules launch: one command but for the variant's name (so the same configuration file),
     and the name picks variants.<name>, which differ only in their attempt range."""
     out = snakemake(tmp_path, "-n", "-p", "--forceall").stdout
-    commands = {v: next(l for l in out.splitlines() if f"--variant {v} --seed 0" in l) for v in config.VARIANTS}
+    commands = {
+        v: next(line for line in out.splitlines() if f"--variant {v} --seed 0" in line) for v in config.VARIANTS
+    }
     assert commands["multi_attempt"].replace("multi_attempt", "baseline") == commands["baseline"]
     path = re.search(r" train --config (\S+) --variant", commands["baseline"]).group(1)
     assert json.loads((tmp_path / path).read_text())["variants"] == {
-        "multi_attempt": {"min_attempts": 1, "max_attempts": 5}, "baseline": {"min_attempts": 1, "max_attempts": 1}}
+        "multi_attempt": {"min_attempts": 1, "max_attempts": 5},
+        "baseline": {"min_attempts": 1, "max_attempts": 1},
+    }
 
 
 def test_paper_preset_training_values():
@@ -296,10 +356,12 @@ def test_paper_preset_training_values_as_written_in_the_spec():
     if not SPEC.is_file():
         pytest.skip("../shared/docs/paper-spec.md is not here")
     spec = SPEC.read_text()
-    section = spec[spec.index("## 4. Training setup"): spec.index("## 5. Evaluation")]
+    section = spec[spec.index("## 4. Training setup") : spec.index("## 5. Evaluation")]
     t = config.resolve({"scale": "paper"}).train
     gamma, lam = map(float, re.search(r"\*\*([\d.]+) / ([\d.]+)\*\*", section).groups())
-    actor_lr, critic_lr = map(float, re.search(r"LR actor / critic \| \*\*([\de.-]+) / ([\de.-]+)\*\*", section).groups())
+    actor_lr, critic_lr = map(
+        float, re.search(r"LR actor / critic \| \*\*([\de.-]+) / ([\de.-]+)\*\*", section).groups()
+    )
     assert (t.gamma, t.lam, t.actor_lr, t.critic_lr) == (gamma, lam, actor_lr, critic_lr)
     assert f"coefficient **{t.kl_coef}**" in section
     assert f"**{t.rollout_batch} prompts per step**" in section and f"temperature **{t.temperature}**" in section
@@ -316,8 +378,10 @@ def test_deepspeed_zero2_on_two_cpu_processes(task, tiny_model_dir, tmp_path):
     """torchrun, 2 processes, gloo, ZeRO-2: the critic's loss goes down, the checkpoint loads back into the
     single-process trainer, and the engines resume from it (their files checked to hold nothing that could run
     code). (The first run on a machine JIT-builds DeepSpeed's CPU shared-memory op, ~1 min.)"""
-    cfg = {**SMALL, "train": {**SMALL["train"], "steps": 8, "save_every": 4, "eval_every": 4,
-                              "deepspeed": {"zero_stage": 2}}}
+    cfg = {
+        **SMALL,
+        "train": {**SMALL["train"], "steps": 8, "save_every": 4, "eval_every": 4, "deepspeed": {"zero_stage": 2}},
+    }
     cmd = train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg, variant="baseline")
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
     run([*launcher, *cmd[1:]], timeout=600)
@@ -336,15 +400,19 @@ def test_deepspeed_zero2_on_two_cpu_processes(task, tiny_model_dir, tmp_path):
     assert (tmp_path / "model1" / "model.safetensors").is_file()
     # The engine files hold DeepSpeed classes besides tensors: loaded under the allowlist, refused without it.
     engine_files = sorted(checkpoint.glob("*_engine/**/*.pt"))
-    assert engine_files and all(isinstance(load_tensors(p, deepspeed_checkpoint_classes()), dict)
-                                for p in engine_files)
+    assert engine_files and all(isinstance(load_tensors(p, deepspeed_checkpoint_classes()), dict) for p in engine_files)
     with pytest.raises(DataError, match="refused to load: it asks for deepspeed"):
         for p in engine_files:
             load_tensors(p)
     # Two more steps on the same run folder: both engines resume from step 8.
     more = {**cfg, "train": {**cfg["train"], "steps": 10}}
-    proc = run([*launcher, *train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model2", more,
-                                      variant="baseline")[1:]], timeout=600)
+    proc = run(
+        [
+            *launcher,
+            *train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model2", more, variant="baseline")[1:],
+        ],
+        timeout=600,
+    )
     assert "resumed from" in proc.stderr and "(step 8)" in proc.stderr
     log = [json.loads(line) for line in (tmp_path / "model2" / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "train/reward" in r] == list(range(1, 11))

@@ -56,9 +56,22 @@ def task(tmp_path_factory):
 def base(task):
     """The tiny model after 150 SFT steps: it answers in the dialogue format, right about a third of the time."""
     folder, train, heldout = task
-    cfg = config.resolve(TINY32 | {"model": TINY32["model"] | {"sft": {
-        "max_steps": 150, "eval_every": 150, "eval_questions": 32, "batch_size": 64,
-        "target_accuracy": 0.0, "retry_accuracy_target": 0.0}}})
+    cfg = config.resolve(
+        TINY32
+        | {
+            "model": TINY32["model"]
+            | {
+                "sft": {
+                    "max_steps": 150,
+                    "eval_every": 150,
+                    "eval_questions": 32,
+                    "batch_size": 64,
+                    "target_accuracy": 0.0,
+                    "retry_accuracy_target": 0.0,
+                }
+            }
+        }
+    )
     with Grader.from_config(cfg.grading) as grader:
         sft.train_base(cfg, train, heldout, folder / "base", grader)
     return folder / "base"
@@ -127,8 +140,12 @@ def test_sampled_logprobs_match_a_transformers_recomputation(task, base, cfg, en
     qs = questions(heldout, [3] * 24)
     a = play(engine, tokenizer, cfg, qs, SAMPLE)
     ref = sequence_logprobs(model, [t.token_ids for t in a], SAMPLE.temperature, tokenizer.pad_token_id)
-    worst = max(abs(float(r[j]) - t.logprobs[j]) for t, r in zip(a, ref) for j, role in enumerate(t.roles)
-                if role == Role.POLICY)
+    worst = max(
+        abs(float(r[j]) - t.logprobs[j])
+        for t, r in zip(a, ref)
+        for j, role in enumerate(t.roles)
+        if role == Role.POLICY
+    )
     assert worst < 1e-4
     b = play(engine, tokenizer, cfg, qs, SAMPLE)
     c = play(engine, tokenizer, cfg, qs, dataclasses.replace(SAMPLE, seed=4))
@@ -176,13 +193,40 @@ def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, bas
     folder, _, _ = task
     overrides = TINY32 | {
         "rollout": {"backend": "vllm"},
-        "train": {"steps": 2, "rollout_batch": 8, "train_batch": 8, "micro_batch": 4, "eval_every": 2,
-                  "eval_questions": 16, "save_every": 1},
+        "train": {
+            "steps": 2,
+            "rollout_batch": 8,
+            "train_batch": 8,
+            "micro_batch": 4,
+            "eval_every": 2,
+            "eval_questions": 16,
+            "save_every": 1,
+        },
     }
-    cmd = [sys.executable, "-m", "pipeline", "train", "--config", json.dumps(overrides), "--variant",
-           "multi_attempt", "--seed", "0", "--base", str(base), "--train-data", str(folder / "train.jsonl"),
-           "--heldout", str(folder / "heldout.jsonl"), "--run-dir", str(tmp_path / "run"), "--out",
-           str(tmp_path / "model"), "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "train",
+        "--config",
+        json.dumps(overrides),
+        "--variant",
+        "multi_attempt",
+        "--seed",
+        "0",
+        "--base",
+        str(base),
+        "--train-data",
+        str(folder / "train.jsonl"),
+        "--heldout",
+        str(folder / "heldout.jsonl"),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--out",
+        str(tmp_path / "model"),
+        "--threads",
+        "1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # nor at exit (vLLM's own process group)
@@ -193,9 +237,26 @@ def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, bas
     assert any(not torch.equal(trained[k], v) for k, v in models.load(base)[0].state_dict().items())
 
     out = tmp_path / "k2.jsonl"
-    cmd = [sys.executable, "-m", "pipeline", "evaluate", "--config", json.dumps(overrides), "--model",
-           str(tmp_path / "model"), "--data", str(folder / "heldout.jsonl"), "--benchmark", "synthetic", "--k", "2",
-           "--out", str(out), "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "evaluate",
+        "--config",
+        json.dumps(overrides),
+        "--model",
+        str(tmp_path / "model"),
+        "--data",
+        str(folder / "heldout.jsonl"),
+        "--benchmark",
+        "synthetic",
+        "--k",
+        "2",
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     traces = [json.loads(line) for line in out.read_text().splitlines()]
@@ -206,8 +267,9 @@ def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, bas
 def test_evaluation_through_vllm_equals_transformers(task, base, cfg, engine):
     _, _, heldout = task
     tokenizer = models.load_tokenizer(base)
-    hf_backend, _ = evaluate.open_backend(dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout,
-                                                                                             backend="hf")), base)
+    hf_backend, _ = evaluate.open_backend(
+        dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, backend="hf")), base
+    )
     records = heldout[:32]
     grader = Grader.from_config(cfg.grading)
     on_vllm = evaluate.evaluate(engine, tokenizer, cfg, records, "synthetic", 3, grader, progress=False)

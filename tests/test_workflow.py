@@ -45,8 +45,11 @@ def test_catalog_file_and_license():
 
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     catalog = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())
-    assert catalog["description"] and set(catalog["usage"]) == {"mandatory-flags", "software-stack-deployment",
-                                                                 "report"}
+    assert catalog["description"] and set(catalog["usage"]) == {
+        "mandatory-flags",
+        "software-stack-deployment",
+        "report",
+    }
     assert catalog["usage"]["software-stack-deployment"]["conda"] is True  # envs/*.yaml, --sdm conda
     license = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
     assert license == {"text": "MIT"}
@@ -61,6 +64,14 @@ def test_lint_is_clean(tmp_path):
 def test_snakefmt_clean():
     files = [str(ROOT / "Snakefile"), *map(str, sorted((ROOT / "rules").glob("*.smk")))]
     proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", *files], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
+def test_ruff_clean(command):
+    """The Python code passes `ruff check` and `ruff format --check` (settings in pyproject.toml)."""
+    paths = [str(ROOT / p) for p in ("pipeline", "tests", "bench")]
+    proc = subprocess.run([sys.executable, "-m", "ruff", *command, *paths], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -95,8 +106,9 @@ def test_a_named_experiment_has_its_own_folders(tmp_path):
     assert named_files and all(f.startswith(("results/lr_sweep/", "reports/lr_sweep/")) for f in named_files)
     assert {"reports/lr_sweep/report.md", "reports/lr_sweep/metrics/multi_attempt.json"} <= named_files
     default_files = {f for line in outputs.findall(default) for f in line.split(", ")}
-    assert {f.replace("results/lr_sweep/", "results/tiny/").replace("reports/lr_sweep/", "reports/")
-            for f in named_files} == default_files
+    assert {
+        f.replace("results/lr_sweep/", "results/tiny/").replace("reports/lr_sweep/", "reports/") for f in named_files
+    } == default_files
 
 
 def test_params_yaml_is_the_resolved_configuration(tmp_path):
@@ -139,8 +151,13 @@ def test_paper_preset_downloads_the_hub_once_and_jobs_run_offline(tmp_path):
     repo = copy_of_repository(tmp_path / "repo")
     with open(repo / "Snakefile", "a") as f:
         f.write('\n\nrule env_probe:\n    output:\n        "env.txt",\n    shell:\n        "env > {output}"\n')
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "env.txt"], cwd=repo, check=True,
-                   capture_output=True, env={**ENV, "HF_HUB_OFFLINE": "0", "HF_HOME": "/elsewhere"})
+    subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "env.txt"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        env={**ENV, "HF_HUB_OFFLINE": "0", "HF_HOME": "/elsewhere"},
+    )
     env = dict(line.split("=", 1) for line in (repo / "env.txt").read_text().splitlines() if "=" in line)
     assert env["HF_HUB_OFFLINE"] == "1" and env["HF_HOME"] == str(repo / "resources" / "hf")
 
@@ -170,8 +187,10 @@ def test_every_step_gets_the_whole_resolved_config(tmp_path):
     def config_files(*args: str) -> dict[str, set[str]]:
         """The `--config` files of the printed build-base, train and evaluate commands."""
         printed = snakemake(tmp_path, "-n", "-p", "-F", target, *args).stdout
-        return {verb: set(re.findall(rf"pipeline {verb} --config (\S+)", printed))
-                for verb in ("build-base", "train", "evaluate")}
+        return {
+            verb: set(re.findall(rf"pipeline {verb} --config (\S+)", printed))
+            for verb in ("build-base", "train", "evaluate")
+        }
 
     with_overrides = ["--config", *(f"{key}={json.dumps(value)}" for key, value in overrides.items())]
     files = config_files(*with_overrides)
@@ -210,8 +229,15 @@ def test_data_rules_write_the_prepared_data(tmp_path):
 
 def test_benchmark_rule_on_shared_files(tmp_path, benchmarks_dir):
     sources = {name: {"source": str(benchmarks_dir / name / "test.jsonl")} for name in ("math500", "amc23")}
-    snakemake(tmp_path, "--cores", "1", "results/tiny/data/math500.jsonl", "results/tiny/data/amc23.jsonl",
-              "--config", "data=" + json.dumps({"benchmarks": sources}))
+    snakemake(
+        tmp_path,
+        "--cores",
+        "1",
+        "results/tiny/data/math500.jsonl",
+        "results/tiny/data/amc23.jsonl",
+        "--config",
+        "data=" + json.dumps({"benchmarks": sources}),
+    )
     lines = (tmp_path / "results" / "tiny" / "data" / "amc23.jsonl").read_text().splitlines()
     assert len(lines) == 40 and json.loads(lines[0])["answer"] == "27"
 
@@ -221,8 +247,13 @@ def smoke_run(tmp_path_factory) -> Path:
     """A copy of the repository in which the README's one-minute check has run to the end:
     `snakemake --cores 2 --configfile .test/config.yaml`. Its tests may edit the copy's code (and restore it)."""
     repo = copy_of_repository(tmp_path_factory.mktemp("smoke") / "repo")
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", ".test/config.yaml"],
-                          cwd=repo, capture_output=True, text=True, env=ENV)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", ".test/config.yaml"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (repo / "reports" / "report.md").is_file()
     return repo
@@ -231,8 +262,9 @@ def smoke_run(tmp_path_factory) -> Path:
 def planned(repo: Path, *targets: str, overrides: tuple[str, ...] = ()) -> set[str]:
     """The rules `snakemake -n` (default rerun triggers) would run in the smoke copy, but for the target `all`."""
     cmd = [sys.executable, "-m", "snakemake", "-n", *targets, "--configfile", ".test/config.yaml"]
-    proc = subprocess.run([*cmd, *(("--config", *overrides) if overrides else ())], cwd=repo, capture_output=True,
-                          text=True, env=ENV)
+    proc = subprocess.run(
+        [*cmd, *(("--config", *overrides) if overrides else ())], cwd=repo, capture_output=True, text=True, env=ENV
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return set(re.findall(r"^(?:local)?rule (\w+):", proc.stdout, re.M)) - {"all"}
 
@@ -260,13 +292,24 @@ def test_code_is_an_input(smoke_run):
     report = {"aggregate", "figures", "write_report", "dvc_views"}
     assert planned(smoke_run) == set()
     cases = [
-        ("pipeline/metrics.py", "def summarize(traces: Sequence[Trace], n_boot: int = 1000,",
-         "def summarize(traces: Sequence[Trace], n_boot: int = 2000,", {"eval_metrics", *report}),
-        ("pipeline/train.py", "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = None)",
-         "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = 0)",
-         {"train", "evaluate", "eval_metrics", *report}),
-        ("pipeline/metrics.py", '    """Everything reported for one run',
-         '    # a comment\n    """Everything, and more, reported for one run', set()),
+        (
+            "pipeline/metrics.py",
+            "def summarize(traces: Sequence[Trace], n_boot: int = 1000,",
+            "def summarize(traces: Sequence[Trace], n_boot: int = 2000,",
+            {"eval_metrics", *report},
+        ),
+        (
+            "pipeline/train.py",
+            "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = None)",
+            "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = 0)",
+            {"train", "evaluate", "eval_metrics", *report},
+        ),
+        (
+            "pipeline/metrics.py",
+            '    """Everything reported for one run',
+            '    # a comment\n    """Everything, and more, reported for one run',
+            set(),
+        ),
         ("pipeline/report.py", "def markdown(", "def markdown(", set()),  # rewritten as it was: a new mtime only
     ]
     for path, old, new, expected in cases:
@@ -295,9 +338,11 @@ def test_model_folders_can_be_shared(smoke_run):
     weights = [*(out / "models").glob("*/model.safetensors"), *(out / "runs").glob("*/checkpoints/*/*/*.safetensors")]
     assert len(weights) >= 3 + 2  # 3 models, and at least one checkpoint of each training run
     assert {oct(w.stat().st_mode & 0o777) for w in weights} == {oct(0o666 & ~umask)}
-    for name, base, results in (("base", "built from scratch", "heldout_accuracy"),
-                                ("multi_attempt_s0", "`results/tiny/models/base`", "heldout/mean"),
-                                ("baseline_s0", "`results/tiny/models/base`", "heldout/mean")):
+    for name, base, results in (
+        ("base", "built from scratch", "heldout_accuracy"),
+        ("multi_attempt_s0", "`results/tiny/models/base`", "heldout/mean"),
+        ("baseline_s0", "`results/tiny/models/base`", "heldout/mean"),
+    ):
         card = (out / "models" / name / "README.md").read_text()
         assert card.startswith(f"# {name}\n"), card
         assert "| base model | " in card and base in card.split("| base model |")[1].splitlines()[0], card
@@ -347,8 +392,13 @@ def test_protected_models_stop_a_retraining(smoke_run):
         assert "chmod -R u+w results/<experiment>/models/<name>" in (ROOT / "rules" / "train.smk").read_text()
     finally:
         subprocess.run(["chmod", "-R", "u+w", str(model)], check=True)
-        subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--touch", "--configfile", ".test/config.yaml"],
-                       cwd=smoke_run, capture_output=True, check=True, env=ENV)
+        subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", "1", "--touch", "--configfile", ".test/config.yaml"],
+            cwd=smoke_run,
+            capture_output=True,
+            check=True,
+            env=ENV,
+        )
 
 
 @pytest.mark.slow
@@ -382,9 +432,16 @@ def test_default_workflow_end_to_end(tmp_path):
     traces = [json.loads(line) for line in (out / "eval" / "base" / "synthetic" / "k3.jsonl").read_text().splitlines()]
     assert len(traces) == 500 and all(len(t["attempts"]) <= 3 for t in traces)
     retries = [a for t in traces for a in t["attempts"][1:]]
-    assert retries and sum(a["answer"] is not None for a in retries) / len(retries) >= 0.9  # format holds after feedback
-    for rule in ("prepare_synthetic", "build_base", "train/multi_attempt_s0", "evaluate/base/synthetic/k1",
-                 "eval_metrics/base/synthetic"):
+    assert (
+        retries and sum(a["answer"] is not None for a in retries) / len(retries) >= 0.9
+    )  # format holds after feedback
+    for rule in (
+        "prepare_synthetic",
+        "build_base",
+        "train/multi_attempt_s0",
+        "evaluate/base/synthetic/k1",
+        "eval_metrics/base/synthetic",
+    ):
         assert (out / "logs" / f"{rule}.log").is_file()
     # the report: summary.json for machines, tables, figures, report.md, and Snakemake's html report
     reports = tmp_path / "reports"

@@ -17,10 +17,11 @@ import copy
 import dataclasses
 import json
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 import yaml
@@ -343,8 +344,9 @@ def _coerce_strings(value: Any, node: Mapping[str, Any]) -> Any:
     if isinstance(value, Mapping):
         props = node.get("properties", {})
         extra = node.get("additionalProperties")
-        return {k: _coerce_strings(v, props.get(k, extra if isinstance(extra, Mapping) else {}))
-                for k, v in value.items()}
+        return {
+            k: _coerce_strings(v, props.get(k, extra if isinstance(extra, Mapping) else {})) for k, v in value.items()
+        }
     if isinstance(value, list) and isinstance(node.get("items"), Mapping):
         return [_coerce_strings(v, node["items"]) for v in value]
     return value
@@ -363,8 +365,10 @@ def _schema_errors(config: Mapping[str, Any]) -> list[str]:
             known = sorted(error.schema.get("properties", {}))
             extra = sorted(set(error.instance) - set(known))
             for key in extra:
-                messages.append(f"{_key_path([*error.absolute_path, key])}: unknown key"
-                                + (f" (known keys here: {', '.join(known)})" if known else ""))
+                messages.append(
+                    f"{_key_path([*error.absolute_path, key])}: unknown key"
+                    + (f" (known keys here: {', '.join(known)})" if known else "")
+                )
         else:
             messages.append(f"{where}: {error.message}")
     return sorted(set(messages))
@@ -395,22 +399,30 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
     if c.rollout.backend == "vllm":
         if t.top_p < 1:
-            errors.append("train.top_p: the vllm backend reports log-probs renormalised to the nucleus, which PPO's "
-                          "ratio would not match; use top_p 1 (the paper's value) or backend hf")
+            errors.append(
+                "train.top_p: the vllm backend reports log-probs renormalised to the nucleus, which PPO's "
+                "ratio would not match; use top_p 1 (the paper's value) or backend hf"
+            )
         tiny = c.model.tiny
-        if c.model.source == "build" and (tiny.hidden_size % tiny.num_heads or (tiny.hidden_size // tiny.num_heads) % 32):
-            errors.append(f"model.tiny: vLLM's CPU attention needs a head size (hidden_size / num_heads) that is a "
-                          f"multiple of 32; {tiny.hidden_size} / {tiny.num_heads} is not")
+        if c.model.source == "build" and (
+            tiny.hidden_size % tiny.num_heads or (tiny.hidden_size // tiny.num_heads) % 32
+        ):
+            errors.append(
+                f"model.tiny: vLLM's CPU attention needs a head size (hidden_size / num_heads) that is a "
+                f"multiple of 32; {tiny.hidden_size} / {tiny.num_heads} is not"
+            )
     if c.data.max_prompt_tokens and c.data.train_set != "math":
         errors.append("data.max_prompt_tokens: applies to the MATH training set (data.train_set: math); use 0")
     elif c.data.max_prompt_tokens and c.model.source == "build":
-        errors.append("data.max_prompt_tokens: counts tokens with model.source's tokenizer, which model.source "
-                      "build only makes from the prepared data; use 0 or a model folder / hub id")
+        errors.append(
+            "data.max_prompt_tokens: counts tokens with model.source's tokenizer, which model.source "
+            "build only makes from the prepared data; use 0 or a model folder / hub id"
+        )
     for name in c.data.math.exclude_benchmarks:
         if c.data.train_set == "math" and name not in c.data.benchmarks:
             errors.append(f"data.math.exclude_benchmarks: {name!r} is not configured under data.benchmarks")
     if c.data.train_set == "synthetic" and (
-        c.data.synthetic.n_train + c.data.synthetic.n_heldout > (10 ** c.data.synthetic.digits) ** 2
+        c.data.synthetic.n_train + c.data.synthetic.n_heldout > (10**c.data.synthetic.digits) ** 2
     ):
         errors.append("data.synthetic: n_train + n_heldout exceeds the number of distinct questions for these digits")
     return errors

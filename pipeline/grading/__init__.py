@@ -36,8 +36,9 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pipeline.grading.extract import MULTI_BOX_RULES, answer_of
 from pipeline.grading.fast import cheap_verdict, size_guard
@@ -84,8 +85,9 @@ class Grader:
         [(True, '2x', 'math_verify'), (True, '3', 'fast'), (False, None, 'no_box')]
     """
 
-    def __init__(self, workers: int, timeout_s: float, multi_box: str,
-                 worker_fn: Callable[[str, str], bool] = math_verify_equal):
+    def __init__(
+        self, workers: int, timeout_s: float, multi_box: str, worker_fn: Callable[[str, str], bool] = math_verify_equal
+    ):
         if multi_box not in MULTI_BOX_RULES:
             raise ValueError(f"grader: multi_box must be one of {MULTI_BOX_RULES}, got {multi_box!r}")
         self.multi_box = multi_box

@@ -146,8 +146,12 @@ class BoxWatch:
         text, resume = self.text, None
         for m in _BOX_TOKENS.finditer(text, self.pos):
             kind, rest = m.lastgroup, text[m.end() : m.end() + 5]
-            if (kind == "bare" and not rest) or (kind == "esc" and m.group() == "\\\\" and len(rest) < 5
-                                                 and ("boxed".startswith(rest) or "fbox".startswith(rest))):
+            if (kind == "bare" and not rest) or (
+                kind == "esc"
+                and m.group() == "\\\\"
+                and len(rest) < 5
+                and ("boxed".startswith(rest) or "fbox".startswith(rest))
+            ):
                 resume = m.start()  # more text may change this token
                 break
             self.pos = m.end()

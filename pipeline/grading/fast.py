@@ -220,7 +220,7 @@ _FOLD_PARENS = re.compile(r"\((\d+|Ω)\)|\{\{(\d+|Ω)\}\}|(?<!_)\{(\d+|Ω)\}(?=\
 _BIG_EXPONENT = re.compile(r"\^(?:\{[^{}]*?(Ω|\d{6,})|(Ω))")
 _MATRIX_BOMB = re.compile(r"\\operatorname\{(?:zeros|ones|eye|diag)\}")
 _BRACKET = re.compile(r"[{(\[]|[})\]]")
-_BAR_RUN = re.compile(r"\|(?:\s*\|){%d,}" % MAX_NESTING)  # |||||||||x||||||||| (absolute values)
+_BAR_RUN = re.compile(rf"\|(?:\s*\|){{{MAX_NESTING},}}")  # |||||||||x||||||||| (absolute values)
 # n of binomial(n, k) / Gamma(n), or a whole (...)! group: sympy evaluates these eagerly
 _BIG_ARGUMENT = re.compile(
     r"\\(?:[dt]?binom|Gamma|operatorname\{(?:binomial|factorial|gamma)\})(?:[{(]([^{}()]*)|(Ω|\d+))"

@@ -126,12 +126,46 @@ def _differ_at_a_point(gold, answer) -> bool:
 # Typical answer shapes, parsed once when a worker starts: the ANTLR parser builds its prediction (DFA) cache
 # lazily, so the first parses of each construct are several times slower than later ones.
 WARMUP_ANSWERS = (
-    "42", "-3.5", r"\frac{3}{4}", r"2\sqrt{3}", r"\frac{\sqrt{3}}{3}", r"\sqrt[3]{7}", r"12\pi", r"-\frac{\pi}{6}",
-    "x^2+3x-6", "6-5i", r"(3, \frac{\pi}{2})", "(-2,1)", r"(-\infty, 0]", r"[2,5) \cup (5,\infty)", r"\{1,2,3\}",
-    "1,2,3", "x=5", r"y = \frac{1}{2}x + 3", r"1 \pm \sqrt{19}", r"\begin{pmatrix} 1 \\ -2 \end{pmatrix}",
-    r"\text{Evelyn}", r"\text{(C)}", r"30^\circ", r"25\%", r"\$18.90", r"10,\!080", r"\cos(2t) + C_{1} e^{t}",
-    r"\log_{2} 5", r"\ln(x)", r"\sin^2 x", r"\binom{10}{3}", "5!", r"\lfloor\frac{n}{2}\rfloor", r"e^{-x^{2}}",
-    r"a \leq 3", r"0 < x < 2", r"f(x)=2x+1", r"\frac{1}{s+1}-\frac{e^{-s}}{s}", r"x_{0} \cos (\omega t)", "2.5e-3",
+    "42",
+    "-3.5",
+    r"\frac{3}{4}",
+    r"2\sqrt{3}",
+    r"\frac{\sqrt{3}}{3}",
+    r"\sqrt[3]{7}",
+    r"12\pi",
+    r"-\frac{\pi}{6}",
+    "x^2+3x-6",
+    "6-5i",
+    r"(3, \frac{\pi}{2})",
+    "(-2,1)",
+    r"(-\infty, 0]",
+    r"[2,5) \cup (5,\infty)",
+    r"\{1,2,3\}",
+    "1,2,3",
+    "x=5",
+    r"y = \frac{1}{2}x + 3",
+    r"1 \pm \sqrt{19}",
+    r"\begin{pmatrix} 1 \\ -2 \end{pmatrix}",
+    r"\text{Evelyn}",
+    r"\text{(C)}",
+    r"30^\circ",
+    r"25\%",
+    r"\$18.90",
+    r"10,\!080",
+    r"\cos(2t) + C_{1} e^{t}",
+    r"\log_{2} 5",
+    r"\ln(x)",
+    r"\sin^2 x",
+    r"\binom{10}{3}",
+    "5!",
+    r"\lfloor\frac{n}{2}\rfloor",
+    r"e^{-x^{2}}",
+    r"a \leq 3",
+    r"0 < x < 2",
+    r"f(x)=2x+1",
+    r"\frac{1}{s+1}-\frac{e^{-s}}{s}",
+    r"x_{0} \cos (\omega t)",
+    "2.5e-3",
 )
 
 
@@ -140,4 +174,3 @@ def warm_up() -> None:
     for text in WARMUP_ANSWERS:
         math_verify_equal(text, "1")
     _parse_latex.cache_clear()
-

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import weakref
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from pipeline.grading.math_verify import warm_up
 
@@ -34,8 +34,10 @@ logger = logging.getLogger(__name__)
 MEMORY_LIMIT_MB = 2048  # address space of a worker
 STARTUP_TIMEOUT_S = 120.0  # a worker not ready by then (imports and warm-up) is replaced
 
-_WORKER_BOOT = "import sys, json; sys.path[:0] = json.loads(sys.argv[2]); " \
+_WORKER_BOOT = (
+    "import sys, json; sys.path[:0] = json.loads(sys.argv[2]); "
     "from pipeline.grading.pool import _worker_main; _worker_main(int(sys.argv[1]))"
+)
 
 
 def _limit_memory(limit_mb: int) -> None:
@@ -80,8 +82,11 @@ class _Worker:
     def __init__(self, fn):
         self.conn, child_conn = multiprocessing.Pipe(duplex=True)
         fd = child_conn.fileno()
-        self.process = subprocess.Popen([sys.executable, "-c", _WORKER_BOOT, str(fd), json.dumps(sys.path)],
-                                        pass_fds=(fd,), stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_BOOT, str(fd), json.dumps(sys.path)],
+            pass_fds=(fd,),
+            stdin=subprocess.DEVNULL,
+        )
         child_conn.close()
         self.conn.send(fn)
         self.started = time.monotonic()
@@ -182,7 +187,7 @@ class WorkerPool:
                     elif not w.ready:
                         startup_failures += 1
                         if startup_failures > 3 * self.n_workers:
-                            raise RuntimeError("grader workers keep dying at start-up (see their stderr)")
+                            raise RuntimeError("grader workers keep dying at start-up (see their stderr)") from None
                     self._replace(w, kill=True)
                     continue
                 if key_index == "ready":

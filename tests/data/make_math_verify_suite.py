@@ -28,7 +28,9 @@ def rows(source: str, file: str):
     for node in ast.parse(source).body:
         if not isinstance(node, ast.FunctionDef):
             continue
-        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "compare_strings"]
+        calls = [
+            n for n in ast.walk(node) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "compare_strings"
+        ]
         keywords = {k.arg: k.value for k in calls[0].keywords} if calls else {}
         for decorator in node.decorator_list:
             if not (isinstance(decorator, ast.Call) and getattr(decorator.func, "attr", "") == "parametrize"):
@@ -60,11 +62,13 @@ def usable(options: dict) -> bool:
 
 def main(git_dir: str, commit: str = "HEAD") -> None:
     def show(path: str) -> str:
-        return subprocess.run(["git", "--git-dir", git_dir, "show", f"{commit}:{path}"], check=True,
-                              capture_output=True, text=True).stdout
+        return subprocess.run(
+            ["git", "--git-dir", git_dir, "show", f"{commit}:{path}"], check=True, capture_output=True, text=True
+        ).stdout
 
-    sha = subprocess.run(["git", "--git-dir", git_dir, "rev-parse", commit], check=True, capture_output=True,
-                         text=True).stdout.strip()
+    sha = subprocess.run(
+        ["git", "--git-dir", git_dir, "rev-parse", commit], check=True, capture_output=True, text=True
+    ).stdout.strip()
     cases, skipped = [], 0
     for file in FILES:
         for test, gold, pred, expected, options in rows(show(f"tests/{file}.py"), file):
@@ -77,11 +81,11 @@ def main(git_dir: str, commit: str = "HEAD") -> None:
         "commit": sha,
         "files": [f"tests/{f}.py" for f in FILES],
         "licence": "Apache-2.0 (the repository's LICENCE file; tests/test_all.py carries an MIT header, "
-                   "Copyright (c) 2024 The HuggingFace Team)",
+        "Copyright (c) 2024 The HuggingFace Team)",
         "what": "the (gold, pred, expected) rows of the suite's parametrized gold/prediction tests, unchanged; "
-                "written by tests/data/make_math_verify_suite.py",
+        "written by tests/data/make_math_verify_suite.py",
         "left_out": f"{skipped} rows: expression extractor only, non-default precision, strict=False, "
-                    "allow_set_relation_comp=True",
+        "allow_set_relation_comp=True",
     }
     OUT.write_text(json.dumps({"note": note, "cases": cases}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"{len(cases)} cases ({skipped} left out) from {sha} -> {OUT}")
