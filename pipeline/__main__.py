@@ -178,9 +178,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         records = data.read_records(args.train_data)
         heldout = {_set_name(path): data.read_records(path) for path in args.heldout}
         with Grader.from_config(cfg.grading, ranks) as grader:  # the node runs grading.workers in all
-            summary = train.train(
-                cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, args.out, grader
-            )
+            trainer = train.Trainer(cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, grader)
+            summary = train.train(trainer, args.out)
     finally:
         distributed.shutdown()
     final = summary["final"]

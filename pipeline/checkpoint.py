@@ -51,10 +51,12 @@ def fingerprint(cfg: Config, variant: str, seed: int, base: str, processes: int)
 
 
 class Checkpoints:
-    """The checkpoints of one run (`run_dir/checkpoints`), for a run of the given fingerprint."""
+    """The checkpoints of one run (`run_dir/checkpoints`), for a run of the given fingerprint; each holds the
+    run's tokenizer and provenance beside the models."""
 
-    def __init__(self, run_dir: str | Path, fingerprint: dict, keep: int):
+    def __init__(self, run_dir: str | Path, fingerprint: dict, keep: int, tokenizer, prov: Mapping):
         self.folder, self.fingerprint, self.keep = Path(run_dir) / "checkpoints", fingerprint, keep
+        self.tokenizer, self.provenance = tokenizer, prov
         self.earlier: list[Path] = []  # checkpoints of an earlier run this one replaces (resume: never)
 
     def latest(self) -> Path | None:
@@ -72,15 +74,7 @@ class Checkpoints:
                 self.folder,
             )
 
-    def save(
-        self,
-        step: int,
-        actor: dist.Optimized,
-        critic: dist.Optimized | None,
-        tokenizer,
-        records: Sequence[Mapping],
-        prov: Mapping,
-    ) -> Path:
+    def save(self, step: int, actor: dist.Optimized, critic: dist.Optimized | None, records: Sequence[Mapping]) -> Path:
         """step_NNNNNN/ for `step`, with the log so far (`records`); atomic rename (collective: every rank calls).
 
         A checkpoint that cannot be written (disk full, unwritable folder) leaves nothing behind and raises
@@ -90,7 +84,7 @@ class Checkpoints:
         final = self.folder / f"step_{step:06d}"
         tmp = self.folder / f".step_{step:06d}.tmp"
         try:
-            self._write(tmp, step, actor, critic, tokenizer, records, prov)
+            self._write(tmp, step, actor, critic, records)
             if dist.is_main():
                 if final in self.earlier:  # the earlier run's checkpoint of this step: this one replaces it
                     shutil.rmtree(final)
@@ -112,23 +106,14 @@ class Checkpoints:
         dist.barrier()
         return final
 
-    def _write(
-        self,
-        tmp: Path,
-        step: int,
-        actor: dist.Optimized,
-        critic: dist.Optimized | None,
-        tokenizer,
-        records: Sequence[Mapping],
-        prov: Mapping,
-    ) -> None:
+    def _write(self, tmp: Path, step: int, actor: dist.Optimized, critic: dist.Optimized | None, records) -> None:
         if dist.is_main():
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         dist.barrier()
         with actor.full_parameters() as policy:
             if dist.is_main():
-                models.save(policy.lm, tokenizer, tmp / "actor")
+                models.save(policy.lm, self.tokenizer, tmp / "actor")
         if critic is not None:
             with critic.full_parameters() as module:
                 if dist.is_main():
@@ -139,7 +124,7 @@ class Checkpoints:
         dist.barrier()
         if dist.is_main():
             write_jsonl(tmp / "train_log.jsonl", records)
-            provenance.write(tmp, prov)
+            provenance.write(tmp, self.provenance)
             state = {
                 "step": step,
                 "fingerprint": self.fingerprint,

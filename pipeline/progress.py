@@ -22,22 +22,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def progress_bar(
-    iterable: Iterable | None = None,
-    *,
-    total: int | None = None,
-    desc: str = "",
-    unit: str = "it",
-    initial: int = 0,
-    disable: bool = False,
-    leave: bool = True,
-) -> tqdm | LogProgress:
-    """A tqdm bar if stderr is a terminal, else a `LogProgress`; the arguments mean what they mean to tqdm."""
+def progress_bar(iterable: Iterable | None = None, **options) -> tqdm | LogProgress:
+    """A tqdm bar if stderr is a terminal, else a `LogProgress`; `options` are tqdm's (total, desc, unit, initial,
+    disable, leave)."""
     if sys.stderr.isatty():
         from tqdm.auto import tqdm  # here: the CLI imports this module, and the report's environment has no tqdm
 
-        return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable, leave=leave)
-    return LogProgress(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable)
+        return tqdm(iterable, **options)
+    options.pop("leave", None)  # a log line is never erased
+    return LogProgress(iterable, **options)
 
 
 def library_bars_off() -> None:

@@ -312,6 +312,14 @@ class Drawing:
     sns: Any
     palette: dict
 
+    def lines(self, data: pd.DataFrame, x: str, y: str, ax, variants: pd.DataFrame | None = None, **style) -> None:
+        """One line per variant (in the variants' order of `variants`, default `data`) in its colour, with the
+        min-max band over seeds."""
+        order = _present(data if variants is None else variants)
+        self.sns.lineplot(
+            data, x=x, y=y, hue="variant", hue_order=order, palette=self.palette, errorbar=BAND, ax=ax, **style
+        )
+
 
 FIGURES: dict[str, Callable[[Drawing], Any]] = {}  # name -> drawing function, in drawing order; rules list files
 
@@ -350,17 +358,7 @@ def _accuracy_vs_k(d: Drawing):
     """Fig. 1: macro accuracy vs allowed attempts. Bands (here and below): min-max over seeds."""
     macro = _macro_per_seed(_percent(d.acc))
     fig, ax = d.plt.subplots(figsize=(5, 3.6))
-    d.sns.lineplot(
-        macro,
-        x="k",
-        y="accuracy",
-        hue="variant",
-        hue_order=_present(macro),
-        palette=d.palette,
-        marker="o",
-        errorbar=BAND,
-        ax=ax,
-    )
+    d.lines(macro, "k", "accuracy", ax, marker="o")
     if d.scale == "paper":
         for v, vals in PAPER_AVERAGE.items():
             ax.plot(range(1, len(vals) + 1), vals, ls="--", color=d.palette[v], alpha=0.7, label=f"paper: {LABELS[v]}")
@@ -417,28 +415,9 @@ def _learning_curves(d: Drawing):
         c["reward"] = c.groupby(["variant", "seed"])["reward"].transform(
             lambda s: s.rolling(d.smooth, min_periods=1).mean()
         )
-        d.sns.lineplot(
-            c.dropna(subset=["reward"]),
-            x="step",
-            y="reward",
-            hue="variant",
-            hue_order=_present(c),
-            palette=d.palette,
-            errorbar=BAND,
-            ax=axes[0],
-        )
+        d.lines(c.dropna(subset=["reward"]), "step", "reward", axes[0], variants=c)
         evals = c.dropna(subset=["heldout_accuracy"]).assign(heldout_accuracy=lambda e: e["heldout_accuracy"] * 100)
-        d.sns.lineplot(
-            evals,
-            x="step",
-            y="heldout_accuracy",
-            hue="variant",
-            hue_order=_present(c),
-            palette=d.palette,
-            marker="o",
-            errorbar=BAND,
-            ax=axes[1],
-        )
+        d.lines(evals, "step", "heldout_accuracy", axes[1], variants=c, marker="o")
         _legend(axes[0])
         axes[1].get_legend().remove()
     axes[0].set(xlabel="RL step", ylabel=f"training reward ({d.smooth}-step mean)", title="Training reward")

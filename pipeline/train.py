@@ -211,17 +211,13 @@ class Trainer:
         run_dir: str | Path,
         grader: Grader,
     ):
-        self.cfg, self.t, self.seed, self.heldout = cfg, cfg.train, seed, heldout
+        self.cfg, self.t, self.variant, self.seed, self.base = cfg, cfg.train, variant, seed, base
+        self.heldout, self.run_dir = heldout, Path(run_dir)
         self.env = MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), grader)
         self.order = QuestionOrder(train_records, self.env, seed, self.t.rollout_batch)
         self.rank, self.world = dist.rank(), dist.world()
+        check_batch_sizes(self.t, self.world)
         per_rank = self.t.train_batch // self.world
-        if self.t.rollout_batch % self.world or self.t.train_batch % (self.world * self.t.micro_batch):
-            raise DataError(
-                f"train: with {self.world} processes, rollout_batch ({self.t.rollout_batch}) must be a multiple of "
-                f"{self.world} and train_batch ({self.t.train_batch}) of {self.world} x micro_batch "
-                f"({self.t.micro_batch})"
-            )
         self.device = dist.device()
         dtype = torch.bfloat16 if (self.world > 1 and self.t.deepspeed.bf16) else torch.float32
         torch.manual_seed(seed)
@@ -245,20 +241,12 @@ class Trainer:
                 critic.to(self.device), self.t.critic_lr, self.t, optimizer_steps, accumulation
             )
         # generation on the actor itself, or on a vLLM engine started on the base weights (synced before each use)
-        self.backend = make_backend(
-            cfg,
-            self.tokenizer,
-            model=actor,
-            source=base,
-            dtype=dtype,
-            distributed=self.world > 1,
-            gpu_memory_utilization=cfg.rollout.vllm.gpu_memory_utilization,
-        )
+        vllm_memory = cfg.rollout.vllm.gpu_memory_utilization  # the engine shares the GPU with training
+        self.backend = make_backend(cfg, self.tokenizer, actor, base, dtype, self.world > 1, vllm_memory)
         self.step = 0
         self.provenance = provenance.record(cfg)
-        self.checkpoints = Checkpoints(
-            run_dir, checkpoint.fingerprint(cfg, variant, seed, base, self.world), self.t.keep_checkpoints
-        )
+        fingerprint = checkpoint.fingerprint(cfg, variant, seed, base, self.world)
+        self.checkpoints = Checkpoints(run_dir, fingerprint, self.t.keep_checkpoints, self.tokenizer, self.provenance)
 
     # ------------------------------------------------------------------------------------------ one step
 
@@ -409,21 +397,20 @@ class Trainer:
         return out
 
 
-def train(
-    cfg: Config,
-    variant: str,
-    seed: int,
-    base: str,
-    train_records: Sequence[Mapping],
-    heldout: Mapping[str, Sequence[Mapping]],
-    run_dir: str | Path,
-    out: str | Path,
-    grader: Grader,
-    progress: bool = True,
-) -> dict:
-    """Train one variant x seed; checkpoints and logs in `run_dir`, the final actor (+ logs) in `out`."""
-    trainer = Trainer(cfg, variant, seed, base, train_records, heldout, run_dir, grader)
-    run_dir, t = Path(run_dir), cfg.train
+def check_batch_sizes(t, world: int) -> None:
+    """Each of `world` processes takes an equal share of the rollout batch and whole micro-batches of training."""
+    if t.rollout_batch % world or t.train_batch % (world * t.micro_batch):
+        raise DataError(
+            f"train: with {world} processes, rollout_batch ({t.rollout_batch}) must be a multiple of "
+            f"{world} and train_batch ({t.train_batch}) of {world} x micro_batch ({t.micro_batch})"
+        )
+
+
+def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
+    """Train the trainer's variant x seed to `train.steps`, resuming from its checkpoints; the final actor
+    (+ logs) in `out`."""
+    run_dir, t = trainer.run_dir, trainer.t
+    variant, seed, base = trainer.variant, trainer.seed, trainer.base
     log_path = run_dir / "train_log.jsonl"
     records: list[dict] = []
     if t.resume == "auto":
@@ -465,9 +452,7 @@ def train(
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", acc=f"{metrics['train/accuracy']:.3f}")
         if trainer.step % t.save_every == 0 or last:
-            trainer.checkpoints.save(
-                trainer.step, trainer.actor, trainer.critic, trainer.tokenizer, records, trainer.provenance
-            )
+            trainer.checkpoints.save(trainer.step, trainer.actor, trainer.critic, records)
     bar.close()
     summary = {
         "variant": variant,
