@@ -2,18 +2,19 @@
 changes (a `params` entry of every rule, rules/common.smk), so fixing a metric reruns the metrics and the report,
 and editing the trainer reruns training, without rerunning what does not run that code.
 
-The unit is a top-level definition, not a module: `evaluate.py` holds both the evaluation loop (run by training,
-SFT and the evaluate verb) and the metrics json (run by eval-metrics only), so a module-level dependency would
-retrain every model after a metrics fix. Starting from the verb's `cmd_*` function in `pipeline/__main__.py`,
-every definition it names is followed, transitively: a name defined in the same module, a name imported from a
-pipeline module (`from pipeline.env import render_prompt`, also from a subpackage's module or a name a package's
-`__init__.py` imports: `from pipeline.grading import Grader`), or an attribute of an imported pipeline module or
-package (`metrics.summarize`, `grading.extract.first_box_end`). A class counts whole (its methods are reached
-through instances). Each definition is hashed as its syntax tree without docstrings, so comments, docstrings and
-formatting never rerun anything.
-Top-level statements that bind no name (e.g. `if` blocks) count for every verb that reaches their module, and
-`from pipeline.x import name` written in a string (code a subprocess runs, as the grader's workers do) counts as
-a use of that name.
+The unit is a top-level definition, not a module: `report.py` holds both the aggregation (run by aggregate) and the
+figures (run by figures), and `evaluate.py` the evaluation loop run by training, SFT and the evaluate verb, so a
+module-level dependency would rerun far more than an edit touches. Starting from the verb's `cmd_*` function in
+`pipeline/__main__.py`, every definition it names is followed, transitively: a name defined in the same module, a
+name imported from a pipeline module (`from pipeline.env import render_prompt`, also from a subpackage's module or a
+name a package's `__init__.py` imports: `from pipeline.grading import Grader`), or an attribute of an imported
+pipeline module or package (`metrics.summarize`, `grading.extract.first_box_end`). A class counts whole (its methods
+are reached through instances). Each definition is hashed as its syntax tree without docstrings, so comments,
+docstrings and formatting never rerun anything. Top-level statements that bind no name (e.g. `if` blocks) and
+definitions a local decorator registers at import (`@figure("name")`) count for every verb that reaches their
+module; `from pipeline.x import name` written in a string (code a subprocess runs, as the grader's workers do)
+counts as a use of that name; a data file beside the code named in a reached definition (`"paper_numbers.yaml"`)
+counts with its text.
 
 Not followed: `pipeline.config` (what it computes reaches each rule as resolved configuration values, the rule's
 config keys), the argument parser in `__main__.py` (`build_parser`, `main`), and other packages (their versions
@@ -31,6 +32,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 NOT_FOLLOWED = {"pipeline.config"}
 # `from pipeline.x import a, b` inside a string: code a subprocess runs (the grader's workers: `python -c ...`)
+# a string naming a data file (`Path(__file__).with_name("paper_numbers.yaml")`): its text counts as code
+_DATA_FILE = re.compile(r"Constant\(value='([\w-]+\.(?:yaml|json))'\)")
 _STRING_IMPORT = re.compile(r"from\s+(pipeline(?:\.\w+)*)\s+import\s+(\w+(?:\s*,\s*\w+)*)")
 
 
@@ -73,6 +76,8 @@ class _Module:
             unit = (ast.dump(node), self._references(node))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.units[node.name] = unit
+                if any(self._registers(d, tree) for d in node.decorator_list):  # @figure("name"): runs at import
+                    self.always.append(unit)
             elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
@@ -82,6 +87,13 @@ class _Module:
                     self.always.append(unit)
             else:
                 self.always.append(unit)
+
+    @staticmethod
+    def _registers(decorator: ast.expr, tree: ast.Module) -> bool:
+        """A decorator made by a call of this module's own function (`@figure("name")`) puts the definition in a
+        registry at import, where no name reaches it: it counts like a top-level statement."""
+        local = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        return isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name) and decorator.func.id in local
 
     def _references(self, node: ast.AST) -> set[tuple[str, str]]:
         """(module, top-level name) pairs this node uses, within the pipeline package."""
@@ -168,6 +180,10 @@ def definitions(verb: str) -> dict[str, str]:
         dump, refs = mod.units[name]
         seen[f"{module}:{name}"] = dump
         todo.extend(refs)
+    for dump in list(seen.values()):  # data files beside the code that a reached definition names
+        for file in _DATA_FILE.findall(dump):
+            for path in PACKAGE.rglob(file):
+                seen[f"data:{path.relative_to(PACKAGE)}"] = path.read_text(encoding="utf-8")
     return dict(sorted(seen.items()))
 
 

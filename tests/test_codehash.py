@@ -27,6 +27,17 @@ def test_a_verb_covers_the_definitions_it_reaches_and_no_others():
     assert "pipeline.__main__:build_parser" not in train
 
 
+def test_registered_figures_and_data_files_count_for_the_verbs_that_import_them():
+    """The figure functions reach FIGURES through a decorator (`@figure("name")`), not through a name, and the
+    paper's numbers are a yaml file beside report.py: editing either reruns the figures and the report, and
+    nothing else."""
+    figures, report, train = (codehash.definitions(v) for v in ("figures", "report", "train"))
+    for reached in (figures, report):
+        assert "pipeline.report:_accuracy_vs_k" in reached or any("_accuracy_vs_k" in d for d in reached.values())
+        assert reached["data:paper_numbers.yaml"] == (codehash.PACKAGE / "paper_numbers.yaml").read_text()
+    assert not any("_accuracy_vs_k" in d for d in train.values()) and "data:paper_numbers.yaml" not in train
+
+
 def test_hashes_differ_between_verbs_and_stay_put():
     verbs = ("prepare-synthetic", "build-base", "train", "evaluate", "eval-metrics", "aggregate", "figures", "report")
     hashes = {verb: codehash.verb_hash(verb) for verb in verbs}
