@@ -16,7 +16,6 @@ Either way a restored schedule runs to the total it was built with now, not the 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,8 +27,6 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from pipeline.config import TrainConfig
 from pipeline.io import DataError, load_tensors
-
-log = logging.getLogger(__name__)
 
 
 def launched_distributed() -> bool:

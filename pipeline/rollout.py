@@ -22,7 +22,6 @@ Try it: `pytest tests/test_rollout.py -q`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +36,6 @@ from pipeline.grading.extract import BoxWatch
 from pipeline.io import DataError
 from pipeline.progress import progress_bar
 from pipeline.seeds import derive_seed
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

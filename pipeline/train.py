@@ -43,7 +43,6 @@ Try it: `python -m pipeline train --config config.yaml --variant multi_attempt -
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -63,8 +62,6 @@ from pipeline.io import DataError, append_jsonl, atomic_path, write_json, write_
 from pipeline.progress import progress_bar
 from pipeline.rollout import Question, SamplingParams, Transcript, make_backend, rollout
 from pipeline.seeds import derive_seed
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
