@@ -101,7 +101,7 @@ def _threads(n: int | None) -> None:
 
 
 def cmd_build_base(args: argparse.Namespace) -> None:
-    from pipeline import data, provenance, sft
+    from pipeline import data, provenance, runlog, sft
     from pipeline.grading import Grader
     from pipeline.io import atomic_path
 
@@ -121,6 +121,8 @@ def cmd_build_base(args: argparse.Namespace) -> None:
             f"task, SFT for {summary['steps']} steps",
             results={k: summary[k] for k in ("heldout_accuracy", "retry_accuracy")},
         )
+    if args.run_dir:
+        runlog.write_history(Path(args.run_dir) / "tensorboard", cfg.to_dict(), summary["history"], "sft/")
     log.info(
         "base model -> %s: %d steps, %.1f s, held-out greedy accuracy %.3f, after feedback %.3f",
         args.out,
@@ -290,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="training questions (jsonl)")
     p.add_argument("--heldout", required=True, help="held-out questions (jsonl), for the stopping criterion")
     p.add_argument("--out", required=True, help="output model folder (save_pretrained layout)")
+    p.add_argument("--run-dir", default=None, help="folder for the SFT run's TensorBoard curves (none: not written)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p = verb(
         "from-gguf",

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline import checkpoint, models, ppo, provenance
+from pipeline import checkpoint, models, ppo, provenance, runlog
 from pipeline import distributed as dist
 from pipeline.checkpoint import Checkpoints
 from pipeline.config import Config
@@ -348,6 +348,7 @@ class Trainer:
         t0 = time.time()
         transcripts, groups = self.rollout(step)
         t_rollout = time.time() - t0
+        self.samples = [t.dialogue for t in transcripts[:3]]  # shown in TensorBoard at held-out evaluations
         exp = self.experience(transcripts, groups)
         stats = self.update(exp, step)
         self.step += 1
@@ -416,19 +417,15 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
         trainer.checkpoints.start_over()
     writer = None
     if dist.is_main():
-        from torch.utils.tensorboard import SummaryWriter
-
         run_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(log_path, records)  # the log of the checkpoint resumed from: lines a killed run added go
-        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=trainer.step)
+        writer = runlog.open_writer(run_dir / "tensorboard", trainer.cfg.to_dict(), trainer.step)
     t0 = time.time()
 
     def record(metrics: dict) -> None:
         records.append(metrics)
         if writer is not None:
-            for k, v in metrics.items():
-                if k != "step":
-                    writer.add_scalar(k, v, metrics["step"])
+            runlog.scalars(writer, metrics)
             append_jsonl(log_path, [metrics])
 
     if trainer.step == 0 and t.eval_every:
@@ -445,6 +442,8 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
         last = trainer.step == t.steps
         if t.eval_every and (trainer.step % t.eval_every == 0 or last):
             metrics.update(trainer.heldout_accuracy())
+            if writer is not None:  # a few of this step's training dialogues, as text
+                writer.add_text("train/dialogues", runlog.dialogues_text(trainer.samples), trainer.step)
         record(metrics)
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", acc=f"{metrics['train/accuracy']:.3f}")

@@ -23,6 +23,7 @@ rule build_base:
         code=code_version("build-base"),
         config=config_file,
         config_keys=rule_keys("build_base"),
+        run_dir=f"{OUT}/runs/base",
     shell:
         "python -m pipeline build-base --config {params.config:q} --train {input.train}"
-        " --heldout {input.heldout} --out {output} --threads {threads} > {log} 2>&1"
+        " --heldout {input.heldout} --out {output} --run-dir {params.run_dir} --threads {threads} > {log} 2>&1"

@@ -11,6 +11,7 @@ import sys
 import torch
 
 from pipeline import config, data
+from tests import tensorboard_events
 from tests.conftest import ROOT
 
 SFT = {
@@ -46,6 +47,8 @@ def test_build_base_writes_provenance_with_the_resolved_config(tmp_path):
             str(tmp_path / "heldout.jsonl"),
             "--out",
             str(tmp_path / "base"),
+            "--run-dir",
+            str(tmp_path / "run"),
             "--threads",
             "1",
         ],
@@ -57,6 +60,10 @@ def test_build_base_writes_provenance_with_the_resolved_config(tmp_path):
     prov = json.loads((tmp_path / "base" / "provenance.json").read_text())
     assert prov["config"] == config.resolve(SFT).to_dict()
     assert prov["versions"]["torch"] == torch.__version__ and prov["command"][1] == "build-base"
+    # the SFT curves in TensorBoard, beside the RL runs', with the configuration as hyper-parameters
+    found = tensorboard_events.tags(tmp_path / "run" / "tensorboard")
+    assert {"sft/loss", "sft/accuracy", "sft/retry_accuracy"} <= set(found["scalars"]), found
+    assert "model.sft.lr" in found["hparams"] and "config" in found["text"]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     if head.returncode == 0:  # the tests run from a git checkout: its commit
         assert prov["code"]["commit"] == head.stdout.strip() and isinstance(prov["code"]["dirty"], bool)

@@ -25,6 +25,7 @@ from pipeline import config, data, distributed, models
 from pipeline import train as train_mod
 from pipeline.distributed import Optimized, deepspeed_checkpoint_classes
 from pipeline.io import DataError, load_tensors
+from tests import tensorboard_events
 from tests.conftest import ROOT
 from tests.test_bad_input import assert_clean
 from tests.test_workflow import snakemake
@@ -179,7 +180,17 @@ def test_train_cli_writes_model_log_and_tensorboard(task, tiny_model_dir, tmp_pa
         assert key in log[1], key
     assert all(r["train/token_mismatch_rate"] == 0 for r in log[1:])
     assert "ppo/value_loss" not in log[1] and "ppo/explained_variance" not in log[1]  # grpo has no critic
-    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    # TensorBoard: the log's keys as tags, the resolved configuration as hyper-parameters and text, and sample
+    # training dialogues (turn by turn, with their roles) at each held-out evaluation
+    board = tmp_path / "run" / "tensorboard"
+    found = tensorboard_events.tags(board)
+    assert {"train/reward", "ppo/clip_frac", "perf/tokens_per_s", "heldout/mean"} <= set(found["scalars"]), found
+    assert {"train.actor_lr", "env.feedback_template", "variants.multi_attempt.max_attempts"} <= set(found["hparams"])
+    assert (
+        json.loads(tensorboard_events.text(board, "config")[0].replace("\n    ", "\n")) == config.resolve(cfg).to_dict()
+    )
+    dialogues = tensorboard_events.text(board, "train/dialogues")
+    assert dialogues and "**prompt** (attempt 1)" in dialogues[0] and "**policy**" in dialogues[0]
     summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
     assert summary["steps"] == 3 and summary["variant"] == "multi_attempt"
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_000002", "step_000003"]
