@@ -176,6 +176,55 @@ def test_sbatch_arguments_of_the_paper_preset(tmp_path):
     assert not any("--ntasks-per-gpu" in " ".join(c) for cs in calls.values() for c in cs)
 
 
+TWO_NODES = {"scale": "paper", "train": {"nodes": 2}}
+FIRST_NODE = 'scontrol show hostnames "$(squeue -h -j "$SLURM_JOB_ID" -o %N)" | head -n1'
+
+
+def test_dry_run_of_two_node_training_prints_the_srun_torchrun_launch_line(tmp_path):
+    """train.nodes: 2 starts one torchrun per node with srun (the step takes the job's CPUs per node), the two
+    meeting at a c10d rendezvous on the job's first node; 8 processes per node (train.gpus is per node)."""
+    proc = subprocess.run(
+        snakemake_cmd(tmp_path, "-n", "-p", "--config", "scale=paper", "train={nodes: 2}"),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    launch = (
+        "srun --nodes 2 --ntasks-per-node 1 --cpus-per-task 48 torchrun --nnodes 2 --nproc_per_node 8"
+        f' --rdzv_backend c10d --rdzv_endpoint "$({FIRST_NODE})":29500 --rdzv_id "$SLURM_JOB_ID" -m pipeline train '
+    )
+    commands = [line for line in out.splitlines() if " train --config " in line]
+    assert len(commands) == 2 and all(launch in line for line in commands), "\n".join(commands) or out[-3000:]
+
+
+def test_sbatch_arguments_of_two_node_training(tmp_path):
+    """Two nodes, one task each with the job's CPUs and 8 GPUs per node (--gres is per node; --gpus would be the
+    job's total); `mpi` makes the job run the rule's command as it is, whose srun starts the tasks."""
+    calls = sbatch_calls(tmp_path, TWO_NODES)
+    head = ["sbatch", "--parsable", "--job-name", "RUN", "--output", "LOG", "--export=ALL", "--comment"]
+    assert sorted(calls["train"]) == [
+        head
+        + [
+            f"rule_train_wildcards_{variant}_42",
+            "-t",
+            "8640",
+            "--mem",
+            "256000",
+            "--nodes=2",
+            "--ntasks=2",
+            "--cpus-per-task=48",
+            "-D",
+            "WORKDIR",
+            "--gres=gpu:8",
+        ]
+        for variant in ("baseline", "multi_attempt")
+    ]
+    assert all(call[-1] == "--gpus=1" and "--nodes=1" in call for call in calls["evaluate"])  # unchanged
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # A single-node cluster on localhost
 
