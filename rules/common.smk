@@ -29,6 +29,9 @@ REPORTS = CFG.report_dir  # reports/<experiment>, or reports/ for the default ex
 # (one model x benchmark x k) holds one GPU. A GPU job is one SLURM task holding all of the job's CPUs
 # (threads) and GPUs on one node: tasks_per_gpu=0 stops the plugin's default of one task per GPU
 # (--ntasks-per-gpu=1, which with --cpus-per-task asks for N x threads CPUs); torchrun starts the ranks.
+# Training on train.nodes > 1: that many nodes, one task each with the CPUs and train.gpus GPUs (gres is per
+# node; the plugin's gpu resource is --gpus, a total), and `mpi` so that the job runs the rule's shell command
+# itself (not under `srun -n1`): its srun starts one torchrun per node (train_launcher).
 # tests/test_slurm.py checks the sbatch command the pinned plugin builds from these (docs/slurm.md).
 RESOURCES = {
     "tiny": {
@@ -39,9 +42,17 @@ RESOURCES = {
         "train": {
             "mem_mb": 256000,
             "runtime": 6 * 24 * 60,
-            "gpu": CFG.train.gpus,
-            "nodes": 1,
             "tasks_per_gpu": 0,
+            **(
+                {"gpu": CFG.train.gpus, "nodes": 1}
+                if CFG.train.nodes == 1
+                else {
+                    "gres": f"gpu:{CFG.train.gpus}",
+                    "nodes": CFG.train.nodes,
+                    "tasks": CFG.train.nodes,
+                    "mpi": "srun",
+                }
+            ),
         },
         "evaluate": {
             "mem_mb": 64000,
@@ -293,9 +304,23 @@ def eval_threads():
 
 
 def train_launcher():
-    """`python -m pipeline`, or torchrun with one process per GPU (DeepSpeed data parallel) for more than one."""
-    if CFG.train.gpus > 1:
-        return f"torchrun --standalone --nproc_per_node {CFG.train.gpus} -m pipeline"
+    """`python -m pipeline`, or torchrun with one process per GPU (DeepSpeed data parallel) for more than one.
+    On several nodes, srun starts one torchrun per node of the job; they meet at a c10d rendezvous on the job's
+    first node. The step asks for the job's CPUs per node (a step's default is one per task) and gets all of
+    its GPUs. The node list comes from squeue: the slurm-jobstep executor runs the rule without the job's
+    SLURM_JOB_NODELIST (it keeps SLURM_JOB_ID)."""
+    t = CFG.train
+    if t.nodes > 1:
+        first_node = (
+            'scontrol show hostnames "$(squeue -h -j "$SLURM_JOB_ID" -o %N)" | head -n1'
+        )
+        return (
+            f"srun --nodes {t.nodes} --ntasks-per-node 1 --cpus-per-task {train_threads()}"
+            f" torchrun --nnodes {t.nodes} --nproc_per_node {t.gpus} --rdzv_backend c10d"
+            f' --rdzv_endpoint "$({first_node})":29500 --rdzv_id "$SLURM_JOB_ID" -m pipeline'
+        )
+    if t.gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {t.gpus} -m pipeline"
     return "python -m pipeline"
 
 

@@ -74,6 +74,12 @@ def test_paper_preset_values_from_spec():
     assert cfg.rollout.backend == "vllm"  # the released code generates with vLLM
 
 
+def test_train_nodes_default_to_one_and_several_take_gpus_per_node():
+    assert C.resolve({}).train.nodes == 1 and C.resolve({"scale": "paper"}).train.nodes == 1
+    cfg = C.resolve({"scale": "paper", "train": {"nodes": 2}})
+    assert (cfg.train.nodes, cfg.train.gpus) == (2, 8)  # 16 processes, 8 per node
+
+
 def test_user_values_override_preset():
     cfg = C.resolve({"scale": "paper", "eval": {"max_k": 3}, "seeds": [1, 2]})
     assert cfg.eval.max_k == 3 and cfg.seeds == [1, 2]
@@ -97,6 +103,8 @@ def test_user_values_override_preset():
         ({"rollout": {"backend": "vllm"}, "train": {"top_p": 0.9}}, "train.top_p: the vllm backend"),
         ({"rollout": {"backend": "vllm"}}, "model.tiny: vLLM's CPU attention needs a head size"),  # 64 / 4 = 16
         ({"rollout": {"backend": "sglang"}}, "rollout.backend: 'sglang' is not one of"),
+        ({"train": {"nodes": 0}}, "train.nodes: 0 is less than the minimum of 1"),
+        ({"train": {"nodes": 2}}, "train.nodes: training on several nodes starts GPU processes"),  # gpus: 0
         ({"scale": "huge"}, "scale: unknown preset 'huge'"),
         ({"scale": 3}, "scale: must be a string"),
     ],

@@ -6,11 +6,13 @@ minimal slurm.conf in a temporary folder, and stops exactly the daemons it start
 when not root, without apt-get, or on a machine that already has a SLURM configuration (/etc/slurm/slurm.conf
 or /run/slurm/conf). The cluster runs "configless": slurmd fetches slurm.conf from slurmctld and links it at
 /run/slurm/conf, where `srun` inside the jobs finds it (the slurm-jobstep plugin drops SLURM_CONF from the
-environment of its `srun`). See docs/slurm.md.
+environment of its `srun`). test_two_node_launch_line_on_a_two_node_cluster starts two nodes (two slurmd) of
+its own for the launch line of train.nodes: 2. See docs/slurm.md.
 """
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -176,6 +178,55 @@ def test_sbatch_arguments_of_the_paper_preset(tmp_path):
     assert not any("--ntasks-per-gpu" in " ".join(c) for cs in calls.values() for c in cs)
 
 
+TWO_NODES = {"scale": "paper", "train": {"nodes": 2}}
+FIRST_NODE = 'scontrol show hostnames "$(squeue -h -j "$SLURM_JOB_ID" -o %N)" | head -n1'
+
+
+def test_dry_run_of_two_node_training_prints_the_srun_torchrun_launch_line(tmp_path):
+    """train.nodes: 2 starts one torchrun per node with srun (the step takes the job's CPUs per node), the two
+    meeting at a c10d rendezvous on the job's first node; 8 processes per node (train.gpus is per node)."""
+    proc = subprocess.run(
+        snakemake_cmd(tmp_path, "-n", "-p", "--config", "scale=paper", "train={nodes: 2}"),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    launch = (
+        "srun --nodes 2 --ntasks-per-node 1 --cpus-per-task 48 torchrun --nnodes 2 --nproc_per_node 8"
+        f' --rdzv_backend c10d --rdzv_endpoint "$({FIRST_NODE})":29500 --rdzv_id "$SLURM_JOB_ID" -m pipeline train '
+    )
+    commands = [line for line in out.splitlines() if " train --config " in line]
+    assert len(commands) == 2 and all(launch in line for line in commands), "\n".join(commands) or out[-3000:]
+
+
+def test_sbatch_arguments_of_two_node_training(tmp_path):
+    """Two nodes, one task each with the job's CPUs and 8 GPUs per node (--gres is per node; --gpus would be the
+    job's total); `mpi` makes the job run the rule's command as it is, whose srun starts the tasks."""
+    calls = sbatch_calls(tmp_path, TWO_NODES)
+    head = ["sbatch", "--parsable", "--job-name", "RUN", "--output", "LOG", "--export=ALL", "--comment"]
+    assert sorted(calls["train"]) == [
+        head
+        + [
+            f"rule_train_wildcards_{variant}_42",
+            "-t",
+            "8640",
+            "--mem",
+            "256000",
+            "--nodes=2",
+            "--ntasks=2",
+            "--cpus-per-task=48",
+            "-D",
+            "WORKDIR",
+            "--gres=gpu:8",
+        ]
+        for variant in ("baseline", "multi_attempt")
+    ]
+    assert all(call[-1] == "--gpus=1" and "--nodes=1" in call for call in calls["evaluate"])  # unchanged
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # A single-node cluster on localhost
 
@@ -224,9 +275,14 @@ def _node_hardware() -> str:
     return " ".join(field for field in line.split() if not field.startswith("NodeName="))
 
 
-def _write_conf(folder: Path, ctld_port: int, slurmd_port: int) -> Path:
+def _write_conf(folder: Path, ctld_port: int, slurmd_port: int, nodes: str = "") -> Path:
+    """slurm.conf of one node, localhost; or of the nodes given as NodeName lines (with their own Port and
+    NodeHostname: two slurmd on one host), whose spool, pid and log files are kept apart by node name (%n)."""
     for sub in ("state", "spool"):
         (folder / sub).mkdir()
+    per_node = "-%n" if nodes else ""
+    nodes = nodes or f"NodeName=localhost {_node_hardware()} State=UNKNOWN\n"
+    names = ",".join(line.split()[0].removeprefix("NodeName=") for line in nodes.splitlines())
     conf = folder / "slurm.conf"
     conf.write_text(f"""\
 ClusterName=pytest
@@ -238,11 +294,11 @@ SlurmdUser=root
 AuthType=auth/munge
 SlurmctldParameters=enable_configless
 StateSaveLocation={folder}/state
-SlurmdSpoolDir={folder}/spool
+SlurmdSpoolDir={folder}/spool{per_node}
 SlurmctldPidFile={folder}/slurmctld.pid
-SlurmdPidFile={folder}/slurmd.pid
+SlurmdPidFile={folder}/slurmd{per_node}.pid
 SlurmctldLogFile={folder}/log/slurmctld.log
-SlurmdLogFile={folder}/log/slurmd.log
+SlurmdLogFile={folder}/log/slurmd{per_node}.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 AccountingStorageType=accounting_storage/none
@@ -253,8 +309,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 ReturnToService=2
 MinJobAge=300
-NodeName=localhost {_node_hardware()} State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+{nodes}PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP
 """)
     return conf
 
@@ -292,9 +347,21 @@ def _wait(ready, daemons: list[subprocess.Popen], folder: Path, what: str, timeo
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A running single-node cluster; yields the environment for its client commands (SLURM_CONF set)."""
+def _start_munge(folder: Path, started: list[subprocess.Popen]):
+    """munged, unless one already answers (it then joins `started`)."""
+    if _munge_works():
+        return
+    if not MUNGE_KEY.exists():
+        _run(["mungekey", "--create", "--keyfile", str(MUNGE_KEY)], check=True)
+        shutil.chown(MUNGE_KEY, "munge", "munge")
+        MUNGE_KEY.chmod(0o600)
+    MUNGE_RUN.mkdir(exist_ok=True)
+    shutil.chown(MUNGE_RUN, "munge", "munge")
+    started.append(_daemon(["munged", "--foreground"], folder, user="munge", group="munge"))
+    _wait(_munge_works, started, folder, "munged does not answer", timeout=20)
+
+
+def _skip_unless_cluster_possible():
     if not sys.platform.startswith("linux") or os.geteuid() != 0:
         pytest.skip("starts SLURM daemons and installs packages: needs root on Linux")
     if existing := [str(p) for p in SYSTEM_CONFIGS if p.exists() or p.is_symlink()]:
@@ -303,21 +370,19 @@ def cluster(tmp_path_factory):
             "the test cluster's job steps would use it"
         )
     _install_packages()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A running single-node cluster; yields the environment for its client commands (SLURM_CONF set)."""
+    _skip_unless_cluster_possible()
     folder = tmp_path_factory.mktemp("slurm")
     (folder / "log").mkdir()
     started: list[subprocess.Popen] = []
     made_run_dirs = [d for d in (RUN_SLURM, MUNGE_RUN) if not d.exists()]
     env = {**ENV, "SLURM_CONF": str(folder / "slurm.conf")}
     try:
-        if not _munge_works():
-            if not MUNGE_KEY.exists():
-                _run(["mungekey", "--create", "--keyfile", str(MUNGE_KEY)], check=True)
-                shutil.chown(MUNGE_KEY, "munge", "munge")
-                MUNGE_KEY.chmod(0o600)
-            MUNGE_RUN.mkdir(exist_ok=True)
-            shutil.chown(MUNGE_RUN, "munge", "munge")
-            started.append(_daemon(["munged", "--foreground"], folder, user="munge", group="munge"))
-            _wait(_munge_works, started, folder, "munged does not answer", timeout=20)
+        _start_munge(folder, started)
         ctld_port = _free_port()
         conf = _write_conf(folder, ctld_port, _free_port())
         started.append(_daemon(["slurmctld", "-D", "-f", str(conf)], folder, env=env))
@@ -351,6 +416,103 @@ def cluster(tmp_path_factory):
         for proc in reversed(started):  # slurmd, slurmctld, then munged
             _stop(proc)
         if Path("/run/slurm/conf").is_symlink():  # slurmd's link into our spool folder
+            Path("/run/slurm/conf").unlink()
+        for made in made_run_dirs:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+ALL_REDUCE = """
+import os, torch, torch.distributed as dist
+dist.init_process_group("gloo")
+t = torch.tensor([dist.get_rank() + 1.0])
+dist.all_reduce(t)
+node = os.environ["SLURMD_NODENAME"]
+print("RANK", dist.get_rank(), dist.get_world_size(), os.environ["LOCAL_WORLD_SIZE"], node, t.item(), flush=True)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_two_node_launch_line_on_a_two_node_cluster(tmp_path):
+    """The launch line of train.nodes: 2 (from the dry run), with one CPU process per node running a gloo
+    all-reduce instead of the trainer, on two nodes that are two slurmd on this host: the host's name and a
+    second name at localhost (slurm.conf's NodeName=localhost stands for the host's name, and NodeHostnames must
+    differ). The first node, the rendezvous host, is the host's own name, so it must resolve. The job runs the
+    line as the plugin's job step runs an `mpi` rule: without the job's SLURM_* variables but its id. Runs
+    before the module's `cluster` starts (it skips while another cluster's configuration is linked)."""
+    _skip_unless_cluster_possible()
+    host = socket.gethostname()
+    try:
+        socket.gethostbyname(host)
+    except OSError:
+        pytest.skip(f"this host's name {host!r} does not resolve")
+    proc = subprocess.run(
+        snakemake_cmd(tmp_path / "dry", "-n", "-p", "--config", "train={nodes: 2, gpus: 1}"),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = next(line for line in (proc.stdout + proc.stderr).splitlines() if "srun --nodes 2 " in line)
+    line = line[line.index("srun ") :]
+    script = tmp_path / "all_reduce.py"
+    script.write_text(ALL_REDUCE)
+    launch = re.sub(r"--cpus-per-task \d+", "--cpus-per-task 1", line.split(" -m pipeline ")[0]) + f" {script}"
+    job = tmp_path / "job.sh"
+    job.write_text(
+        "#!/bin/bash\nfor v in $(compgen -e | grep '^SLURM_' | grep -vx SLURM_JOB_ID); do unset $v; done\n"
+        + launch
+        + "\n"
+    )
+    folder = tmp_path / "slurm"
+    (folder / "log").mkdir(parents=True)
+    nodes = {host: host, f"{host}-b": "localhost"}
+    for name in nodes:
+        (folder / f"spool-{name}").mkdir()
+    ctld_port = _free_port()
+    conf = _write_conf(
+        folder,
+        ctld_port,
+        _free_port(),
+        "".join(
+            f"NodeName={name} NodeHostname={hostname} Port={_free_port()} {_node_hardware()} State=UNKNOWN\n"
+            for name, hostname in nodes.items()
+        ),
+    )
+    env = {**ENV, "SLURM_CONF": str(conf)}
+    started: list[subprocess.Popen] = []
+    made_run_dirs = [d for d in (RUN_SLURM, MUNGE_RUN) if not d.exists()]
+    try:
+        _start_munge(folder, started)
+        started.append(_daemon(["slurmctld", "-D", "-f", str(conf)], folder, env=env))
+        _wait(lambda: _run(["scontrol", "ping"], env=env).returncode == 0, started, folder, "no slurmctld")
+        for name in nodes:
+            with open(folder / "log" / f"slurmd-{name}.out", "w") as out:
+                started.append(
+                    subprocess.Popen(
+                        ["slurmd", "-D", "-N", name, "--conf-server", f"localhost:{ctld_port}"],
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=ENV,
+                    )
+                )
+        idle = "".join(f"{name} idle\n" for name in sorted(nodes))
+        _wait(lambda: _run(["sinfo", "-h", "-N", "-o", "%N %t"], env=env).stdout == idle, started, folder, "not idle")
+        log = tmp_path / "job.log"
+        submit = ["sbatch", "--parsable", "--nodes=2", "--ntasks=2", "--cpus-per-task=1", "--mem", "500"]
+        _run([*submit, "--output", str(log), str(job)], env=env, check=True)
+        _wait(lambda: _run(["squeue", "-h"], env=env).stdout.strip() == "", started, folder, "job still queued", 120)
+        # rank, world size, ranks on its node, node, sum of (rank + 1) over both: one group across the two nodes
+        ranks = [line.split()[1:] for line in log.read_text().splitlines() if line.startswith("RANK ")]
+        got = sorted(r[:3] + r[4:] for r in ranks), sorted(r[3] for r in ranks)
+        assert got == ([["0", "2", "1", "3.0"], ["1", "2", "1", "3.0"]], sorted(nodes)), log.read_text()[-3000:]
+    finally:
+        _run(["scancel", "--user", "root"], env=env, timeout=30)
+        for proc in reversed(started):
+            _stop(proc)
+        if Path("/run/slurm/conf").is_symlink():
             Path("/run/slurm/conf").unlink()
         for made in made_run_dirs:
             shutil.rmtree(made, ignore_errors=True)

@@ -198,6 +198,7 @@ class TrainConfig:
     keep_checkpoints: int
     resume: str
     gpus: int
+    nodes: int
     deepspeed: DeepSpeedConfig
 
     @property
@@ -397,6 +398,8 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append(f"train.train_batch: must divide rollout_batch x samples_per_prompt ({t.episodes})")
     if t.train_batch % t.micro_batch:
         errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
+    if t.nodes > 1 and t.gpus < 1:
+        errors.append("train.nodes: training on several nodes starts GPU processes; set train.gpus (per node) >= 1")
     if c.rollout.backend == "vllm":
         if t.top_p < 1:
             errors.append(
