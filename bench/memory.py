@@ -44,7 +44,8 @@ def train_config(checkpointing: bool):
     return config.resolve(
         {
             "scale": "paper",
-            "rollout": {"backend": "hf"},
+            # no rollout here: the context is the model's own (the smoke model has fewer positions than 4,024)
+            "rollout": {"backend": "hf", "max_model_len": 0},
             "train": {
                 "rollout_batch": DIALOGUES,
                 "samples_per_prompt": 1,
