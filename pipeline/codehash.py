@@ -51,6 +51,12 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
+def _registers(decorator: ast.expr, functions: set[str]) -> bool:
+    """A decorator made by a call of one of the module's own `functions` (`@figure("name")`) puts the definition in
+    a registry at import, where no name reaches it: it counts like a top-level statement."""
+    return isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name) and decorator.func.id in functions
+
+
 class _Module:
     """One pipeline module: its top-level definitions (name -> syntax dump, names it uses) and its imports."""
 
@@ -70,13 +76,14 @@ class _Module:
                         self.aliases[a.asname] = (a.name, None)
         self.units: dict[str, tuple[str, set]] = {}
         self.always: list[tuple[str, set]] = []
+        functions = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         for node in tree.body:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
             unit = (ast.dump(node), self._references(node))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.units[node.name] = unit
-                if any(self._registers(d, tree) for d in node.decorator_list):  # @figure("name"): runs at import
+                if any(_registers(d, functions) for d in node.decorator_list):  # @figure("name"): runs at import
                     self.always.append(unit)
             elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -87,13 +94,6 @@ class _Module:
                     self.always.append(unit)
             else:
                 self.always.append(unit)
-
-    @staticmethod
-    def _registers(decorator: ast.expr, tree: ast.Module) -> bool:
-        """A decorator made by a call of this module's own function (`@figure("name")`) puts the definition in a
-        registry at import, where no name reaches it: it counts like a top-level statement."""
-        local = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        return isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name) and decorator.func.id in local
 
     def _references(self, node: ast.AST) -> set[tuple[str, str]]:
         """(module, top-level name) pairs this node uses, within the pipeline package."""

@@ -109,6 +109,10 @@ print("CALLS " + json.dumps(calls))
 """
 
 
+# what every sbatch call of the plugin starts with (its job name, log and comment normalised by sbatch_calls)
+SBATCH_HEAD = ["sbatch", "--parsable", "--job-name", "RUN", "--output", "LOG", "--export=ALL", "--comment"]
+
+
 def sbatch_calls(workdir: Path, config: dict) -> dict[str, list[list[str]]]:
     """Rule -> the sbatch argument lists of its jobs (SUBMIT_STRINGS, in a fresh interpreter)."""
     proc = subprocess.run(
@@ -139,10 +143,9 @@ def test_sbatch_arguments_of_the_paper_preset(tmp_path):
 
     assert metadata.version("snakemake-executor-plugin-slurm") == "2.6.1"  # docs/slurm.md describes this one
     calls = sbatch_calls(tmp_path, {"scale": "paper"})
-    head = ["sbatch", "--parsable", "--job-name", "RUN", "--output", "LOG", "--export=ALL", "--comment"]
     train = sorted(calls["train"])
     assert train == [
-        head
+        SBATCH_HEAD
         + [
             f"rule_train_wildcards_{variant}_42",
             "-t",
@@ -160,7 +163,7 @@ def test_sbatch_arguments_of_the_paper_preset(tmp_path):
     evaluate = calls["evaluate"]
     assert len(evaluate) == 105
     for call in evaluate:
-        assert call[:8] == head and call[8].startswith("rule_evaluate_wildcards_")
+        assert call[:8] == SBATCH_HEAD and call[8].startswith("rule_evaluate_wildcards_")
         assert call[9:] == [
             "-t",
             "720",
@@ -173,7 +176,8 @@ def test_sbatch_arguments_of_the_paper_preset(tmp_path):
             "--gpus=1",
         ]
     assert calls["prepare_math"] == [
-        head + ["rule_prepare_math", "-t", "30", "--mem", "4000", "--ntasks=1", "--cpus-per-task=1", "-D", "WORKDIR"]
+        SBATCH_HEAD
+        + ["rule_prepare_math", "-t", "30", "--mem", "4000", "--ntasks=1", "--cpus-per-task=1", "-D", "WORKDIR"]
     ]
     assert not any("--ntasks-per-gpu" in " ".join(c) for cs in calls.values() for c in cs)
 
@@ -206,9 +210,8 @@ def test_sbatch_arguments_of_two_node_training(tmp_path):
     """Two nodes, one task each with the job's CPUs and 8 GPUs per node (--gres is per node; --gpus would be the
     job's total); `mpi` makes the job run the rule's command as it is, whose srun starts the tasks."""
     calls = sbatch_calls(tmp_path, TWO_NODES)
-    head = ["sbatch", "--parsable", "--job-name", "RUN", "--output", "LOG", "--export=ALL", "--comment"]
     assert sorted(calls["train"]) == [
-        head
+        SBATCH_HEAD
         + [
             f"rule_train_wildcards_{variant}_42",
             "-t",
