@@ -164,6 +164,21 @@ def _as_number(s: str) -> tuple[Fraction, bool] | None:
     return (-value if g["sign"] == "-" else value), is_decimal
 
 
+def real_value(s: str) -> Fraction | None:
+    r"""The exact value of `s` when it is a plain number as `cheap_verdict` reads it (``1,000``, ``\frac{3}{4}``,
+    ``\$5``, ``-0.5``), else None (a percent sign, an expression, anything Math-Verify would have to decide).
+    One number parser for the package and its callers (`pipeline.feedback`'s direction hint).
+
+        >>> real_value(r"\dfrac{3}{4}"), real_value("1,000"), real_value(r"\sqrt{2}"), real_value(r"50\%")
+        (Fraction(3, 4), Fraction(1000, 1), None, None)
+    """
+    if len(s) > MAX_ANSWER_CHARS:
+        return None
+    text, percent, unsure = _normalize(s)
+    number = None if percent or unsure else _as_number(text)
+    return None if number is None else number[0]
+
+
 def cheap_verdict(answer: str, gold: str) -> bool | None:
     r"""True/False when the cheap checks are certain, None when Math-Verify must decide.
 
