@@ -3,7 +3,14 @@
 A `Dialogue` holds the question, the gold answer, the allowed attempts N, and the transcript as text segments
 labelled with a `Role` (prompt / policy / feedback), each with its attempt index (0-based: the prompt opens
 attempt 0, the feedback after attempt i opens attempt i+1). `MultiAttemptEnv` draws N, renders the first
-prompt, grades each attempt, inserts the feedback, decides termination and computes the one terminal reward.
+prompt, grades each attempt, inserts the feedback (`pipeline.feedback`: the provider `env.feedback.provider`),
+decides termination and computes the one terminal reward.
+
+Scoring (`Dialogue.scored_on`): "any" (every provider but `none`, the paper's rule) stops at the first right
+attempt and rewards the dialogue if some attempt was right; "last" (provider `none`, whose feedback does not say
+whether the answer was right) runs all N attempts and scores the dialogue on its last attempt alone: reward,
+`solved_at` and stop reason "correct" all refer to that last answer, so accuracy@k is the share of dialogues
+whose last answer is right.
 
 The single-attempt baseline is this same environment with N = 1 (attempt range [1, 1]); evaluation at k
 attempts fixes N = k. The environment knows nothing of tokens: the rollout engine counts them and tells it
@@ -21,6 +28,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from pipeline.config import AttemptRange, EnvConfig, RewardConfig
+from pipeline.feedback import drop_end_of_turn, fill, make_provider
 from pipeline.grading import Grade, Grader
 
 
@@ -60,6 +68,7 @@ class Dialogue:
     done: bool = False
     stop_reason: str | None = None  # "correct" | "attempts_exhausted" | "token_budget" | "context"
     reward: float | None = None
+    scored_on: str = "any"  # "any": some attempt right (stops at the first); "last": the last attempt alone
 
     @property
     def attempt_index(self) -> int:
@@ -72,8 +81,15 @@ class Dialogue:
 
     @property
     def solved_at(self) -> int | None:
-        """1-based attempt that was right, None if none was."""
+        """1-based attempt that was right, None if none was (scored on the last: the last one, if it is right)."""
+        if self.scored_on == "last":
+            return len(self.attempts) if self.attempts and self.attempts[-1].correct else None
         return next((i + 1 for i, a in enumerate(self.attempts) if a.correct), None)
+
+    @property
+    def scored_attempts(self) -> list[Attempt]:
+        """The attempts the reward looks at: all of them, or only the last."""
+        return self.attempts[-1:] if self.scored_on == "last" else self.attempts
 
     @property
     def text(self) -> str:
@@ -86,9 +102,8 @@ def render_prompt(template: str, question: str, n_allowed: int) -> str:
 
 
 def render_feedback(template: str, n_left: int, end_of_turn: str, policy_ended_turn: bool) -> str:
-    """Feedback after a wrong attempt; n_left >= 1 ("1 attempts" is the paper's literal wording)."""
-    text = template.replace("{n}", str(n_left))
-    return text[len(end_of_turn) :] if policy_ended_turn else text
+    """The fixed feedback after a wrong attempt; n_left >= 1 ("1 attempts" is the paper's literal wording)."""
+    return drop_end_of_turn(fill(template, n_left), end_of_turn, policy_ended_turn)
 
 
 def terminal_reward(attempts: Sequence[Attempt], table: RewardConfig) -> float:
@@ -111,13 +126,14 @@ class MultiAttemptEnv:
         self.cfg = cfg
         self.attempts = attempts
         self.grader = grader
+        self.feedback = make_provider(cfg)  # a custom provider is imported here, once
 
     def sample_n(self, rng: random.Random) -> int:
         """N ~ Uniform{min_attempts..max_attempts} (paper: 1..5; baseline: always 1)."""
         return rng.randint(self.attempts.min_attempts, self.attempts.max_attempts)
 
     def reset(self, id: str, question: str, gold: str, n_allowed: int) -> Dialogue:
-        d = Dialogue(id=id, question=question, gold=gold, n_allowed=n_allowed)
+        d = Dialogue(id=id, question=question, gold=gold, n_allowed=n_allowed, scored_on=self.feedback.scored_on)
         d.segments.append(Segment(Role.PROMPT, render_prompt(self.cfg.prompt_template, question, n_allowed), 0))
         return d
 
@@ -151,26 +167,29 @@ class MultiAttemptEnv:
         d.segments.append(Segment(Role.POLICY, text, i))
         formatted = bool(grade.answer)  # an empty \boxed{} is no answer (grading.extract.is_formatted)
         d.attempts.append(Attempt(text, grade.answer, formatted, grade.correct, n, grade.timed_out))
-        if grade.correct:
+        if grade.correct and d.scored_on == "any":
             d.stop_reason = "correct"
         elif len(d.attempts) >= d.n_allowed:
             d.stop_reason = "attempts_exhausted"
         elif d.policy_tokens >= self.cfg.max_total_tokens:
             d.stop_reason = "token_budget"
         if d.stop_reason is not None:
-            d.done = True
-            d.reward = terminal_reward(d.attempts, self.cfg.reward)
+            self._finish(d, d.stop_reason)
             return None
-        feedback = render_feedback(
-            self.cfg.feedback_template, d.n_allowed - len(d.attempts), self.cfg.end_of_turn, ended
-        )
+        feedback = drop_end_of_turn(self.feedback.render(d.attempts[-1], d), self.cfg.end_of_turn, ended)
         d.segments.append(Segment(Role.FEEDBACK, feedback, i + 1))
         return feedback
+
+    def _finish(self, d: Dialogue, reason: str) -> None:
+        """End a dialogue and reward it. Scored on the last attempt, "correct" names a right last answer whatever
+        ended the dialogue, so that stop reason and solved_at agree as under the paper's rule."""
+        d.stop_reason = "correct" if d.solved_at is not None else reason
+        d.done = True
+        d.reward = terminal_reward(d.scored_attempts, self.cfg.reward)
 
     def end_for_context(self, d: Dialogue) -> None:
         """End a dialogue that no longer fits in the model's context (the rollout counts the tokens): the
         feedback just offered is withdrawn, and the reward is that of the attempts made."""
         if d.segments[-1].role == Role.FEEDBACK:
             d.segments.pop()
-        d.stop_reason, d.done = "context", True
-        d.reward = terminal_reward(d.attempts, self.cfg.reward)
+        self._finish(d, "context")

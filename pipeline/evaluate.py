@@ -41,6 +41,7 @@ def trace(t: Transcript, benchmark: str) -> dict:
         "solved_at": d.solved_at,
         "stop_reason": d.stop_reason,
         "token_exact": t.token_exact,
+        **({"scored_on": d.scored_on} if d.scored_on != "any" else {}),  # feedback `none`: the last answer counts
     }
 
 

@@ -17,9 +17,13 @@ record's `solved_at`, and only checks that they agree), tokens, prompts, or mode
 A trace is one question's record in a run's traces jsonl:
     {"id": str, "benchmark": str, "N": int (= k), "attempts": [{"text": str, "answer": str|None, "correct": bool},
      ...], "solved_at": int|None, "stop_reason": "correct"|"attempts_exhausted"|"token_budget"|"context",
-     "token_exact": bool (optional: the stored ids were the ids the model saw)}
+     "token_exact": bool (optional: the stored ids were the ids the model saw),
+     "scored_on": "any"|"last" (optional, default "any")}
 `attempts` has 1..N entries (0 only when the prompt alone filled the context, stop reason "context") and stops at
 the first correct one, so every attempt before the last is wrong. An answer of "" (an empty box) is no answer.
+A trace "scored_on": "last" (feedback provider `none`, `pipeline.feedback`) does not stop at a correct attempt:
+it is scored on its last one, so earlier attempts may be right, and solved_at / stop reason "correct" say that
+the LAST attempt is right (accuracy@k = share of dialogues whose last answer is right).
 Other keys (an attempt's n_tokens, timed_out) are kept in the file and ignored here.
 
 The paper rounds each benchmark's accuracy to 0.1 percentage points before averaging (spec §5.4); this module
@@ -77,6 +81,7 @@ class Trace:
     solved_at: int | None
     stop_reason: str
     token_exact: bool = True  # the stored ids were the ids the model saw (older traces lack the flag)
+    scored_on: str = "any"  # "last": scored on the last attempt, which may follow a right one (feedback `none`)
     where: str = field(default="", compare=False, repr=False)
 
     def error(self, problem: str) -> DataError:
@@ -105,6 +110,9 @@ class Trace:
         attempts = record["attempts"]
         if not isinstance(attempts, Sequence) or isinstance(attempts, (str, bytes)):
             raise fail(f"attempts must be a list, got {type(attempts).__name__}")
+        scored_on = record.get("scored_on", "any")
+        if scored_on not in ("any", "last"):
+            raise fail(f"scored_on must be 'any' or 'last', got {scored_on!r}")
         least = 0 if record["stop_reason"] == "context" else 1  # a prompt that fills the context gets no attempt
         if not least <= len(attempts) <= n:
             raise fail(f"attempts has {len(attempts)} entries, expected {least}..N={n}")
@@ -120,7 +128,7 @@ class Trace:
                 raise fail(f"attempt {j} answer must be a str or null, got {a['answer']!r}")
             if not isinstance(a["correct"], (bool, np.bool_)):
                 raise fail(f"attempt {j} correct must be a bool, got {a['correct']!r}")
-            if a["correct"] and j < len(attempts):
+            if a["correct"] and j < len(attempts) and scored_on == "any":
                 raise fail(f"attempt {j} is correct but the dialogue went on to attempt {j + 1}")
         solved_at = record["solved_at"]
         expected = len(attempts) if attempts and attempts[-1]["correct"] else None
@@ -143,6 +151,7 @@ class Trace:
             solved_at=expected,
             stop_reason=reason,
             token_exact=bool(record.get("token_exact", True)),
+            scored_on=scored_on,
             where=where,
         )
 

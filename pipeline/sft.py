@@ -5,7 +5,9 @@ transcripts: one to `max_wrong` wrong earlier answers, each followed by the envi
 answer — with the loss only on that final answer, as in the single-attempt examples. Without them a prototype's
 retries after feedback came out unformatted and no later training could gain from a second attempt. The wrong
 answers are other questions' answers, so nothing in the data ties the final answer to them: the base model learns
-to answer after feedback, not yet to avoid a failed answer — that is left to RL.
+to answer after feedback, not yet to avoid a failed answer — that is left to RL. The feedback is the configured
+provider's (`env.feedback`, `pipeline.feedback`) on those synthetic wrong answers, so the base model has met the
+format it will meet in RL and evaluation (an echo of its answer, a direction hint...).
 
 Accuracy on such tasks sits near 0 for a few hundred steps, then jumps towards 90% within a few hundred more;
 multi-attempt transcripts (long, with the answer at varying positions) delay that jump a lot. So the first
@@ -32,8 +34,9 @@ import torch
 
 from pipeline import models
 from pipeline.config import Config
-from pipeline.env import render_feedback, render_prompt
+from pipeline.env import Attempt, Dialogue, render_prompt
 from pipeline.evaluate import GREEDY, evaluate
+from pipeline.feedback import Provider, make_provider
 from pipeline.grading import Grader
 from pipeline.io import write_json
 from pipeline.progress import progress_bar
@@ -55,6 +58,13 @@ def boxed(answer: str) -> str:
     return "\\boxed{" + answer + "}"
 
 
+def synthetic_feedback(provider: Provider, d: Dialogue, wrong: str) -> str:
+    """The provider's feedback after the synthetic wrong attempt `boxed(wrong)`, recorded in `d` as an attempt;
+    the attempt did not end its turn, so the feedback keeps its leading end-of-turn marker."""
+    d.attempts.append(Attempt(boxed(wrong), wrong, formatted=True, correct=False, n_tokens=0))
+    return provider.render(d.attempts[-1], d)
+
+
 def example_segments(
     records: Sequence[dict], cfg: Config, rng: random.Random, max_attempts: int, multi_fraction: float
 ) -> list[tuple[str, bool]]:
@@ -65,12 +75,13 @@ def example_segments(
     n_wrong = rng.randint(1, min(sft.max_wrong, max_attempts - 1)) if rng.random() < multi_fraction else 0
     n_allowed = rng.randint(n_wrong + 1, max_attempts)
     segments = [(render_prompt(env.prompt_template, record["question"], n_allowed), False)]
-    tried = {answer}
-    for j in range(n_wrong):
+    provider, tried = make_provider(env), {answer}
+    dialogue = Dialogue("sft", record["question"], str(answer), n_allowed)
+    for _ in range(n_wrong):
         wrong = wrong_answer(records, rng, tried)
         tried.add(wrong)
         segments.append((boxed(wrong), False))
-        segments.append((render_feedback(env.feedback_template, n_allowed - j - 1, env.end_of_turn, False), False))
+        segments.append((synthetic_feedback(provider, dialogue, wrong), False))
     segments.append((boxed(answer) + env.end_of_turn, True))
     return segments
 
@@ -106,13 +117,16 @@ def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: 
     wrong answer (another question's, as in the SFT transcripts) and the environment's feedback (N = 2)."""
     backend = make_backend(cfg, tokenizer, model=model)
     first = evaluate(backend, tokenizer, cfg, records, "heldout", k=1, grader=grader, progress=False)
-    rng = random.Random(0)
-    contexts = [
-        render_prompt(cfg.env.prompt_template, r["question"], 2)
-        + boxed(wrong_answer(train, rng, {r["answer"]}))
-        + render_feedback(cfg.env.feedback_template, 1, cfg.env.end_of_turn, False)
-        for r in records
-    ]
+    rng, provider = random.Random(0), make_provider(cfg.env)
+    contexts = []
+    for r in records:
+        wrong = wrong_answer(train, rng, {r["answer"]})
+        dialogue = Dialogue(r["id"], r["question"], str(r["answer"]), 2)
+        contexts.append(
+            render_prompt(cfg.env.prompt_template, r["question"], 2)
+            + boxed(wrong)
+            + synthetic_feedback(provider, dialogue, wrong)
+        )
     session = backend.open(len(records), GREEDY)
     rows = range(len(records))
     session.feed(rows, [encode(tokenizer, c) for c in contexts])

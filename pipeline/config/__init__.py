@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -126,9 +127,21 @@ class RewardConfig:
 
 
 @dataclass(frozen=True)
+class FeedbackConfig:
+    provider: str
+    echo_template: str
+    echo_no_answer_template: str
+    direction_high_template: str
+    direction_low_template: str
+    none_template: str
+    custom_function: str
+
+
+@dataclass(frozen=True)
 class EnvConfig:
     prompt_template: str
     feedback_template: str
+    feedback: FeedbackConfig
     end_of_turn: str
     stop_at_box: bool
     max_attempt_tokens: int
@@ -391,6 +404,7 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append("env.feedback_template: must state the attempts left with the placeholder {n}")
     if not fb.startswith(eot):
         errors.append(f"env.feedback_template: must start with env.end_of_turn ({eot!r}), which closes the attempt")
+    errors += _feedback_errors(c.env)
     t = c.train
     if t.algorithm == "grpo" and t.samples_per_prompt < 2:
         errors.append("train.samples_per_prompt: grpo compares samples of a question, so it needs at least 2")
@@ -428,6 +442,32 @@ def _semantic_errors(c: Config) -> list[str]:
         c.data.synthetic.n_train + c.data.synthetic.n_heldout > (10**c.data.synthetic.digits) ** 2
     ):
         errors.append("data.synthetic: n_train + n_heldout exceeds the number of distinct questions for these digits")
+    return errors
+
+
+# The templates each feedback provider uses (pipeline/feedback.py), beside env.feedback_template.
+FEEDBACK_TEMPLATES = {
+    "echo": ("echo_template", "echo_no_answer_template"),
+    "direction": ("direction_high_template", "direction_low_template"),
+    "none": ("none_template",),
+}
+
+
+def _feedback_errors(env: EnvConfig) -> list[str]:
+    """The chosen provider's templates: {n} present, {answer} where the answer is quoted, end_of_turn first."""
+    fb, errors = env.feedback, []
+    for key in FEEDBACK_TEMPLATES.get(fb.provider, ()):
+        template, where = getattr(fb, key), f"env.feedback.{key}"
+        if "{n}" not in template:
+            errors.append(f"{where}: must state the attempts left with the placeholder {{n}}")
+        if not template.startswith(env.end_of_turn):
+            errors.append(f"{where}: must start with env.end_of_turn ({env.end_of_turn!r}), which closes the attempt")
+    if fb.provider == "echo" and "{answer}" not in fb.echo_template:
+        errors.append("env.feedback.echo_template: must quote the answer with the placeholder {answer}")
+    if fb.provider == "custom" and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", fb.custom_function):
+        errors.append(
+            f"env.feedback.custom_function: provider custom needs 'module:function', got {fb.custom_function!r}"
+        )
     return errors
 
 
