@@ -29,6 +29,7 @@ Try it: `pytest tests/test_feedback.py -q`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 from collections.abc import Callable
@@ -109,6 +110,11 @@ def make_provider(env: EnvConfig) -> Provider:
     if fb.provider == "custom":
         return Provider("custom", _checked(import_function(fb.custom_function), env.end_of_turn), "any")
     raise ConfigError(f"env.feedback.provider: unknown provider {fb.provider!r}; known: {', '.join(PROVIDERS)}")
+
+
+def with_provider(env: EnvConfig, name: str) -> EnvConfig:
+    """The environment with another provider, same templates (SFT's mix, `model.sft.feedback_providers`)."""
+    return dataclasses.replace(env, feedback=dataclasses.replace(env.feedback, provider=name))
 
 
 def import_function(spec: str) -> FeedbackFn:

@@ -7,7 +7,9 @@ retries after feedback came out unformatted and no later training could gain fro
 answers are other questions' answers, so nothing in the data ties the final answer to them: the base model learns
 to answer after feedback, not yet to avoid a failed answer — that is left to RL. The feedback is the configured
 provider's (`env.feedback`, `pipeline.feedback`) on those synthetic wrong answers, so the base model has met the
-format it will meet in RL and evaluation (an echo of its answer, a direction hint...).
+format it will meet in RL and evaluation (an echo of its answer, a direction hint...); with
+`model.sft.feedback_providers`, each transcript draws one of those providers, so one base model serves a feedback
+ablation.
 
 Accuracy on such tasks sits near 0 for a few hundred steps, then jumps towards 90% within a few hundred more;
 multi-attempt transcripts (long, with the answer at varying positions) delay that jump a lot. So the first
@@ -36,7 +38,7 @@ from pipeline import models
 from pipeline.config import Config
 from pipeline.env import Attempt, Dialogue, render_prompt
 from pipeline.evaluate import GREEDY, evaluate
-from pipeline.feedback import Provider, make_provider
+from pipeline.feedback import Provider, make_provider, with_provider
 from pipeline.grading import Grader
 from pipeline.io import write_json
 from pipeline.progress import progress_bar
@@ -65,6 +67,12 @@ def synthetic_feedback(provider: Provider, d: Dialogue, wrong: str) -> str:
     return provider.render(d.attempts[-1], d)
 
 
+def sft_providers(cfg: Config) -> list[Provider]:
+    """The providers SFT transcripts draw from: model.sft.feedback_providers, or else env.feedback.provider."""
+    names = cfg.model.sft.feedback_providers
+    return [make_provider(with_provider(cfg.env, name)) for name in names] if names else [make_provider(cfg.env)]
+
+
 def example_segments(
     records: Sequence[dict], cfg: Config, rng: random.Random, max_attempts: int, multi_fraction: float
 ) -> list[tuple[str, bool]]:
@@ -75,7 +83,8 @@ def example_segments(
     n_wrong = rng.randint(1, min(sft.max_wrong, max_attempts - 1)) if rng.random() < multi_fraction else 0
     n_allowed = rng.randint(n_wrong + 1, max_attempts)
     segments = [(render_prompt(env.prompt_template, record["question"], n_allowed), False)]
-    provider, tried = make_provider(env), {answer}
+    providers, tried = sft_providers(cfg), {answer}
+    provider = rng.choice(providers) if len(providers) > 1 else providers[0]  # one provider: no draw, as before
     dialogue = Dialogue("sft", record["question"], str(answer), n_allowed)
     for _ in range(n_wrong):
         wrong = wrong_answer(records, rng, tried)

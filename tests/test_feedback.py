@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from fractions import Fraction
 
 import pytest
@@ -122,6 +123,25 @@ def test_direction_falls_back_to_the_fixed_sentence():
         fill(cfg.env.feedback_template, 1),
         fill(cfg.env.feedback_template, 1),
     ]
+
+
+def test_hostile_answers_run_nothing_and_take_no_time(tmp_path):
+    """Model output is untrusted: echo quotes it as text and direction parses it with the grader's bounded fast
+    path; over the hostile generator's answers (injections, towers, megabyte strings...) nothing is executed and
+    the feedback comes back at once."""
+    from pipeline.grading.extract import answer_of
+    from tests.hostile import hostile_answers
+
+    marker = tmp_path / "pwned"
+    providers = [make_provider(cfg_with(p).env) for p in ("echo", "direction")]
+    t0 = time.perf_counter()
+    for response, gold in hostile_answers(300, marker, seed=3):
+        d = Dialogue("h", "q", gold, n_allowed=3)
+        answer = answer_of(response, "last")
+        d.attempts.append(Attempt(response, answer, bool(answer), False, 1))
+        assert all(p.render(d.attempts[-1], d).startswith(EOT) for p in providers)
+    assert time.perf_counter() - t0 < 30
+    assert not marker.exists()
 
 
 # ----------------------------------------------------------------------------------------------- property test
@@ -377,6 +397,20 @@ def test_sft_transcripts_use_the_configured_provider():
                     assert fb == fill(template.get(provider, cfg.env.feedback.none_template), left, wrong)
                 seen += 1
         assert seen >= 20
+
+
+def test_sft_can_mix_providers_for_a_base_that_serves_an_ablation():
+    from pipeline.sft import example_segments
+
+    records = [{"id": f"r{i}", "question": f"{i:03d}+000=", "answer": f"{i:04d}"} for i in range(50)]
+    cfg = C.resolve({"model": {"sft": {"feedback_providers": ["fixed", "echo", "none"]}}})
+    rng = random.Random(0)
+    said = [text for _ in range(60) for text, _ in example_segments(records, cfg, rng, 5, multi_fraction=1.0)]
+    assert any(t.startswith(f"{EOT}\n<|im_start|>system\nIncorrect. ") for t in said)  # fixed
+    assert any(t.startswith(f"{EOT}\n<|im_start|>system\nIncorrect: 0") for t in said)  # echo of an answer
+    assert any(t.startswith(f"{EOT}\n<|im_start|>system\n") and "Check your answer" in t for t in said)  # none
+    with pytest.raises(C.ConfigError, match=re.escape("(echo is listed in model.sft.feedback_providers)")):
+        C.resolve({"model": {"sft": {"feedback_providers": ["echo"]}}, "env": {"feedback": {"echo_template": EOT}}})
 
 
 @pytest.fixture(scope="module")

@@ -97,6 +97,7 @@ class SFTConfig:
     multi_attempt_fraction: float
     multi_attempt_after: float
     max_wrong: int
+    feedback_providers: list[str]
 
 
 @dataclass(frozen=True)
@@ -404,7 +405,9 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append("env.feedback_template: must state the attempts left with the placeholder {n}")
     if not fb.startswith(eot):
         errors.append(f"env.feedback_template: must start with env.end_of_turn ({eot!r}), which closes the attempt")
-    errors += _feedback_errors(c.env)
+    errors += _feedback_errors(c.env, c.env.feedback.provider, "env.feedback.provider")
+    for name in c.model.sft.feedback_providers:
+        errors += _feedback_errors(c.env, name, "model.sft.feedback_providers")
     t = c.train
     if t.algorithm == "grpo" and t.samples_per_prompt < 2:
         errors.append("train.samples_per_prompt: grpo compares samples of a question, so it needs at least 2")
@@ -453,22 +456,25 @@ FEEDBACK_TEMPLATES = {
 }
 
 
-def _feedback_errors(env: EnvConfig) -> list[str]:
-    """The chosen provider's templates: {n} present, {answer} where the answer is quoted, end_of_turn first."""
+def _feedback_errors(env: EnvConfig, provider: str, chosen_by: str) -> list[str]:
+    """A provider's templates: {n} present, {answer} where the answer is quoted, end_of_turn first; a custom
+    provider's function spelled module:function. Only the providers in use are checked (`chosen_by` names where)."""
     fb, errors = env.feedback, []
-    for key in FEEDBACK_TEMPLATES.get(fb.provider, ()):
+    because = "" if chosen_by == "env.feedback.provider" else f" ({provider} is listed in {chosen_by})"
+    for key in FEEDBACK_TEMPLATES.get(provider, ()):
         template, where = getattr(fb, key), f"env.feedback.{key}"
         if "{n}" not in template:
-            errors.append(f"{where}: must state the attempts left with the placeholder {{n}}")
+            errors.append(f"{where}: must state the attempts left with the placeholder {{n}}{because}")
         if not template.startswith(env.end_of_turn):
             errors.append(f"{where}: must start with env.end_of_turn ({env.end_of_turn!r}), which closes the attempt")
-    if fb.provider == "echo" and "{answer}" not in fb.echo_template:
-        errors.append("env.feedback.echo_template: must quote the answer with the placeholder {answer}")
-    if fb.provider == "custom" and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", fb.custom_function):
+    if provider == "echo" and "{answer}" not in fb.echo_template:
+        errors.append(f"env.feedback.echo_template: must quote the answer with the placeholder {{answer}}{because}")
+    if provider == "custom" and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", fb.custom_function):
         errors.append(
             f"env.feedback.custom_function: provider custom needs 'module:function', got {fb.custom_function!r}"
+            + because
         )
-    return errors
+    return sorted(set(errors))
 
 
 def _build(cls: Any, value: Any) -> Any:
