@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import VARIANTS
+from pipeline.feedback import SCORED_ON
 from pipeline.io import DataError, read_jsonl
 
 STOP_REASONS = ("correct", "attempts_exhausted", "token_budget", "context")
@@ -111,8 +112,8 @@ class Trace:
         if not isinstance(attempts, Sequence) or isinstance(attempts, (str, bytes)):
             raise fail(f"attempts must be a list, got {type(attempts).__name__}")
         scored_on = record.get("scored_on", "any")
-        if scored_on not in ("any", "last"):
-            raise fail(f"scored_on must be 'any' or 'last', got {scored_on!r}")
+        if scored_on not in SCORED_ON:
+            raise fail(f"scored_on must be one of {SCORED_ON}, got {scored_on!r}")
         least = 0 if record["stop_reason"] == "context" else 1  # a prompt that fills the context gets no attempt
         if not least <= len(attempts) <= n:
             raise fail(f"attempts has {len(attempts)} entries, expected {least}..N={n}")

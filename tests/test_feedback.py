@@ -299,7 +299,7 @@ def test_a_trace_that_goes_on_after_a_right_answer_needs_scored_on_last():
     assert metrics.traces_from([record], "t")[0].scored_on == "last"
     with pytest.raises(metrics.DataError, match="attempt 1 is correct but the dialogue went on"):
         metrics.traces_from([{k: v for k, v in record.items() if k != "scored_on"}], "t")
-    with pytest.raises(metrics.DataError, match="scored_on must be 'any' or 'last'"):
+    with pytest.raises(metrics.DataError, match=re.escape("scored_on must be one of ('any', 'last'), got 'first'")):
         metrics.traces_from([{**record, "scored_on": "first"}], "t")
 
 
