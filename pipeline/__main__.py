@@ -52,17 +52,15 @@ def cmd_prepare_math(args: argparse.Namespace) -> None:
         from pipeline import env, models
 
         tokenizer = models.load_tokenizer(full.model.source)
-        n = full.attempt_range("multi_attempt").max_attempts
+        # the longest first prompt a question gets: each trained variant's prompt at its largest N
+        prompts = [(full.variant_env(v).prompt_template, full.variant(v).max_attempts) for v in full.trained_variants]
     excluded = [r["question"] for path in args.exclude for r in data.read_records(path)]
     records = data.load_math_train(cfg.source, levels=cfg.levels, splits=cfg.splits, exclude_questions=excluded)
     if tokenizer is not None:
 
         def prompt_tokens(question: str) -> int:
-            return len(
-                tokenizer(env.render_prompt(full.env.prompt_template, question, n), add_special_tokens=False)[
-                    "input_ids"
-                ]
-            )
+            texts = [env.render_prompt(template, question, n) for template, n in prompts]
+            return max(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
 
         records, dropped = data.drop_long_prompts(records, prompt_tokens, full.data.max_prompt_tokens)
         log.info(
@@ -171,7 +169,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from pipeline.grading import Grader
 
     cfg = config_mod.load(args.config)
-    cfg.attempt_range(args.variant)  # unknown variant: a config error before any work
+    cfg.variant(args.variant)  # unknown variant: a config error before any work
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes of this job on this node (torchrun)
     if args.threads:
         _threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers))
@@ -233,23 +231,26 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     report.write_csv(out / "accuracy.csv", acc)
     report.write_csv(out / "retries.csv", retries)
     report.write_csv(out / "learning_curves.csv", curves)
-    summary = report.summarize(acc, retries, curves, args.metrics, cfg.scale)
+    summary = report.summarize(acc, retries, curves, args.metrics, cfg)
     grading = {"multi_box": cfg.grading.multi_box}  # the evaluations' rule (the evaluate rule reruns when it changes)
-    write_json(out / "summary.json", {**summary, "grading": grading, "provenance": report.provenance_of(args.models)})
+    models = report.provenance_of(args.models)
+    run = report.run_provenance(cfg, models)
+    write_json(out / "summary.json", {**summary, "grading": grading, "provenance": models, "run": run})
     log.info("%d evaluation runs and %d training logs -> %s", len(args.metrics), len(args.train_logs), out)
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
     from pipeline import report
 
-    scale = config_mod.load(args.config).scale
+    cfg = config_mod.load(args.config)
     tables = Path(args.tables)
     paths = report.figures(
         report.read_csv(tables / "accuracy.csv"),
         report.read_csv(tables / "retries.csv"),
         report.read_csv(tables / "learning_curves.csv"),
         args.out_dir,
-        scale,
+        cfg.scale,
+        cfg.trained_variants,
     )
     log.info("%d figure files -> %s", len(paths), args.out_dir)
 
@@ -309,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output traces (jsonl)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p = verb("train", cmd_train, "RL-train one variant x seed from the base model (PPO or GRPO)")
-    p.add_argument("--variant", required=True, help="multi_attempt or baseline (config variants.*)")
+    p.add_argument(
+        "--variant", required=True, help="a variant declared in config variants (multi_attempt, baseline, ...)"
+    )
     p.add_argument("--seed", type=int, required=True, help="training seed")
     p.add_argument("--base", required=True, help="base model folder or hub id (actor, reference, critic)")
     p.add_argument("--train-data", required=True, help="training questions (jsonl)")

@@ -39,12 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import VARIANTS
 from pipeline.io import DataError, read_jsonl
 
 STOP_REASONS = ("correct", "attempts_exhausted", "token_budget", "context")
 BASE = "base"
-MODEL_NAME = re.compile(rf"^(?P<variant>{'|'.join(VARIANTS)})_s(?P<seed>\d+)$")
+MODEL_NAME = re.compile(r"^(?P<variant>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)_s(?P<seed>\d+)$")  # config variant names
 
 # Keep each bootstrap block under about this many resampled entries (8 bytes each) to bound memory.
 _BLOCK_ELEMENTS = 4_000_000
@@ -488,7 +487,7 @@ def parse_model(name: str) -> tuple[str, int | None]:
         return BASE, None
     m = MODEL_NAME.match(name)
     if not m:
-        raise DataError(f"model name {name!r} is neither {BASE!r} nor <variant>_s<seed> (variants: {VARIANTS})")
+        raise DataError(f"model name {name!r} is neither {BASE!r} nor <variant>_s<seed>")
     return m["variant"], int(m["seed"])
 
 

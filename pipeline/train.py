@@ -15,7 +15,8 @@ Departures from the released code (OpenRLHF PPO with the chunked rollout of `vll
 
 One step (spec §4):
 1. Draw `rollout_batch` training questions (a seeded permutation per epoch) and N for each from the variant's
-   attempt range ([1, 5] multi-attempt, [1, 1] baseline: the only difference between the two runs).
+   attempt range ([1, 5] multi-attempt, [1, 1] baseline), in the variant's environment (`Config.for_variant`:
+   the paper's baseline also has its own prompt, stop rule and reward; config `variants`).
    Sample `samples_per_prompt` dialogues per question with the current policy at the training temperature.
    Generation runs on the configured backend (`rollout.make_backend`): transformers on the actor itself, or a
    vLLM engine in this process into which the actor's weights are copied whenever they changed (`sync`).
@@ -43,6 +44,7 @@ Try it: `python -m pipeline train --config config.yaml --variant multi_attempt -
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections.abc import Mapping, Sequence
@@ -210,7 +212,9 @@ class Trainer:
     ):
         self.cfg, self.t, self.variant, self.seed, self.base = cfg, cfg.train, variant, seed, base
         self.heldout, self.run_dir = heldout, Path(run_dir)
-        self.env = MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), grader)
+        trained = cfg.for_variant(variant)  # the variant's environment (prompt, stop rule, reward)
+        self.env = MultiAttemptEnv(trained.env, cfg.attempt_range(variant), grader)
+        self.heldout_cfg = dataclasses.replace(cfg, env=cfg.heldout_env(variant))
         self.order = QuestionOrder(train_records, self.env, seed, self.t.rollout_batch)
         self.rank, self.world = dist.rank(), dist.world()
         check_batch_sizes(self.t, self.world)
@@ -239,7 +243,7 @@ class Trainer:
             )
         # generation on the actor itself, or on a vLLM engine started on the base weights (synced before each use)
         vllm_memory = cfg.rollout.vllm.gpu_memory_utilization  # the engine shares the GPU with training
-        self.backend = make_backend(cfg, self.tokenizer, actor, base, dtype, self.world > 1, vllm_memory)
+        self.backend = make_backend(trained, self.tokenizer, actor, base, dtype, self.world > 1, vllm_memory)
         self.step = 0
         self.provenance = provenance.record(cfg)
         fingerprint = checkpoint.fingerprint(cfg, variant, seed, base, self.world)
@@ -374,7 +378,8 @@ class Trainer:
     @torch.no_grad()
     def heldout_accuracy(self) -> dict[str, float]:
         """Greedy single-attempt accuracy per held-out set (`heldout/<set>`; this rank evaluates its shard), and
-        their mean (`heldout/mean`)."""
+        their mean (`heldout/mean`), in the variant's environment with its held-out prompt (the released
+        baseline's checks use the qwen-boxed prompt, spec §5.3)."""
         out = {}
         with self.actor.full_parameters() as policy:
             policy.eval()
@@ -383,7 +388,7 @@ class Trainer:
                 shard = list(records[: self.t.eval_questions])[self.rank :: self.world]
                 traces = (
                     evaluate(
-                        self.backend, self.tokenizer, self.cfg, shard, name, k=1, grader=self.env.grader, progress=False
+                        self.backend, self.tokenizer, self.heldout_cfg, shard, name, 1, self.env.grader, progress=False
                     )
                     if shard
                     else []

@@ -10,10 +10,9 @@ import yaml
 from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
-from pipeline.config import KNOWN_BENCHMARKS, VARIANTS, resolve
+from pipeline.config import KNOWN_BENCHMARKS, resolve
 from pipeline.download import HF_HOME
 from pipeline.download import plan as hub_plan
-from pipeline.dvc_views import MODELS as DVC_MODELS
 from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
 
@@ -21,6 +20,7 @@ from pipeline.report import FIGURES
 CFG = resolve(config)
 RESOLVED = CFG.to_dict()
 validate(RESOLVED, schema="../pipeline/config/schema.yaml")
+VARIANTS = CFG.trained_variants  # the declared variants that are enabled
 OUT = CFG.out_dir  # results/<experiment>
 REPORTS = CFG.report_dir  # reports/<experiment>, or reports/ for the default experiment
 
@@ -74,7 +74,8 @@ wildcard_constraints:
     k="[0-9]+",
 
 
-# The config keys (dotted paths) each rule's step depends on; "{variant}" stands for the rule's wildcard.
+# The config keys (dotted paths) each rule's step depends on; "{variant}" stands for the rule's wildcard, and
+# a name of DERIVED_KEYS for a value computed from several keys.
 # Every step reads the whole configuration (config_file), but a rule reruns only when one of its own keys
 # changes (rule_keys): a new train.steps reruns training and what follows it, not the data or the base model.
 # Rules whose step reads no configuration (eval_metrics, write_report) have no entry.
@@ -84,15 +85,15 @@ RULE_KEYS = {
         "data.math",
         "data.max_prompt_tokens",
         "model.source",  # its tokenizer counts prompt tokens
+        "variants",  # each trained variant's first prompt at its largest N
         "env.prompt_template",
-        "variants.multi_attempt",
     ],
     "prepare_benchmark": ["data.benchmarks"],
     "build_base": [
         "model",
         "env",
         "eval",
-        "variants.multi_attempt",  # its largest N sizes the tokenizer's corpus, as eval.max_k does
+        "largest_n",  # the most attempts of any dialogue (training variants, eval.max_k): the SFT transcripts
         "grading",
         "rollout.max_model_len",
     ],
@@ -119,6 +120,9 @@ RULE_KEYS = {
     "aggregate": ["grading.multi_box"],  # stated in summary.json
     "figures": [],
 }
+
+
+DERIVED_KEYS = {"largest_n": lambda: CFG.largest_n}
 
 
 def write_config_file():
@@ -179,6 +183,9 @@ def rule_keys(rule):
     def keys(wildcards):
         subset = {"scale": CFG.scale}
         for key in RULE_KEYS[rule]:
+            if key in DERIVED_KEYS:
+                subset[key] = DERIVED_KEYS[key]()
+                continue
             src, dst = RESOLVED, subset
             *parents, leaf = key.format(**wildcards).split(".")
             for part in parents:

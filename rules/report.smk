@@ -112,7 +112,7 @@ rule dvc_views:
         curves=rules.aggregate.output.curves,
         retries=rules.aggregate.output.retries,
     output:
-        metrics=[f"{REPORTS}/metrics/{model}.json" for model in DVC_MODELS],
+        metrics=[f"{REPORTS}/metrics/{model}.json" for model in [*VARIANTS, "base"]],
         plots=[f"{REPORTS}/plots/{name}.csv" for name in DVC_PLOTS],
     log:
         f"{OUT}/logs/dvc_views.log",

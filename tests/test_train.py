@@ -30,6 +30,8 @@ from tests.conftest import ROOT
 from tests.test_bad_input import assert_clean
 from tests.test_workflow import snakemake
 
+VARIANTS = ("multi_attempt", "baseline")
+
 SPEC = ROOT.parent / "shared" / "docs" / "paper-spec.md"
 
 # A few dialogues per step; PPO, so the critic and its checkpoints are exercised too, and an untrained model
@@ -335,19 +337,26 @@ def test_grpo_needs_several_samples_per_question():
         config.resolve({"train": {"micro_batch": 100}})
 
 
-def test_variants_differ_only_in_the_attempt_range(tmp_path):
-    """The two runs the rules launch: one command but for the variant's name (so the same configuration file),
-    and the name picks variants.<name>, which differ only in their attempt range."""
+def test_each_variant_trains_with_its_own_environment(tmp_path):
+    """The runs the rules launch: one command per variant x seed, the same configuration file for all, the name
+    picking variants.<name>. Tiny: the two differ only in their attempt range. Paper (dry run): the baseline's
+    command trains the released single-turn task, its prompt character by character as spec §3 writes it."""
+    from tests.test_env import SPEC_BASELINE_PROMPT
+
     out = snakemake(tmp_path, "-n", "-p", "--forceall").stdout
-    commands = {
-        v: next(line for line in out.splitlines() if f"--variant {v} --seed 0" in line) for v in config.VARIANTS
-    }
+    commands = {v: next(line for line in out.splitlines() if f"--variant {v} --seed 0" in line) for v in VARIANTS}
     assert commands["multi_attempt"].replace("multi_attempt", "baseline") == commands["baseline"]
     path = re.search(r" train --config (\S+) --variant", commands["baseline"]).group(1)
-    assert json.loads((tmp_path / path).read_text())["variants"] == {
-        "multi_attempt": {"min_attempts": 1, "max_attempts": 5},
-        "baseline": {"min_attempts": 1, "max_attempts": 1},
-    }
+    tiny = config.load(tmp_path / path)
+    assert [tiny.attempt_range(v) for v in VARIANTS] == [config.AttemptRange(1, 5), config.AttemptRange(1, 1)]
+    assert tiny.variant_env("baseline") == tiny.variant_env("multi_attempt") == tiny.env
+
+    out = snakemake(tmp_path, "-n", "-p", "--forceall", "--config", "scale=paper").stdout
+    line = next(line for line in out.splitlines() if "--variant baseline --seed 42" in line)
+    paper = config.load(tmp_path / re.search(r" train --config (\S+) --variant", line).group(1))
+    assert paper.variant_env("baseline").prompt_template == SPEC_BASELINE_PROMPT
+    assert paper.variant_env("multi_attempt").prompt_template == paper.env.prompt_template
+    assert "--variant single_attempt_env" not in out  # declared, not enabled
 
 
 def test_paper_preset_training_values():
