@@ -219,6 +219,15 @@ def accuracy(traces: Sequence[Trace]) -> float:
     return sum(solved_vector(traces)) / len(traces)
 
 
+# The retry rates as (numerator, denominator) of `_retry_counts`' counts: one definition for `retry_stats`' point
+# estimates and for what `retry_intervals` resamples.
+_RETRY_RATES = {
+    "wrong_to_right_rate": ("corrected", "reached"),
+    "repeat_rate": ("repeats", "answered"),
+    "repeat_rate_equiv": ("repeats_equiv", "answered"),
+}
+
+
 def retry_stats(traces: Sequence[Trace], equivalent: Mapping[tuple[str, str], bool] | None = None) -> dict:
     """Does the model use the feedback? Per retry index j >= 2: wrong->right rate and repeated-wrong-answer rate.
 
@@ -244,37 +253,13 @@ def retry_stats(traces: Sequence[Trace], equivalent: Mapping[tuple[str, str], bo
     keys, counts = _retry_counts(traces, equivalent)
     per = {name: dict(zip(keys, (int(x) for x in c.sum(axis=0)))) for name, c in counts.items()}
     tot = {name: sum(d.values()) for name, d in per.items()}
-    out = {
-        "wrong_to_right_rate": {k: _rate(per["corrected"][k], per["reached"][k]) for k in keys},
-        "repeat_rate": {k: _rate(per["repeats"][k], per["answered"][k]) for k in keys},
-        "n_reached": per["reached"],
-        "n_answered": per["answered"],
-        "n_repeats": per["repeats"],
-        "n_corrected": per["corrected"],
-        "overall": {
-            "wrong_to_right_rate": _rate(tot["corrected"], tot["reached"]),
-            "repeat_rate": _rate(tot["repeats"], tot["answered"]),
-            "n_retries": tot["reached"],
-            "n_answered": tot["answered"],
-            "n_repeats": tot["repeats"],
-            "n_corrected": tot["corrected"],
-        },
-    }
-    if equivalent is not None:
-        out["repeat_rate_equiv"] = {k: _rate(per["repeats_equiv"][k], per["answered"][k]) for k in keys}
-        out["n_repeats_equiv"] = per["repeats_equiv"]
-        out["overall"]["repeat_rate_equiv"] = _rate(tot["repeats_equiv"], tot["answered"])
-        out["overall"]["n_repeats_equiv"] = tot["repeats_equiv"]
+    rates = {rate: pair for rate, pair in _RETRY_RATES.items() if pair[0] in counts}
+    order = [n for n in ("reached", "answered", "repeats", "repeats_equiv", "corrected") if n in counts]
+    out: dict = {rate: {k: _rate(per[num][k], per[den][k]) for k in keys} for rate, (num, den) in rates.items()}
+    out.update({f"n_{name}": per[name] for name in order})
+    out["overall"] = {rate: _rate(tot[num], tot[den]) for rate, (num, den) in rates.items()}
+    out["overall"].update({"n_retries" if name == "reached" else f"n_{name}": tot[name] for name in order})
     return out
-
-
-# The retry rates as (numerator, denominator) of `_retry_counts`' counts: one definition for the point estimates'
-# keys in `retry_intervals` and for what it resamples.
-_RETRY_RATES = {
-    "wrong_to_right_rate": ("corrected", "reached"),
-    "repeat_rate": ("repeats", "answered"),
-    "repeat_rate_equiv": ("repeats_equiv", "answered"),
-}
 
 
 def _retry_counts(
@@ -453,7 +438,7 @@ def _with_intervals(stats: dict, intervals: dict) -> dict:
     """retry_stats' dict with each rate's interval right after it (per index and in "overall")."""
     out: dict = {}
     for key, value in stats.items():
-        out[key] = {**value, **intervals["overall"]} if key == "overall" else value
+        out[key] = _with_intervals(value, intervals["overall"]) if key == "overall" else value
         if f"{key}_ci95" in intervals:
             out[f"{key}_ci95"] = intervals[f"{key}_ci95"]
     return out
