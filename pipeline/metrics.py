@@ -3,7 +3,8 @@
 What this module owns:
   * the trace: one question's record, checked once when read (`read_traces`, `traces_from`) into a `Trace`;
   * accuracy at k attempts for one run (one checkpoint x one benchmark x one k), with a percentile-bootstrap CI;
-  * retry behaviour: how often a retry turns wrong into right, how often it repeats an earlier wrong answer;
+  * retry behaviour: how often a retry turns wrong into right, how often it repeats an earlier wrong answer (as a
+    string, and as the grader judges it from verdicts the caller hands in), with bootstrap CIs over questions;
   * attempts used, formatted (boxed) rate, stop reasons, all gathered by `summarize` into one JSON-ready dict;
   * the macro average over benchmarks (a plain mean, as the paper reports) and its stratified bootstrap CI;
   * the paired bootstrap CI of a gain between two runs on the same questions (e.g. k=2 minus k=1);
