@@ -47,5 +47,8 @@ rule eval_metrics:
         runtime=10,
     params:
         code=code_version("eval-metrics"),
+        config=config_file,
+        config_keys=rule_keys("eval_metrics"),
     shell:
-        "python -m pipeline eval-metrics {input} --model {wildcards.model} --out {output} > {log} 2>&1"
+        "python -m pipeline eval-metrics --config {params.config:q} {input} --model {wildcards.model}"
+        " --out {output} > {log} 2>&1"

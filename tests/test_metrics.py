@@ -3,6 +3,8 @@
 import copy
 import json
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from pipeline import metrics as M
 from pipeline.io import DataError
+from tests.conftest import ROOT
 
 
 def att(answer, correct=False, text="..."):
@@ -196,6 +199,24 @@ def test_a_missing_equivalence_verdict_names_the_record():
     del verdicts[("2x", "x+x")]
     with pytest.raises(ValueError, match=r"k3.jsonl: record 1 \(id 'e2'\): no equivalence verdict for attempt 3"):
         M.retry_stats(traces, verdicts)
+
+
+def test_the_eval_metrics_verb_grades_the_repeats(tmp_path):
+    """As the rule calls it: the verb builds the grader from --config and writes both repeat columns."""
+    runs = {2: [rec(r["id"], r["attempts"][:2], 2) for r in EQUIV], 3: EQUIV}  # every dialogue reaches attempt 2
+    paths = []
+    for k, records in runs.items():
+        paths.append(tmp_path / f"k{k}.jsonl")
+        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "metrics.json"
+    argv = ["eval-metrics", "--config", "{}", *map(str, paths), "--model", "base", "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "pipeline", *argv], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    retry = json.loads(out.read_text())["by_k"]["3"]["retry"]
+    assert retry["repeat_rate"] == {"2": 0.25, "3": 0.0} and retry["repeat_rate_equiv"] == {"2": 0.5, "3": 0.5}
+    lo, hi = retry["overall"]["repeat_rate_equiv_ci95"]
+    assert lo <= 0.5 <= hi
+    assert "6 answer pairs judged for repeats (2 equivalent, 0 timed out)" in proc.stderr
 
 
 def test_retry_intervals_contain_the_rates_and_are_deterministic():
