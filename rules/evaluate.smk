@@ -41,7 +41,7 @@ rule eval_metrics:
         f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}.tsv"
     conda:
         "../envs/evaluate.yaml"
-    threads: 1
+    threads: CFG.grading.workers if CFG.eval.gpus else 1  # the grader's workers judge repeats, as in evaluate
     resources:
         mem_mb=2000,
         runtime=10,
