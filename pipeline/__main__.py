@@ -203,18 +203,29 @@ def _set_name(path: str) -> str:
 
 def cmd_eval_metrics(args: argparse.Namespace) -> None:
     from pipeline import metrics
+    from pipeline.grading import Grader
     from pipeline.io import write_json
 
+    cfg = config_mod.load(args.config)
     runs = {}
     for path in args.traces:
         traces = metrics.read_traces(path)
         runs[traces[0].n] = traces
-    out = metrics.metrics_for(args.model, runs)
+    # Repeats judged by the grader (0.5 after \frac{1}{2}): metrics stays pure, so the pairs are graded here, the
+    # earlier answer taken as the gold; a timeout counts as not the same answer.
+    pairs = metrics.retry_pairs([t for traces in runs.values() for t in traces])
+    with Grader.from_config(cfg.grading) as grader:
+        grades = grader.grade_answers([a for a, _ in pairs], [e for _, e in pairs])
+    equivalent = {pair: g.correct for pair, g in zip(pairs, grades)}
+    out = metrics.metrics_for(args.model, runs, equivalent=equivalent)
     write_json(args.out, out)
     log.info(
-        "%s: accuracy@k %s -> %s",
+        "%s: accuracy@k %s; %d answer pairs judged for repeats (%d equivalent, %d timed out) -> %s",
         out["benchmark"],
         ", ".join(f"k={k}: {m['accuracy']:.3f}" for k, m in out["by_k"].items()),
+        len(pairs),
+        sum(equivalent.values()),
+        sum(g.timed_out for g in grades),
         args.out,
     )
 

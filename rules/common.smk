@@ -117,6 +117,7 @@ RULE_KEYS = {
         "rollout.backend",
         "rollout.max_model_len",
     ],
+    "eval_metrics": ["grading"],  # repeats are judged by the grader's equivalence
     "aggregate": ["grading.multi_box"],  # stated in summary.json
     "figures": [],
 }

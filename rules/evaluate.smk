@@ -41,11 +41,14 @@ rule eval_metrics:
         f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}.tsv"
     conda:
         "../envs/evaluate.yaml"
-    threads: 1
+    threads: CFG.grading.workers if CFG.eval.gpus else 1  # the grader's workers judge repeats, as in evaluate
     resources:
         mem_mb=2000,
         runtime=10,
     params:
         code=code_version("eval-metrics"),
+        config=config_file,
+        config_keys=rule_keys("eval_metrics"),
     shell:
-        "python -m pipeline eval-metrics {input} --model {wildcards.model} --out {output} > {log} 2>&1"
+        "python -m pipeline eval-metrics --config {params.config:q} {input} --model {wildcards.model}"
+        " --out {output} > {log} 2>&1"

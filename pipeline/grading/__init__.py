@@ -104,13 +104,31 @@ class Grader:
     def grade(self, responses: Sequence[str], golds: Sequence[str], fallback: bool = False) -> list[Grade]:
         """One `Grade` per response, in order. `fallback`: a response without a box is graded on the released
         baseline's fallback answer (`extract.released_answer`: "... the answer is X", else its last number)."""
+        extract = released_answer if fallback else answer_of
+        return self._grade(responses, golds, lambda response: extract(response, self.multi_box))
+
+    def grade_answers(self, answers: Sequence[str | None], golds: Sequence[str]) -> list[Grade]:
+        r"""One `Grade` per answer already extracted (None: no box), in order: steps 2-5 without step 1.
+
+        For comparing two answers, one taken as the gold (is a retry's ``0.5`` the earlier ``\frac{1}{2}``?).
+
+        Example:
+            >>> with Grader(workers=1, timeout_s=5.0, multi_box="last") as grader:
+            ...     [g.correct for g in grader.grade_answers(["0.5", "2x", None], [r"\frac{1}{2}", "x+x", "1"])]
+            [True, True, False]
+        """
+        return self._grade(answers, golds, lambda answer: answer)
+
+    def _grade(
+        self, responses: Sequence[str | None], golds: Sequence[str], answer_in: Callable[[str | None], str | None]
+    ) -> list[Grade]:
         if len(responses) != len(golds):
             raise ValueError(f"grade: {len(responses)} responses but {len(golds)} golds")
         grades: list[Grade | None] = [None] * len(responses)
         todo: dict[tuple[str, str], list[int]] = {}  # what Math-Verify decides, de-duplicated
         for i, (response, gold) in enumerate(zip(responses, golds)):
             t0 = time.perf_counter()
-            answer = released_answer(response, self.multi_box) if fallback else answer_of(response, self.multi_box)
+            answer = answer_in(response)
             gold = str(gold)
             if answer is None:
                 grades[i] = Grade(False, None, via="no_box", elapsed_s=time.perf_counter() - t0)
