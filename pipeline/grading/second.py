@@ -48,7 +48,7 @@ MAX_ITEMS = 200  # a longer sequence is compared as a string (the unordered matc
 MAX_TEN_POWER = 400  # 1e-8 and 4.46e19 are answers; 1e99999 is refused (a number with that many digits)
 
 _LIST_COMMA = re.compile(r",(?:\s|\\[,;: ]|~|\\q?quad(?![a-zA-Z]))")  # "3, 100": a list ("10,\!080" is a number)
-_AND = re.compile(r"\s*\\(?:text|mbox|textrm)\{\s*(?:and|or)\s*\}\s*")  # "1 \text{ and } 2" -> "1, 2"
+_AND = re.compile(r"\\(?:text|mbox|textrm)\{\s*(?:and|or)\s*\}")  # "1 \text{ and } 2" -> "1, 2"
 _COMMAND_SPACE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])")  # "\pi r": keep the command apart from "r"
 _QUAD = re.compile(r"\\q?quad(?![a-zA-Z])")
 _NEGATIVE_FRACTION = re.compile(r"\\frac\{-")
