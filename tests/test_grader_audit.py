@@ -100,6 +100,7 @@ WRONG = [
     ("1.24e-8", "1.24e-9"),
     ("1e99999", "1"),  # too large a power of ten: not read as a number
     ("0.5", "50"),  # without a percent sign, 0.5 is not 50
+    (r"50\%", r"0.5\%"),  # with one on each side neither is divided
     ("3, 100", "3100"),  # a comma and a space: a list, not a number
     ("(2, 1)", "(1, 2)"),  # tuples keep their order
     ("[1, 2)", "(1, 2)"),  # intervals keep their brackets

@@ -211,11 +211,11 @@ def _same(a: Number | Collection | Text, b: Number | Collection | Text) -> bool:
 
 
 def _same_number(a: Number, b: Number) -> bool:
-    for x in (a.value, a.value / 100) if a.percent else (a.value,):
-        for y in (b.value, b.value / 100) if b.percent else (b.value,):
-            if x == y or ((a.decimal or b.decimal) and abs(x - y) <= RELATIVE_TOLERANCE * max(abs(x), abs(y))):
-                return True
-    return False
+    """Equal values (within the tolerance if a decimal is involved); ``50\\%`` is 50 or 0.5 against a bare number."""
+    ys = (b.value, b.value / 100) if b.percent and not a.percent else (b.value,)
+    xs = (a.value, a.value / 100) if a.percent and not b.percent else (a.value,)
+    tolerant = a.decimal or b.decimal
+    return any(x == y or (tolerant and abs(x - y) <= RELATIVE_TOLERANCE * max(abs(x), abs(y))) for x in xs for y in ys)
 
 
 def _same_sequence(a: Collection, b: Collection) -> bool:
