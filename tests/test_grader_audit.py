@@ -109,6 +109,7 @@ WRONG = [
     ("1, 2", "1, 2, 3"),
     ("1, 1, 2", "1, 2, 2"),  # multisets
     (r"\sqrt{2}", r"\sqrt{3}"),
+    (r"x\frac{-1}{2}", r"x-\frac{1}{2}"),  # a product, not a difference
     (r"\sqrt{2}", "1.41421356"),  # no algebra: a root is a string
     ("2x", "x+x"),
     (r"\frac{\sqrt{3}}{3}", r"\frac{1}{\sqrt{3}}"),

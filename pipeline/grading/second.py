@@ -51,7 +51,7 @@ _LIST_COMMA = re.compile(r",(?:\s|\\[,;: ]|~|\\q?quad(?![a-zA-Z]))")  # "3, 100"
 _AND = re.compile(r"\\(?:text|mbox|textrm)\{\s*(?:and|or)\s*\}")  # "1 \text{ and } 2" -> "1, 2"
 _COMMAND_SPACE = re.compile(r"(\\[a-zA-Z]+)\s+(?=[a-zA-Z])")  # "\pi r": keep the command apart from "r"
 _QUAD = re.compile(r"\\q?quad(?![a-zA-Z])")
-_NEGATIVE_FRACTION = re.compile(r"\\frac\{-")
+_NEGATIVE_FRACTION = re.compile(r"(?<![\w})\]])\\frac\{-")  # not after a factor: x\frac{-1}{2} stays
 _EQUATION = re.compile(r"[A-Za-z](?:_\{?\w+\}?)?(?:\([A-Za-z,]*\))?(?:=|\\in(?![a-zA-Z]))")  # x=  f(x)=  x_1=  x\in
 _TEXT = re.compile(r"\\(?:text|textbf|textrm|textit|mathrm|mathbf|mbox|operatorname)\{([^{}]*)\}")
 _PERCENT = ("\\%", "%", "\\percent")
