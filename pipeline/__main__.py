@@ -230,6 +230,23 @@ def cmd_eval_metrics(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_grader_audit(args: argparse.Namespace) -> None:
+    from pipeline import audit, data, metrics
+
+    records = data.read_records(args.data)
+    rows, summary = audit.audit(args.model, records, [metrics.read_traces(path) for path in args.traces])
+    audit.write_audit(args.out_jsonl, args.out_json, rows, summary)
+    log.info(
+        "%s on %s: %d of %d attempts graded differently by %s -> %s",
+        args.model,
+        summary["eval_set"],
+        summary["total"]["n_disagreements"],
+        summary["total"]["n_attempts"],
+        summary["second_grader"],
+        args.out_jsonl,
+    )
+
+
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from pipeline import report
     from pipeline.io import write_json
@@ -336,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("traces", nargs="+", help="traces jsonl, one per k")
     p.add_argument("--model", required=True, help="the evaluated model's name: base or <variant>_s<seed>")
     p.add_argument("--out", required=True, help="output metrics json")
+    p = verb("grader-audit", cmd_grader_audit, "re-grade evaluation traces with the second grader; list disagreements")
+    p.add_argument("--data", required=True, help="the evaluation set (jsonl): ids and gold answers")
+    p.add_argument("--traces", nargs="+", required=True, help="traces jsonl, one per k")
+    p.add_argument("--model", required=True, help="the evaluated model's name (recorded in the outputs)")
+    p.add_argument("--out-jsonl", required=True, help="output: one line per attempt the graders disagree on")
+    p.add_argument("--out-json", required=True, help="output: accuracy under each grader and counts per k")
     p = verb("aggregate", cmd_aggregate, "summary.json and csv tables of every evaluation and training run")
     p.add_argument("--metrics", nargs="+", required=True, help="eval/<model>/<benchmark>/metrics.json files")
     p.add_argument("--train-logs", nargs="*", default=[], help="models/<variant>_s<seed>/train_log.jsonl files")

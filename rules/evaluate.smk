@@ -52,3 +52,31 @@ rule eval_metrics:
     shell:
         "python -m pipeline eval-metrics --config {params.config:q} {input} --model {wildcards.model}"
         " --out {output} > {log} 2>&1"
+
+
+# The grader audit (issue 18): every attempt of every k re-graded by a second grader independent of Math-Verify
+# (pipeline.grading.second); the attempts they disagree on, and accuracy under each grader per k.
+rule grader_audit:
+    input:
+        data=lambda w: eval_sets()[w.eval_set],
+        traces=lambda w: [
+            eval_traces(w.model, w.eval_set, k) for k in range(1, CFG.eval.max_k + 1)
+        ],
+    output:
+        jsonl=f"{OUT}/eval/{{model}}/{{eval_set}}/grader_audit.jsonl",
+        json=f"{OUT}/eval/{{model}}/{{eval_set}}/grader_audit.json",
+    log:
+        f"{OUT}/logs/grader_audit/{{model}}/{{eval_set}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/grader_audit/{{model}}/{{eval_set}}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        code=code_version("grader-audit"),
+    shell:
+        "python -m pipeline grader-audit --data {input.data} --traces {input.traces} --model {wildcards.model}"
+        " --out-jsonl {output.jsonl} --out-json {output.json} > {log} 2>&1"

@@ -7,6 +7,7 @@ The package, in the order a pair goes through it:
     math_verify.py  the adapter to the Math-Verify package (its eval-safety notes), run in the workers
     pool.py         the worker processes and their hard per-item timeout
     __init__.py     `Grader`, which runs the steps below, and `Grade`, one verdict
+    second.py       `second_equal`, a second grader sharing no parser with Math-Verify (the grader audit's)
 
 What it does not know
     Prompts, rewards (+1 / -0.5 / -1 is the environment's business, `pipeline.env`), datasets, tokens.
