@@ -261,6 +261,9 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     report.write_csv(out / "learning_curves.csv", curves)
     summary = report.summarize(acc, retries, curves, args.metrics, cfg)
     grading = {"multi_box": cfg.grading.multi_box}  # the evaluations' rule (the evaluate rule reruns when it changes)
+    summary["retry_intervals"] = report.retry_intervals(args.metrics)
+    if args.audits:
+        summary["grader_audit"] = report.grader_audit(args.audits)
     models = report.provenance_of(args.models)
     run = report.run_provenance(cfg, models)
     write_json(out / "summary.json", {**summary, "grading": grading, "provenance": models, "run": run})
@@ -363,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", nargs="+", required=True, help="eval/<model>/<benchmark>/metrics.json files")
     p.add_argument("--train-logs", nargs="*", default=[], help="models/<variant>_s<seed>/train_log.jsonl files")
     p.add_argument("--models", nargs="*", default=[], help="model folders whose provenance.json to collect")
+    p.add_argument("--audits", nargs="*", default=[], help="eval/<model>/<benchmark>/grader_audit.json files")
     p.add_argument("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)")
     p = verb("figures", cmd_figures, "draw the report's figures (PNG and PDF) from the aggregated tables")
     p.add_argument("--tables", required=True, help="folder with accuracy.csv, retries.csv, learning_curves.csv")

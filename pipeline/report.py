@@ -108,9 +108,72 @@ def retries_table(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
                     "reached": retry["n_reached"][j],
                     "wrong_to_right_rate": retry["wrong_to_right_rate"][j],
                     "repeat_rate": retry["repeat_rate"][j],
+                    "repeat_rate_equiv": retry.get("repeat_rate_equiv", {}).get(j),
                 }
             )
-    return pd.DataFrame(rows, columns=[*IDENTITY, "k", "retry", "reached", "wrong_to_right_rate", "repeat_rate"])
+    columns = [*IDENTITY, "k", "retry", "reached", "wrong_to_right_rate", "repeat_rate", "repeat_rate_equiv"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+RETRY_RATES = ("wrong_to_right_rate", "repeat_rate", "repeat_rate_equiv")
+
+
+def retry_intervals(metrics_files: Sequence[str | Path]) -> list[dict]:
+    """summary.json's retry_intervals: per model x benchmark, the largest-k run's rates over all retries with their
+    95% bootstrap intervals over questions (metrics.retry_intervals): wrong -> right, repeats of an earlier wrong
+    answer as the same string, and as an answer the grader judges the same."""
+    rows = []
+    for path in metrics_files:
+        m = read_metrics(path)
+        if not m.get("by_k"):
+            continue
+        k = max(m["by_k"], key=int)
+        overall = m["by_k"][k]["retry"]["overall"]
+        row = {**{key: m[key] for key in IDENTITY}, "k": int(k), "n_retries": overall["n_retries"]}
+        for rate in RETRY_RATES:
+            if rate in overall:
+                row[rate], row[f"{rate}_ci95"] = overall[rate], overall.get(f"{rate}_ci95")
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["model"], r["benchmark"]))
+
+
+def grader_audit(audit_files: Sequence[str | Path]) -> dict:
+    """summary.json's grader_audit: per model, macro accuracy at each k under Math-Verify (the headline grader) and
+    under the second grader (pipeline.audit), and the attempts they disagree on; per variant the mean over seeds."""
+    per_model: dict[str, dict] = {}
+    for path in audit_files:
+        a = read_json(path)
+        entry = per_model.setdefault(
+            a["model"], {"by_set": {}, "n_attempts": 0, "n_disagreements": 0, "primary_only": 0, "second_only": 0}
+        )
+        entry["by_set"][a["eval_set"]] = a["by_k"]
+        for key in ("n_attempts", "n_disagreements", "primary_only", "second_only"):
+            entry[key] += a["total"][key]
+    models = {}
+    for model, e in sorted(per_model.items()):
+        ks = sorted({k for by_k in e["by_set"].values() for k in by_k}, key=int)
+        models[model] = {
+            **{
+                g: {k: metrics.macro_average({s: b[k][f"accuracy_{g}"] for s, b in e["by_set"].items()}) for k in ks}
+                for g in ("primary", "second")
+            },
+            **{key: e[key] for key in ("n_attempts", "n_disagreements", "primary_only", "second_only")},
+        }
+    variants: dict[str, dict] = {}
+    for model, m in models.items():
+        variant = parse_model(model)[0]
+        for g in ("primary", "second"):
+            for k, x in m[g].items():
+                variants.setdefault(variant, {}).setdefault(g, {}).setdefault(k, []).append(x)
+    return {
+        "headline_grader": "math_verify",
+        "second_grader": "second_equal",
+        "models": models,
+        "variants": {
+            v: {g: {k: sum(xs) / len(xs) for k, xs in by_k.items()} for g, by_k in e.items()}
+            for v, e in variants.items()
+        },
+    }
 
 
 def _curve_point(rec: Mapping) -> dict:
@@ -218,10 +281,7 @@ def summarize(
             entry["gain_k1_to_k2"] = gain_k1_to_k2(mine)
         r = retries[retries["variant"] == variant]
         if not r.empty:
-            entry["retry_max_k"] = {
-                "wrong_to_right_rate": _weighted(r, "wrong_to_right_rate"),
-                "repeat_rate": _weighted(r, "repeat_rate"),
-            }
+            entry["retry_max_k"] = {rate: _weighted(r, rate) for rate in RETRY_RATES}
         if variant == BASE:
             out["base"] = entry
             continue
@@ -830,14 +890,37 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
         lines += _paper_comparison(summary, ks)
 
     retry_rows = [
-        [label(v), _pct(e["retry_max_k"]["wrong_to_right_rate"]), _pct(e["retry_max_k"]["repeat_rate"])]
+        [label(v), *(_pct(e["retry_max_k"].get(rate)) for rate in RETRY_RATES)]
         for v, e in entries.items()
         if "retry_max_k" in e
     ]
     if retry_rows:
+        header = ["model", "wrong → right", "repeats an earlier wrong answer", "… or an equal one (grader)"]
         lines += [f"## What happens after a wrong answer (k={ks[-1]} runs, all retries)", ""]
-        lines += _table(["model", "wrong → right", "repeats an earlier wrong answer"], retry_rows)
-        lines += ["", f"![Retries]({figures_dir}/retries.png)", ""]
+        lines += _table(header, retry_rows)
+        rows = [
+            [
+                r["model"],
+                r["benchmark"],
+                str(r["n_retries"]),
+                *(_pct(r.get(rate)) + _interval_text(r.get(f"{rate}_ci95")) for rate in RETRY_RATES),
+            ]
+            for r in summary.get("retry_intervals", [])
+        ]
+        if rows:
+            lines += ["", "Per model, with 95% bootstrap intervals over questions:", ""]
+            lines += _table(["model", "benchmark", "retries", *header[1:]], rows)
+        lines += [
+            "",
+            "A repeat: an answer equal to an earlier wrong answer of the dialogue as a string (after removing "
+            "spaces), or — last column — one the grader judges the same (`0.5` after `\\frac{1}{2}`).",
+            "",
+            f"![Retries]({figures_dir}/retries.png)",
+            "",
+        ]
+
+    if "grader_audit" in summary:
+        lines += _audit_section(summary["grader_audit"], ks, [*variants, BASE])
 
     train_rows = []
     for v, e in variants.items():
@@ -893,6 +976,39 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _interval_text(ci: Sequence[float] | None) -> str:
+    return f" [{_pct(ci[0])}, {_pct(ci[1])}]" if ci else ""
+
+
+def _audit_section(audit: Mapping, ks: Sequence[str], order: Sequence[str]) -> list[str]:
+    """The grader audit: the headline numbers under each grader, and the disagreements."""
+    shown = [k for k in ks if k in ("1", "2")]
+    lines = ["## Grader audit", ""]
+    rows = []
+    for v in [v for v in order if v in audit["variants"]]:
+        by_grader = audit["variants"][v]
+        p, q = by_grader["primary"], by_grader["second"]
+        cells = [f"{_pct(p.get(k))} / {_pct(q.get(k))}" for k in shown]
+        if "1" in p and "2" in p:
+            cells.append(f"{_pct(p['2'] - p['1'])} / {_pct(q['2'] - q['1'])}")
+        rows.append([label(v), *cells])
+    gain = ["gain k=1 → 2"] if "1" in shown and "2" in shown else []
+    lines += _table(["model", *(f"k={k}" for k in shown), *gain], rows)
+    models = audit["models"]
+    total = sum(m["n_attempts"] for m in models.values())
+    disagree = sum(m["n_disagreements"] for m in models.values())
+    mv_only = sum(m["primary_only"] for m in models.values())
+    lines += [
+        "",
+        f"Math-Verify (the headline grader) / the second grader (`pipeline/grading/second.py`, no shared parser), "
+        f"on the same dialogues. They disagree on {disagree} of {total} graded attempts ({mv_only} accepted by "
+        f"Math-Verify only, {disagree - mv_only} by the second grader only); each is listed in "
+        "`eval/<model>/<set>/grader_audit.jsonl`.",
+        "",
+    ]
+    return lines
 
 
 def _paper_comparison(summary: Mapping, ks: Sequence[str]) -> list[str]:

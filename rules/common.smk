@@ -340,6 +340,14 @@ def all_eval_metrics():
     return [eval_metrics(m, name) for m in evaluated_models() for name in eval_sets()]
 
 
+def all_grader_audits():
+    return [
+        f"{OUT}/eval/{m}/{name}/grader_audit.json"
+        for m in evaluated_models()
+        for name in eval_sets()
+    ]
+
+
 def gain_traces():
     """The k=1 and k=2 traces the report pairs question by question for the gain interval."""
     ks = [k for k in (1, 2) if k <= CFG.eval.max_k]

@@ -13,6 +13,7 @@ localrules:
 rule aggregate:
     input:
         metrics=all_eval_metrics(),
+        audits=all_grader_audits(),
         traces=gain_traces(),
         models=[model_folder(m) for m in trained_models()],
         base=base_input,
@@ -43,7 +44,7 @@ rule aggregate:
         out_dir=lambda w, output: os.path.dirname(output.summary),
     shell:
         "python -m pipeline aggregate --config {params.config:q} --metrics {input.metrics}"
-        " --train-logs {params.train_logs} --models {input.base} {input.models}"
+        " --train-logs {params.train_logs} --models {input.base} {input.models} --audits {input.audits}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 
