@@ -402,7 +402,7 @@ def departures(cfg: Config, acc: pd.DataFrame | None = None) -> list[str]:
                 + ", ".join(f"{b} ({n} questions)" for b, n in sizes.items())
                 + f" (the paper's: {', '.join(names)})"
             )
-    return [*lines, *PAPER["implementation_departures"]]
+    return [*lines, PAPER["checkpoint_departure"][cfg.eval.checkpoint], *PAPER["implementation_departures"]]
 
 
 def _variant_departures(cfg: Config, paper: Config) -> list[str]:

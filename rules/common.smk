@@ -104,6 +104,8 @@ RULE_KEYS = {
         "eval.batch_size",
         "eval.max_attempt_tokens",  # the held-out checks are evaluations
         "eval.max_total_tokens",
+        "eval.checkpoint",  # which actor is the model, and whether a validation split leaves training
+        "eval.validation_questions",
         "rollout.backend",  # hf or vLLM sample differently (a checkpoint of the other is not resumed)
         "rollout.max_model_len",
         "variants.{variant}",

@@ -24,6 +24,7 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 from pipeline import config, data, distributed, models
 from pipeline import train as train_mod
 from pipeline.distributed import Optimized, deepspeed_checkpoint_classes
+from pipeline.grading import Grader
 from pipeline.io import DataError, load_tensors
 from tests import tensorboard_events
 from tests.conftest import ROOT
@@ -221,6 +222,69 @@ def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, t
     assert log_lines(killed / "run" / "train_log.jsonl") == log_lines(killed / "model" / "train_log.jsonl")
     # the critic was checkpointed and resumed too
     assert (killed / "run" / "checkpoints" / "step_000006" / "critic" / models.VALUE_HEAD).is_file()
+
+
+def test_best_heldout_evaluates_the_actor_best_on_a_validation_split(task, tiny_model_dir, tmp_path):
+    """eval.checkpoint best_heldout: validation questions leave the training set, are checked with the held-out
+    sets, and the model is the actor of the best check (the first of equals), not the last step's."""
+    cfg = {
+        **SMALL,
+        "train": {**SMALL["train"], "algorithm": "grpo", "steps": 4, "eval_every": 1, "save_every": 4},
+        "eval": {"checkpoint": "best_heldout", "validation_questions": 24},
+    }
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg))
+    log = log_lines(tmp_path / "model" / "train_log.jsonl")
+    checks = [(r["step"], r["validation/accuracy"]) for r in log if "validation/accuracy" in r]
+    assert [s for s, _ in checks] == [0, 1, 2, 3, 4]
+    best_step = max(checks, key=lambda c: (c[1], -c[0]))[0]
+    summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
+    assert summary["checkpoint"] == {
+        "rule": "best_heldout",
+        "step": best_step,
+        "validation_accuracy": dict(checks)[best_step],
+    }
+    best = weights(tmp_path / "run" / "best")
+    chosen = weights(tmp_path / "model")
+    assert all(torch.equal(best[k], chosen[k]) for k in best)
+    if best_step == 0:  # the base itself was best: the model is the base's weights
+        assert all(torch.equal(chosen[k], v) for k, v in weights(tiny_model_dir).items())
+    # the validation split is drawn from the training data, the same for every run, and never trained on
+    records = data.read_records(task / "train.jsonl")
+    validation, rest = data.validation_split(records, 24)
+    assert len(validation) == 24 and len(rest) == len(records) - 24
+    assert not {r["id"] for r in validation} & {r["id"] for r in rest}
+    assert data.validation_split(records, 24) == (validation, rest)
+    with Grader.from_config(config.resolve(cfg).grading) as grader:
+        trainer = train_mod.Trainer(
+            config.resolve(cfg), "multi_attempt", 0, tiny_model_dir, records, {}, tmp_path / "r2", grader
+        )
+    assert trainer.validation == validation and trainer.order.records == rest
+
+
+def test_a_variant_with_its_own_environment_trains(task, tiny_model_dir, tmp_path):
+    """A released-baseline-like variant on the tiny model: its own prompt (no attempts sentence, no trailing
+    newline), generation to the end of the turn, the released reward, its own held-out prompt."""
+    own = {
+        "min_attempts": 1,
+        "max_attempts": 1,
+        "env": {
+            "prompt_template": "<|im_start|>system\nAnswer.<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n"
+            "<|im_start|>assistant",
+            "stop_at_box": False,
+            "reward": {"rule": "released_baseline"},
+        },
+        "heldout_prompt_template": "<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n",
+    }
+    cfg = {
+        **SMALL,
+        "train": {**SMALL["train"], "algorithm": "grpo", "steps": 2, "eval_every": 2},
+        "variants": {"released": own},
+    }
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg, variant="released"))
+    log = log_lines(tmp_path / "model" / "train_log.jsonl")
+    assert [r["step"] for r in log] == [0, 1, 2] and "heldout/mean" in log[-1]
+    assert all(-1.0 <= r["train/reward"] <= 1.0 and r["train/attempts_allowed"] == 1 for r in log[1:])
+    assert json.loads((tmp_path / "model" / "train_summary.json").read_text())["variant"] == "released"
 
 
 def test_a_checkpoint_of_another_configuration_is_refused_and_kept(task, tiny_model_dir, tmp_path):

@@ -219,6 +219,8 @@ class EvalConfig:
     max_total_tokens: int
     batch_size: int
     gpus: int
+    checkpoint: str
+    validation_questions: int
 
 
 @dataclass(frozen=True)
@@ -447,6 +449,8 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append(f"train.train_batch: must divide rollout_batch x samples_per_prompt ({t.episodes})")
     if t.train_batch % t.micro_batch:
         errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
+    if c.eval.checkpoint == "best_heldout" and not t.eval_every:
+        errors.append("eval.checkpoint: best_heldout picks among the checks every train.eval_every steps; set it > 0")
     if t.nodes > 1 and t.gpus < 1:
         errors.append("train.nodes: training on several nodes starts GPU processes; set train.gpus (per node) >= 1")
     if c.rollout.backend == "vllm":
