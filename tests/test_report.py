@@ -184,7 +184,7 @@ def test_summary_carries_the_headline_difference_departures_audit_and_provenance
     # the grader audit: one disagreement per model and run, on alpha's question 0
     a = summary["grader_audit"]
     assert a["headline_grader"] == "math_verify" and set(a["models"]) == set(FIRST)
-    for model, m in a["models"].items():
+    for m in a["models"].values():
         assert (m["n_disagreements"], m["primary_only"], m["second_only"]) == (MAX_K, MAX_K, 0)
         assert m["primary"]["1"] - m["second"]["1"] == pytest.approx(1 / 40 / 2)  # one of 40, half the macro
     assert a["variants"]["multi_attempt"]["primary"]["2"] == pytest.approx(
