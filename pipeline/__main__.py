@@ -217,7 +217,7 @@ def cmd_eval_metrics(args: argparse.Namespace) -> None:
     with Grader.from_config(cfg.grading) as grader:
         grades = grader.grade_answers([a for a, _ in pairs], [e for _, e in pairs])
     equivalent = {pair: g.correct for pair, g in zip(pairs, grades)}
-    out = metrics.metrics_for(args.model, runs, equivalent=equivalent)
+    out = metrics.metrics_for(args.model, runs, equivalent=equivalent, others=cfg.eval.models)
     write_json(args.out, out)
     log.info(
         "%s: accuracy@k %s; %d answer pairs judged for repeats (%d equivalent, %d timed out) -> %s",
@@ -281,7 +281,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
         report.read_csv(tables / "learning_curves.csv"),
         args.out_dir,
         cfg.scale,
-        cfg.trained_variants,
+        [*cfg.trained_variants, *cfg.eval.models],
     )
     log.info("%d figure files -> %s", len(paths), args.out_dir)
 

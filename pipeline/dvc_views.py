@@ -26,10 +26,10 @@ from pipeline.io import atomic_path, write_json
 PLOTS = ("accuracy_vs_k", "heldout_accuracy", "reward", "wrong_to_right")  # the plot tables
 
 
-def plot_columns(variants: list[str]) -> dict[str, list[str]]:
-    """Plot table -> its model columns (dvc.yaml's `y`): the trained variants, and the base model where it has
-    values (not in the training curves). A model without values gets an empty column."""
-    models = [*variants, "base"]
+def plot_columns(variants: list[str], others: list[str] = ()) -> dict[str, list[str]]:
+    """Plot table -> its model columns (dvc.yaml's `y`): the trained variants, and the base model and eval.models
+    where they have values (not in the training curves). A model without values gets an empty column."""
+    models = [*variants, "base", *others]
     return {"accuracy_vs_k": models, "heldout_accuracy": variants, "reward": variants, "wrong_to_right": models}
 
 
@@ -44,8 +44,12 @@ def headline(entry: Mapping[str, Any]) -> dict[str, float]:
 
 
 def entries(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """Model -> its summary.json entry: the variants in the summary's order, then the base model."""
-    return {**summary["variants"], **({"base": summary["base"]} if "base" in summary else {})}
+    """Model -> its summary.json entry: the variants in the summary's order, the base model, then eval.models."""
+    return {
+        **summary["variants"],
+        **({"base": summary["base"]} if "base" in summary else {}),
+        **summary.get("others", {}),
+    }
 
 
 def metrics(summary: Mapping[str, Any]) -> dict[str, dict[str, float]]:
@@ -61,7 +65,7 @@ def _wide(frame: pd.DataFrame, index: str, values: str, columns: list[str]) -> p
 
 def plot_tables(summary: Mapping[str, Any], curves: pd.DataFrame, retries: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Name (PLOTS) -> wide table."""
-    columns = plot_columns(list(summary["variants"]))
+    columns = plot_columns(list(summary["variants"]), list(summary.get("others", {})))
     acc = pd.DataFrame({m: {int(k): v for k, v in e["accuracy_at_k"].items()} for m, e in entries(summary).items()})
     acc = acc.reindex(columns=columns["accuracy_vs_k"]).rename_axis("k").reset_index()
     right = retries.assign(fixed=retries["wrong_to_right_rate"] * retries["reached"])

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -597,10 +597,11 @@ def gain_ci(
 # ----------------------------------------------------------------------------------------------- metrics.json
 
 
-def parse_model(name: str) -> tuple[str, int | None]:
-    """The workflow's model names: 'multi_attempt_s1' -> ('multi_attempt', 1); 'base' -> ('base', None)."""
-    if name == BASE:
-        return BASE, None
+def parse_model(name: str, others: Collection[str] = ()) -> tuple[str, int | None]:
+    """The workflow's model names: 'multi_attempt_s1' -> ('multi_attempt', 1); 'base' -> ('base', None); a model
+    of config eval.models (`others`) -> (its name, None)."""
+    if name == BASE or name in others:
+        return name, None
     m = MODEL_NAME.match(name)
     if not m:
         raise DataError(f"model name {name!r} is neither {BASE!r} nor <variant>_s<seed>")
@@ -612,12 +613,13 @@ def metrics_for(
     runs: Mapping[int, Sequence[Trace]],
     seed: int = 0,
     equivalent: Mapping[tuple[str, str], bool] | None = None,
+    others: Collection[str] = (),
 ) -> dict:
     """metrics.json of one model x benchmark from its runs {k: traces}: the model (name, variant, seed), then
     `summarize` per k, plus the gain of each k over k = 1 on the same questions with a paired bootstrap 95%
     interval. `seed` is the bootstraps' seed; `equivalent` the grader's verdicts on the runs' `retry_pairs`
-    (None: no repeat_rate_equiv)."""
-    variant, model_seed = parse_model(model)
+    (None: no repeat_rate_equiv); `others` the names of config eval.models (their variant is their name)."""
+    variant, model_seed = parse_model(model, others)
     by_k = {int(k): summarize(traces, seed=seed, equivalent=equivalent) for k, traces in sorted(runs.items())}
     out = {
         "model": model,

@@ -263,13 +263,13 @@ def summarize(
         "k": sorted(int(k) for k in acc["k"].unique()),
         "variants": {},
     }
-    for variant in [*cfg.trained_variants, BASE]:
+    for variant in [*cfg.trained_variants, BASE, *cfg.eval.models]:
         rows = macro[macro["variant"] == variant]
         if rows.empty:
             continue
         per_k = rows.groupby("k")["accuracy"]
         entry = {
-            **({} if variant == BASE else _declared(cfg, variant)),
+            **(_declared(cfg, variant) if variant in cfg.variants else {}),
             "accuracy_at_k": {str(k): float(v) for k, v in per_k.mean().items()},
             "accuracy_at_k_range": {
                 str(k): [float(lo), float(hi)] for (k, lo), hi in zip(per_k.min().items(), per_k.max().values)
@@ -284,6 +284,9 @@ def summarize(
             entry["retry_max_k"] = {rate: _weighted(r, rate) for rate in RETRY_RATES}
         if variant == BASE:
             out["base"] = entry
+            continue
+        if variant in cfg.eval.models:  # evaluated beside the others, not trained here
+            out.setdefault("others", {})[variant] = {"source": cfg.eval.models[variant], **entry}
             continue
         seeds = {}
         for seed, g in rows.groupby("seed"):
@@ -778,7 +781,7 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
     scale), retries, training, figures, departures from the paper, provenance."""
     ks = [str(k) for k in summary["k"]]
     variants = summary["variants"]
-    entries = {**variants, **({BASE: summary["base"]} if "base" in summary else {})}
+    entries = {**variants, **({BASE: summary["base"]} if "base" in summary else {}), **summary.get("others", {})}
     lines = [
         f"# Multi-attempt vs single-attempt RL — {summary['scale']} experiment",
         "",
@@ -920,7 +923,7 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
         ]
 
     if "grader_audit" in summary:
-        lines += _audit_section(summary["grader_audit"], ks, [*variants, BASE])
+        lines += _audit_section(summary["grader_audit"], ks, list(entries))
 
     train_rows = []
     for v, e in variants.items():

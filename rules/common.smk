@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
@@ -119,7 +120,7 @@ RULE_KEYS = {
         "rollout.backend",
         "rollout.max_model_len",
     ],
-    "eval_metrics": ["grading"],  # repeats are judged by the grader's equivalence
+    "eval_metrics": ["grading", "eval.models"],  # repeats are judged by the grader's equivalence
     "aggregate": ["grading.multi_box"],  # stated in summary.json
     "figures": [],
 }
@@ -221,6 +222,11 @@ def trained_model_output(path):
 # rules/download.smk. The jobs that read the hub take its manifest as an input, marked ancient so that a new
 # download does not rerun them, and run offline.
 HUB_PLAN = hub_plan(CFG)
+for _name, _source in CFG.eval.models.items():  # a local model must be there before any job starts
+    if not any(f.repo_id == _source for f in HUB_PLAN) and not os.path.isdir(_source):
+        raise WorkflowError(
+            f"eval.models.{_name}: {_source!r} is neither a folder nor a Hugging Face hub id"
+        )
 HUB_MANIFEST = f"{HF_HOME}/manifests/{CFG.experiment}.json"
 
 
@@ -260,15 +266,18 @@ def model_folder(name):
 
 
 def model_source(name):
-    """What `--model` gets: a folder the workflow builds, or (base model, model.source != build) a hub id/path."""
+    """What `--model` gets: a folder the workflow builds, or (base model, model.source != build; eval.models) a
+    hub id or path."""
     if name == "base" and CFG.model.source != "build":
         return CFG.model.source
-    return model_folder(name)
+    return CFG.eval.models.get(name) or model_folder(name)
 
 
 def model_input(wildcards):
-    """The model folder as a rule input when the workflow builds it; nothing for a hub id."""
-    if wildcards.model == "base" and CFG.model.source != "build":
+    """The model folder as a rule input when the workflow builds it; nothing for a hub id or given path."""
+    if wildcards.model in CFG.eval.models or (
+        wildcards.model == "base" and CFG.model.source != "build"
+    ):
         return []
     return model_folder(wildcards.model)
 
@@ -335,7 +344,8 @@ def train_launcher():
 
 
 def evaluated_models():
-    return ["base", *trained_models()]
+    """The base model, the trained ones and config eval.models."""
+    return ["base", *trained_models(), *CFG.eval.models]
 
 
 def all_eval_metrics():

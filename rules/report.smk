@@ -113,7 +113,10 @@ rule dvc_views:
         curves=rules.aggregate.output.curves,
         retries=rules.aggregate.output.retries,
     output:
-        metrics=[f"{REPORTS}/metrics/{model}.json" for model in [*VARIANTS, "base"]],
+        metrics=[
+            f"{REPORTS}/metrics/{model}.json"
+            for model in [*VARIANTS, "base", *CFG.eval.models]
+        ],
         plots=[f"{REPORTS}/plots/{name}.csv" for name in DVC_PLOTS],
     log:
         f"{OUT}/logs/dvc_views.log",

@@ -96,6 +96,23 @@ def test_dry_run_paper_preset(tmp_path):
     assert len(eval_jobs) == 105 and all("gpu=1" in job.split("Shell command")[0] for job in eval_jobs)
 
 
+def test_eval_models_are_evaluated_beside_the_trained_ones(tmp_path):
+    """eval.models: a local folder (or a hub id, which the download rule fetches) is evaluated at every k, audited
+    and reported like the workflow's own models; a path that is neither stops the workflow before any job."""
+    folder = tmp_path / "instruct"
+    folder.mkdir()
+    cfg = f"eval={{models: {{instruct: {folder}}}}}"
+    out = snakemake(tmp_path, "-n", "-p", "--config", cfg).stdout
+    assert out.count("--model " + str(folder)) == 5  # k = 1..5
+    assert "results/tiny/eval/instruct/synthetic/grader_audit.json" in out and "reports/metrics/instruct.json" in out
+    hub = snakemake(tmp_path, "-n", "-p", "--config", "eval={models: {qwen: Qwen/Qwen2.5-Math-1.5B-Instruct}}").stdout
+    assert "rule download:" in hub and hub.count("--model Qwen/Qwen2.5-Math-1.5B-Instruct") == 5
+    bad = snakemake(tmp_path, "-n", "--config", f"eval={{models: {{gone: {tmp_path / 'nowhere'}}}}}", check=False)
+    assert bad.returncode != 0 and "eval.models.gone" in bad.stderr + bad.stdout
+    clash = snakemake(tmp_path, "-n", "--config", f"eval={{models: {{baseline_s0: {folder}}}}}", check=False)
+    assert clash.returncode != 0 and "eval.models.baseline_s0: the name of a model the workflow makes" in clash.stdout
+
+
 def test_a_named_experiment_has_its_own_folders(tmp_path):
     """`experiment: NAME` moves every output to results/NAME and reports/NAME; the default keeps results/tiny and
     reports/ (and the paper preset results/paper and reports/paper, test_dry_run_paper_preset)."""

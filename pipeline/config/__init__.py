@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -221,6 +222,7 @@ class EvalConfig:
     gpus: int
     checkpoint: str
     validation_questions: int
+    models: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -449,6 +451,9 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append(f"train.train_batch: must divide rollout_batch x samples_per_prompt ({t.episodes})")
     if t.train_batch % t.micro_batch:
         errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
+    for name in c.eval.models:
+        if name == "base" or re.fullmatch(rf"({'|'.join(map(re.escape, c.variants))})_s\d+", name):
+            errors.append(f"eval.models.{name}: the name of a model the workflow makes; choose another")
     if c.eval.checkpoint == "best_heldout" and not t.eval_every:
         errors.append("eval.checkpoint: best_heldout picks among the checks every train.eval_every steps; set it > 0")
     if t.nodes > 1 and t.gpus < 1:
