@@ -116,6 +116,24 @@ RULE_KEYS = {
         "rollout.backend",
         "rollout.max_model_len",
     ],
+    "parallel_eval": [  # evaluation's keys, and training's sampling temperature and top-p (pipeline/probes.py)
+        "env",
+        "grading",
+        "eval",
+        "train.temperature",
+        "train.top_p",
+        "rollout.backend",
+        "rollout.max_model_len",
+    ],
+    "flip_probe": [
+        "env",
+        "grading",
+        "eval.batch_size",
+        "eval.max_attempt_tokens",
+        "eval.max_total_tokens",
+        "rollout.backend",
+        "rollout.max_model_len",
+    ],
     "aggregate": ["grading.multi_box"],  # stated in summary.json
     "figures": [],
 }
