@@ -20,6 +20,23 @@ model's greedy one, token for token) in which the feedback after the first attem
 traces: those were written under the N = 1 prompt and keep text, not ids, so re-tokenising them would not be
 exactly what the model wrote. Nothing in `rollout` or the environment changes for it.
 
+Outputs, per model x evaluation set (rules/evaluate.smk), beside the k-traces in results/<exp>/eval/<model>/<set>/:
+  parallel.jsonl: one trace per sample (the format of `pipeline.metrics`, N = 1, attempts with n_tokens) plus
+    "sample": 0..n-1; question by question, samples in order.
+  parallel.json: {"model", "benchmark", "temperature", "top_p", "seed": PARALLEL_SEED, "n_questions",
+    "n_samples": n, "mean_sample_tokens", "token_mismatches",
+    "by_k": {"1".."n": {"pass_at_k", "pass_at_k_ci95": [lo, hi], "majority_at_k", "majority_at_k_ci95",
+                         "mean_tokens": k x mean_sample_tokens}},
+    "sequential": {"1".."K": {"accuracy", "accuracy_ci95", "mean_tokens"}}}  (from the evaluation's k-traces)
+    majority@1 is sample 0's accuracy (pass@1 averages all n samples), and majority@2 = majority@1 (two answers
+    agree, or tie and the first wins).
+  flip_probe.jsonl: per question {"id", "benchmark", "attempts": [{"text", "answer", "correct" (the real
+    verdict), "n_tokens", "timed_out"}, ...], "stop_reason" (of the counterfactual dialogue), "token_exact",
+    "probed"}.
+  flip_probe.json: {"model", "benchmark", **flip_stats(...)}: "n_questions", "n_first_correct", "n_probed",
+    "n_flipped", "flip_rate", "flip_rate_ci95", "n_repeated", "repeat_rate", "token_mismatches".
+CIs are 95% percentile bootstraps over questions (`metrics.bootstrap_ci`, 1000 resamples, seed 0).
+
 Try it: `pytest tests/test_probes.py -q`.
 """
 
@@ -233,13 +250,14 @@ def flip_probe(
     out = []
     for t in transcripts:
         rec = trace(t, benchmark)
-        del rec["N"], rec["solved_at"]  # the dialogue is counterfactual: no solved_at of the trace format
-        attempts = rec["attempts"]
-        grades = grader.grade([a["text"] for a in attempts], [t.dialogue.gold] * len(attempts))
-        for a, g in zip(attempts, grades):
-            a["correct"], a["timed_out"] = g.correct, g.timed_out
-        rec["probed"] = len(attempts) == 2 and attempts[0]["correct"]
+        del rec["N"], rec["solved_at"]  # counterfactual: not a dialogue of the trace format
         out.append(rec)
+    attempts = [(a, t.dialogue.gold) for rec, t in zip(out, transcripts) for a in rec["attempts"]]
+    grades = grader.grade([a["text"] for a, _ in attempts], [gold for _, gold in attempts])  # the real verdicts
+    for (a, _), g in zip(attempts, grades):
+        a["correct"], a["timed_out"] = g.correct, g.timed_out
+    for rec in out:
+        rec["probed"] = len(rec["attempts"]) == 2 and rec["attempts"][0]["correct"]
     return out
 
 
