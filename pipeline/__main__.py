@@ -164,6 +164,74 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_parallel_eval(args: argparse.Namespace) -> None:
+    from pipeline import data, evaluate, probes
+    from pipeline.grading import Grader
+    from pipeline.io import write_json, write_jsonl
+
+    cfg = config_mod.load(args.config)
+    _threads(args.threads)
+    sequential = {}
+    for path in args.sequential:  # read first: a bad trace file fails before any sampling
+        run = probes.read_samples(path)
+        if run[0].trace.n in sequential:
+            raise DataError(f"{path}: a second traces file of k={run[0].trace.n}")
+        sequential[run[0].trace.n] = run
+    records = data.read_records(args.data)
+    backend, tokenizer = evaluate.open_backend(cfg, args.model)
+    with Grader.from_config(cfg.grading) as grader:
+        samples = probes.parallel_samples(backend, tokenizer, cfg, records, args.benchmark, grader)
+    write_jsonl(args.out, samples)
+    summary = probes.parallel_summary(
+        [probes.sample_of(r, f"{args.out}: record {i}") for i, r in enumerate(samples)], sequential
+    )
+    write_json(
+        args.summary,
+        {
+            "model": args.name,
+            "benchmark": args.benchmark,
+            "temperature": cfg.train.temperature,
+            "top_p": cfg.train.top_p,
+            "seed": probes.PARALLEL_SEED,
+            **summary,
+            "token_mismatches": sum(not s["token_exact"] for s in samples),
+        },
+    )
+    log.info(
+        "%s on %s, %d samples per question at T=%g: pass@k %s -> %s",
+        args.name,
+        args.benchmark,
+        summary["n_samples"],
+        cfg.train.temperature,
+        ", ".join(f"{k}: {m['pass_at_k']:.3f}" for k, m in summary["by_k"].items()),
+        args.summary,
+    )
+
+
+def cmd_flip_probe(args: argparse.Namespace) -> None:
+    from pipeline import data, evaluate, probes
+    from pipeline.grading import Grader
+    from pipeline.io import write_json, write_jsonl
+
+    cfg = config_mod.load(args.config)
+    _threads(args.threads)
+    records = data.read_records(args.data)
+    backend, tokenizer = evaluate.open_backend(cfg, args.model)
+    with Grader.from_config(cfg.grading) as grader:
+        probed = probes.flip_probe(backend, tokenizer, cfg, records, args.benchmark, grader)
+    write_jsonl(args.out, probed)
+    stats = probes.flip_stats(probed)
+    write_json(args.summary, {"model": args.name, "benchmark": args.benchmark, **stats})
+    log.info(
+        "%s on %s: %d of %d right first answers flipped to wrong after feedback saying wrong -> %s",
+        args.name,
+        args.benchmark,
+        stats["n_flipped"],
+        stats["n_probed"],
+        args.summary,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from pipeline import data, distributed, train
     from pipeline.grading import Grader
@@ -339,6 +407,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", required=True, help="name recorded in the traces")
     p.add_argument("--k", type=int, required=True, help="attempts allowed (N = k)")
     p.add_argument("--out", required=True, help="output traces (jsonl)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = verb(
+        "parallel-eval",
+        cmd_parallel_eval,
+        "eval.max_k independent single-attempt samples per question at train.temperature; pass@k, majority@k and "
+        "tokens beside the k-attempt runs",
+    )
+    p.add_argument("--model", required=True, help="model folder or hub id")
+    p.add_argument("--name", required=True, help="the model's name in the json: base or <variant>_s<seed>")
+    p.add_argument("--data", required=True, help="evaluation questions (jsonl)")
+    p.add_argument("--benchmark", required=True, help="name recorded in the traces")
+    p.add_argument("--sequential", nargs="*", default=[], help="the model's k-attempt traces (jsonl), one per k")
+    p.add_argument("--out", required=True, help="output sample traces (jsonl)")
+    p.add_argument("--summary", required=True, help="output parallel.json")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = verb("flip-probe", cmd_flip_probe, "tell right first answers they are wrong; how often does the second flip?")
+    p.add_argument("--model", required=True, help="model folder or hub id")
+    p.add_argument("--name", required=True, help="the model's name in the json: base or <variant>_s<seed>")
+    p.add_argument("--data", required=True, help="evaluation questions (jsonl)")
+    p.add_argument("--benchmark", required=True, help="name recorded in the records")
+    p.add_argument("--out", required=True, help="output probe records (jsonl)")
+    p.add_argument("--summary", required=True, help="output flip_probe.json")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p = verb("train", cmd_train, "RL-train one variant x seed from the base model (PPO or GRPO)")
     p.add_argument(

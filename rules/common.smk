@@ -121,6 +121,27 @@ RULE_KEYS = {
         "rollout.max_model_len",
     ],
     "eval_metrics": ["grading", "eval.models"],  # repeats are judged by the grader's equivalence
+    "parallel_eval": [  # evaluation's keys, and training's sampling temperature and top-p (pipeline/probes.py)
+        "env",
+        "grading",
+        "eval.max_k",
+        "eval.batch_size",
+        "eval.max_attempt_tokens",
+        "eval.max_total_tokens",
+        "train.temperature",
+        "train.top_p",
+        "rollout.backend",
+        "rollout.max_model_len",
+    ],
+    "flip_probe": [
+        "env",
+        "grading",
+        "eval.batch_size",
+        "eval.max_attempt_tokens",
+        "eval.max_total_tokens",
+        "rollout.backend",
+        "rollout.max_model_len",
+    ],
     "aggregate": ["grading.multi_box"],  # stated in summary.json
     "figures": [],
 }
