@@ -329,6 +329,11 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     report.write_csv(out / "learning_curves.csv", curves)
     summary = report.summarize(acc, retries, curves, args.metrics, cfg)
     grading = {"multi_box": cfg.grading.multi_box}  # the evaluations' rule (the evaluate rule reruns when it changes)
+    controls = report.controls_table(args.parallel, list(cfg.eval.models))
+    report.write_csv(out / "controls.csv", controls)
+    summary["controls"] = report.controls_summary(controls)
+    if args.flip:
+        summary["flip_probe"] = report.flip_probe(args.flip, list(cfg.eval.models))
     summary["retry_intervals"] = report.retry_intervals(args.metrics)
     if args.audits:
         summary["grader_audit"] = report.grader_audit(args.audits)
@@ -347,6 +352,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
         report.read_csv(tables / "accuracy.csv"),
         report.read_csv(tables / "retries.csv"),
         report.read_csv(tables / "learning_curves.csv"),
+        report.read_csv(tables / "controls.csv"),
         args.out_dir,
         cfg.scale,
         [*cfg.trained_variants, *cfg.eval.models],
@@ -457,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-logs", nargs="*", default=[], help="models/<variant>_s<seed>/train_log.jsonl files")
     p.add_argument("--models", nargs="*", default=[], help="model folders whose provenance.json to collect")
     p.add_argument("--audits", nargs="*", default=[], help="eval/<model>/<benchmark>/grader_audit.json files")
+    p.add_argument("--parallel", nargs="*", default=[], help="eval/<model>/<benchmark>/parallel.json files")
+    p.add_argument("--flip", nargs="*", default=[], help="eval/<model>/<benchmark>/flip_probe.json files")
     p.add_argument("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)")
     p = verb("figures", cmd_figures, "draw the report's figures (PNG and PDF) from the aggregated tables")
     p.add_argument("--tables", required=True, help="folder with accuracy.csv, retries.csv, learning_curves.csv")

@@ -137,6 +137,72 @@ def retry_intervals(metrics_files: Sequence[str | Path]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["model"], r["benchmark"]))
 
 
+def controls_table(parallel_files: Sequence[str | Path], others: Sequence[str] = ()) -> pd.DataFrame:
+    """Sequential vs parallel at equal budget (pipeline.probes' parallel.json files): one row per model x benchmark
+    x k x mode, mode = sequential (the k-attempt dialogue with feedback) | pass (pass@k of k independent samples) |
+    majority (majority@k), with its accuracy and the mean policy tokens per question."""
+    rows = []
+    for path in parallel_files:
+        p = read_json(path)
+        variant, seed = parse_model(p["model"], others)
+        who = {"model": p["model"], "variant": variant, "seed": seed, "benchmark": p["benchmark"]}
+        for k, x in p["sequential"].items():
+            rows.append(
+                {**who, "k": int(k), "mode": "sequential", "accuracy": x["accuracy"], "tokens": x["mean_tokens"]}
+            )
+        for k, x in p["by_k"].items():
+            for mode in ("pass", "majority"):
+                rows.append(
+                    {**who, "k": int(k), "mode": mode, "accuracy": x[f"{mode}_at_k"], "tokens": x["mean_tokens"]}
+                )
+    columns = [*IDENTITY, "k", "mode", "accuracy", "tokens"]
+    return pd.DataFrame(rows, columns=columns).sort_values(
+        ["variant", "seed", "benchmark", "mode", "k"], ignore_index=True
+    )
+
+
+def controls_summary(controls: pd.DataFrame) -> dict:
+    """summary.json's controls: per model name (variant, base, eval.models) and mode, macro accuracy and mean tokens
+    at each k (mean over benchmarks, then over seeds)."""
+    if controls.empty:
+        return {}
+    macro = controls.groupby(["variant", "seed", "mode", "k"], dropna=False, as_index=False)[
+        ["accuracy", "tokens"]
+    ].mean()
+    means = macro.groupby(["variant", "mode", "k"])[["accuracy", "tokens"]].mean()
+    out: dict = {}
+    for (variant, mode, k), x in means.iterrows():
+        entry = out.setdefault(variant, {}).setdefault(mode, {})
+        entry[str(k)] = {"accuracy": float(x["accuracy"]), "tokens": float(x["tokens"])}
+    return out
+
+
+def flip_probe(flip_files: Sequence[str | Path], others: Sequence[str] = ()) -> dict:
+    """summary.json's flip_probe: per model x benchmark, right first answers told they are wrong: how often the
+    second answer is wrong (flip rate, 95% interval) or repeats the first; per variant the pooled rate."""
+    rows = []
+    for path in flip_files:
+        f = read_json(path)
+        variant, seed = parse_model(f["model"], others)
+        rows.append(
+            {
+                "model": f["model"],
+                "variant": variant,
+                "seed": seed,
+                "benchmark": f["benchmark"],
+                **{key: f[key] for key in ("n_probed", "n_flipped", "flip_rate", "flip_rate_ci95", "repeat_rate")},
+            }
+        )
+    pooled: dict[str, list[int]] = {}
+    for r in rows:
+        n = pooled.setdefault(r["variant"], [0, 0])
+        n[0], n[1] = n[0] + r["n_flipped"], n[1] + r["n_probed"]
+    return {
+        "models": sorted(rows, key=lambda r: (r["model"], r["benchmark"])),
+        "variants": {v: {"n_probed": n, "flip_rate": f / n if n else None} for v, (f, n) in pooled.items()},
+    }
+
+
 def grader_audit(audit_files: Sequence[str | Path]) -> dict:
     """summary.json's grader_audit: per model, macro accuracy at each k under Math-Verify (the headline grader) and
     under the second grader (pipeline.audit), and the attempts they disagree on; per variant the mean over seeds."""
@@ -584,6 +650,7 @@ class Drawing:
     acc: pd.DataFrame
     retries: pd.DataFrame
     curves: pd.DataFrame
+    controls: pd.DataFrame
     scale: str
     order: list[str]
     smooth: int
@@ -618,6 +685,7 @@ def figures(
     acc: pd.DataFrame,
     retries: pd.DataFrame,
     curves: pd.DataFrame,
+    controls: pd.DataFrame,
     folder: str | Path,
     scale: str,
     variants: Sequence[str],
@@ -627,7 +695,7 @@ def figures(
     return the files written."""
     plt, sns = _setup()
     order = [*variants, BASE]
-    drawing = Drawing(acc, retries, curves, scale, order, smooth, plt, sns, _palette(sns, order))
+    drawing = Drawing(acc, retries, curves, controls, scale, order, smooth, plt, sns, _palette(sns, order))
     written = []
     for name, draw in FIGURES.items():
         fig = draw(drawing)
@@ -737,6 +805,31 @@ def _retries(d: Drawing):
             ax.set(xlabel="attempt", ylabel="% of dialogues reaching it", title=title)
         _legend(axes[0])
         axes[1].get_legend().remove()
+    return fig
+
+
+@figure("sequential_vs_parallel")
+def _sequential_vs_parallel(d: Drawing):
+    """Learning from failure or sampling more? Accuracy of the k-attempt dialogue with feedback (solid) against
+    k independent samples (pass@k dashed, majority@k dotted), by k and by policy tokens spent."""
+    fig, axes = d.plt.subplots(1, 2, figsize=(10, 3.8))
+    if not d.controls.empty:
+        c = d.controls.groupby(["variant", "seed", "mode", "k"], dropna=False, as_index=False)[["accuracy", "tokens"]]
+        c = c.mean().assign(accuracy=lambda x: x["accuracy"] * 100)
+        styles = {"sequential": "-", "pass": "--", "majority": ":"}
+        for v in _present(c, d.order):
+            for mode, ls in styles.items():
+                m = (
+                    c[(c["variant"] == v) & (c["mode"] == mode)]
+                    .groupby("k", as_index=False)[["accuracy", "tokens"]]
+                    .mean()
+                )
+                name = f"{label(v)}, {'dialogue' if mode == 'sequential' else mode + '@k'}"
+                axes[0].plot(m["k"], m["accuracy"], ls=ls, marker="o", ms=3, color=d.palette[v], label=name)
+                axes[1].plot(m["tokens"], m["accuracy"], ls=ls, marker="o", ms=3, color=d.palette[v])
+        axes[0].legend(fontsize=6, frameon=False)
+    axes[0].set(xlabel="attempts / samples (k)", ylabel="accuracy (%)", title="Sequential with feedback vs parallel")
+    axes[1].set(xlabel="policy tokens per question", ylabel="accuracy (%)", title="Accuracy vs tokens spent")
     return fig
 
 
@@ -922,6 +1015,8 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
             "",
         ]
 
+    if summary.get("controls"):
+        lines += _controls_section(summary, list(entries), figures_dir)
     if "grader_audit" in summary:
         lines += _audit_section(summary["grader_audit"], ks, list(entries))
 
@@ -979,6 +1074,60 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _controls_section(summary: Mapping, order: Sequence[str], figures_dir: str) -> list[str]:
+    """Sequential with feedback vs parallel sampling at equal k, with tokens; the flip probe."""
+    controls = summary["controls"]
+    lines = ["## Learning from failure, or sampling more?", ""]
+    rows = []
+    for v in [v for v in order if v in controls]:
+        c = controls[v]
+        for k in sorted(c.get("sequential", {}), key=int):
+            seq, par, maj = c["sequential"][k], c.get("pass", {}).get(k), c.get("majority", {}).get(k)
+            rows.append(
+                [
+                    label(v),
+                    k,
+                    f"{_pct(seq['accuracy'])} ({seq['tokens']:.1f})",
+                    f"{_pct(par['accuracy'])} ({par['tokens']:.1f})" if par else "–",
+                    _pct(maj["accuracy"]) if maj else "–",
+                ]
+            )
+    lines += _table(
+        ["model", "k", "dialogue with feedback (tokens)", "pass@k of k samples (tokens)", "majority@k"], rows
+    )
+    lines += [
+        "",
+        "The k-attempt dialogue (greedy, feedback from the gold answer) against k independent single-attempt samples "
+        "at the training temperature: pass@k (unbiased estimator from n = max k samples), majority@k. Tokens: "
+        "policy tokens per question. A model that learned from its failures beats sampling at equal k or tokens.",
+        "",
+        f"![Sequential vs parallel]({figures_dir}/sequential_vs_parallel.png)",
+        "",
+    ]
+    flip = summary.get("flip_probe")
+    if flip and flip["models"]:
+        rows = [
+            [
+                r["model"],
+                r["benchmark"],
+                str(r["n_probed"]),
+                _pct(r["flip_rate"]) + _interval_text(r["flip_rate_ci95"]),
+                _pct(r["repeat_rate"]),
+            ]
+            for r in flip["models"]
+        ]
+        lines += ["### Told a right answer is wrong", ""]
+        lines += _table(["model", "benchmark", "right first answers", "second answer wrong [95%]", "repeats it"], rows)
+        lines += [
+            "",
+            'The k = 2 dialogue with feedback that always says "wrong": of the questions answered right at the '
+            "first attempt, how often the second attempt is wrong (right → wrong, SCoRe's Δc→i). A model that learned "
+            "to use feedback should not simply abandon right answers.",
+            "",
+        ]
+    return lines
 
 
 def _interval_text(ci: Sequence[float] | None) -> str:

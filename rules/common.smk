@@ -120,7 +120,10 @@ RULE_KEYS = {
         "rollout.backend",
         "rollout.max_model_len",
     ],
-    "eval_metrics": ["grading", "eval.models"],  # repeats are judged by the grader's equivalence
+    "eval_metrics": [
+        "grading",
+        "eval.models",
+    ],  # repeats are judged by the grader's equivalence
     "parallel_eval": [  # evaluation's keys, and training's sampling temperature and top-p (pipeline/probes.py)
         "env",
         "grading",
@@ -243,7 +246,10 @@ def trained_model_output(path):
 # rules/download.smk. The jobs that read the hub take its manifest as an input, marked ancient so that a new
 # download does not rerun them, and run offline.
 HUB_PLAN = hub_plan(CFG)
-for _name, _source in CFG.eval.models.items():  # a local model must be there before any job starts
+for (
+    _name,
+    _source,
+) in CFG.eval.models.items():  # a local model must be there before any job starts
     if not any(f.repo_id == _source for f in HUB_PLAN) and not os.path.isdir(_source):
         raise WorkflowError(
             f"eval.models.{_name}: {_source!r} is neither a folder nor a Hugging Face hub id"
@@ -373,9 +379,10 @@ def all_eval_metrics():
     return [eval_metrics(m, name) for m in evaluated_models() for name in eval_sets()]
 
 
-def all_grader_audits():
+def per_model_and_set(filename):
+    """results/<experiment>/eval/<model>/<set>/<filename> of every evaluated model and evaluation set."""
     return [
-        f"{OUT}/eval/{m}/{name}/grader_audit.json"
+        f"{OUT}/eval/{m}/{name}/{filename}"
         for m in evaluated_models()
         for name in eval_sets()
     ]

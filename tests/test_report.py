@@ -72,6 +72,35 @@ def results(tmp_path_factory):
                 folder / "grader_audit.json",
                 *audit.audit(model, golds, list(runs.values())),
             )
+            # the controls (pipeline.probes' outputs): the dialogue's accuracy, parallel pass@k, a flip rate
+            seq = {
+                str(k): {"accuracy": _expected_accuracy([model], k), "accuracy_ci95": [0, 1], "mean_tokens": 8.0 * k}
+                for k in range(1, MAX_K + 1)
+            }
+            par = {
+                str(k): {
+                    "pass_at_k": 0.3 + 0.1 * k,
+                    "pass_at_k_ci95": [0, 1],
+                    "majority_at_k": 0.3,
+                    "majority_at_k_ci95": [0, 1],
+                    "mean_tokens": 8.0 * k,
+                }
+                for k in range(1, MAX_K + 1)
+            }
+            write_json(folder / "parallel.json", {"model": model, "benchmark": bench, "sequential": seq, "by_k": par})
+            flips = 2 if model.startswith("multi") else 6
+            write_json(
+                folder / "flip_probe.json",
+                {
+                    "model": model,
+                    "benchmark": bench,
+                    "n_probed": 10,
+                    "n_flipped": flips,
+                    "flip_rate": flips / 10,
+                    "flip_rate_ci95": [0.0, 0.7],
+                    "repeat_rate": 0.5,
+                },
+            )
         if model != NO_PROVENANCE:
             provenance.write(root / "models" / model, provenance.record(config.resolve({"seeds": [len(model)]})))
         if model != "base":
@@ -113,6 +142,10 @@ def _run_report(results, out, scale="tiny", **config):
                 *(str(root / "models" / m) for m in FIRST),
                 "--audits",
                 *map(str, sorted(root.glob("eval/*/*/grader_audit.json"))),
+                "--parallel",
+                *map(str, sorted(root.glob("eval/*/*/parallel.json"))),
+                "--flip",
+                *map(str, sorted(root.glob("eval/*/*/flip_probe.json"))),
                 "--out-dir",
                 str(out),
             ]
@@ -191,6 +224,15 @@ def test_summary_carries_the_headline_difference_departures_audit_and_provenance
         _expected_accuracy(["multi_attempt_s0", "multi_attempt_s1"], 2)
     )
     assert "## Grader audit" in text and f"disagree on {len(FIRST) * MAX_K} of" in text
+    # sequential vs parallel: the macro over benchmarks, mean over seeds; the flip probe pooled per variant
+    c = summary["controls"]["multi_attempt"]
+    assert c["pass"]["2"] == {"accuracy": pytest.approx(0.5), "tokens": 16.0}
+    assert c["sequential"]["2"]["accuracy"] == pytest.approx(
+        _expected_accuracy(["multi_attempt_s0", "multi_attempt_s1"], 2)
+    )
+    assert summary["flip_probe"]["variants"]["multi_attempt"] == {"n_probed": 40, "flip_rate": pytest.approx(0.2)}
+    assert "## Learning from failure, or sampling more?" in text and "### Told a right answer is wrong" in text
+    assert (tmp_path / "figures" / "sequential_vs_parallel.png").read_bytes()[:4] == b"\x89PNG"
     # retry intervals per model, and the provenance block
     rows = {(r["model"], r["benchmark"]): r for r in summary["retry_intervals"]}
     r = rows[("multi_attempt_s0", "alpha")]
