@@ -228,8 +228,9 @@ class SaysWrong:
     def __init__(self, grader: Grader):
         self.grader = grader
 
-    def grade(self, responses: Sequence[str], golds: Sequence[str]) -> list[Grade]:
-        return [Grade(False, g.answer, g.timed_out, g.via, g.elapsed_s) for g in self.grader.grade(responses, golds)]
+    def grade(self, responses: Sequence[str], golds: Sequence[str], fallback: bool = False) -> list[Grade]:
+        grades = self.grader.grade(responses, golds, fallback)
+        return [Grade(False, g.answer, g.timed_out, g.via, g.elapsed_s) for g in grades]
 
 
 def flip_probe(
