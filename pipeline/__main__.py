@@ -52,17 +52,15 @@ def cmd_prepare_math(args: argparse.Namespace) -> None:
         from pipeline import env, models
 
         tokenizer = models.load_tokenizer(full.model.source)
-        n = full.attempt_range("multi_attempt").max_attempts
+        # the longest first prompt a question gets: each trained variant's prompt at its largest N
+        prompts = [(full.variant_env(v).prompt_template, full.variant(v).max_attempts) for v in full.trained_variants]
     excluded = [r["question"] for path in args.exclude for r in data.read_records(path)]
     records = data.load_math_train(cfg.source, levels=cfg.levels, splits=cfg.splits, exclude_questions=excluded)
     if tokenizer is not None:
 
         def prompt_tokens(question: str) -> int:
-            return len(
-                tokenizer(env.render_prompt(full.env.prompt_template, question, n), add_special_tokens=False)[
-                    "input_ids"
-                ]
-            )
+            texts = [env.render_prompt(template, question, n) for template, n in prompts]
+            return max(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
 
         records, dropped = data.drop_long_prompts(records, prompt_tokens, full.data.max_prompt_tokens)
         log.info(
@@ -166,12 +164,80 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_parallel_eval(args: argparse.Namespace) -> None:
+    from pipeline import data, evaluate, probes
+    from pipeline.grading import Grader
+    from pipeline.io import write_json, write_jsonl
+
+    cfg = config_mod.load(args.config)
+    _threads(args.threads)
+    sequential = {}
+    for path in args.sequential:  # read first: a bad trace file fails before any sampling
+        run = probes.read_samples(path)
+        if run[0].trace.n in sequential:
+            raise DataError(f"{path}: a second traces file of k={run[0].trace.n}")
+        sequential[run[0].trace.n] = run
+    records = data.read_records(args.data)
+    backend, tokenizer = evaluate.open_backend(cfg, args.model)
+    with Grader.from_config(cfg.grading) as grader:
+        samples = probes.parallel_samples(backend, tokenizer, cfg, records, args.benchmark, grader)
+    write_jsonl(args.out, samples)
+    summary = probes.parallel_summary(
+        [probes.sample_of(r, f"{args.out}: record {i}") for i, r in enumerate(samples)], sequential
+    )
+    write_json(
+        args.summary,
+        {
+            "model": args.name,
+            "benchmark": args.benchmark,
+            "temperature": cfg.train.temperature,
+            "top_p": cfg.train.top_p,
+            "seed": probes.PARALLEL_SEED,
+            **summary,
+            "token_mismatches": sum(not s["token_exact"] for s in samples),
+        },
+    )
+    log.info(
+        "%s on %s, %d samples per question at T=%g: pass@k %s -> %s",
+        args.name,
+        args.benchmark,
+        summary["n_samples"],
+        cfg.train.temperature,
+        ", ".join(f"{k}: {m['pass_at_k']:.3f}" for k, m in summary["by_k"].items()),
+        args.summary,
+    )
+
+
+def cmd_flip_probe(args: argparse.Namespace) -> None:
+    from pipeline import data, evaluate, probes
+    from pipeline.grading import Grader
+    from pipeline.io import write_json, write_jsonl
+
+    cfg = config_mod.load(args.config)
+    _threads(args.threads)
+    records = data.read_records(args.data)
+    backend, tokenizer = evaluate.open_backend(cfg, args.model)
+    with Grader.from_config(cfg.grading) as grader:
+        probed = probes.flip_probe(backend, tokenizer, cfg, records, args.benchmark, grader)
+    write_jsonl(args.out, probed)
+    stats = probes.flip_stats(probed)
+    write_json(args.summary, {"model": args.name, "benchmark": args.benchmark, **stats})
+    log.info(
+        "%s on %s: %d of %d right first answers flipped to wrong after feedback saying wrong -> %s",
+        args.name,
+        args.benchmark,
+        stats["n_flipped"],
+        stats["n_probed"],
+        args.summary,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from pipeline import data, distributed, train
     from pipeline.grading import Grader
 
     cfg = config_mod.load(args.config)
-    cfg.attempt_range(args.variant)  # unknown variant: a config error before any work
+    cfg.variant(args.variant)  # unknown variant: a config error before any work
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes of this job on this node (torchrun)
     if args.threads:
         _threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers))
@@ -205,19 +271,47 @@ def _set_name(path: str) -> str:
 
 def cmd_eval_metrics(args: argparse.Namespace) -> None:
     from pipeline import metrics
+    from pipeline.grading import Grader
     from pipeline.io import write_json
 
+    cfg = config_mod.load(args.config)
     runs = {}
     for path in args.traces:
         traces = metrics.read_traces(path)
         runs[traces[0].n] = traces
-    out = metrics.metrics_for(args.model, runs)
+    # Repeats judged by the grader (0.5 after \frac{1}{2}): metrics stays pure, so the pairs are graded here, the
+    # earlier answer taken as the gold; a timeout counts as not the same answer.
+    pairs = metrics.retry_pairs([t for traces in runs.values() for t in traces])
+    with Grader.from_config(cfg.grading) as grader:
+        grades = grader.grade_answers([a for a, _ in pairs], [e for _, e in pairs])
+    equivalent = {pair: g.correct for pair, g in zip(pairs, grades)}
+    out = metrics.metrics_for(args.model, runs, equivalent=equivalent, others=cfg.eval.models)
     write_json(args.out, out)
     log.info(
-        "%s: accuracy@k %s -> %s",
+        "%s: accuracy@k %s; %d answer pairs judged for repeats (%d equivalent, %d timed out) -> %s",
         out["benchmark"],
         ", ".join(f"k={k}: {m['accuracy']:.3f}" for k, m in out["by_k"].items()),
+        len(pairs),
+        sum(equivalent.values()),
+        sum(g.timed_out for g in grades),
         args.out,
+    )
+
+
+def cmd_grader_audit(args: argparse.Namespace) -> None:
+    from pipeline import audit, data, metrics
+
+    records = data.read_records(args.data)
+    rows, summary = audit.audit(args.model, records, [metrics.read_traces(path) for path in args.traces])
+    audit.write_audit(args.out_jsonl, args.out_json, rows, summary)
+    log.info(
+        "%s on %s: %d of %d attempts graded differently by %s -> %s",
+        args.model,
+        summary["eval_set"],
+        summary["total"]["n_disagreements"],
+        summary["total"]["n_attempts"],
+        summary["second_grader"],
+        args.out_jsonl,
     )
 
 
@@ -233,23 +327,35 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     report.write_csv(out / "accuracy.csv", acc)
     report.write_csv(out / "retries.csv", retries)
     report.write_csv(out / "learning_curves.csv", curves)
-    summary = report.summarize(acc, retries, curves, args.metrics, cfg.scale)
+    summary = report.summarize(acc, retries, curves, args.metrics, cfg)
     grading = {"multi_box": cfg.grading.multi_box}  # the evaluations' rule (the evaluate rule reruns when it changes)
-    write_json(out / "summary.json", {**summary, "grading": grading, "provenance": report.provenance_of(args.models)})
+    controls = report.controls_table(args.parallel, list(cfg.eval.models))
+    report.write_csv(out / "controls.csv", controls)
+    summary["controls"] = report.controls_summary(controls)
+    if args.flip:
+        summary["flip_probe"] = report.flip_probe(args.flip, list(cfg.eval.models))
+    summary["retry_intervals"] = report.retry_intervals(args.metrics)
+    if args.audits:
+        summary["grader_audit"] = report.grader_audit(args.audits)
+    models = report.provenance_of(args.models)
+    run = report.run_provenance(cfg, models)
+    write_json(out / "summary.json", {**summary, "grading": grading, "provenance": models, "run": run})
     log.info("%d evaluation runs and %d training logs -> %s", len(args.metrics), len(args.train_logs), out)
 
 
 def cmd_figures(args: argparse.Namespace) -> None:
     from pipeline import report
 
-    scale = config_mod.load(args.config).scale
+    cfg = config_mod.load(args.config)
     tables = Path(args.tables)
     paths = report.figures(
         report.read_csv(tables / "accuracy.csv"),
         report.read_csv(tables / "retries.csv"),
         report.read_csv(tables / "learning_curves.csv"),
+        report.read_csv(tables / "controls.csv"),
         args.out_dir,
-        scale,
+        cfg.scale,
+        [*cfg.trained_variants, *cfg.eval.models],
     )
     log.info("%d figure files -> %s", len(paths), args.out_dir)
 
@@ -308,8 +414,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, required=True, help="attempts allowed (N = k)")
     p.add_argument("--out", required=True, help="output traces (jsonl)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = verb(
+        "parallel-eval",
+        cmd_parallel_eval,
+        "eval.max_k independent single-attempt samples per question at train.temperature; pass@k, majority@k and "
+        "tokens beside the k-attempt runs",
+    )
+    p.add_argument("--model", required=True, help="model folder or hub id")
+    p.add_argument("--name", required=True, help="the model's name in the json: base or <variant>_s<seed>")
+    p.add_argument("--data", required=True, help="evaluation questions (jsonl)")
+    p.add_argument("--benchmark", required=True, help="name recorded in the traces")
+    p.add_argument("--sequential", nargs="*", default=[], help="the model's k-attempt traces (jsonl), one per k")
+    p.add_argument("--out", required=True, help="output sample traces (jsonl)")
+    p.add_argument("--summary", required=True, help="output parallel.json")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = verb("flip-probe", cmd_flip_probe, "tell right first answers they are wrong; how often does the second flip?")
+    p.add_argument("--model", required=True, help="model folder or hub id")
+    p.add_argument("--name", required=True, help="the model's name in the json: base or <variant>_s<seed>")
+    p.add_argument("--data", required=True, help="evaluation questions (jsonl)")
+    p.add_argument("--benchmark", required=True, help="name recorded in the records")
+    p.add_argument("--out", required=True, help="output probe records (jsonl)")
+    p.add_argument("--summary", required=True, help="output flip_probe.json")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p = verb("train", cmd_train, "RL-train one variant x seed from the base model (PPO or GRPO)")
-    p.add_argument("--variant", required=True, help="multi_attempt or baseline (config variants.*)")
+    p.add_argument(
+        "--variant", required=True, help="a variant declared in config variants (multi_attempt, baseline, ...)"
+    )
     p.add_argument("--seed", type=int, required=True, help="training seed")
     p.add_argument("--base", required=True, help="base model folder or hub id (actor, reference, critic)")
     p.add_argument("--train-data", required=True, help="training questions (jsonl)")
@@ -322,10 +452,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("traces", nargs="+", help="traces jsonl, one per k")
     p.add_argument("--model", required=True, help="the evaluated model's name: base or <variant>_s<seed>")
     p.add_argument("--out", required=True, help="output metrics json")
+    p = verb("grader-audit", cmd_grader_audit, "re-grade evaluation traces with the second grader; list disagreements")
+    p.add_argument("--data", required=True, help="the evaluation set (jsonl): ids and gold answers")
+    p.add_argument("--traces", nargs="+", required=True, help="traces jsonl, one per k")
+    p.add_argument("--model", required=True, help="the evaluated model's name (recorded in the outputs)")
+    p.add_argument("--out-jsonl", required=True, help="output: one line per attempt the graders disagree on")
+    p.add_argument("--out-json", required=True, help="output: accuracy under each grader and counts per k")
     p = verb("aggregate", cmd_aggregate, "summary.json and csv tables of every evaluation and training run")
     p.add_argument("--metrics", nargs="+", required=True, help="eval/<model>/<benchmark>/metrics.json files")
     p.add_argument("--train-logs", nargs="*", default=[], help="models/<variant>_s<seed>/train_log.jsonl files")
     p.add_argument("--models", nargs="*", default=[], help="model folders whose provenance.json to collect")
+    p.add_argument("--audits", nargs="*", default=[], help="eval/<model>/<benchmark>/grader_audit.json files")
+    p.add_argument("--parallel", nargs="*", default=[], help="eval/<model>/<benchmark>/parallel.json files")
+    p.add_argument("--flip", nargs="*", default=[], help="eval/<model>/<benchmark>/flip_probe.json files")
     p.add_argument("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)")
     p = verb("figures", cmd_figures, "draw the report's figures (PNG and PDF) from the aggregated tables")
     p.add_argument("--tables", required=True, help="folder with accuracy.csv, retries.csv, learning_curves.csv")

@@ -47,6 +47,8 @@ def fingerprint(cfg: Config, variant: str, seed: int, base: str, processes: int)
         "variants": {variant: c["variants"][variant]},
         "rollout": {"backend": cfg.rollout.backend, "max_model_len": cfg.rollout.max_model_len},
         "train": {k: v for k, v in c["train"].items() if k not in NOT_IN_FINGERPRINT},
+        # questions held out of training for eval.checkpoint best_heldout (0: none)
+        "validation": cfg.eval.validation_questions if cfg.eval.checkpoint == "best_heldout" else 0,
     }
 
 

@@ -36,6 +36,7 @@ from typing import Any
 from pipeline import hub
 from pipeline.grading.extract import extract_answer
 from pipeline.io import DataError, read_json, read_jsonl, write_jsonl
+from pipeline.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,15 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------ synthetic task
 
 SYNTHETIC_QUESTION = "{a}+{b}="  # the whole question: short, for a ~100K-parameter model
+
+
+def validation_split(records: Sequence[dict[str, Any]], n: int) -> tuple[list[dict], list[dict]]:
+    """(validation, rest): n training questions drawn with a fixed seed (the same for every variant and seed), and
+    the others in their order. For choosing a checkpoint without looking at the test benchmarks."""
+    if n >= len(records):
+        raise DataError(f"eval.validation_questions ({n}) must be fewer than the training questions ({len(records)})")
+    chosen = set(random.Random(derive_seed(0, "validation")).sample(range(len(records)), n))
+    return [r for i, r in enumerate(records) if i in chosen], [r for i, r in enumerate(records) if i not in chosen]
 
 
 def synthetic_qa(a: int, b: int, digits: int) -> tuple[str, str]:

@@ -55,9 +55,10 @@ def _hub_repo(source: str) -> tuple[str, list[str | None]] | None:
 def plan(cfg: Config) -> list[Fetch]:
     """Everything `cfg` loads from the hub, in a stable order, without duplicates."""
     fetches: list[Fetch] = []
-    model = _hub_repo(cfg.model.source)
-    if model:
-        fetches.append(Fetch("model", model[0]))
+    for source in [cfg.model.source, *cfg.eval.models.values()]:
+        model = _hub_repo(source)
+        if model:
+            fetches.append(Fetch("model", model[0]))
     datasets: list[tuple[str, str]] = []
     if cfg.data.train_set == "math":
         datasets += [(cfg.data.math.source, split) for split in cfg.data.math.splits]

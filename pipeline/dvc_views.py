@@ -21,12 +21,16 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.config import VARIANTS
 from pipeline.io import atomic_path, write_json
 
-MODELS = (*VARIANTS, "base")  # the metrics files
-# plot table -> its model columns (dvc.yaml's `y`; a model without values gets an empty column)
-PLOTS = {"accuracy_vs_k": MODELS, "heldout_accuracy": VARIANTS, "reward": VARIANTS, "wrong_to_right": MODELS}
+PLOTS = ("accuracy_vs_k", "heldout_accuracy", "reward", "wrong_to_right")  # the plot tables
+
+
+def plot_columns(variants: list[str], others: list[str] = ()) -> dict[str, list[str]]:
+    """Plot table -> its model columns (dvc.yaml's `y`): the trained variants, and the base model and eval.models
+    where they have values (not in the training curves). A model without values gets an empty column."""
+    models = [*variants, "base", *others]
+    return {"accuracy_vs_k": models, "heldout_accuracy": variants, "reward": variants, "wrong_to_right": models}
 
 
 def headline(entry: Mapping[str, Any]) -> dict[str, float]:
@@ -40,9 +44,12 @@ def headline(entry: Mapping[str, Any]) -> dict[str, float]:
 
 
 def entries(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """Model -> its summary.json entry, in the order of MODELS."""
-    found = {**summary["variants"], **({"base": summary["base"]} if "base" in summary else {})}
-    return {m: found[m] for m in MODELS if m in found}
+    """Model -> its summary.json entry: the variants in the summary's order, the base model, then eval.models."""
+    return {
+        **summary["variants"],
+        **({"base": summary["base"]} if "base" in summary else {}),
+        **summary.get("others", {}),
+    }
 
 
 def metrics(summary: Mapping[str, Any]) -> dict[str, dict[str, float]]:
@@ -50,24 +57,25 @@ def metrics(summary: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     return {m: headline(e) for m, e in entries(summary).items()}
 
 
-def _wide(frame: pd.DataFrame, index: str, values: str, name: str) -> pd.DataFrame:
-    """One row per `index`, PLOTS[name] as columns (mean over the rest); rows without any value dropped."""
+def _wide(frame: pd.DataFrame, index: str, values: str, columns: list[str]) -> pd.DataFrame:
+    """One row per `index`, `columns` as columns (mean over the rest); rows without any value dropped."""
     wide = frame.pivot_table(index=index, columns="variant", values=values, aggfunc="mean").dropna(how="all")
-    return wide.reindex(columns=list(PLOTS[name])).reset_index().rename_axis(columns=None)
+    return wide.reindex(columns=columns).reset_index().rename_axis(columns=None)
 
 
 def plot_tables(summary: Mapping[str, Any], curves: pd.DataFrame, retries: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Name (PLOTS) -> wide table."""
+    columns = plot_columns(list(summary["variants"]), list(summary.get("others", {})))
     acc = pd.DataFrame({m: {int(k): v for k, v in e["accuracy_at_k"].items()} for m, e in entries(summary).items()})
-    acc = acc.reindex(columns=list(PLOTS["accuracy_vs_k"])).rename_axis("k").reset_index()
+    acc = acc.reindex(columns=columns["accuracy_vs_k"]).rename_axis("k").reset_index()
     right = retries.assign(fixed=retries["wrong_to_right_rate"] * retries["reached"])
     right = right.groupby(["variant", "retry"], as_index=False)[["fixed", "reached"]].sum()
     right["wrong_to_right_rate"] = right["fixed"] / right["reached"]
     return {
         "accuracy_vs_k": acc,
-        "heldout_accuracy": _wide(curves, "step", "heldout_accuracy", "heldout_accuracy"),
-        "reward": _wide(curves, "step", "reward", "reward"),
-        "wrong_to_right": _wide(right, "retry", "wrong_to_right_rate", "wrong_to_right"),
+        "heldout_accuracy": _wide(curves, "step", "heldout_accuracy", columns["heldout_accuracy"]),
+        "reward": _wide(curves, "step", "reward", columns["reward"]),
+        "wrong_to_right": _wide(right, "retry", "wrong_to_right_rate", columns["wrong_to_right"]),
     }
 
 

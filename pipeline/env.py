@@ -12,10 +12,12 @@ whether the answer was right) runs all N attempts and scores the dialogue on its
 `solved_at` and stop reason "correct" all refer to that last answer, so accuracy@k is the share of dialogues
 whose last answer is right.
 
-The single-attempt baseline is this same environment with N = 1 (attempt range [1, 1]); evaluation at k
-attempts fixes N = k. The environment knows nothing of tokens: the rollout engine counts them and tells it
-whether the policy ended its turn itself (then the feedback's leading end-of-turn marker is dropped, so the
-marker appears once).
+Every trained variant is this environment with its attempt range and its overrides of `env` (config
+`variants`): multi-attempt N in [1, 5]; the paper's baseline N = 1 with the released single-turn prompt, no stop at
+the box and the `released_baseline` reward rule. Evaluation at k attempts fixes N = k in the top-level `env`.
+
+The environment knows nothing of tokens: the rollout engine counts them and tells it whether the policy ended its
+turn itself (then the feedback's leading end-of-turn marker is dropped, so the marker appears once).
 
 Try it: `pytest tests/test_env.py -q`.
 """
@@ -107,7 +109,9 @@ def render_feedback(template: str, n_left: int, end_of_turn: str, policy_ended_t
 
 
 def terminal_reward(attempts: Sequence[Attempt], table: RewardConfig) -> float:
-    """One reward per dialogue (spec §2): correct in any attempt > some attempt boxed > otherwise.
+    """One reward per dialogue (spec §2): correct in any attempt > some attempt formatted > otherwise. Under the
+    `boxed` rule an attempt is formatted when it gave a complete non-empty box, under `released_baseline` when its
+    text contains "boxed" (`MultiAttemptEnv._record`).
 
     A success at attempt j (1-based) earns `correct * attempt_discount**(j-1)`; the paper's discount is 1.
     """
@@ -156,7 +160,8 @@ class MultiAttemptEnv:
             raise ValueError("step: dialogues, texts, n_tokens and ended_turn must have the same length")
         if any(d.done for d in dialogues):
             raise ValueError("step: a dialogue that is already over got another attempt")
-        grades = self.grader.grade(list(texts), [d.gold for d in dialogues])
+        released = self.cfg.reward.rule == "released_baseline"
+        grades = self.grader.grade(list(texts), [d.gold for d in dialogues], fallback=released)
         return [
             self._record(d, text, n, ended, grade)
             for d, text, n, ended, grade in zip(dialogues, texts, n_tokens, ended_turn, grades)
@@ -165,7 +170,10 @@ class MultiAttemptEnv:
     def _record(self, d: Dialogue, text: str, n: int, ended: bool, grade: Grade) -> str | None:
         i = d.attempt_index
         d.segments.append(Segment(Role.POLICY, text, i))
-        formatted = bool(grade.answer)  # an empty \boxed{} is no answer (grading.extract.is_formatted)
+        if self.cfg.reward.rule == "released_baseline":
+            formatted = "boxed" in text  # the released baseline's substring test (spec §2)
+        else:
+            formatted = bool(grade.answer)  # an empty \boxed{} is no answer (grading.extract.is_formatted)
         d.attempts.append(Attempt(text, grade.answer, formatted, grade.correct, n, grade.timed_out))
         if grade.correct and d.scored_on == "any":
             d.stop_reason = "correct"

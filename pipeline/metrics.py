@@ -3,7 +3,8 @@
 What this module owns:
   * the trace: one question's record, checked once when read (`read_traces`, `traces_from`) into a `Trace`;
   * accuracy at k attempts for one run (one checkpoint x one benchmark x one k), with a percentile-bootstrap CI;
-  * retry behaviour: how often a retry turns wrong into right, how often it repeats an earlier wrong answer;
+  * retry behaviour: how often a retry turns wrong into right, how often it repeats an earlier wrong answer (as a
+    string, and as the grader judges it from verdicts the caller hands in), with bootstrap CIs over questions;
   * attempts used, formatted (boxed) rate, stop reasons, all gathered by `summarize` into one JSON-ready dict;
   * the macro average over benchmarks (a plain mean, as the paper reports) and its stratified bootstrap CI;
   * the paired bootstrap CI of a gain between two runs on the same questions (e.g. k=2 minus k=1);
@@ -36,20 +37,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.config import VARIANTS
 from pipeline.feedback import SCORED_ON
 from pipeline.io import DataError, read_jsonl
 
 STOP_REASONS = ("correct", "attempts_exhausted", "token_budget", "context")
 BASE = "base"
-MODEL_NAME = re.compile(rf"^(?P<variant>{'|'.join(VARIANTS)})_s(?P<seed>\d+)$")
+MODEL_NAME = re.compile(r"^(?P<variant>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)_s(?P<seed>\d+)$")  # config variant names
 
 # Keep each bootstrap block under about this many resampled entries (8 bytes each) to bound memory.
 _BLOCK_ELEMENTS = 4_000_000
@@ -229,13 +229,25 @@ def accuracy(traces: Sequence[Trace]) -> float:
     return sum(solved_vector(traces)) / len(traces)
 
 
-def retry_stats(traces: Sequence[Trace]) -> dict:
+# The retry rates as (numerator, denominator) of `_retry_counts`' counts: one definition for `retry_stats`' point
+# estimates and for what `retry_intervals` resamples.
+_RETRY_RATES = {
+    "wrong_to_right_rate": ("corrected", "reached"),
+    "repeat_rate": ("repeats", "answered"),
+    "repeat_rate_equiv": ("repeats_equiv", "answered"),
+}
+
+
+def retry_stats(traces: Sequence[Trace], equivalent: Mapping[tuple[str, str], bool] | None = None) -> dict:
     """Does the model use the feedback? Per retry index j >= 2: wrong->right rate and repeated-wrong-answer rate.
 
     A dialogue reaches attempt j only if attempt j-1 was wrong, so every earlier attempt is wrong.
       * wrong_to_right_rate[j] = (# dialogues whose attempt j is correct) / (# dialogues reaching j).
       * repeat_rate[j] = (# attempt-j answers equal, after whitespace removal, to any earlier answer of the same
         dialogue) / (# dialogues reaching j whose attempt j gave an answer). Null answers never count.
+      * repeat_rate_equiv[j] (only with `equivalent`): the same, but an answer also repeats an earlier one that the
+        grader judges the same answer (`0.5` after `\\frac{1}{2}`): `equivalent[(answer, earlier)]` is that
+        verdict for every pair `retry_pairs` lists (the caller grades them; this module stays pure).
     Rates are None when their denominator is 0. Keys are strings "2".."maxN" so the dict serialises to JSON;
     with max N = 1 the per-attempt dicts are empty.
 
@@ -244,49 +256,134 @@ def retry_stats(traces: Sequence[Trace]) -> dict:
          "n_reached": {"2": int, ...}, "n_answered": {...}, "n_repeats": {...}, "n_corrected": {...},
          "overall": {"wrong_to_right_rate": float|None, "repeat_rate": float|None,
                      "n_retries": int, "n_answered": int, "n_repeats": int, "n_corrected": int}}
+        and, with `equivalent`, "repeat_rate_equiv" and "n_repeats_equiv" per index and in "overall".
     Example:
         attempts "3" (wrong) then "3 " (wrong): n_reached["2"] = 1, repeat_rate["2"] = 1.0.
     """
-    max_n = max(t.n for t in traces)
-    keys = [str(j) for j in range(2, max_n + 1)]
-    reached = dict.fromkeys(keys, 0)
-    answered = dict.fromkeys(keys, 0)
-    repeats = dict.fromkeys(keys, 0)
-    corrected = dict.fromkeys(keys, 0)
-    for t in traces:
-        earlier: set[str] = set()
+    keys, counts = _retry_counts(traces, equivalent)
+    per = {name: dict(zip(keys, (int(x) for x in c.sum(axis=0)))) for name, c in counts.items()}
+    tot = {name: sum(d.values()) for name, d in per.items()}
+    rates = {rate: pair for rate, pair in _RETRY_RATES.items() if pair[0] in counts}
+    order = [n for n in ("reached", "answered", "repeats", "repeats_equiv", "corrected") if n in counts]
+    out: dict = {rate: {k: _rate(per[num][k], per[den][k]) for k in keys} for rate, (num, den) in rates.items()}
+    out.update({f"n_{name}": per[name] for name in order})
+    out["overall"] = {rate: _rate(tot[num], tot[den]) for rate, (num, den) in rates.items()}
+    out["overall"].update({"n_retries" if name == "reached" else f"n_{name}": tot[name] for name in order})
+    return out
+
+
+def _retry_counts(
+    traces: Sequence[Trace], equivalent: Mapping[tuple[str, str], bool] | None
+) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Retry indices "2".."maxN" and, per count, an int array [trace, index]: the rows that `retry_stats` sums and
+    `retry_intervals` resamples. Counts: reached, corrected, answered, repeats (string) and, with `equivalent`,
+    repeats_equiv (string-equal or judged equivalent by the grader: a superset of repeats)."""
+    names = ("reached", "corrected", "answered", "repeats") + (("repeats_equiv",) if equivalent is not None else ())
+    keys = [str(j) for j in range(2, max(t.n for t in traces) + 1)]
+    counts = {name: np.zeros((len(traces), len(keys)), dtype=np.int64) for name in names}
+    for i, t in enumerate(traces):
+        earlier: dict[str, str] = {}  # the dialogue's earlier answers (all wrong): normalised -> first spelling
         for j, a in enumerate(t.attempts, start=1):
-            key = str(j)
             if j >= 2:
-                reached[key] += 1
-                corrected[key] += a.correct
+                counts["reached"][i, j - 2] = 1
+                counts["corrected"][i, j - 2] = a.correct
                 if a.answer:
-                    answered[key] += 1
-                    repeats[key] += _normalise(a.answer) in earlier
+                    counts["answered"][i, j - 2] = 1
+                    repeats = _normalise(a.answer) in earlier
+                    counts["repeats"][i, j - 2] = repeats
+                    if equivalent is not None:
+                        counts["repeats_equiv"][i, j - 2] = repeats or any(
+                            _verdict(equivalent, a.answer, e, t, j) for e in earlier.values()
+                        )
             if a.answer:
-                earlier.add(_normalise(a.answer))
-    tot = {
-        name: sum(d.values())
-        for name, d in (
-            ("n_retries", reached),
-            ("n_answered", answered),
-            ("n_repeats", repeats),
-            ("n_corrected", corrected),
-        )
-    }
-    return {
-        "wrong_to_right_rate": {k: _rate(corrected[k], reached[k]) for k in keys},
-        "repeat_rate": {k: _rate(repeats[k], answered[k]) for k in keys},
-        "n_reached": reached,
-        "n_answered": answered,
-        "n_repeats": repeats,
-        "n_corrected": corrected,
-        "overall": {
-            "wrong_to_right_rate": _rate(tot["n_corrected"], tot["n_retries"]),
-            "repeat_rate": _rate(tot["n_repeats"], tot["n_answered"]),
-            **tot,
-        },
-    }
+                earlier.setdefault(_normalise(a.answer), a.answer)
+    return keys, counts
+
+
+def _verdict(equivalent: Mapping[tuple[str, str], bool], answer: str, earlier: str, t: Trace, j: int) -> bool:
+    try:
+        return bool(equivalent[(answer, earlier)])
+    except KeyError:
+        raise ValueError(
+            f"{t.where} (id {t.id!r}): no equivalence verdict for attempt {j}'s answer {answer!r} against the earlier "
+            f"{earlier!r} (grade every pair of retry_pairs)"
+        ) from None
+
+
+def retry_pairs(traces: Sequence[Trace]) -> list[tuple[str, str]]:
+    """The (answer, earlier answer) pairs whose equivalence `retry_stats` needs for repeat_rate_equiv: each retry's
+    answer that is no string repeat against each earlier answer of its dialogue (first spelling). Sorted, without
+    duplicates (a run at k = 3 repeats the k = 2 run's dialogues), so the caller grades each pair once."""
+    pairs: set[tuple[str, str]] = set()
+    for t in traces:
+        earlier: dict[str, str] = {}  # as in `_retry_counts`
+        for a in t.attempts:
+            if a.answer and _normalise(a.answer) not in earlier:
+                pairs.update((a.answer, e) for e in earlier.values())
+                earlier[_normalise(a.answer)] = a.answer
+    return sorted(pairs)
+
+
+def retry_intervals(
+    traces: Sequence[Trace],
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+    equivalent: Mapping[tuple[str, str], bool] | None = None,
+) -> dict:
+    """Percentile-bootstrap (1 - alpha) intervals of `retry_stats`' rates, resampling questions (dialogues).
+
+    A rate is a ratio of sums over the dialogues (a dialogue adds to several retry indices and to "overall"), so
+    each resample redraws whole dialogues and recomputes every ratio from the same draw. A resample in which a
+    rate's denominator is 0 (no dialogue reached that index) has no value and is left out; an interval is None
+    where the rate is None (nothing to resample) and [c, c] where every dialogue agrees. Deterministic for a seed.
+
+    Returns:
+        {"wrong_to_right_rate_ci95": {"2": [lo, hi]|None, ...}, "repeat_rate_ci95": {...},
+         "overall": {"wrong_to_right_rate_ci95": [lo, hi]|None, "repeat_rate_ci95": ...}}, plus
+        "repeat_rate_equiv_ci95" (per index and overall) with `equivalent`. The "_ci95" suffix matches
+        `accuracy_ci95`; the level is 1 - alpha.
+    """
+    _check_boot(n_boot, alpha)
+    keys, counts = _retry_counts(traces, equivalent)
+    rates = {rate: pair for rate, pair in _RETRY_RATES.items() if pair[0] in counts}
+    # Columns: per count, one per retry index and one for the overall sum; resampled together, one draw for all.
+    names = list(counts)
+    table = np.concatenate([np.column_stack([counts[n], counts[n].sum(axis=1)]) for n in names], axis=1)
+    width = len(keys) + 1
+    cols = {n: slice(i * width, (i + 1) * width) for i, n in enumerate(names)}
+    observed = table.sum(axis=0)
+    sums = None
+    if any(observed[cols[den]].any() for _, den in rates.values()):  # else no rate exists and nothing is drawn
+        sums = _boot_sums(table.astype(np.float64), n_boot, np.random.default_rng(seed))
+
+    def interval(num_col: int, den_col: int) -> list[float] | None:
+        if sums is None or observed[den_col] == 0:
+            return None
+        den = sums[:, den_col]
+        ratios = sums[den > 0, num_col] / den[den > 0]
+        return list(_interval(ratios, alpha)) if ratios.size else None
+
+    out: dict = {f"{rate}_ci95": {} for rate in rates}
+    out["overall"] = {}
+    for rate, (num, den) in rates.items():
+        n0, d0 = cols[num].start, cols[den].start
+        out[f"{rate}_ci95"] = {k: interval(n0 + c, d0 + c) for c, k in enumerate(keys)}
+        out["overall"][f"{rate}_ci95"] = interval(n0 + len(keys), d0 + len(keys))
+    return out
+
+
+def _boot_sums(table: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """n_boot bootstrap column sums of table [row, column]: rows redrawn with replacement, in blocks (bounded
+    memory, as `_boot_means`)."""
+    n, width = table.shape
+    out = np.empty((n_boot, width), dtype=np.float64)
+    rows = max(1, _BLOCK_ELEMENTS // (n * width))
+    for start in range(0, n_boot, rows):
+        stop = min(n_boot, start + rows)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = table[idx].sum(axis=1)
+    return out
 
 
 def attempts_used(traces: Sequence[Trace]) -> dict:
@@ -306,17 +403,23 @@ def solved_vector(traces: Sequence[Trace]) -> list[int]:
     return [int(t.solved_at is not None) for t in traces]
 
 
-def summarize(traces: Sequence[Trace], n_boot: int = 1000, seed: int = 0) -> dict:
+def summarize(
+    traces: Sequence[Trace],
+    n_boot: int = 1000,
+    seed: int = 0,
+    equivalent: Mapping[tuple[str, str], bool] | None = None,
+) -> dict:
     """Everything reported for one run (one checkpoint, one benchmark, one k) as one JSON-ready dict.
 
     Args:
         traces: the run's traces; they must share one N and one benchmark.
-        n_boot, seed: for the accuracy's 95% percentile-bootstrap CI.
+        n_boot, seed: for the 95% percentile-bootstrap CIs (accuracy and retry rates, each its own generator).
+        equivalent: the grader's verdicts on `retry_pairs(traces)` (see `retry_stats`), or None.
     Returns:
         {"benchmark": str, "n": int, "k": int, "accuracy": float, "accuracy_ci95": [lo, hi],
          "formatted_rate": float (fraction of all attempts that gave a boxed answer),
-         "attempts_used": attempts_used(...), "retry": retry_stats(...), "stop_reasons": {reason: count},
-         "token_mismatches": int}
+         "attempts_used": attempts_used(...), "retry": retry_stats(...) with retry_intervals(...)'s "*_ci95" keys
+         added beside each rate, "stop_reasons": {reason: count}, "token_mismatches": int}
     Raises:
         DataError on an empty list or mixed N / benchmark (naming the trace).
     """
@@ -332,11 +435,23 @@ def summarize(traces: Sequence[Trace], n_boot: int = 1000, seed: int = 0) -> dic
         "accuracy_ci95": [lo, hi],
         "formatted_rate": _rate(sum(bool(a.answer) for a in all_attempts), len(all_attempts)),
         "attempts_used": attempts_used(traces),
-        "retry": retry_stats(traces),
+        "retry": _with_intervals(
+            retry_stats(traces, equivalent), retry_intervals(traces, n_boot, 0.05, seed, equivalent)
+        ),
         "stop_reasons": dict(sorted(Counter(t.stop_reason for t in traces).items())),
         # dialogues whose stored ids were not the ids the model saw (0 expected)
         "token_mismatches": sum(not t.token_exact for t in traces),
     }
+
+
+def _with_intervals(stats: dict, intervals: dict) -> dict:
+    """retry_stats' dict with each rate's interval right after it (per index and in "overall")."""
+    out: dict = {}
+    for key, value in stats.items():
+        out[key] = _with_intervals(value, intervals["overall"]) if key == "overall" else value
+        if f"{key}_ci95" in intervals:
+            out[f"{key}_ci95"] = intervals[f"{key}_ci95"]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------- bootstrap
@@ -492,22 +607,30 @@ def gain_ci(
 # ----------------------------------------------------------------------------------------------- metrics.json
 
 
-def parse_model(name: str) -> tuple[str, int | None]:
-    """The workflow's model names: 'multi_attempt_s1' -> ('multi_attempt', 1); 'base' -> ('base', None)."""
-    if name == BASE:
-        return BASE, None
+def parse_model(name: str, others: Collection[str] = ()) -> tuple[str, int | None]:
+    """The workflow's model names: 'multi_attempt_s1' -> ('multi_attempt', 1); 'base' -> ('base', None); a model
+    of config eval.models (`others`) -> (its name, None)."""
+    if name == BASE or name in others:
+        return name, None
     m = MODEL_NAME.match(name)
     if not m:
-        raise DataError(f"model name {name!r} is neither {BASE!r} nor <variant>_s<seed> (variants: {VARIANTS})")
+        raise DataError(f"model name {name!r} is neither {BASE!r} nor <variant>_s<seed>")
     return m["variant"], int(m["seed"])
 
 
-def metrics_for(model: str, runs: Mapping[int, Sequence[Trace]], seed: int = 0) -> dict:
+def metrics_for(
+    model: str,
+    runs: Mapping[int, Sequence[Trace]],
+    seed: int = 0,
+    equivalent: Mapping[tuple[str, str], bool] | None = None,
+    others: Collection[str] = (),
+) -> dict:
     """metrics.json of one model x benchmark from its runs {k: traces}: the model (name, variant, seed), then
     `summarize` per k, plus the gain of each k over k = 1 on the same questions with a paired bootstrap 95%
-    interval. `seed` is the bootstraps' seed."""
-    variant, model_seed = parse_model(model)
-    by_k = {int(k): summarize(traces, seed=seed) for k, traces in sorted(runs.items())}
+    interval. `seed` is the bootstraps' seed; `equivalent` the grader's verdicts on the runs' `retry_pairs`
+    (None: no repeat_rate_equiv); `others` the names of config eval.models (their variant is their name)."""
+    variant, model_seed = parse_model(model, others)
+    by_k = {int(k): summarize(traces, seed=seed, equivalent=equivalent) for k, traces in sorted(runs.items())}
     out = {
         "model": model,
         "variant": variant,

@@ -100,7 +100,9 @@ class Backend(Protocol):
 
     max_model_len: int  # the context every dialogue must fit in, tokens
 
-    def open(self, n_rows: int, params: SamplingParams) -> Session: ...
+    def open(self, n_rows: int, params: SamplingParams, row_seeds: Sequence[int] | None = None) -> Session:
+        """A session of `n_rows` dialogues. `row_seeds`: one sampling stream per row (and attempt), so a row's
+        samples do not depend on the rows batched with it; None: one stream for the batch, from `params.seed`."""
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
         """Teacher-forced log-probs of whole sequences, recomputed without a cache (the rollout check)."""
@@ -171,9 +173,10 @@ class AttemptWatch:
 
 
 def _sample_token(
-    logits: torch.Tensor, params: SamplingParams, gen: torch.Generator
+    logits: torch.Tensor, params: SamplingParams, gen: torch.Generator | Sequence[torch.Generator]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, V) logits -> sampled ids (B,) and their log-probs under softmax(logits / T)."""
+    """(B, V) logits -> sampled ids (B,) and their log-probs under softmax(logits / T). `gen`: one generator for
+    the batch, or one per row (each row's draw then depends on its own stream only)."""
     logits = logits.float()
     if params.greedy:
         ids = logits.argmax(-1)
@@ -186,7 +189,10 @@ def _sample_token(
             keep = sorted_p.cumsum(-1) - sorted_p < params.top_p  # always keeps the most likely token
             sorted_p = sorted_p * keep
             probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-        ids = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+        if isinstance(gen, torch.Generator):
+            ids = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+        else:
+            ids = torch.cat([torch.multinomial(p[None], 1, generator=g)[0] for p, g in zip(probs, gen)])
     return ids, logp.gather(-1, ids[:, None]).squeeze(-1)
 
 
@@ -195,9 +201,20 @@ class HFSession:
     position ids count only real tokens, so every row computes exactly what it would alone."""
 
     def __init__(
-        self, model, n_rows: int, params: SamplingParams, stop: AttemptStop, pad_id: int, reuse_cache: bool = True
+        self,
+        model,
+        n_rows: int,
+        params: SamplingParams,
+        stop: AttemptStop,
+        pad_id: int,
+        reuse_cache: bool = True,
+        row_seeds: Sequence[int] | None = None,
     ):
         self.model, self.params, self.stop, self.pad_id = model, params, stop, pad_id
+        if row_seeds is not None and len(row_seeds) != n_rows:
+            raise ValueError(f"open: {len(row_seeds)} row seeds for {n_rows} rows")
+        self.row_seeds = list(row_seeds) if row_seeds is not None else None
+        self.calls = [0] * n_rows  # attempts sampled per row (a row's stream is seeded per attempt)
         self.reuse_cache = reuse_cache  # False: re-encode the whole dialogue every attempt (bench/rollout.py)
         self.device = next(model.parameters()).device
         # on the logits' device: torch.multinomial on CUDA refuses a CPU generator
@@ -268,11 +285,14 @@ class HFSession:
             self.pending[r] = []
         logits = self._forward(ids.to(self.device), chunk_mask.to(self.device))
 
+        gen = self.gen
+        if self.row_seeds is not None:  # per row and attempt: what other rows do never moves a row's stream
+            gen = [self._row_generator(r) for r in rows]
         out = [Sampled([], [], "") for _ in rows]
         watches = [self.stop.watch() for _ in rows]
         active = torch.ones(len(rows), dtype=torch.bool)
         while True:
-            new_ids, new_logp = _sample_token(logits, self.params, self.gen)
+            new_ids, new_logp = _sample_token(logits, self.params, gen)
             new_ids, new_logp = new_ids.cpu(), new_logp.cpu()
             for b in torch.nonzero(active).flatten().tolist():
                 s = out[b]
@@ -290,6 +310,11 @@ class HFSession:
                 self.history[rows[b]].append(int(new_ids[b]))
             logits = self._forward(step_ids[:, None].to(self.device), active.long()[:, None].to(self.device))
         return out
+
+    def _row_generator(self, row: int) -> torch.Generator:
+        seed = derive_seed(self.row_seeds[row], "attempt", self.calls[row])
+        self.calls[row] += 1
+        return torch.Generator(device=self.device).manual_seed(seed)
 
 
 def context_length(model_positions: int, configured: int) -> int:
@@ -310,8 +335,10 @@ class HFBackend:
         self.stop = AttemptStop(tokenizer, end_token_ids(tokenizer, end_of_turn), stop_at_box)
         self.max_model_len = context_length(model.config.max_position_embeddings, max_model_len)
 
-    def open(self, n_rows: int, params: SamplingParams) -> HFSession:
-        return HFSession(self.model, n_rows, params, self.stop, self.tokenizer.pad_token_id, self.reuse_cache)
+    def open(self, n_rows: int, params: SamplingParams, row_seeds: Sequence[int] | None = None) -> HFSession:
+        return HFSession(
+            self.model, n_rows, params, self.stop, self.tokenizer.pad_token_id, self.reuse_cache, row_seeds
+        )
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
         return sequence_logprobs(self.model, token_ids, temperature, self.tokenizer.pad_token_id)
@@ -361,6 +388,9 @@ class Question:
     question: str
     gold: str
     n_allowed: int
+    # the seed of this dialogue's own sampling stream (independent samples of one question, whatever the
+    # batching: pipeline.probes); None: the batch's stream. A batch mixes no seeded with unseeded questions.
+    seed: int | None = None
 
 
 def encode(tokenizer, text: str) -> list[int]:
@@ -398,7 +428,14 @@ def rollout(
     for start in range(0, len(questions), batch_size):
         group = questions[start : start + batch_size]
         seed = derive_seed(params.seed, "batch", start)  # distinct, reproducible stream per batch
-        session = backend.open(len(group), SamplingParams(params.temperature, params.top_p, params.greedy, seed))
+        batch_params = SamplingParams(params.temperature, params.top_p, params.greedy, seed)
+        row_seeds = [q.seed for q in group]
+        if all(s is None for s in row_seeds):
+            session = backend.open(len(group), batch_params)
+        elif any(s is None for s in row_seeds):
+            raise ValueError("rollout: a batch mixes questions with and without their own seed")
+        else:
+            session = backend.open(len(group), batch_params, row_seeds=row_seeds)
         batch = [Transcript(env.reset(q.id, q.question, q.gold, q.n_allowed)) for q in group]
         prompts = encode_batch(tokenizer, [t.dialogue.segments[0].text for t in batch])
         for t, ids in zip(batch, prompts):

@@ -149,7 +149,7 @@ def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: 
 
 def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out: Path, grader: Grader) -> dict:
     """Build the tiny model and tokenizer, train until the target held-out accuracy, save to `out`."""
-    sft, max_attempts = cfg.model.sft, max(cfg.eval.max_k, cfg.variants.multi_attempt.max_attempts)
+    sft, max_attempts = cfg.model.sft, cfg.largest_n
     t0 = time.time()
     tokenizer = models.build_tokenizer(tokenizer_corpus(train, cfg, max_attempts), cfg.model.tiny.vocab_size)
     model = models.build_model(cfg.model.tiny, tokenizer)

@@ -15,7 +15,8 @@ Departures from the released code (OpenRLHF PPO with the chunked rollout of `vll
 
 One step (spec §4):
 1. Draw `rollout_batch` training questions (a seeded permutation per epoch) and N for each from the variant's
-   attempt range ([1, 5] multi-attempt, [1, 1] baseline: the only difference between the two runs).
+   attempt range ([1, 5] multi-attempt, [1, 1] baseline), in the variant's environment (`Config.for_variant`:
+   the paper's baseline also has its own prompt, stop rule and reward; config `variants`).
    Sample `samples_per_prompt` dialogues per question with the current policy at the training temperature.
    Generation runs on the configured backend (`rollout.make_backend`): transformers on the actor itself, or a
    vLLM engine in this process into which the actor's weights are copied whenever they changed (`sync`).
@@ -43,7 +44,10 @@ Try it: `python -m pipeline train --config config.yaml --variant multi_attempt -
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import random
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,13 +59,16 @@ from pipeline import checkpoint, models, ppo, provenance, runlog
 from pipeline import distributed as dist
 from pipeline.checkpoint import Checkpoints
 from pipeline.config import Config
+from pipeline.data import validation_split
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
 from pipeline.grading import Grader
-from pipeline.io import DataError, append_jsonl, atomic_path, write_json, write_jsonl
+from pipeline.io import DataError, append_jsonl, atomic_path, read_json, write_json, write_jsonl
 from pipeline.progress import progress_bar
 from pipeline.rollout import Question, SamplingParams, Transcript, make_backend, rollout
 from pipeline.seeds import derive_seed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -210,7 +217,12 @@ class Trainer:
     ):
         self.cfg, self.t, self.variant, self.seed, self.base = cfg, cfg.train, variant, seed, base
         self.heldout, self.run_dir = heldout, Path(run_dir)
-        self.env = MultiAttemptEnv(cfg.env, cfg.attempt_range(variant), grader)
+        self.validation: list[Mapping] = []  # eval.checkpoint best_heldout: chosen on these, never trained on
+        if cfg.eval.checkpoint == "best_heldout":
+            self.validation, train_records = validation_split(train_records, cfg.eval.validation_questions)
+        trained = cfg.for_variant(variant)  # the variant's environment (prompt, stop rule, reward)
+        self.env = MultiAttemptEnv(trained.env, cfg.attempt_range(variant), grader)
+        self.heldout_cfg = dataclasses.replace(cfg, env=cfg.heldout_env(variant))
         self.order = QuestionOrder(train_records, self.env, seed, self.t.rollout_batch)
         self.rank, self.world = dist.rank(), dist.world()
         check_batch_sizes(self.t, self.world)
@@ -239,7 +251,7 @@ class Trainer:
             )
         # generation on the actor itself, or on a vLLM engine started on the base weights (synced before each use)
         vllm_memory = cfg.rollout.vllm.gpu_memory_utilization  # the engine shares the GPU with training
-        self.backend = make_backend(cfg, self.tokenizer, actor, base, dtype, self.world > 1, vllm_memory)
+        self.backend = make_backend(trained, self.tokenizer, actor, base, dtype, self.world > 1, vllm_memory)
         self.step = 0
         self.provenance = provenance.record(cfg)
         fingerprint = checkpoint.fingerprint(cfg, variant, seed, base, self.world)
@@ -374,25 +386,68 @@ class Trainer:
     @torch.no_grad()
     def heldout_accuracy(self) -> dict[str, float]:
         """Greedy single-attempt accuracy per held-out set (`heldout/<set>`; this rank evaluates its shard), and
-        their mean (`heldout/mean`)."""
+        their mean (`heldout/mean`), in the variant's environment with its held-out prompt (the released
+        baseline's checks use the qwen-boxed prompt, spec §5.3)."""
         out = {}
         with self.actor.full_parameters() as policy:
             policy.eval()
             self.backend.sync(policy.lm, self.step)
             for name, records in self.heldout.items():
-                shard = list(records[: self.t.eval_questions])[self.rank :: self.world]
-                traces = (
-                    evaluate(
-                        self.backend, self.tokenizer, self.cfg, shard, name, k=1, grader=self.env.grader, progress=False
-                    )
-                    if shard
-                    else []
-                )
-                solved, total = dist.all_sum([sum(t["solved_at"] == 1 for t in traces), len(traces)])
-                out[f"heldout/{name}"] = solved / max(total, 1.0)
+                out[f"heldout/{name}"] = self._accuracy(records[: self.t.eval_questions], name)
+            out["heldout/mean"] = sum(out.values()) / max(len(out), 1)
+            if self.validation:  # the checkpoint choice (eval.checkpoint best_heldout)
+                out["validation/accuracy"] = self._accuracy(self.validation, "validation")
         self.backend.release()
-        out["heldout/mean"] = sum(out.values()) / max(len(out), 1)
         return out
+
+    def _accuracy(self, records: Sequence[Mapping], name: str) -> float:
+        """Greedy single-attempt accuracy on `records`, this rank evaluating its shard."""
+        shard = list(records)[self.rank :: self.world]
+        traces = (
+            evaluate(self.backend, self.tokenizer, self.heldout_cfg, shard, name, 1, self.env.grader, progress=False)
+            if shard
+            else []
+        )
+        solved, total = dist.all_sum([sum(t["solved_at"] == 1 for t in traces), len(traces)])
+        return solved / max(total, 1.0)
+
+
+class BestActor:
+    """eval.checkpoint best_heldout: the actor with the best validation accuracy so far (the first of equals),
+    saved in `folder` with best.json when it is reached. A resumed run takes the best so far from the log it
+    resumes; if the folder holds another step's actor (a run killed between a new best and its checkpoint), the
+    choice starts again from the resumed step, with a warning."""
+
+    def __init__(self, folder: Path, records: Sequence[Mapping]):
+        self.folder, self.accuracy, self.step = folder, -1.0, None
+        checks = [(r["validation/accuracy"], -r["step"]) for r in records if "validation/accuracy" in r]
+        if checks:
+            accuracy, step = max(checks)[0], -max(checks)[1]
+            saved = read_json(folder / "best.json") if (folder / "best.json").is_file() else {}
+            if saved.get("step") == step:
+                self.accuracy, self.step = accuracy, step
+            else:
+                log.warning(
+                    "%s holds step %s, not the best of the resumed log (step %d): choosing again from here",
+                    folder,
+                    saved.get("step"),
+                    step,
+                )
+
+    def offer(self, trainer: Trainer, metrics: Mapping) -> None:
+        """Keep the trainer's actor if its validation accuracy in `metrics` beats the best so far."""
+        if metrics["validation/accuracy"] <= self.accuracy:
+            return
+        self.accuracy, self.step = metrics["validation/accuracy"], trainer.step
+        with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3
+            if dist.is_main():
+                with atomic_path(self.folder) as tmp:
+                    models.save(actor.lm, trainer.tokenizer, tmp)
+                    write_json(tmp / "best.json", self.chosen())
+        dist.barrier()
+
+    def chosen(self) -> dict:
+        return {"step": self.step, "validation_accuracy": self.accuracy}
 
 
 def check_batch_sizes(t, world: int) -> None:
@@ -437,6 +492,9 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
         unit="step",
         disable=not (progress and dist.is_main()),
     )
+    best = BestActor(run_dir / "best", records) if trainer.validation else None
+    if best is not None and trainer.step == 0:
+        best.offer(trainer, records[-1])
     while trainer.step < t.steps:
         metrics = trainer.train_step()
         last = trainer.step == t.steps
@@ -444,6 +502,8 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
             metrics.update(trainer.heldout_accuracy())
             if writer is not None:  # a few of this step's training dialogues, as text
                 writer.add_text("train/dialogues", runlog.dialogues_text(trainer.samples), trainer.step)
+            if best is not None:
+                best.offer(trainer, metrics)
         record(metrics)
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", acc=f"{metrics['train/accuracy']:.3f}")
@@ -456,11 +516,15 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
         "steps": trainer.step,
         "seconds_this_session": round(time.time() - t0, 1),
         "final": records[-1] if records else {},
+        "checkpoint": {"rule": trainer.cfg.eval.checkpoint, **({} if best is None else best.chosen())},
     }
     with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3: every rank enters
         if dist.is_main():
             with atomic_path(out) as tmp:
-                models.save(actor.lm, trainer.tokenizer, tmp)
+                if best is None:
+                    models.save(actor.lm, trainer.tokenizer, tmp)
+                else:  # the best on the validation split, saved when it was reached
+                    shutil.copytree(best.folder, tmp, dirs_exist_ok=True)
                 write_jsonl(tmp / "train_log.jsonl", records)
                 write_json(tmp / "train_summary.json", summary)
                 provenance.write(tmp, trainer.provenance)
@@ -470,7 +534,8 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
                     Path(out).name,
                     base=f"`{base}`",
                     made_by=f"`python -m pipeline train`: {t.algorithm.upper()}, variant `{variant}`, seed {seed}, "
-                    f"{trainer.step} steps",
+                    f"{trainer.step} steps"
+                    + ("" if best is None else f", the actor of step {best.step} (best validation accuracy)"),
                     results={k: v for k, v in summary["final"].items() if k.startswith("heldout/")},
                 )
             writer.close()

@@ -156,12 +156,12 @@ class VLLMBackend:
 
     # ----------------------------------------------------------------------------------------- generation
 
-    def open(self, n_rows: int, params: SamplingParams) -> VLLMSession:
+    def open(self, n_rows: int, params: SamplingParams, row_seeds: Sequence[int] | None = None) -> VLLMSession:
         if self.asleep:
             raise RuntimeError("vLLM engine is asleep: sync() wakes it with the current policy")
         if not params.greedy and params.top_p < 1:
             raise ValueError("the vllm backend samples with top_p = 1 only (its log-probs would be renormalised)")
-        return VLLMSession(self, n_rows, params)
+        return VLLMSession(self, n_rows, params, row_seeds)
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
         """Teacher-forced log-probs from the engine's prompt log-probs (computed at T = 1 by vLLM)."""
@@ -183,8 +183,13 @@ class VLLMBackend:
 class VLLMSession:
     """Dialogues of one batch: each attempt is one request per row whose prompt is the row's whole history."""
 
-    def __init__(self, backend: VLLMBackend, n_rows: int, params: SamplingParams):
+    def __init__(
+        self, backend: VLLMBackend, n_rows: int, params: SamplingParams, row_seeds: Sequence[int] | None = None
+    ):
         self.backend, self.params = backend, params
+        if row_seeds is not None and len(row_seeds) != n_rows:
+            raise ValueError(f"open: {len(row_seeds)} row seeds for {n_rows} rows")
+        self.row_seeds = list(row_seeds) if row_seeds is not None else None
         self.history: dict[int, list[int]] = {r: [] for r in range(n_rows)}
         self.pending: dict[int, list[int]] = {r: [] for r in range(n_rows)}
         self.calls = 0
@@ -209,9 +214,16 @@ class VLLMSession:
             stop_token_ids=self.backend.end_ids,
             ignore_eos=True,
             detokenize=False,  # our end ids only, as HF
-            seed=None if p.greedy else derive_seed(p.seed, "request", row, self.calls),
+            seed=None if p.greedy else self._seed(row),
             output_kind=RequestOutputKind.DELTA,  # each engine step hands over the new tokens only
         )
+
+    def _seed(self, row: int) -> int:
+        """The request's seed: the batch's stream per row and call, or the row's own per attempt (a row that is
+        still in the batch has taken part in every call so far, so `calls` is its attempt index)."""
+        if self.row_seeds is not None:
+            return derive_seed(self.row_seeds[row], "attempt", self.calls)
+        return derive_seed(self.params.seed, "request", row, self.calls)
 
     def sample(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
         """One attempt per row, streamed: after every engine step each new token goes through `AttemptStop`,

@@ -7,13 +7,13 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
-from pipeline.config import KNOWN_BENCHMARKS, VARIANTS, resolve
+from pipeline.config import KNOWN_BENCHMARKS, resolve
 from pipeline.download import HF_HOME
 from pipeline.download import plan as hub_plan
-from pipeline.dvc_views import MODELS as DVC_MODELS
 from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
 
@@ -21,6 +21,7 @@ from pipeline.report import FIGURES
 CFG = resolve(config)
 RESOLVED = CFG.to_dict()
 validate(RESOLVED, schema="../pipeline/config/schema.yaml")
+VARIANTS = CFG.trained_variants  # the declared variants that are enabled
 OUT = CFG.out_dir  # results/<experiment>
 REPORTS = CFG.report_dir  # reports/<experiment>, or reports/ for the default experiment
 
@@ -74,7 +75,8 @@ wildcard_constraints:
     k="[0-9]+",
 
 
-# The config keys (dotted paths) each rule's step depends on; "{variant}" stands for the rule's wildcard.
+# The config keys (dotted paths) each rule's step depends on; "{variant}" stands for the rule's wildcard, and
+# a name of DERIVED_KEYS for a value computed from several keys.
 # Every step reads the whole configuration (config_file), but a rule reruns only when one of its own keys
 # changes (rule_keys): a new train.steps reruns training and what follows it, not the data or the base model.
 # Rules whose step reads no configuration (eval_metrics, write_report) have no entry.
@@ -84,15 +86,15 @@ RULE_KEYS = {
         "data.math",
         "data.max_prompt_tokens",
         "model.source",  # its tokenizer counts prompt tokens
+        "variants",  # each trained variant's first prompt at its largest N
         "env.prompt_template",
-        "variants.multi_attempt",
     ],
     "prepare_benchmark": ["data.benchmarks"],
     "build_base": [
         "model",
         "env",
         "eval",
-        "variants.multi_attempt",  # its largest N sizes the tokenizer's corpus, as eval.max_k does
+        "largest_n",  # the most attempts of any dialogue (training variants, eval.max_k): the SFT transcripts
         "grading",
         "rollout.max_model_len",
     ],
@@ -103,6 +105,8 @@ RULE_KEYS = {
         "eval.batch_size",
         "eval.max_attempt_tokens",  # the held-out checks are evaluations
         "eval.max_total_tokens",
+        "eval.checkpoint",  # which actor is the model, and whether a validation split leaves training
+        "eval.validation_questions",
         "rollout.backend",  # hf or vLLM sample differently (a checkpoint of the other is not resumed)
         "rollout.max_model_len",
         "variants.{variant}",
@@ -116,9 +120,37 @@ RULE_KEYS = {
         "rollout.backend",
         "rollout.max_model_len",
     ],
+    "eval_metrics": [
+        "grading",
+        "eval.models",
+    ],  # repeats are judged by the grader's equivalence
+    "parallel_eval": [  # evaluation's keys, and training's sampling temperature and top-p (pipeline/probes.py)
+        "env",
+        "grading",
+        "eval.max_k",
+        "eval.batch_size",
+        "eval.max_attempt_tokens",
+        "eval.max_total_tokens",
+        "train.temperature",
+        "train.top_p",
+        "rollout.backend",
+        "rollout.max_model_len",
+    ],
+    "flip_probe": [
+        "env",
+        "grading",
+        "eval.batch_size",
+        "eval.max_attempt_tokens",
+        "eval.max_total_tokens",
+        "rollout.backend",
+        "rollout.max_model_len",
+    ],
     "aggregate": ["grading.multi_box"],  # stated in summary.json
     "figures": [],
 }
+
+
+DERIVED_KEYS = {"largest_n": lambda: CFG.largest_n}
 
 
 def write_config_file():
@@ -179,6 +211,9 @@ def rule_keys(rule):
     def keys(wildcards):
         subset = {"scale": CFG.scale}
         for key in RULE_KEYS[rule]:
+            if key in DERIVED_KEYS:
+                subset[key] = DERIVED_KEYS[key]()
+                continue
             src, dst = RESOLVED, subset
             *parents, leaf = key.format(**wildcards).split(".")
             for part in parents:
@@ -211,6 +246,14 @@ def trained_model_output(path):
 # rules/download.smk. The jobs that read the hub take its manifest as an input, marked ancient so that a new
 # download does not rerun them, and run offline.
 HUB_PLAN = hub_plan(CFG)
+for (
+    _name,
+    _source,
+) in CFG.eval.models.items():  # a local model must be there before any job starts
+    if not any(f.repo_id == _source for f in HUB_PLAN) and not os.path.isdir(_source):
+        raise WorkflowError(
+            f"eval.models.{_name}: {_source!r} is neither a folder nor a Hugging Face hub id"
+        )
 HUB_MANIFEST = f"{HF_HOME}/manifests/{CFG.experiment}.json"
 
 
@@ -250,15 +293,18 @@ def model_folder(name):
 
 
 def model_source(name):
-    """What `--model` gets: a folder the workflow builds, or (base model, model.source != build) a hub id/path."""
+    """What `--model` gets: a folder the workflow builds, or (base model, model.source != build; eval.models) a
+    hub id or path."""
     if name == "base" and CFG.model.source != "build":
         return CFG.model.source
-    return model_folder(name)
+    return CFG.eval.models.get(name) or model_folder(name)
 
 
 def model_input(wildcards):
-    """The model folder as a rule input when the workflow builds it; nothing for a hub id."""
-    if wildcards.model == "base" and CFG.model.source != "build":
+    """The model folder as a rule input when the workflow builds it; nothing for a hub id or given path."""
+    if wildcards.model in CFG.eval.models or (
+        wildcards.model == "base" and CFG.model.source != "build"
+    ):
         return []
     return model_folder(wildcards.model)
 
@@ -325,11 +371,21 @@ def train_launcher():
 
 
 def evaluated_models():
-    return ["base", *trained_models()]
+    """The base model, the trained ones and config eval.models."""
+    return ["base", *trained_models(), *CFG.eval.models]
 
 
 def all_eval_metrics():
     return [eval_metrics(m, name) for m in evaluated_models() for name in eval_sets()]
+
+
+def per_model_and_set(filename):
+    """results/<experiment>/eval/<model>/<set>/<filename> of every evaluated model and evaluation set."""
+    return [
+        f"{OUT}/eval/{m}/{name}/{filename}"
+        for m in evaluated_models()
+        for name in eval_sets()
+    ]
 
 
 def gain_traces():

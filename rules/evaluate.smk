@@ -41,11 +41,104 @@ rule eval_metrics:
         f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}.tsv"
     conda:
         "../envs/evaluate.yaml"
-    threads: 1
+    threads: CFG.grading.workers if CFG.eval.gpus else 1  # the grader's workers judge repeats, as in evaluate
     resources:
         mem_mb=2000,
         runtime=10,
     params:
         code=code_version("eval-metrics"),
+        config=config_file,
+        config_keys=rule_keys("eval_metrics"),
     shell:
-        "python -m pipeline eval-metrics {input} --model {wildcards.model} --out {output} > {log} 2>&1"
+        "python -m pipeline eval-metrics --config {params.config:q} {input} --model {wildcards.model}"
+        " --out {output} > {log} 2>&1"
+
+
+# The grader audit (issue 18): every attempt of every k re-graded by a second grader independent of Math-Verify
+# (pipeline.grading.second); the attempts they disagree on, and accuracy under each grader per k.
+rule grader_audit:
+    input:
+        data=lambda w: eval_sets()[w.eval_set],
+        traces=lambda w: [
+            eval_traces(w.model, w.eval_set, k) for k in range(1, CFG.eval.max_k + 1)
+        ],
+    output:
+        jsonl=f"{OUT}/eval/{{model}}/{{eval_set}}/grader_audit.jsonl",
+        json=f"{OUT}/eval/{{model}}/{{eval_set}}/grader_audit.json",
+    log:
+        f"{OUT}/logs/grader_audit/{{model}}/{{eval_set}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/grader_audit/{{model}}/{{eval_set}}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        code=code_version("grader-audit"),
+    shell:
+        "python -m pipeline grader-audit --data {input.data} --traces {input.traces} --model {wildcards.model}"
+        " --out-jsonl {output.jsonl} --out-json {output.json} > {log} 2>&1"
+
+
+# Controls of issue 18 (pipeline/probes.py), per model x evaluation set: independent single-attempt samples
+# beside the k-attempt runs (pass@k, majority@k, tokens), and the flip probe (right first answers told wrong).
+rule parallel_eval:
+    input:
+        model=model_input,
+        data=lambda w: eval_sets()[w.eval_set],
+        hub=hub_input(),
+        sequential=lambda w: [
+            eval_traces(w.model, w.eval_set, k) for k in range(1, CFG.eval.max_k + 1)
+        ],
+    output:
+        traces=f"{OUT}/eval/{{model}}/{{eval_set}}/parallel.jsonl",
+        summary=f"{OUT}/eval/{{model}}/{{eval_set}}/parallel.json",
+    log:
+        f"{OUT}/logs/parallel_eval/{{model}}/{{eval_set}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/parallel_eval/{{model}}/{{eval_set}}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    threads: eval_threads()
+    resources:
+        **RESOURCES["evaluate"],
+    params:
+        code=code_version("parallel-eval"),
+        config=config_file,
+        config_keys=rule_keys("parallel_eval"),
+        model=lambda w: model_source(w.model),
+    shell:
+        "python -m pipeline parallel-eval --config {params.config:q} --model {params.model:q}"
+        " --name {wildcards.model} --data {input.data} --benchmark {wildcards.eval_set}"
+        " --sequential {input.sequential} --out {output.traces} --summary {output.summary}"
+        " --threads {threads} > {log} 2>&1"
+
+
+rule flip_probe:
+    input:
+        model=model_input,
+        data=lambda w: eval_sets()[w.eval_set],
+        hub=hub_input(),
+    output:
+        traces=f"{OUT}/eval/{{model}}/{{eval_set}}/flip_probe.jsonl",
+        summary=f"{OUT}/eval/{{model}}/{{eval_set}}/flip_probe.json",
+    log:
+        f"{OUT}/logs/flip_probe/{{model}}/{{eval_set}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/flip_probe/{{model}}/{{eval_set}}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    threads: eval_threads()
+    resources:
+        **RESOURCES["evaluate"],
+    params:
+        code=code_version("flip-probe"),
+        config=config_file,
+        config_keys=rule_keys("flip_probe"),
+        model=lambda w: model_source(w.model),
+    shell:
+        "python -m pipeline flip-probe --config {params.config:q} --model {params.model:q}"
+        " --name {wildcards.model} --data {input.data} --benchmark {wildcards.eval_set}"
+        " --out {output.traces} --summary {output.summary} --threads {threads} > {log} 2>&1"

@@ -13,6 +13,9 @@ localrules:
 rule aggregate:
     input:
         metrics=all_eval_metrics(),
+        audits=per_model_and_set("grader_audit.json"),
+        parallel=per_model_and_set("parallel.json"),
+        flip=per_model_and_set("flip_probe.json"),
         traces=gain_traces(),
         models=[model_folder(m) for m in trained_models()],
         base=base_input,
@@ -25,6 +28,7 @@ rule aggregate:
         ),
         retries=f"{REPORTS}/retries.csv",
         curves=f"{REPORTS}/learning_curves.csv",
+        controls=f"{REPORTS}/controls.csv",
     log:
         f"{OUT}/logs/aggregate.log",
     benchmark:
@@ -43,7 +47,8 @@ rule aggregate:
         out_dir=lambda w, output: os.path.dirname(output.summary),
     shell:
         "python -m pipeline aggregate --config {params.config:q} --metrics {input.metrics}"
-        " --train-logs {params.train_logs} --models {input.base} {input.models}"
+        " --train-logs {params.train_logs} --models {input.base} {input.models} --audits {input.audits}"
+        " --parallel {input.parallel} --flip {input.flip}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -52,6 +57,7 @@ rule figures:
         rules.aggregate.output.accuracy,
         rules.aggregate.output.retries,
         rules.aggregate.output.curves,
+        rules.aggregate.output.controls,
     output:
         [
             report(
@@ -112,7 +118,10 @@ rule dvc_views:
         curves=rules.aggregate.output.curves,
         retries=rules.aggregate.output.retries,
     output:
-        metrics=[f"{REPORTS}/metrics/{model}.json" for model in DVC_MODELS],
+        metrics=[
+            f"{REPORTS}/metrics/{model}.json"
+            for model in [*VARIANTS, "base", *CFG.eval.models]
+        ],
         plots=[f"{REPORTS}/plots/{name}.csv" for name in DVC_PLOTS],
     log:
         f"{OUT}/logs/dvc_views.log",

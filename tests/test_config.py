@@ -56,8 +56,9 @@ def test_defaults_are_the_tiny_preset_and_validate():
     assert cfg.scale == "tiny"
     assert C.load_preset("tiny") == {}
     assert cfg.to_dict() == C.resolve({"scale": "tiny"}).to_dict()
-    assert cfg.variants.multi_attempt == C.AttemptRange(1, 5)
-    assert cfg.variants.baseline == C.AttemptRange(1, 1)
+    assert cfg.attempt_range("multi_attempt") == C.AttemptRange(1, 5)
+    assert cfg.attempt_range("baseline") == C.AttemptRange(1, 1)
+    assert cfg.variant_env("baseline") == cfg.env  # tiny: the baseline is the multi-attempt env with N = 1
 
 
 def test_paper_preset_values_from_spec():
@@ -67,10 +68,10 @@ def test_paper_preset_values_from_spec():
     assert cfg.data.train_set == "math" and cfg.data.math.levels == [3, 4, 5]  # spec §4
     assert set(cfg.data.benchmarks) == {"math500", "aime24", "amc23", "minerva_math", "olympiadbench"}  # §5.1
     assert cfg.env.max_total_tokens == 51 * 64  # spec §1.3
-    assert cfg.env.reward == C.RewardConfig(1.0, -0.5, -1.0, 1.0)  # spec §2
+    assert cfg.env.reward == C.RewardConfig("boxed", 1.0, -0.5, -1.0, 1.0)  # spec §2
     assert cfg.grading.timeout_s == 10.0 and cfg.grading.workers == 16  # spec §6
     assert cfg.grading.multi_box == "last"  # the released code grades the last box
-    assert cfg.variants.multi_attempt == C.AttemptRange(1, 5)  # spec §1.1, M = 5
+    assert cfg.attempt_range("multi_attempt") == C.AttemptRange(1, 5)  # spec §1.1, M = 5
     assert cfg.rollout.backend == "vllm"  # the released code generates with vLLM
 
 

@@ -21,6 +21,16 @@ SPEC_FEEDBACK = (
     "<|im_end|>\n<|im_start|>system\nYour answer is incorrect. You have {n} attempts left. "
     "Try an alternative.<|im_end|>\n<|im_start|>assistant\n"
 )
+# The released baseline's prompt (spec §3, SimpleRL's file: no attempts sentence, no trailing newline) and its
+# training-time evaluation prompt, qwen-boxed (spec §5.3).
+SPEC_BASELINE_PROMPT = (
+    "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+    "<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant"
+)
+SPEC_QWEN_BOXED = (
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{q}\nPlease reason step by "
+    "step, and put your final answer within \\boxed{}.<|im_end|>\n<|im_start|>assistant\n"
+)
 SPEC_PATH = ROOT.parent / "shared" / "docs" / "paper-spec.md"
 
 TINY = C.resolve({})
@@ -51,6 +61,71 @@ def test_paper_templates_character_by_character():
     # n counts the attempts left after the decrement, so "1 attempts" is literal (spec §1.2).
     assert render_feedback(PAPER.env.feedback_template, 1, "<|im_end|>", False) == SPEC_FEEDBACK.replace("{n}", "1")
     assert "You have 1 attempts left." in render_feedback(PAPER.env.feedback_template, 1, "<|im_end|>", False)
+
+
+def test_baseline_strings_match_the_spec_document():
+    """The spec writes these inline (`...`), newlines as the two characters \\n."""
+    if not SPEC_PATH.is_file():
+        pytest.skip("../shared/docs/paper-spec.md is absent")
+    inline = [b.replace("\\n", "\n") for b in re.findall(r"`([^`\n]+)`", SPEC_PATH.read_text())]
+    assert SPEC_BASELINE_PROMPT in inline and SPEC_QWEN_BOXED in inline
+
+
+def test_paper_baseline_is_the_released_single_turn_task():
+    """The paper preset's baseline trains on SimpleRL's prompt, character by character (no trailing newline), to
+    the end of the turn, with the released reward; its held-out checks use qwen-boxed; it is evaluated at k
+    attempts in the multi-attempt env like every model."""
+    question = "What is $1+1$?"
+    env = PAPER.variant_env("baseline")
+    assert render_prompt(env.prompt_template, question, 1) == SPEC_BASELINE_PROMPT.replace("{question}", question)
+    assert not env.prompt_template.endswith("\n")
+    assert env.stop_at_box is False and env.reward.rule == "released_baseline"
+    assert render_prompt(PAPER.heldout_env("baseline").prompt_template, question, 1) == SPEC_QWEN_BOXED.replace(
+        "{q}", question
+    )
+    assert PAPER.attempt_range("baseline") == C.AttemptRange(1, 1)
+    assert PAPER.variant_env("multi_attempt") == PAPER.env  # the multi-attempt run trains in the evaluation env
+    assert "single_attempt_env" in PAPER.variants and "single_attempt_env" not in PAPER.trained_variants
+    assert PAPER.variant_env("single_attempt_env") == PAPER.env
+
+
+@pytest.mark.parametrize(
+    "text, reward",
+    [
+        (r"so \boxed{2}", 1.0),
+        ("The answer is 2.", 1.0),  # no box: the released extractor falls back to the phrase
+        ("1 + 1 makes 2", 1.0),  # ... or to the last number
+        (r"\boxed{3}", -0.5),
+        ("I would have boxed it: 3", -0.5),  # the substring "boxed" is the format test
+        ("no idea", -1.0),
+        ("it is 3", -1.0),
+    ],
+)
+def test_released_baseline_reward(text, reward):
+    env = MultiAttemptEnv(PAPER.variant_env("baseline"), PAPER.attempt_range("baseline"), GRADER)
+    d = env.reset("q", "1+1?", "2", 1)
+    assert env.step([d], [text], [5], [True]) == [None]
+    assert d.done and d.reward == reward
+
+
+def test_variant_env_overrides_are_checked_like_env():
+    with pytest.raises(C.ConfigError) as e:
+        C.resolve({"variants": {"baseline": {"env": {"stop_at_box": "maybe", "feedbak_template": "x"}}}})
+    assert "variants.baseline.env.stop_at_box: 'maybe' is not of type 'boolean'" in str(e.value)
+    assert "variants.baseline.env.feedbak_template: unknown key" in str(e.value)
+    with pytest.raises(C.ConfigError, match=r"variants.two.env.feedback_template: must state the attempts left"):
+        C.resolve(
+            {"variants": {"two": {"min_attempts": 1, "max_attempts": 2, "env": {"feedback_template": "<|im_end|>"}}}}
+        )
+    with pytest.raises(C.ConfigError, match="variants: no variant is enabled"):
+        C.resolve({"variants": {"multi_attempt": {"enabled": False}, "baseline": {"enabled": False}}})
+    # a single-attempt variant needs no {N}; a new variant takes the schema's defaults for what it omits
+    cfg = C.resolve(
+        {"variants": {"plain": {"min_attempts": 1, "max_attempts": 1, "env": {"prompt_template": "Q: {question}"}}}}
+    )
+    assert cfg.trained_variants == ["multi_attempt", "baseline", "plain"] and cfg.variant("plain").description == ""
+    assert cfg.variant_env("plain").prompt_template == "Q: {question}" and cfg.env.prompt_template != "Q: {question}"
+    assert C.resolve(cfg.to_dict()).to_dict() == cfg.to_dict()  # resolving a resolved config gives it back
 
 
 def test_prompt_rendering_keeps_braces_in_question():

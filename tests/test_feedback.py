@@ -449,3 +449,13 @@ def test_rollouts_with_a_provider_are_token_exact(tiny, provider):
     assert n_feedback >= 6
     again = rollout(backend, tokenizer, make_env(cfg), questions, params, 3, check=True)
     assert [t.token_ids for t in again] == [t.token_ids for t in transcripts]  # deterministic given the seed
+
+
+def test_a_variant_chooses_its_provider_through_its_env_overrides():
+    """`variants.<name>.env.feedback` overrides the provider for that variant only; errors name its key path."""
+    cfg = C.resolve({"variants": {"multi_attempt": {"env": {"feedback": {"provider": "echo"}}}}})
+    assert cfg.variant_env("multi_attempt").feedback.provider == "echo" and cfg.env.feedback.provider == "fixed"
+    assert make_provider(cfg.variant_env("multi_attempt")).name == "echo"
+    bad = {"variants": {"multi_attempt": {"env": {"feedback": {"provider": "echo", "echo_template": f"{EOT}{{n}}"}}}}}
+    with pytest.raises(C.ConfigError, match=re.escape("variants.multi_attempt.env.feedback.echo_template: must quote")):
+        C.resolve(bad)

@@ -22,7 +22,7 @@ from pipeline import config, grading
 from pipeline.grading import Grader, extract, fast
 from pipeline.grading.extract import extract_answer, first_box_end, is_formatted
 from pipeline.grading.math_verify import _differ_at_a_point, math_verify_equal, warm_up
-from tests.hostile import best_times
+from tests.hostile import best_times, hostile_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = config.resolve({}).grading
@@ -114,6 +114,48 @@ def test_extraction_is_linear_on_adversarial_input():
 
 
 @pytest.mark.parametrize(
+    "response, answer",
+    [
+        (r"so \boxed{3}. The answer is 4", "3"),  # a box wins
+        ("Thus the answer is: 12.", "12"),
+        ("the final answer is\n  7/", "7"),
+        ("He said the answer is 5 and then the answer is 6.", "6"),  # the last phrase
+        ("2 apples and 3,500 pears", "3500"),  # the last number, commas dropped
+        ("x = -0.25", "-0.25"),
+        ("no digits here", None),
+        (r"\boxed{", None),  # an unclosed box is no box, and no number either
+    ],
+)
+def test_released_baseline_fallback_extraction(response, answer):
+    """The released baseline's extractor (spec §2): box, else "he answer is" / "final answer is", else the last
+    number."""
+    assert extract.released_answer(response, "last") == answer
+    graded = GRADER.grade([response], [answer or "1"], fallback=True)[0]
+    assert graded.answer == answer and graded.correct is (answer is not None)
+    assert GRADER.grade([response], [answer or "1"])[0].correct is (answer is not None and "boxed{3}" in response)
+
+
+def test_released_fallback_on_hostile_answers_runs_no_code_and_never_hangs(tmp_path):
+    """The fallback extraction and grading of hostile responses: no payload runs, each extraction is fast, the
+    grader answers every pair."""
+    marker = tmp_path / "pwned"
+    cases = hostile_cases(600, marker, seed=7)
+    slowest = 0.0
+    for c in cases:
+        t = time.perf_counter()
+        extract.released_answer(c.response, "last")
+        slowest = max(slowest, time.perf_counter() - t)
+    assert slowest < 2.0, f"released_answer took {slowest:.2f} s on one response"
+    with Grader(SETTINGS.workers, 2.0, "last") as grader:
+        t = time.perf_counter()
+        grades = grader.grade([c.response for c in cases], [c.gold for c in cases], fallback=True)
+        wall = time.perf_counter() - t
+    assert len(grades) == len(cases) and all(isinstance(g.correct, bool) for g in grades)
+    assert not marker.exists() and list(tmp_path.iterdir()) == []
+    assert wall < 600, f"{len(cases)} hostile pairs took {wall:.0f} s"
+
+
+@pytest.mark.parametrize(
     "make",
     [
         lambda n: "\\boxed " * n,  # bare openers
@@ -185,7 +227,7 @@ def test_every_pipeline_verb_builds_its_grader_from_the_configuration():
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "Grader.from_config"
     ]
-    assert len(calls) == 3  # build_base, evaluate, train
+    assert len(calls) == 4  # build_base, evaluate, train, eval_metrics (repeats judged by the grader)
     assert all(ast.unparse(call.args[0]) == "cfg.grading" for call in calls)
 
 
@@ -253,7 +295,7 @@ def test_grade_reports_answer_and_route():
 def test_public_signatures_are_stable():
     assert list(inspect.signature(extract_answer).parameters) == ["text"]
     assert list(inspect.signature(Grader.is_correct).parameters) == ["self", "response", "gold"]
-    assert list(inspect.signature(Grader.grade).parameters) == ["self", "responses", "golds"]
+    assert list(inspect.signature(Grader.grade).parameters) == ["self", "responses", "golds", "fallback"]
     assert list(inspect.signature(Grader).parameters)[:3] == ["workers", "timeout_s", "multi_box"]
 
 

@@ -3,6 +3,8 @@
 import copy
 import json
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from pipeline import metrics as M
 from pipeline.io import DataError
+from tests.conftest import ROOT
 
 
 def att(answer, correct=False, text="..."):
@@ -82,7 +85,14 @@ def test_k2_summarize():
     # attempts: 1 + 2 + 2 + 2 = 7; with an answer: 1 + 2 + 2 + 0 = 5
     assert s["formatted_rate"] == 5 / 7
     assert s["attempts_used"] == {"success": 1.5, "failure": 2.0}
-    assert s["retry"] == M.retry_stats(T2)
+    # retry_stats' keys and values, each rate followed by its interval (same seed and n_boot as the accuracy's)
+    stats, intervals = M.retry_stats(T2), M.retry_intervals(T2, n_boot=500, seed=1)
+    assert {k: v for k, v in s["retry"].items() if k != "overall"} == {
+        **{k: v for k, v in stats.items() if k != "overall"},
+        **{k: v for k, v in intervals.items() if k != "overall"},
+    }
+    assert s["retry"]["overall"] == {**stats["overall"], **intervals["overall"]}
+    assert list(s["retry"])[:2] == ["wrong_to_right_rate", "wrong_to_right_rate_ci95"]
     assert s["stop_reasons"] == {"attempts_exhausted": 2, "correct": 2}
     lo, hi = s["accuracy_ci95"]
     assert 0.0 <= lo <= 0.5 <= hi <= 1.0
@@ -140,6 +150,116 @@ def test_retry_stats_no_retries_and_unreached_index():
 def test_null_earlier_answer_is_not_a_repeat_target():
     r = M.retry_stats(M.traces_from([rec("a", [att(None), att("x"), att("x")], 3)]))
     assert r["n_repeats"] == {"2": 0, "3": 1}  # "x" at 2 is new (None is not an answer); at 3 it repeats
+
+
+# Repeats judged by the grader: 0.5 then \frac{1}{2} is one answer, not one string; 2x after x+x needs Math-Verify.
+EQUIV = [
+    rec("e1", [att("0.5"), att(r"\frac{1}{2}")], 3, stop="token_budget"),  # j=2: equivalent repeat, not a string one
+    rec("e2", [att("x+x"), att("3"), att("2x")], 3),  # j=2 new; j=3 repeats attempt 1 (Math-Verify decides)
+    rec("e3", [att("7"), att("7 "), att("8", True)], 3),  # j=2: string repeat (and so an equivalent one); j=3 right
+    rec("e4", [att("0.5"), att("0.25", True)], 3),  # j=2: a different number, right
+]
+
+
+def _grader_verdicts(traces):
+    from pipeline.grading import Grader
+
+    pairs = M.retry_pairs(traces)
+    with Grader(workers=1, timeout_s=30.0, multi_box="last") as grader:
+        grades = grader.grade_answers([a for a, _ in pairs], [e for _, e in pairs])
+    return {pair: g.correct for pair, g in zip(pairs, grades)}
+
+
+def test_repeats_judged_by_the_graders_equivalence():
+    traces = M.traces_from(EQUIV)
+    # Only pairs that differ as strings are graded, each once ("7 " after "7" is a string repeat already).
+    assert M.retry_pairs(traces) == sorted(
+        [(r"\frac{1}{2}", "0.5"), ("3", "x+x"), ("2x", "x+x"), ("2x", "3"), ("8", "7"), ("0.25", "0.5")]
+    )
+    verdicts = _grader_verdicts(traces)  # the real grader: cheap checks, then Math-Verify in a worker
+    assert {pair for pair, same in verdicts.items() if same} == {(r"\frac{1}{2}", "0.5"), ("2x", "x+x")}
+    r = M.retry_stats(traces, verdicts)
+    # j=2: answered e1..e4 (4); string repeats e3 (1); equivalent repeats e1, e3 (2). j=3: e2, e3; equivalent e2.
+    assert r["n_repeats"] == {"2": 1, "3": 0} and r["n_repeats_equiv"] == {"2": 2, "3": 1}
+    assert r["repeat_rate"] == {"2": 0.25, "3": 0.0} and r["repeat_rate_equiv"] == {"2": 0.5, "3": 0.5}
+    assert r["overall"]["repeat_rate"] == 1 / 6 and r["overall"]["repeat_rate_equiv"] == 3 / 6
+    assert r["overall"]["n_repeats_equiv"] == 3
+    # Today's keys keep their meaning and values (string equality); without verdicts there is no equiv column.
+    plain = M.retry_stats(traces)
+    assert {k: v for k, v in r.items() if "equiv" not in k and k != "overall"} == {
+        k: v for k, v in plain.items() if k != "overall"
+    }
+    assert {k: v for k, v in r["overall"].items() if "equiv" not in k} == plain["overall"]
+    assert not any("equiv" in k for k in (*plain, *plain["overall"]))
+
+
+def test_a_missing_equivalence_verdict_names_the_record():
+    traces = M.traces_from(EQUIV, "k3.jsonl")
+    verdicts = dict.fromkeys(M.retry_pairs(traces), False)
+    del verdicts[("2x", "x+x")]
+    with pytest.raises(ValueError, match=r"k3.jsonl: record 1 \(id 'e2'\): no equivalence verdict for attempt 3"):
+        M.retry_stats(traces, verdicts)
+
+
+def test_the_eval_metrics_verb_grades_the_repeats(tmp_path):
+    """As the rule calls it: the verb builds the grader from --config and writes both repeat columns."""
+    runs = {2: [rec(r["id"], r["attempts"][:2], 2) for r in EQUIV], 3: EQUIV}  # every dialogue reaches attempt 2
+    paths = []
+    for k, records in runs.items():
+        paths.append(tmp_path / f"k{k}.jsonl")
+        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "metrics.json"
+    argv = ["eval-metrics", "--config", "{}", *map(str, paths), "--model", "base", "--out", str(out)]
+    proc = subprocess.run([sys.executable, "-m", "pipeline", *argv], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    retry = json.loads(out.read_text())["by_k"]["3"]["retry"]
+    assert retry["repeat_rate"] == {"2": 0.25, "3": 0.0} and retry["repeat_rate_equiv"] == {"2": 0.5, "3": 0.5}
+    lo, hi = retry["overall"]["repeat_rate_equiv_ci95"]
+    assert lo <= 0.5 <= hi
+    assert "6 answer pairs judged for repeats (2 equivalent, 0 timed out)" in proc.stderr
+
+
+def test_retry_intervals_contain_the_rates_and_are_deterministic():
+    rng = np.random.default_rng(5)
+    records = []
+    for i in range(60):  # k = 3 dialogues: right at 1, 2 or 3 or never; a retry sometimes repeats attempt 1
+        solved = int(rng.integers(1, 5))
+        answers = [str(rng.integers(0, 3)) for _ in range(3)]
+        attempts = [att(answers[j], correct=j + 1 == solved) for j in range(min(solved, 3))]
+        records.append(rec(f"q{i}", attempts, 3))
+    traces = M.traces_from(records)
+    verdicts = dict.fromkeys(M.retry_pairs(traces), False)
+    stats, ci = M.retry_stats(traces, verdicts), M.retry_intervals(traces, n_boot=400, seed=3, equivalent=verdicts)
+    for rate in ("wrong_to_right_rate", "repeat_rate", "repeat_rate_equiv"):
+        for j in ("2", "3"):
+            lo, hi = ci[f"{rate}_ci95"][j]
+            assert 0.0 <= lo <= stats[rate][j] <= hi <= 1.0 and lo < hi
+        lo, hi = ci["overall"][f"{rate}_ci95"]
+        assert lo <= stats["overall"][rate] <= hi
+    assert ci == M.retry_intervals(traces, n_boot=400, seed=3, equivalent=verdicts)
+    assert ci != M.retry_intervals(traces, n_boot=400, seed=4, equivalent=verdicts)
+    # The overall rate pools the indices, so its interval is narrower than the sparser index 3's.
+    (lo3, hi3), (lo, hi) = ci["wrong_to_right_rate_ci95"]["3"], ci["overall"]["wrong_to_right_rate_ci95"]
+    assert hi - lo < hi3 - lo3
+
+
+def test_retry_intervals_without_retries_or_variation():
+    k1 = M.traces_from([rec("a", [att("1", True)], 1), rec("b", [att("2")], 1)])
+    assert M.retry_intervals(k1) == {
+        "wrong_to_right_rate_ci95": {},
+        "repeat_rate_ci95": {},
+        "overall": {"wrong_to_right_rate_ci95": None, "repeat_rate_ci95": None},
+    }
+    # Nobody reached attempt 3, nobody answered at 2: None; everyone reaching 2 was right there: [1, 1].
+    k3 = M.traces_from([rec("a", [att("1", True)], 3), rec("b", [att("2"), att(None, True)], 3)])
+    ci = M.retry_intervals(k3, n_boot=200)
+    assert ci["wrong_to_right_rate_ci95"] == {"2": [1.0, 1.0], "3": None}
+    assert ci["repeat_rate_ci95"] == {"2": None, "3": None} and ci["overall"]["repeat_rate_ci95"] is None
+    s = M.summarize(k1, n_boot=50)
+    assert s["retry"]["overall"]["wrong_to_right_rate_ci95"] is None
+    assert json.loads(json.dumps(s)) == s
+    with pytest.raises(ValueError, match="n_boot"):
+        M.retry_intervals(k3, n_boot=0)
 
 
 # ----------------------------------------------------------------------------------------------- validation

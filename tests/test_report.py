@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, metrics, provenance, report
+from pipeline import audit, config, metrics, provenance, report
 from pipeline.__main__ import main
 from pipeline.io import DataError, write_json, write_jsonl
 from tests.conftest import ROOT
@@ -61,6 +61,46 @@ def results(tmp_path_factory):
                 runs[k] = metrics.read_traces(folder / f"k{k}.jsonl")
             write_json(folder / "metrics.json", metrics.metrics_for(model, runs))
             metrics_files.append(str(folder / "metrics.json"))
+            # the grader audit: the gold of question 0 of alpha is 43, which the traces' flags (Math-Verify's
+            # stand-in) still call right, so the second grader disagrees on it in every run
+            golds = [
+                {"id": f"{bench}-{i}", "question": "q", "answer": "43" if (bench, i) == ("alpha", 0) else "42"}
+                for i in range(n)
+            ]
+            audit.write_audit(
+                folder / "grader_audit.jsonl",
+                folder / "grader_audit.json",
+                *audit.audit(model, golds, list(runs.values())),
+            )
+            # the controls (pipeline.probes' outputs): the dialogue's accuracy, parallel pass@k, a flip rate
+            seq = {
+                str(k): {"accuracy": _expected_accuracy([model], k), "accuracy_ci95": [0, 1], "mean_tokens": 8.0 * k}
+                for k in range(1, MAX_K + 1)
+            }
+            par = {
+                str(k): {
+                    "pass_at_k": 0.3 + 0.1 * k,
+                    "pass_at_k_ci95": [0, 1],
+                    "majority_at_k": 0.3,
+                    "majority_at_k_ci95": [0, 1],
+                    "mean_tokens": 8.0 * k,
+                }
+                for k in range(1, MAX_K + 1)
+            }
+            write_json(folder / "parallel.json", {"model": model, "benchmark": bench, "sequential": seq, "by_k": par})
+            flips = 2 if model.startswith("multi") else 6
+            write_json(
+                folder / "flip_probe.json",
+                {
+                    "model": model,
+                    "benchmark": bench,
+                    "n_probed": 10,
+                    "n_flipped": flips,
+                    "flip_rate": flips / 10,
+                    "flip_rate_ci95": [0.0, 0.7],
+                    "repeat_rate": 0.5,
+                },
+            )
         if model != NO_PROVENANCE:
             provenance.write(root / "models" / model, provenance.record(config.resolve({"seeds": [len(model)]})))
         if model != "base":
@@ -100,6 +140,12 @@ def _run_report(results, out, scale="tiny", **config):
                 *logs,
                 "--models",
                 *(str(root / "models" / m) for m in FIRST),
+                "--audits",
+                *map(str, sorted(root.glob("eval/*/*/grader_audit.json"))),
+                "--parallel",
+                *map(str, sorted(root.glob("eval/*/*/parallel.json"))),
+                "--flip",
+                *map(str, sorted(root.glob("eval/*/*/flip_probe.json"))),
                 "--out-dir",
                 str(out),
             ]
@@ -147,6 +193,53 @@ def test_summary_values_and_schema(results, tmp_path):
     for model in set(FIRST) - {NO_PROVENANCE}:
         written = json.loads((root / "models" / model / "provenance.json").read_text())
         assert summary["provenance"][model] == written and written["config"]["seeds"] == [len(model)]
+
+
+def test_summary_carries_the_headline_difference_departures_audit_and_provenance(results, tmp_path):
+    summary, text = _run_report(results, tmp_path)
+    d = summary["gain_difference"]
+    gains = {
+        v: _expected_accuracy([f"{v}_s0", f"{v}_s1"], 2) - _expected_accuracy([f"{v}_s0", f"{v}_s1"], 1)
+        for v in ("multi_attempt", "baseline")
+    }
+    assert d["variants"] == ["multi_attempt", "baseline"]
+    assert d["difference"] == pytest.approx(gains["multi_attempt"] - gains["baseline"])
+    assert d["ci95"][0] <= d["difference"] <= d["ci95"][1] and d["ci95"][0] > 0  # 20 points apart on 60 questions
+    assert d["ratio"] == pytest.approx(gains["multi_attempt"] / gains["baseline"])
+    for s in ("0", "1"):
+        one = {v: _expected_accuracy([f"{v}_s{s}"], 2) - _expected_accuracy([f"{v}_s{s}"], 1) for v in gains}
+        assert d["per_seed"][s] == pytest.approx(one["multi_attempt"] - one["baseline"])
+    assert "**Headline:**" in text and f"a difference of {100 * d['difference']:.1f} points" in text
+    # departures: generated from the configuration against the paper preset
+    assert any(line.startswith("`model`: model.source 'build'") for line in summary["departures"])
+    assert any("variant `baseline` trains differently" in line for line in summary["departures"])
+    assert "## Departures from the paper" in text and "1. `data`:" in text
+    # the grader audit: one disagreement per model and run, on alpha's question 0
+    a = summary["grader_audit"]
+    assert a["headline_grader"] == "math_verify" and set(a["models"]) == set(FIRST)
+    for m in a["models"].values():
+        assert (m["n_disagreements"], m["primary_only"], m["second_only"]) == (MAX_K, MAX_K, 0)
+        assert m["primary"]["1"] - m["second"]["1"] == pytest.approx(1 / 40 / 2)  # one of 40, half the macro
+    assert a["variants"]["multi_attempt"]["primary"]["2"] == pytest.approx(
+        _expected_accuracy(["multi_attempt_s0", "multi_attempt_s1"], 2)
+    )
+    assert "## Grader audit" in text and f"disagree on {len(FIRST) * MAX_K} of" in text
+    # sequential vs parallel: the macro over benchmarks, mean over seeds; the flip probe pooled per variant
+    c = summary["controls"]["multi_attempt"]
+    assert c["pass"]["2"] == {"accuracy": pytest.approx(0.5), "tokens": 16.0}
+    assert c["sequential"]["2"]["accuracy"] == pytest.approx(
+        _expected_accuracy(["multi_attempt_s0", "multi_attempt_s1"], 2)
+    )
+    assert summary["flip_probe"]["variants"]["multi_attempt"] == {"n_probed": 40, "flip_rate": pytest.approx(0.2)}
+    assert "## Learning from failure, or sampling more?" in text and "### Told a right answer is wrong" in text
+    assert (tmp_path / "figures" / "sequential_vs_parallel.png").read_bytes()[:4] == b"\x89PNG"
+    # retry intervals per model, and the provenance block
+    rows = {(r["model"], r["benchmark"]): r for r in summary["retry_intervals"]}
+    r = rows[("multi_attempt_s0", "alpha")]
+    assert r["wrong_to_right_rate_ci95"][0] <= r["wrong_to_right_rate"] <= r["wrong_to_right_rate_ci95"][1]
+    run = summary["run"]
+    assert len(run["config_hash"]) == 16 and run["versions"]["torch"] and "## Provenance" in text
+    assert run["config_hash"] == provenance.config_hash(config.resolve({"scale": "tiny"}).to_dict())
 
 
 @pytest.mark.parametrize("rule", ["last", "all"])

@@ -112,6 +112,22 @@ def test_greedy_is_batch_invariant_and_sampling_is_seeded(setup):
     assert [t.token_ids for t in a] != [t.token_ids for t in c]
 
 
+def test_questions_with_their_own_seed_sample_the_same_in_any_batch(setup):
+    """Question.seed (pipeline.probes' parallel samples): a row's stream is its own, per attempt, so what it is
+    batched with, and how long its neighbours' attempts run, changes nothing; the log-probs are checked."""
+    cfg, model, tokenizer = setup
+    env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), GRADER)
+    backend = HFBackend(model, tokenizer, cfg.env.end_of_turn, True)
+    qs = [Question(f"q{i}", f"{100 + i}+200=", "none", n, seed=1000 + i) for i, n in enumerate([3, 1, 4, 2, 3])]
+    together = rollout(backend, tokenizer, env, qs, SAMPLE, 5, check=True)
+    apart = rollout(backend, tokenizer, env, qs[::-1], SAMPLE, 2, check=True)[::-1]
+    assert [t.token_ids for t in together] == [t.token_ids for t in apart]
+    reseeded = rollout(backend, tokenizer, env, [dataclasses.replace(q, seed=q.seed + 1) for q in qs], SAMPLE, 5)
+    assert [t.token_ids for t in reseeded] != [t.token_ids for t in together]
+    with pytest.raises(ValueError, match="mixes questions with and without their own seed"):
+        rollout(backend, tokenizer, env, [*qs[:2], dataclasses.replace(qs[2], seed=None)], SAMPLE, 5)
+
+
 def test_budgets_and_termination(setup):
     transcripts, env_cfg = run(setup, 5, SAMPLE, env_overrides={"max_attempt_tokens": 6, "max_total_tokens": 14})
     for t in transcripts:

@@ -24,11 +24,14 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 from pipeline import config, data, distributed, models
 from pipeline import train as train_mod
 from pipeline.distributed import Optimized, deepspeed_checkpoint_classes
+from pipeline.grading import Grader
 from pipeline.io import DataError, load_tensors
 from tests import tensorboard_events
 from tests.conftest import ROOT
 from tests.test_bad_input import assert_clean
 from tests.test_workflow import snakemake
+
+VARIANTS = ("multi_attempt", "baseline")
 
 SPEC = ROOT.parent / "shared" / "docs" / "paper-spec.md"
 
@@ -221,6 +224,69 @@ def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, t
     assert (killed / "run" / "checkpoints" / "step_000006" / "critic" / models.VALUE_HEAD).is_file()
 
 
+def test_best_heldout_evaluates_the_actor_best_on_a_validation_split(task, tiny_model_dir, tmp_path):
+    """eval.checkpoint best_heldout: validation questions leave the training set, are checked with the held-out
+    sets, and the model is the actor of the best check (the first of equals), not the last step's."""
+    cfg = {
+        **SMALL,
+        "train": {**SMALL["train"], "algorithm": "grpo", "steps": 4, "eval_every": 1, "save_every": 4},
+        "eval": {"checkpoint": "best_heldout", "validation_questions": 24},
+    }
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg))
+    log = log_lines(tmp_path / "model" / "train_log.jsonl")
+    checks = [(r["step"], r["validation/accuracy"]) for r in log if "validation/accuracy" in r]
+    assert [s for s, _ in checks] == [0, 1, 2, 3, 4]
+    best_step = max(checks, key=lambda c: (c[1], -c[0]))[0]
+    summary = json.loads((tmp_path / "model" / "train_summary.json").read_text())
+    assert summary["checkpoint"] == {
+        "rule": "best_heldout",
+        "step": best_step,
+        "validation_accuracy": dict(checks)[best_step],
+    }
+    best = weights(tmp_path / "run" / "best")
+    chosen = weights(tmp_path / "model")
+    assert all(torch.equal(best[k], chosen[k]) for k in best)
+    if best_step == 0:  # the base itself was best: the model is the base's weights
+        assert all(torch.equal(chosen[k], v) for k, v in weights(tiny_model_dir).items())
+    # the validation split is drawn from the training data, the same for every run, and never trained on
+    records = data.read_records(task / "train.jsonl")
+    validation, rest = data.validation_split(records, 24)
+    assert len(validation) == 24 and len(rest) == len(records) - 24
+    assert not {r["id"] for r in validation} & {r["id"] for r in rest}
+    assert data.validation_split(records, 24) == (validation, rest)
+    with Grader.from_config(config.resolve(cfg).grading) as grader:
+        trainer = train_mod.Trainer(
+            config.resolve(cfg), "multi_attempt", 0, tiny_model_dir, records, {}, tmp_path / "r2", grader
+        )
+    assert trainer.validation == validation and trainer.order.records == rest
+
+
+def test_a_variant_with_its_own_environment_trains(task, tiny_model_dir, tmp_path):
+    """A released-baseline-like variant on the tiny model: its own prompt (no attempts sentence, no trailing
+    newline), generation to the end of the turn, the released reward, its own held-out prompt."""
+    own = {
+        "min_attempts": 1,
+        "max_attempts": 1,
+        "env": {
+            "prompt_template": "<|im_start|>system\nAnswer.<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n"
+            "<|im_start|>assistant",
+            "stop_at_box": False,
+            "reward": {"rule": "released_baseline"},
+        },
+        "heldout_prompt_template": "<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n",
+    }
+    cfg = {
+        **SMALL,
+        "train": {**SMALL["train"], "algorithm": "grpo", "steps": 2, "eval_every": 2},
+        "variants": {"released": own},
+    }
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg, variant="released"))
+    log = log_lines(tmp_path / "model" / "train_log.jsonl")
+    assert [r["step"] for r in log] == [0, 1, 2] and "heldout/mean" in log[-1]
+    assert all(-1.0 <= r["train/reward"] <= 1.0 and r["train/attempts_allowed"] == 1 for r in log[1:])
+    assert json.loads((tmp_path / "model" / "train_summary.json").read_text())["variant"] == "released"
+
+
 def test_a_checkpoint_of_another_configuration_is_refused_and_kept(task, tiny_model_dir, tmp_path):
     cfg = {**SMALL, "train": {**SMALL["train"], "steps": 2, "eval_every": 0}}
     run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "a", cfg))
@@ -335,19 +401,26 @@ def test_grpo_needs_several_samples_per_question():
         config.resolve({"train": {"micro_batch": 100}})
 
 
-def test_variants_differ_only_in_the_attempt_range(tmp_path):
-    """The two runs the rules launch: one command but for the variant's name (so the same configuration file),
-    and the name picks variants.<name>, which differ only in their attempt range."""
+def test_each_variant_trains_with_its_own_environment(tmp_path):
+    """The runs the rules launch: one command per variant x seed, the same configuration file for all, the name
+    picking variants.<name>. Tiny: the two differ only in their attempt range. Paper (dry run): the baseline's
+    command trains the released single-turn task, its prompt character by character as spec §3 writes it."""
+    from tests.test_env import SPEC_BASELINE_PROMPT
+
     out = snakemake(tmp_path, "-n", "-p", "--forceall").stdout
-    commands = {
-        v: next(line for line in out.splitlines() if f"--variant {v} --seed 0" in line) for v in config.VARIANTS
-    }
+    commands = {v: next(line for line in out.splitlines() if f"--variant {v} --seed 0" in line) for v in VARIANTS}
     assert commands["multi_attempt"].replace("multi_attempt", "baseline") == commands["baseline"]
     path = re.search(r" train --config (\S+) --variant", commands["baseline"]).group(1)
-    assert json.loads((tmp_path / path).read_text())["variants"] == {
-        "multi_attempt": {"min_attempts": 1, "max_attempts": 5},
-        "baseline": {"min_attempts": 1, "max_attempts": 1},
-    }
+    tiny = config.load(tmp_path / path)
+    assert [tiny.attempt_range(v) for v in VARIANTS] == [config.AttemptRange(1, 5), config.AttemptRange(1, 1)]
+    assert tiny.variant_env("baseline") == tiny.variant_env("multi_attempt") == tiny.env
+
+    out = snakemake(tmp_path, "-n", "-p", "--forceall", "--config", "scale=paper").stdout
+    line = next(line for line in out.splitlines() if "--variant baseline --seed 42" in line)
+    paper = config.load(tmp_path / re.search(r" train --config (\S+) --variant", line).group(1))
+    assert paper.variant_env("baseline").prompt_template == SPEC_BASELINE_PROMPT
+    assert paper.variant_env("multi_attempt").prompt_template == paper.env.prompt_template
+    assert "--variant single_attempt_env" not in out  # declared, not enabled
 
 
 def test_paper_preset_training_values():

@@ -153,6 +153,19 @@ def test_sampled_logprobs_match_a_transformers_recomputation(task, base, cfg, en
     assert [t.token_ids for t in a] != [t.token_ids for t in c]
 
 
+def test_questions_with_their_own_seed_sample_the_same_in_any_batch(task, base, cfg, engine):
+    """Question.seed (pipeline.probes' parallel samples): each row's requests are seeded from its own seed and
+    attempt, so its dialogue does not depend on the batch (as on the transformers backend)."""
+    _, _, heldout = task
+    tokenizer = models.load_tokenizer(base)
+    qs = [dataclasses.replace(q, seed=100 + i) for i, q in enumerate(questions(heldout[:12], [1, 3, 2] * 4))]
+    together = play(engine, tokenizer, cfg, qs, SAMPLE, batch_size=12)
+    apart = play(engine, tokenizer, cfg, qs[::-1], SAMPLE, batch_size=5)[::-1]
+    assert [t.token_ids for t in together] == [t.token_ids for t in apart]
+    reseeded = play(engine, tokenizer, cfg, [dataclasses.replace(q, seed=q.seed + 1) for q in qs], SAMPLE)
+    assert [t.token_ids for t in reseeded] != [t.token_ids for t in together]
+
+
 def test_continuing_after_feedback_reuses_the_cached_history(task, base, cfg, engine):
     """Each retry is a new request; the blocks of its history are prefix-cache hits, not recomputed."""
     _, _, heldout = task

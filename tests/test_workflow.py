@@ -96,6 +96,24 @@ def test_dry_run_paper_preset(tmp_path):
     assert len(eval_jobs) == 105 and all("gpu=1" in job.split("Shell command")[0] for job in eval_jobs)
 
 
+def test_eval_models_are_evaluated_beside_the_trained_ones(tmp_path):
+    """eval.models: a local folder (or a hub id, which the download rule fetches) is evaluated at every k, audited
+    and reported like the workflow's own models; a path that is neither stops the workflow before any job."""
+    folder = tmp_path / "instruct"
+    folder.mkdir()
+    cfg = f"eval={{models: {{instruct: {folder}}}}}"
+    out = snakemake(tmp_path, "-n", "-p", "--config", cfg).stdout
+    assert out.count("pipeline evaluate --config") == 5 * 6 and out.count("--model " + str(folder)) == 5 + 2
+    assert "--name instruct --data" in out  # its parallel samples and flip probe
+    assert "results/tiny/eval/instruct/synthetic/grader_audit.json" in out and "reports/metrics/instruct.json" in out
+    hub = snakemake(tmp_path, "-n", "-p", "--config", "eval={models: {qwen: Qwen/Qwen2.5-Math-1.5B-Instruct}}").stdout
+    assert "rule download:" in hub and hub.count("--model Qwen/Qwen2.5-Math-1.5B-Instruct") == 5 + 2
+    bad = snakemake(tmp_path, "-n", "--config", f"eval={{models: {{gone: {tmp_path / 'nowhere'}}}}}", check=False)
+    assert bad.returncode != 0 and "eval.models.gone" in bad.stderr + bad.stdout
+    clash = snakemake(tmp_path, "-n", "--config", f"eval={{models: {{baseline_s0: {folder}}}}}", check=False)
+    assert clash.returncode != 0 and "eval.models.baseline_s0: the name of a model the workflow makes" in clash.stdout
+
+
 def test_a_named_experiment_has_its_own_folders(tmp_path):
     """`experiment: NAME` moves every output to results/NAME and reports/NAME; the default keeps results/tiny and
     reports/ (and the paper preset results/paper and reports/paper, test_dry_run_paper_preset)."""
@@ -171,7 +189,8 @@ def test_part_targets(tmp_path):
     assert jobs["data"] == {"prepare_synthetic"}
     assert jobs["base_model"] == {"prepare_synthetic", "build_base"}
     assert jobs["policies"] == {"prepare_synthetic", "build_base", "train"}
-    assert jobs["evaluation"] == jobs["policies"] | {"evaluate", "eval_metrics"}
+    controls = {"grader_audit", "parallel_eval", "flip_probe"}  # beside every evaluated model's runs
+    assert jobs["evaluation"] == jobs["policies"] | {"evaluate", "eval_metrics", *controls}
     assert jobs["all"] == jobs["evaluation"] | {"aggregate", "figures", "write_report", "dvc_views"}
     one = snakemake(tmp_path, "-n", "results/tiny/eval/base/synthetic/k2.jsonl").stdout
     assert set(re.findall(r"^rule (\w+):", one, re.M)) == {"prepare_synthetic", "build_base", "evaluate"}
@@ -290,19 +309,20 @@ def test_code_is_an_input(smoke_run):
     their outputs: a metrics function -> the metrics and the report; the trainer -> training and everything
     after it, not the data or the base model; a comment or a docstring -> nothing."""
     report = {"aggregate", "figures", "write_report", "dvc_views"}
+    controls = {"grader_audit", "parallel_eval", "flip_probe"}
     assert planned(smoke_run) == set()
     cases = [
         (
             "pipeline/metrics.py",
-            "def summarize(traces: Sequence[Trace], n_boot: int = 1000,",
-            "def summarize(traces: Sequence[Trace], n_boot: int = 2000,",
+            "def summarize(\n    traces: Sequence[Trace],\n    n_boot: int = 1000,",
+            "def summarize(\n    traces: Sequence[Trace],\n    n_boot: int = 2000,",
             {"eval_metrics", *report},
         ),
         (
             "pipeline/train.py",
             "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = None)",
             "def token_groups(lengths: torch.Tensor, budget: int, count: int | None = 0)",
-            {"train", "evaluate", "eval_metrics", *report},
+            {"train", "evaluate", "eval_metrics", *controls, *report},
         ),
         (
             "pipeline/metrics.py",

@@ -114,13 +114,18 @@ class AttemptRange:
 
 
 @dataclass(frozen=True)
-class VariantsConfig:
-    multi_attempt: AttemptRange
-    baseline: AttemptRange
+class VariantConfig:
+    min_attempts: int
+    max_attempts: int
+    enabled: bool
+    description: str
+    env: dict[str, Any]  # overrides of the top-level env, as written (Config.variant_env merges them)
+    heldout_prompt_template: str
 
 
 @dataclass(frozen=True)
 class RewardConfig:
+    rule: str
     correct: float
     wrong_formatted: float
     unformatted: float
@@ -228,6 +233,9 @@ class EvalConfig:
     max_total_tokens: int
     batch_size: int
     gpus: int
+    checkpoint: str
+    validation_questions: int
+    models: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -238,7 +246,7 @@ class Config:
     seeds: list[int]
     data: DataConfig
     model: ModelConfig
-    variants: VariantsConfig
+    variants: dict[str, VariantConfig]
     env: EnvConfig
     grading: GradingConfig
     rollout: RolloutConfig
@@ -256,14 +264,41 @@ class Config:
     def report_dir(self) -> str:
         return experiment_dirs(self.experiment)[1]
 
+    @property
+    def trained_variants(self) -> list[str]:
+        """The variants this run trains and evaluates (enabled), in declaration order."""
+        return [name for name, v in self.variants.items() if v.enabled]
+
+    @property
+    def largest_n(self) -> int:
+        """The most attempts any dialogue of the run allows (training variants and evaluation)."""
+        return max([self.eval.max_k, *(self.variants[v].max_attempts for v in self.trained_variants)])
+
+    def variant(self, name: str) -> VariantConfig:
+        if name not in self.variants:
+            raise ConfigError(f"variants: unknown variant {name!r}; declared: {', '.join(self.variants)}")
+        return self.variants[name]
+
     def attempt_range(self, variant: str) -> AttemptRange:
-        """The training attempt range of a variant ('multi_attempt' or 'baseline')."""
-        if variant not in VARIANTS:
-            raise ConfigError(f"variants: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-        return getattr(self.variants, variant)
+        """The training attempt range of a declared variant."""
+        v = self.variant(variant)
+        return AttemptRange(v.min_attempts, v.max_attempts)
+
+    def variant_env(self, variant: str) -> EnvConfig:
+        """The environment a variant trains in: the top-level `env` with the variant's overrides."""
+        return _build(EnvConfig, deep_merge(dataclasses.asdict(self.env), self.variant(variant).env))
+
+    def for_variant(self, variant: str) -> Config:
+        """This configuration as a variant's training sees it: `env` is the variant's."""
+        return dataclasses.replace(self, env=self.variant_env(variant))
+
+    def heldout_env(self, variant: str) -> EnvConfig:
+        """The variant's environment with the first prompt of its held-out checks (heldout_prompt_template)."""
+        env = self.variant_env(variant)
+        prompt = self.variant(variant).heldout_prompt_template
+        return dataclasses.replace(env, prompt_template=prompt) if prompt else env
 
 
-VARIANTS = tuple(f.name for f in dataclasses.fields(VariantsConfig))
 DEFAULT_EXPERIMENT = "tiny"
 
 
@@ -371,10 +406,12 @@ def _key_path(path: typing.Iterable[Any]) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
-def _schema_errors(config: Mapping[str, Any]) -> list[str]:
-    validator = jsonschema.Draft202012Validator(load_schema())
+def _schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None, at: tuple = ()) -> list[str]:
+    """Every violation of `schema` (default: the whole schema) by `config`, named by key path (`at` prefixes it)."""
+    validator = jsonschema.Draft202012Validator(load_schema() if schema is None else schema)
     messages = []
     for error in validator.iter_errors(config):
+        error.absolute_path.extendleft(reversed(at))
         where = _key_path(error.absolute_path)
         if error.validator == "additionalProperties":
             known = sorted(error.schema.get("properties", {}))
@@ -389,25 +426,41 @@ def _schema_errors(config: Mapping[str, Any]) -> list[str]:
     return sorted(set(messages))
 
 
+def _template_errors(where: str, env: EnvConfig, retries: bool, report: bool) -> list[str]:
+    """Placeholders an environment's templates need; the feedback's only when dialogues have a second attempt
+    (`retries`). `report` False: nothing (a variant without overrides has the top-level env, checked once)."""
+    if not report:
+        return []
+    errors, p, fb, eot = [], env.prompt_template, env.feedback_template, env.end_of_turn
+    if p.count("{question}") != 1:
+        errors.append(f"{where}.prompt_template: must contain the placeholder {{question}} exactly once")
+    if retries and "{N}" not in p:
+        errors.append(f"{where}.prompt_template: must state the allowed attempts with the placeholder {{N}}")
+    if retries and "{n}" not in fb:
+        errors.append(f"{where}.feedback_template: must state the attempts left with the placeholder {{n}}")
+    if retries and not fb.startswith(eot):
+        errors.append(f"{where}.feedback_template: must start with env.end_of_turn ({eot!r}), which closes the attempt")
+    if retries:
+        errors += _feedback_errors(where, env, env.feedback.provider)
+    return errors
+
+
 def _semantic_errors(c: Config) -> list[str]:
     """Rules a JSON schema cannot state: relations between keys and template placeholders."""
     errors = []
-    for name in VARIANTS:
-        r = c.attempt_range(name)
-        if r.min_attempts > r.max_attempts:
-            errors.append(f"variants.{name}: min_attempts ({r.min_attempts}) exceeds max_attempts ({r.max_attempts})")
-    p, fb, eot = c.env.prompt_template, c.env.feedback_template, c.env.end_of_turn
-    if p.count("{question}") != 1:
-        errors.append("env.prompt_template: must contain the placeholder {question} exactly once")
-    if "{N}" not in p:
-        errors.append("env.prompt_template: must state the allowed attempts with the placeholder {N}")
-    if "{n}" not in fb:
-        errors.append("env.feedback_template: must state the attempts left with the placeholder {n}")
-    if not fb.startswith(eot):
-        errors.append(f"env.feedback_template: must start with env.end_of_turn ({eot!r}), which closes the attempt")
-    errors += _feedback_errors(c.env, c.env.feedback.provider, "env.feedback.provider")
+    if not c.trained_variants:
+        errors.append("variants: no variant is enabled; nothing would be trained")
+    for name, v in c.variants.items():
+        if v.min_attempts > v.max_attempts:
+            errors.append(f"variants.{name}: min_attempts ({v.min_attempts}) exceeds max_attempts ({v.max_attempts})")
+        env = c.variant_env(name)
+        errors += _template_errors(f"variants.{name}.env", env, v.max_attempts > 1, bool(v.env))
+        held = v.heldout_prompt_template
+        if held and held.count("{question}") != 1:
+            errors.append(f"variants.{name}.heldout_prompt_template: must contain {{question}} exactly once")
+    errors += _template_errors("env", c.env, True, True)
     for name in c.model.sft.feedback_providers:
-        errors += _feedback_errors(c.env, name, "model.sft.feedback_providers")
+        errors += _feedback_errors("env", c.env, name, "model.sft.feedback_providers")
     t = c.train
     if t.algorithm == "grpo" and t.samples_per_prompt < 2:
         errors.append("train.samples_per_prompt: grpo compares samples of a question, so it needs at least 2")
@@ -415,6 +468,11 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append(f"train.train_batch: must divide rollout_batch x samples_per_prompt ({t.episodes})")
     if t.train_batch % t.micro_batch:
         errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
+    for name in c.eval.models:
+        if name == "base" or re.fullmatch(rf"({'|'.join(map(re.escape, c.variants))})_s\d+", name):
+            errors.append(f"eval.models.{name}: the name of a model the workflow makes; choose another")
+    if c.eval.checkpoint == "best_heldout" and not t.eval_every:
+        errors.append("eval.checkpoint: best_heldout picks among the checks every train.eval_every steps; set it > 0")
     if t.nodes > 1 and t.gpus < 1:
         errors.append("train.nodes: training on several nodes starts GPU processes; set train.gpus (per node) >= 1")
     if c.rollout.backend == "vllm":
@@ -448,6 +506,25 @@ def _semantic_errors(c: Config) -> list[str]:
     return errors
 
 
+def _fill_variants(merged: dict[str, Any]) -> list[str]:
+    """Give every declared variant the schema's defaults for the keys it omits, and check its `env` overrides as
+    the top-level `env` is checked (errors named `variants.<name>.env.<key>`)."""
+    schema = load_schema()
+    node, env_node = schema["$defs"]["variant"], schema["properties"]["env"]
+    defaults = {key: sub["default"] for key, sub in node["properties"].items() if "default" in sub}
+    variants, errors = merged.get("variants"), []
+    for name, entry in variants.items() if isinstance(variants, dict) else []:
+        if not isinstance(entry, Mapping):
+            continue  # the schema names it
+        variants[name] = entry = deep_merge(defaults, entry)
+        env = merged.get("env")
+        # (a top-level env error is reported once, at env)
+        if isinstance(entry["env"], Mapping) and isinstance(env, Mapping) and not _schema_errors(env, env_node):
+            entry["env"] = _coerce_strings(entry["env"], env_node)
+            errors += _schema_errors(deep_merge(env, entry["env"]), env_node, ("variants", name, "env"))
+    return errors
+
+
 # The templates each feedback provider uses (pipeline/feedback.py), beside env.feedback_template.
 FEEDBACK_TEMPLATES = {
     "echo": ("echo_template", "echo_no_answer_template"),
@@ -456,22 +533,23 @@ FEEDBACK_TEMPLATES = {
 }
 
 
-def _feedback_errors(env: EnvConfig, provider: str, chosen_by: str) -> list[str]:
-    """A provider's templates: {n} present, {answer} where the answer is quoted, end_of_turn first; a custom
-    provider's function spelled module:function. Only the providers in use are checked (`chosen_by` names where)."""
+def _feedback_errors(at: str, env: EnvConfig, provider: str, chosen_by: str = "") -> list[str]:
+    """A provider's templates in the environment at key path `at`: {n} present, {answer} where the answer is
+    quoted, end_of_turn first; a custom provider's function spelled module:function. Only providers in use are
+    checked: the environment's own, and those `chosen_by` another key (model.sft.feedback_providers)."""
     fb, errors = env.feedback, []
-    because = "" if chosen_by == "env.feedback.provider" else f" ({provider} is listed in {chosen_by})"
+    because = f" ({provider} is listed in {chosen_by})" if chosen_by else ""
     for key in FEEDBACK_TEMPLATES.get(provider, ()):
-        template, where = getattr(fb, key), f"env.feedback.{key}"
+        template, where = getattr(fb, key), f"{at}.feedback.{key}"
         if "{n}" not in template:
             errors.append(f"{where}: must state the attempts left with the placeholder {{n}}{because}")
         if not template.startswith(env.end_of_turn):
             errors.append(f"{where}: must start with env.end_of_turn ({env.end_of_turn!r}), which closes the attempt")
     if provider == "echo" and "{answer}" not in fb.echo_template:
-        errors.append(f"env.feedback.echo_template: must quote the answer with the placeholder {{answer}}{because}")
+        errors.append(f"{at}.feedback.echo_template: must quote the answer with the placeholder {{answer}}{because}")
     if provider == "custom" and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", fb.custom_function):
         errors.append(
-            f"env.feedback.custom_function: provider custom needs 'module:function', got {fb.custom_function!r}"
+            f"{at}.feedback.custom_function: provider custom needs 'module:function', got {fb.custom_function!r}"
             + because
         )
     return sorted(set(errors))
@@ -509,7 +587,8 @@ def resolve(user: Mapping[str, Any] | None = None) -> Config:
     for entry in (merged.get("data", {}).get("benchmarks") or {}).values():
         if isinstance(entry, dict):
             entry.setdefault("split", "test")
-    errors = _schema_errors(merged)
+    errors = _fill_variants(merged)
+    errors += _schema_errors(merged)
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))
     config = _build(Config, merged)

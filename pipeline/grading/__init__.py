@@ -7,13 +7,15 @@ The package, in the order a pair goes through it:
     math_verify.py  the adapter to the Math-Verify package (its eval-safety notes), run in the workers
     pool.py         the worker processes and their hard per-item timeout
     __init__.py     `Grader`, which runs the steps below, and `Grade`, one verdict
+    second.py       `second_equal`, a second grader sharing no parser with Math-Verify (the grader audit's)
 
 What it does not know
     Prompts, rewards (+1 / -0.5 / -1 is the environment's business, `pipeline.env`), datasets, tokens.
     A gold answer is just a string (``"18"``, ``"\frac{\sqrt{3}}{3}"``, ``"$x=2$"``).
 
 How a pair is decided (cheapest first; each step either answers or passes on)
-    1. No complete box -> wrong (the answer under ``grading.multi_box``: the last box, or all boxes as a list).
+    1. No complete box -> wrong (the answer under ``grading.multi_box``: the last box, or all boxes as a list;
+       with ``fallback``, the released baseline's rule, a response without a box answers with its last number).
     2. `fast.cheap_verdict`: an empty or overlong answer is wrong; the same text, equal normalised spellings or
        equal plain numbers are right, numbers that differ wrong.
     3. `fast.size_guard`, on the answer and on the gold: a power tower, huge factorial, deep nesting... -> wrong.
@@ -40,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipeline.grading.extract import MULTI_BOX_RULES, answer_of
+from pipeline.grading.extract import MULTI_BOX_RULES, answer_of, released_answer
 from pipeline.grading.fast import cheap_verdict, size_guard
 from pipeline.grading.math_verify import math_verify_equal
 from pipeline.grading.pool import WorkerPool, clip
@@ -100,15 +102,34 @@ class Grader:
         """The grader of ``cfg.grading``; `ranks` processes of one node share its workers (at least one each)."""
         return cls(max(1, cfg.workers // ranks), cfg.timeout_s, cfg.multi_box)
 
-    def grade(self, responses: Sequence[str], golds: Sequence[str]) -> list[Grade]:
-        """One `Grade` per response, in order."""
+    def grade(self, responses: Sequence[str], golds: Sequence[str], fallback: bool = False) -> list[Grade]:
+        """One `Grade` per response, in order. `fallback`: a response without a box is graded on the released
+        baseline's fallback answer (`extract.released_answer`: "... the answer is X", else its last number)."""
+        extract = released_answer if fallback else answer_of
+        return self._grade(responses, golds, lambda response: extract(response, self.multi_box))
+
+    def grade_answers(self, answers: Sequence[str | None], golds: Sequence[str]) -> list[Grade]:
+        r"""One `Grade` per answer already extracted (None: no box), in order: steps 2-5 without step 1.
+
+        For comparing two answers, one taken as the gold (is a retry's ``0.5`` the earlier ``\frac{1}{2}``?).
+
+        Example:
+            >>> with Grader(workers=1, timeout_s=5.0, multi_box="last") as grader:
+            ...     [g.correct for g in grader.grade_answers(["0.5", "2x", None], [r"\frac{1}{2}", "x+x", "1"])]
+            [True, True, False]
+        """
+        return self._grade(answers, golds, lambda answer: answer)
+
+    def _grade(
+        self, responses: Sequence[str | None], golds: Sequence[str], answer_in: Callable[[str | None], str | None]
+    ) -> list[Grade]:
         if len(responses) != len(golds):
             raise ValueError(f"grade: {len(responses)} responses but {len(golds)} golds")
         grades: list[Grade | None] = [None] * len(responses)
         todo: dict[tuple[str, str], list[int]] = {}  # what Math-Verify decides, de-duplicated
         for i, (response, gold) in enumerate(zip(responses, golds)):
             t0 = time.perf_counter()
-            answer = answer_of(response, self.multi_box)
+            answer = answer_in(response)
             gold = str(gold)
             if answer is None:
                 grades[i] = Grade(False, None, via="no_box", elapsed_s=time.perf_counter() - t0)

@@ -112,6 +112,37 @@ def answer_of(text: str, multi_box: str) -> str | None:
     return None if extract_answer(text) is None else ""
 
 
+# The released baseline's answer when a response has no box (Qwen2.5-Math's `extract_answer`, spec §2): the text
+# after the last "he answer is" or "final answer is", else the last number. Both scans are linear.
+_LAST_NUMBER = re.compile(r"-?\d+(?:\.\d+)?|-?\.\d+")
+_PHRASES = ("he answer is", "final answer is")
+
+
+def released_answer(text: str, multi_box: str) -> str | None:
+    r"""The answer under the released baseline's reward rule (`env.reward.rule: released_baseline`): the box
+    answer (`answer_of`) if there is a complete box; else what follows the last "he answer is" (then "final
+    answer is"), with newlines and the spaces after them removed and a leading ":" / trailing "." or "/" cut;
+    else the last number (commas dropped); None when there is none of these.
+
+    Example:
+        >>> released_answer(r"so \boxed{3}. The answer is 4", "last"), released_answer("The answer is: 12.", "last")
+        ('3', '12')
+        >>> released_answer("2 apples and 3,500 pears", "last"), released_answer("no digits", "last")
+        ('3500', None)
+    """
+    boxed = answer_of(text, multi_box)
+    if boxed is not None:
+        return boxed
+    for phrase in _PHRASES:
+        at = text.rfind(phrase)
+        if at >= 0:
+            answer = re.sub(r"\n\s*", "", text[at + len(phrase) :].strip())
+            answer = answer.removeprefix(":").removesuffix(".").removesuffix("/").strip()
+            return answer or None
+    numbers = _LAST_NUMBER.findall(text.replace(",", ""))
+    return numbers[-1] if numbers else None
+
+
 # A backslash construct that more streamed text may still complete: `\`, `\\`, a prefix of `\boxed` or `\fbox`,
 # the word and the spaces after it, or a bare box's token (which may still grow).
 _UNFINISHED = re.compile(r"\\{1,2}(?:b|bo|box|boxe|boxed\s*|f|fb|fbo|fbox\s*|(?:boxed|fbox)\s+[^\s${}][^\s$]*)?\Z")
