@@ -60,6 +60,7 @@ rule policies:
 rule evaluation:
     input:
         all_eval_metrics(),
+        curve_metrics(),
         [
             per_model_and_set(name)
             for name in ("grader_audit.json", "parallel.json", "flip_probe.json")

@@ -335,6 +335,10 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     if args.flip:
         summary["flip_probe"] = report.flip_probe(args.flip, list(cfg.eval.models))
     summary["retry_intervals"] = report.retry_intervals(args.metrics)
+    curves = report.k_attempt_curves(args.curve_metrics, acc, cfg.train.steps)
+    report.write_csv(out / "k_attempt_curves.csv", curves)
+    if args.curve_metrics:
+        summary["k_attempt_curves"] = report.curves_summary(curves)
     if args.audits:
         summary["grader_audit"] = report.grader_audit(args.audits)
     models = report.provenance_of(args.models)
@@ -353,6 +357,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
         report.read_csv(tables / "retries.csv"),
         report.read_csv(tables / "learning_curves.csv"),
         report.read_csv(tables / "controls.csv"),
+        report.read_csv(tables / "k_attempt_curves.csv"),
         args.out_dir,
         cfg.scale,
         [*cfg.trained_variants, *cfg.eval.models],
@@ -465,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audits", nargs="*", default=[], help="eval/<model>/<benchmark>/grader_audit.json files")
     p.add_argument("--parallel", nargs="*", default=[], help="eval/<model>/<benchmark>/parallel.json files")
     p.add_argument("--flip", nargs="*", default=[], help="eval/<model>/<benchmark>/flip_probe.json files")
+    p.add_argument(
+        "--curve-metrics", nargs="*", default=[], help="metrics.json files of the curves' actors (eval.curve_steps)"
+    )
     p.add_argument("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)")
     p = verb("figures", cmd_figures, "draw the report's figures (PNG and PDF) from the aggregated tables")
     p.add_argument("--tables", required=True, help="folder with accuracy.csv, retries.csv, learning_curves.csv")

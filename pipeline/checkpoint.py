@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 NOT_IN_FINGERPRINT = ("steps", "eval_every", "eval_questions", "save_every", "keep_checkpoints", "resume")
 
 
+def step_name(step: int) -> str:
+    """The folder of a step's checkpoint (and of a curve actor, eval.curve_steps): step_000040."""
+    return f"step_{step:06d}"
+
+
 def fingerprint(cfg: Config, variant: str, seed: int, base: str, processes: int) -> dict:
     """What a checkpoint must share with this run to be resumed, keyed like the config where it is config."""
     c = cfg.to_dict()
@@ -83,8 +88,8 @@ class Checkpoints:
         OutputError; the checkpoints written before are untouched, so a rerun resumes from the last of them.
         The first checkpoint of a run that started over (`resume: never`) replaces the earlier run's.
         """
-        final = self.folder / f"step_{step:06d}"
-        tmp = self.folder / f".step_{step:06d}.tmp"
+        final = self.folder / step_name(step)
+        tmp = self.folder / f".{step_name(step)}.tmp"
         try:
             self._write(tmp, step, actor, critic, records)
             if dist.is_main():

@@ -49,7 +49,8 @@ from pipeline.io import DataError, read_jsonl
 
 STOP_REASONS = ("correct", "attempts_exhausted", "token_budget", "context")
 BASE = "base"
-MODEL_NAME = re.compile(r"^(?P<variant>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)_s(?P<seed>\d+)$")  # config variant names
+# <variant>_s<seed>, or <variant>_s<seed>_step<N> for the actor of step N (eval.curve_steps)
+MODEL_NAME = re.compile(r"^(?P<variant>[a-z][a-z0-9]*(?:_[a-z0-9]+)*?)_s(?P<seed>\d+)(?:_step(?P<step>\d+))?$")
 
 # Keep each bootstrap block under about this many resampled entries (8 bytes each) to bound memory.
 _BLOCK_ELEMENTS = 4_000_000
@@ -630,11 +631,13 @@ def metrics_for(
     interval. `seed` is the bootstraps' seed; `equivalent` the grader's verdicts on the runs' `retry_pairs`
     (None: no repeat_rate_equiv); `others` the names of config eval.models (their variant is their name)."""
     variant, model_seed = parse_model(model, others)
+    step = MODEL_NAME.match(model) if model_seed is not None else None
     by_k = {int(k): summarize(traces, seed=seed, equivalent=equivalent) for k, traces in sorted(runs.items())}
     out = {
         "model": model,
         "variant": variant,
         "seed": model_seed,
+        **({"step": int(step["step"])} if step and step["step"] else {}),  # an actor of the curves
         "benchmark": next(iter(by_k.values()))["benchmark"],
         "by_k": {str(k): m for k, m in by_k.items()},
     }

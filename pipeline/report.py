@@ -137,6 +137,51 @@ def retry_intervals(metrics_files: Sequence[str | Path]) -> list[dict]:
     return sorted(rows, key=lambda r: (r["model"], r["benchmark"]))
 
 
+def k_attempt_curves(curve_files: Sequence[str | Path], acc: pd.DataFrame, final_step: int) -> pd.DataFrame:
+    """Accuracy at k attempts over training (eval.curve_steps): one row per variant x seed x step x benchmark x k,
+    from the curves' actors (their metrics.json name the step), the base model at step 0 and the final models at
+    `final_step`. Empty when no step was asked for."""
+    columns = ["variant", "seed", "step", "benchmark", "k", "accuracy"]
+    if not curve_files:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for path in curve_files:
+        m = read_metrics(path)
+        rows += [
+            {
+                "variant": m["variant"],
+                "seed": m["seed"],
+                "step": m["step"],
+                "benchmark": m["benchmark"],
+                "k": int(k),
+                "accuracy": run["accuracy"],
+            }
+            for k, run in m["by_k"].items()
+        ]
+    trained = acc[acc["seed"].notna() & acc["variant"].isin({r["variant"] for r in rows})]
+    rows += [
+        {**r, "step": final_step} for r in trained[["variant", "seed", "benchmark", "k", "accuracy"]].to_dict("records")
+    ]
+    base = acc[acc["variant"] == BASE]
+    for variant, seed in {(r["variant"], r["seed"]) for r in rows}:
+        rows += [
+            {**r, "variant": variant, "seed": seed, "step": 0}
+            for r in base[["benchmark", "k", "accuracy"]].to_dict("records")
+        ]
+    frame = pd.DataFrame(rows, columns=columns).astype({"seed": int, "step": int})
+    return frame.sort_values(["variant", "seed", "step", "benchmark", "k"], ignore_index=True)
+
+
+def curves_summary(curves: pd.DataFrame) -> dict:
+    """summary.json's k_attempt_curves: per variant, step -> k -> macro accuracy (mean over seeds)."""
+    macro = curves.groupby(["variant", "seed", "step", "k"], as_index=False)["accuracy"].mean()
+    means = macro.groupby(["variant", "step", "k"])["accuracy"].mean()
+    out: dict = {}
+    for (variant, step, k), x in means.items():
+        out.setdefault(variant, {}).setdefault(str(step), {})[str(k)] = float(x)
+    return out
+
+
 def controls_table(parallel_files: Sequence[str | Path], others: Sequence[str] = ()) -> pd.DataFrame:
     """Sequential vs parallel at equal budget (pipeline.probes' parallel.json files): one row per model x benchmark
     x k x mode, mode = sequential (the k-attempt dialogue with feedback) | pass (pass@k of k independent samples) |
@@ -651,6 +696,7 @@ class Drawing:
     retries: pd.DataFrame
     curves: pd.DataFrame
     controls: pd.DataFrame
+    k_curves: pd.DataFrame
     scale: str
     order: list[str]
     smooth: int
@@ -686,6 +732,7 @@ def figures(
     retries: pd.DataFrame,
     curves: pd.DataFrame,
     controls: pd.DataFrame,
+    k_curves: pd.DataFrame,
     folder: str | Path,
     scale: str,
     variants: Sequence[str],
@@ -695,7 +742,7 @@ def figures(
     return the files written."""
     plt, sns = _setup()
     order = [*variants, BASE]
-    drawing = Drawing(acc, retries, curves, controls, scale, order, smooth, plt, sns, _palette(sns, order))
+    drawing = Drawing(acc, retries, curves, controls, k_curves, scale, order, smooth, plt, sns, _palette(sns, order))
     written = []
     for name, draw in FIGURES.items():
         fig = draw(drawing)
@@ -830,6 +877,28 @@ def _sequential_vs_parallel(d: Drawing):
         axes[0].legend(fontsize=6, frameon=False)
     axes[0].set(xlabel="attempts / samples (k)", ylabel="accuracy (%)", title="Sequential with feedback vs parallel")
     axes[1].set(xlabel="policy tokens per question", ylabel="accuracy (%)", title="Accuracy vs tokens spent")
+    return fig
+
+
+@figure("k_attempt_curves")
+def _k_attempt_curves(d: Drawing):
+    """Accuracy with 1 and with 2 attempts over training (eval.curve_steps): when does the retry skill appear, and
+    does single-attempt accuracy pay for it? Bands: min-max over seeds."""
+    fig, axes = d.plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    if d.k_curves.empty:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no eval.curve_steps in this run", ha="center", va="center", transform=ax.transAxes)
+    else:
+        macro = d.k_curves.groupby(["variant", "seed", "step", "k"], as_index=False)["accuracy"].mean()
+        macro = macro.assign(accuracy=macro["accuracy"] * 100)
+        for ax, k in zip(axes, (1, 2)):
+            d.lines(macro[macro["k"] == k], "step", "accuracy", ax, marker="o")
+            ax.set(title=f"{k} attempt{'s' if k > 1 else ''} allowed")
+        _legend(axes[0])
+        if axes[1].get_legend() is not None:
+            axes[1].get_legend().remove()
+    for ax in axes:
+        ax.set(xlabel="RL step", ylabel="accuracy (%)")
     return fig
 
 
@@ -1015,6 +1084,8 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
             "",
         ]
 
+    if summary.get("k_attempt_curves"):
+        lines += _curves_section(summary["k_attempt_curves"], list(entries), figures_dir)
     if summary.get("controls"):
         lines += _controls_section(summary, list(entries), figures_dir)
     if "grader_audit" in summary:
@@ -1074,6 +1145,18 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _curves_section(curves: Mapping, order: Sequence[str], figures_dir: str) -> list[str]:
+    """Accuracy@1 and @2 at each kept step of training."""
+    rows = []
+    for v in [v for v in order if v in curves]:
+        for step, by_k in sorted(curves[v].items(), key=lambda x: int(x[0])):
+            rows.append([label(v), step, _pct(by_k.get("1")), _pct(by_k.get("2"))])
+    lines = ["## Accuracy at k attempts over training", ""]
+    lines += _table(["model", "RL step", "k=1", "k=2"], rows)
+    lines += ["", "Step 0 is the base model; the last step the final model (eval.curve_steps).", ""]
+    return [*lines, f"![k-attempt curves]({figures_dir}/k_attempt_curves.png)", ""]
 
 
 def _controls_section(summary: Mapping, order: Sequence[str], figures_dir: str) -> list[str]:

@@ -57,7 +57,7 @@ import torch
 
 from pipeline import checkpoint, models, ppo, provenance, runlog
 from pipeline import distributed as dist
-from pipeline.checkpoint import Checkpoints
+from pipeline.checkpoint import Checkpoints, step_name
 from pipeline.config import Config
 from pipeline.data import validation_split
 from pipeline.env import MultiAttemptEnv
@@ -412,6 +412,15 @@ class Trainer:
         return solved / max(total, 1.0)
 
 
+def save_actor(trainer: Trainer, folder: Path) -> None:
+    """The trainer's actor as a model folder (save_pretrained + tokenizer), written atomically by the main rank."""
+    with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3
+        if dist.is_main():
+            with atomic_path(folder) as tmp:
+                models.save(actor.lm, trainer.tokenizer, tmp)
+    dist.barrier()
+
+
 class BestActor:
     """eval.checkpoint best_heldout: the actor with the best validation accuracy so far (the first of equals),
     saved in `folder` with best.json when it is reached. A resumed run takes the best so far from the log it
@@ -439,12 +448,9 @@ class BestActor:
         if metrics["validation/accuracy"] <= self.accuracy:
             return
         self.accuracy, self.step = metrics["validation/accuracy"], trainer.step
-        with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3
-            if dist.is_main():
-                with atomic_path(self.folder) as tmp:
-                    models.save(actor.lm, trainer.tokenizer, tmp)
-                    write_json(tmp / "best.json", self.chosen())
-        dist.barrier()
+        save_actor(trainer, self.folder)
+        if dist.is_main():
+            write_json(self.folder / "best.json", self.chosen())
 
     def chosen(self) -> dict:
         return {"step": self.step, "validation_accuracy": self.accuracy}
@@ -507,6 +513,8 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
         record(metrics)
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", acc=f"{metrics['train/accuracy']:.3f}")
+        if trainer.step in trainer.cfg.eval.curve_steps:  # an actor of the k-attempt learning curves
+            save_actor(trainer, run_dir / "curve" / step_name(trainer.step))
         if trainer.step % t.save_every == 0 or last:
             trainer.checkpoints.save(trainer.step, trainer.actor, trainer.critic, records)
     bar.close()
@@ -525,6 +533,14 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
                     models.save(actor.lm, trainer.tokenizer, tmp)
                 else:  # the best on the validation split, saved when it was reached
                     shutil.copytree(best.folder, tmp, dirs_exist_ok=True)
+                for step in sorted(trainer.cfg.eval.curve_steps):
+                    kept = run_dir / "curve" / step_name(step)
+                    if not (kept / "config.json").is_file():
+                        raise DataError(
+                            f"eval.curve_steps: no actor of step {step} in {kept.parent} (the run had passed that "
+                            "step before it was asked for); train again with train.resume: never"
+                        )
+                    shutil.copytree(kept, tmp / "steps" / step_name(step))
                 write_jsonl(tmp / "train_log.jsonl", records)
                 write_json(tmp / "train_summary.json", summary)
                 provenance.write(tmp, trainer.provenance)

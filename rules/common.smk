@@ -289,6 +289,10 @@ def evaluation_data():
 
 
 def model_folder(name):
+    """models/<name>; an actor of the curves (<run>_step<N>) lives in its run's model folder, steps/step_NNNNNN."""
+    run, _, step = name.partition("_step")
+    if step.isdigit() and run in trained_models():
+        return f"{OUT}/models/{run}/steps/step_{int(step):06d}"
     return f"{OUT}/models/{name}"
 
 
@@ -306,6 +310,10 @@ def model_input(wildcards):
         wildcards.model == "base" and CFG.model.source != "build"
     ):
         return []
+    if (
+        wildcards.model in curve_models()
+    ):  # inside its run's model folder, the train rule's output
+        return model_folder(wildcards.model.partition("_step")[0])
     return model_folder(wildcards.model)
 
 
@@ -368,6 +376,17 @@ def train_launcher():
     if t.gpus > 1:
         return f"torchrun --standalone --nproc_per_node {t.gpus} -m pipeline"
     return "python -m pipeline"
+
+
+def curve_models():
+    """The actors of the k-attempt learning curves: <run>_step<N> for every trained run and eval.curve_steps."""
+    return [
+        f"{m}_step{n}" for m in trained_models() for n in sorted(CFG.eval.curve_steps)
+    ]
+
+
+def curve_metrics():
+    return [eval_metrics(m, name) for m in curve_models() for name in eval_sets()]
 
 
 def evaluated_models():

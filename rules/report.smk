@@ -16,6 +16,7 @@ rule aggregate:
         audits=per_model_and_set("grader_audit.json"),
         parallel=per_model_and_set("parallel.json"),
         flip=per_model_and_set("flip_probe.json"),
+        curves=curve_metrics(),
         traces=gain_traces(),
         models=[model_folder(m) for m in trained_models()],
         base=base_input,
@@ -29,6 +30,7 @@ rule aggregate:
         retries=f"{REPORTS}/retries.csv",
         curves=f"{REPORTS}/learning_curves.csv",
         controls=f"{REPORTS}/controls.csv",
+        k_curves=f"{REPORTS}/k_attempt_curves.csv",
     log:
         f"{OUT}/logs/aggregate.log",
     benchmark:
@@ -48,7 +50,7 @@ rule aggregate:
     shell:
         "python -m pipeline aggregate --config {params.config:q} --metrics {input.metrics}"
         " --train-logs {params.train_logs} --models {input.base} {input.models} --audits {input.audits}"
-        " --parallel {input.parallel} --flip {input.flip}"
+        " --parallel {input.parallel} --flip {input.flip} --curve-metrics {input.curves}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -58,6 +60,7 @@ rule figures:
         rules.aggregate.output.retries,
         rules.aggregate.output.curves,
         rules.aggregate.output.controls,
+        rules.aggregate.output.k_curves,
     output:
         [
             report(

@@ -242,6 +242,29 @@ def test_summary_carries_the_headline_difference_departures_audit_and_provenance
     assert run["config_hash"] == provenance.config_hash(config.resolve({"scale": "tiny"}).to_dict())
 
 
+def test_k_attempt_curves_from_the_actors_of_kept_steps(results, tmp_path):
+    """eval.curve_steps: each run's kept actor is evaluated like a model (its metrics.json names the step); the
+    report draws accuracy@1 and @2 over training, the base at step 0 and the final model at train.steps."""
+    root, metrics_files, _ = results
+    curve_files = []
+    for model in ("multi_attempt_s0", "multi_attempt_s1", "baseline_s0", "baseline_s1"):
+        for bench in SIZES:
+            runs = {k: metrics.read_traces(root / "eval" / "base" / bench / f"k{k}.jsonl") for k in range(1, MAX_K + 1)}
+            path = tmp_path / "eval" / f"{model}_step10" / bench / "metrics.json"
+            write_json(path, metrics.metrics_for(f"{model}_step10", runs))  # the base's answers, kept at step 10
+            curve_files.append(str(path))
+    assert json.loads(Path(curve_files[0]).read_text())["step"] == 10
+    acc = report.accuracy_table(metrics_files)
+    curves = report.k_attempt_curves(curve_files, acc, final_step=20)
+    summary = report.curves_summary(curves)
+    base = {k: _expected_accuracy(["base"], k) for k in (1, 2)}
+    for v in ("multi_attempt", "baseline"):
+        assert sorted(summary[v], key=int) == ["0", "10", "20"]
+        assert summary[v]["0"]["1"] == pytest.approx(base[1]) and summary[v]["10"]["2"] == pytest.approx(base[2])
+        assert summary[v]["20"]["2"] == pytest.approx(_expected_accuracy([f"{v}_s0", f"{v}_s1"], 2))
+    assert report.k_attempt_curves([], acc, 20).empty
+
+
 @pytest.mark.parametrize("rule", ["last", "all"])
 def test_report_states_the_multi_box_rule(results, tmp_path, rule):
     summary, text = _run_report(results, tmp_path, grading={"multi_box": rule})

@@ -261,6 +261,24 @@ def test_best_heldout_evaluates_the_actor_best_on_a_validation_split(task, tiny_
     assert trainer.validation == validation and trainer.order.records == rest
 
 
+def test_curve_steps_keep_their_actors_in_the_model_folder(task, tiny_model_dir, tmp_path):
+    """eval.curve_steps: the actor of each listed step is kept and shipped in the model folder (steps/), a model
+    folder of its own; a resumed run that passed a step before it was asked for says so."""
+    cfg = {
+        **SMALL,
+        "train": {**SMALL["train"], "algorithm": "grpo", "steps": 3, "eval_every": 0},
+        "eval": {"curve_steps": [2]},
+    }
+    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg))
+    kept = tmp_path / "model" / "steps" / "step_000002"
+    assert models.n_params(models.load(kept)[0]) > 0
+    final, step2 = weights(tmp_path / "model"), weights(kept)
+    assert not torch.equal(final["model.norm.weight"], step2["model.norm.weight"])
+    more = {**cfg, "train": {**cfg["train"], "steps": 4}, "eval": {"curve_steps": [1, 2]}}  # step 1 was passed
+    proc = fails(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model2", more))
+    assert "eval.curve_steps: no actor of step 1" in proc.stderr and not (tmp_path / "model2").exists()
+
+
 def test_a_variant_with_its_own_environment_trains(task, tiny_model_dir, tmp_path):
     """A released-baseline-like variant on the tiny model: its own prompt (no attempts sentence, no trailing
     newline), generation to the end of the turn, the released reward, its own held-out prompt."""

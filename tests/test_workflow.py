@@ -114,6 +114,20 @@ def test_eval_models_are_evaluated_beside_the_trained_ones(tmp_path):
     assert clash.returncode != 0 and "eval.models.baseline_s0: the name of a model the workflow makes" in clash.stdout
 
 
+def test_curve_steps_evaluate_the_kept_actors(tmp_path):
+    """eval.curve_steps: the actor of each kept step of each run is evaluated at every k, from inside its run's
+    model folder, and feeds the report; the default run has none."""
+    out = snakemake(tmp_path, "-n", "-p", "--config", "eval={curve_steps: [100]}").stdout
+    assert out.count("rule train:") == 4
+    kept = "--model results/tiny/models/multi_attempt_s0/steps/step_000100"
+    assert out.count(kept) == 5 and "results/tiny/eval/baseline_s1_step100/synthetic/metrics.json" in out
+    assert (
+        "_step1" not in snakemake(tmp_path, "-n").stdout and "steps/step_" not in snakemake(tmp_path, "-n", "-p").stdout
+    )
+    late = snakemake(tmp_path, "-n", "--config", "eval={curve_steps: [200]}", check=False)
+    assert late.returncode != 0 and "eval.curve_steps: [200] not below train.steps (200)" in late.stdout
+
+
 def test_a_named_experiment_has_its_own_folders(tmp_path):
     """`experiment: NAME` moves every output to results/NAME and reports/NAME; the default keeps results/tiny and
     reports/ (and the paper preset results/paper and reports/paper, test_dry_run_paper_preset)."""

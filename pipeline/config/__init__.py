@@ -236,6 +236,7 @@ class EvalConfig:
     checkpoint: str
     validation_questions: int
     models: dict[str, str]
+    curve_steps: list[int]
 
 
 @dataclass(frozen=True)
@@ -471,6 +472,9 @@ def _semantic_errors(c: Config) -> list[str]:
     for name in c.eval.models:
         if name == "base" or re.fullmatch(rf"({'|'.join(map(re.escape, c.variants))})_s\d+", name):
             errors.append(f"eval.models.{name}: the name of a model the workflow makes; choose another")
+    late = [n for n in c.eval.curve_steps if n >= t.steps]
+    if late:
+        errors.append(f"eval.curve_steps: {late} not below train.steps ({t.steps}); the final actor is the model")
     if c.eval.checkpoint == "best_heldout" and not t.eval_every:
         errors.append("eval.checkpoint: best_heldout picks among the checks every train.eval_every steps; set it > 0")
     if t.nodes > 1 and t.gpus < 1:
