@@ -464,17 +464,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant", required=True, help="a variant declared in config variants (multi_attempt, baseline, ...)"
     )
     p.add_argument("--feedback-ablation", action="store_true", help="train a feedback ablation variant (fb_<provider>)")
-    p = verb(
-        "feedback-ablation-report",
-        cmd_feedback_ablation_report,
-        "the feedback ablation's table, json and figure from its metrics.json files",
-    )
-    p.add_argument(
-        "--metrics", nargs="+", required=True, help="eval/<model>/<set>/feedback_<provider>/metrics.json files"
-    )
-    p.add_argument("--out-json", required=True, help="output feedback_ablation.json")
-    p.add_argument("--out-md", required=True, help="output feedback_ablation.md")
-    p.add_argument("--figures-dir", required=True, help="folder of figures/feedback_ablation.{png,pdf}")
     p.add_argument("--seed", type=int, required=True, help="training seed")
     p.add_argument("--base", required=True, help="base model folder or hub id (actor, reference, critic)")
     p.add_argument("--train-data", required=True, help="training questions (jsonl)")
@@ -507,6 +496,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("report", cmd_report, "write report.md from summary.json and the tables")
     p.add_argument("--tables", required=True, help="folder with summary.json and the csv tables")
     p.add_argument("--out", required=True, help="output markdown file")
+    p = verb(
+        "feedback-ablation-report",
+        cmd_feedback_ablation_report,
+        "the feedback ablation's table, json and figure from its metrics.json files",
+    )
+    p.add_argument(
+        "--metrics", nargs="+", required=True, help="eval/<model>/<set>/feedback_<provider>/metrics.json files"
+    )
+    p.add_argument("--out-json", required=True, help="output feedback_ablation.json")
+    p.add_argument("--out-md", required=True, help="output feedback_ablation.md")
+    p.add_argument("--figures-dir", required=True, help="folder of figures/feedback_ablation.{png,pdf}")
     return parser
 
 
