@@ -4,61 +4,7 @@
 # Target: `snakemake --cores all feedback_ablation`. Nothing here is an input of `all`: the default run, its base
 # and its numbers are untouched. Outputs: eval/<model>/<set>/feedback_<provider>/k<k>.jsonl and metrics.json;
 # {REPORTS}/feedback_ablation.{md,json} and figures/feedback_ablation.{png,pdf} (schema: reports/README.md).
-from pipeline.config import ABLATION_BASE, ablation_variant
-from pipeline.feedback import PROVIDERS
-
-ABLATION = CFG.feedback_ablation
-
-
-wildcard_constraints:
-    provider="|".join(PROVIDERS),
-
-
-RULE_KEYS["build_ablation_base"] = [*RULE_KEYS["build_base"], "feedback_ablation"]
-RULE_KEYS["train_ablation"] = [
-    *(key for key in RULE_KEYS["train"] if key != "variants.{variant}"),
-    f"variants.{ABLATION.variant}",
-    "feedback_ablation",
-]
-
-
-def ablation_model(provider, seed):
-    """fb_<provider>_s<seed>: the ablation's run trained with `provider`."""
-    return trained_name(ablation_variant(provider), seed)
-
-
-def ablation_evaluations():
-    """(model, provider it is evaluated with): base_fb with every provider, each run with its own and `fixed`."""
-    pairs = [(ABLATION_BASE, p) for p in ABLATION.providers]
-    for p in ABLATION.providers:
-        for seed in CFG.seeds:
-            pairs += [(ablation_model(p, seed), q) for q in dict.fromkeys([p, "fixed"])]
-    return pairs
-
-
-def ablation_traces(model, eval_set, provider, k):
-    return f"{OUT}/eval/{model}/{eval_set}/feedback_{provider}/k{k}.jsonl"
-
-
-def ablation_metrics(model, eval_set, provider):
-    return f"{OUT}/eval/{model}/{eval_set}/feedback_{provider}/metrics.json"
-
-
-def ablation_builds_base():
-    return CFG.model.source == "build"
-
-
-def ablation_model_source(name):
-    """--model of an ablation job: base_fb's folder (tiny scale) or model.source (a hub model needs no SFT)."""
-    if name == ABLATION_BASE and not ablation_builds_base():
-        return CFG.model.source
-    return model_folder(name)
-
-
-def ablation_model_input(wildcards):
-    if wildcards.model == ABLATION_BASE and not ablation_builds_base():
-        return []
-    return model_folder(wildcards.model)
+include: "ablation_common.smk"
 
 
 rule build_ablation_base:
@@ -199,7 +145,7 @@ rule feedback_ablation_report:
     params:
         code=code_version("feedback-ablation-report"),
         config=config_file,
-        figures=f"{REPORTS}/figures",
+        figures=lambda w, output: os.path.dirname(output.figure[0]),
     shell:
         "python -m pipeline feedback-ablation-report --config {params.config:q} --metrics {input.metrics}"
         " --out-json {output.json} --out-md {output.md} --figures-dir {params.figures} > {log} 2>&1"
