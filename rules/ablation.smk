@@ -153,4 +153,4 @@ rule feedback_ablation_report:
 
 rule feedback_ablation:
     input:
-        rules.feedback_ablation_report.output,
+        checked(rules.feedback_ablation_report.output),

@@ -1,5 +1,5 @@
 # The feedback ablation's helpers (rules/ablation.smk): its models, its output paths, its rules' config keys.
-from pipeline.config import ABLATION_BASE, ablation_variant
+from pipeline.config import ABLATION_BASE, ConfigError, ablation_variant
 from pipeline.feedback import PROVIDERS
 
 ABLATION = CFG.feedback_ablation
@@ -54,3 +54,18 @@ def ablation_model_input(wildcards):
     if wildcards.model == ABLATION_BASE and not ablation_builds_base():
         return []
     return model_folder(wildcards.model)
+
+
+def checked(paths):
+    """An input function giving `paths` once the ablation's configuration is checked (Config.for_feedback_ablation):
+    a bad `feedback_ablation` stops `snakemake feedback_ablation` before any job, and never the default run.
+    """
+
+    def inputs(wildcards):
+        try:
+            CFG.for_feedback_ablation()
+        except ConfigError as e:
+            raise WorkflowError(str(e)) from None
+        return paths
+
+    return inputs

@@ -72,7 +72,14 @@ def test_sft_settings_of_the_ablation_base():
 )
 def test_bad_ablation_config_names_the_key(override, message):
     with pytest.raises(config.ConfigError, match=re.escape(message)):
-        config.resolve(override)
+        config.resolve(override).for_feedback_ablation()
+
+
+def test_a_run_without_the_ablation_is_not_stopped_by_it():
+    """The ablation's templates are checked when it runs: another end_of_turn need not rewrite echo's templates."""
+    cfg = config.resolve({"env": {"end_of_turn": "<eot>", "feedback_template": "<eot>Wrong, {n} left."}})
+    with pytest.raises(config.ConfigError, match=re.escape("env.feedback.echo_template: must start with env.end_of")):
+        cfg.for_feedback_ablation()
 
 
 # ----------------------------------------------------------------------------------------------- workflow
@@ -122,6 +129,14 @@ def test_default_run_has_no_ablation_jobs(tmp_path):
     assert not re.search(r"fb_|base_fb|feedback_ablation|--feedback", out)
     counts = _job_counts(out)
     assert counts["train"] == 4 and counts["build_base"] == 1
+
+
+def test_bad_ablation_config_stops_its_target_only(tmp_path):
+    bad = "feedback_ablation={variant: nope}"
+    proc = snakemake(tmp_path, "-n", "feedback_ablation", "--config", bad, check=False)
+    assert proc.returncode != 0
+    assert "feedback_ablation.variant: 'nope' is not a declared variant" in proc.stdout + proc.stderr
+    assert "fb_" not in snakemake(tmp_path, "-n", "--config", bad).stdout
 
 
 # ----------------------------------------------------------------------------------------------- evaluation

@@ -325,7 +325,14 @@ class Config:
 
     def for_feedback_ablation(self) -> Config:
         """This configuration as the ablation's jobs see it: the variants are the fb_<provider> ones, and the base
-        model's SFT draws its feedback from feedback_ablation.sft_providers (its own base, `base_fb`)."""
+        model's SFT draws its feedback from feedback_ablation.sft_providers (its own base, `base_fb`).
+
+        The ablation's relations to the rest of the config are checked here, not in `resolve`: a run that does not
+        ask for the ablation is never stopped by it (e.g. a new env.end_of_turn with the echo templates as they are).
+        """
+        errors = ablation_errors(self)
+        if errors:
+            raise ConfigError("invalid configuration for the feedback ablation:\n  " + "\n  ".join(errors))
         a, sft = self.feedback_ablation, self.model.sft
         sft = dataclasses.replace(
             sft, feedback_providers=a.sft_providers or a.providers, max_steps=a.sft_max_steps or sft.max_steps
@@ -502,7 +509,6 @@ def _semantic_errors(c: Config) -> list[str]:
     errors += _template_errors("env", c.env, True, True)
     for name in c.model.sft.feedback_providers:
         errors += _feedback_errors("env", c.env, name, "model.sft.feedback_providers")
-    errors += _ablation_errors(c)
     t = c.train
     if t.algorithm == "grpo" and t.samples_per_prompt < 2:
         errors.append("train.samples_per_prompt: grpo compares samples of a question, so it needs at least 2")
@@ -549,7 +555,7 @@ def _semantic_errors(c: Config) -> list[str]:
     return errors
 
 
-def _ablation_errors(c: Config) -> list[str]:
+def ablation_errors(c: Config) -> list[str]:
     """feedback_ablation: its source variant is declared, its fb_<provider> names are free, and the templates of
     every provider it trains, evaluates or teaches the base are valid."""
     a = c.feedback_ablation
