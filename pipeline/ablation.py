@@ -135,7 +135,7 @@ def _who(row: Mapping) -> str:
 
 def markdown(summary: Mapping, figures_dir: str = "figures") -> str:
     """feedback_ablation.md: the conditions, the accuracy@k table with the gain interval, the retry table."""
-    ks = [str(k) for k in range(1, summary["max_k"] + 1)]
+    ks = sorted({k for r in summary["rows"] for k in r["accuracy"]}, key=int)  # the k evaluated
     seeds = ", ".join(map(str, summary["seeds"]))
     lines = [
         "# Feedback ablation",
