@@ -26,6 +26,7 @@ include: "rules/models.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/ablation.smk"  # the feedback ablation: its own target, not part of `all`
 
 
 report: "rules/report/workflow.rst"

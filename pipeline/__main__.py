@@ -9,6 +9,7 @@ Bad configuration or input data ends the command with a one-paragraph error (exi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from pipeline import config as config_mod
 from pipeline import progress
+from pipeline.feedback import PROVIDERS
 from pipeline.io import DataError, PipelineError
 
 log = logging.getLogger("pipeline")
@@ -98,12 +100,25 @@ def _threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
+def _ablation(cfg: config_mod.Config, args: argparse.Namespace) -> config_mod.Config:
+    """--feedback-ablation: the configuration as the feedback ablation's jobs see it (Config.for_feedback_ablation)."""
+    return cfg.for_feedback_ablation() if args.feedback_ablation else cfg
+
+
+def cmd_feedback_ablation_report(args: argparse.Namespace) -> None:
+    from pipeline import ablation
+
+    cfg = config_mod.load(args.config)
+    written = ablation.write(cfg, args.metrics, args.out_json, args.out_md, args.figures_dir)
+    log.info("feedback ablation: %s", ", ".join(map(str, written)))
+
+
 def cmd_build_base(args: argparse.Namespace) -> None:
     from pipeline import data, provenance, runlog, sft
     from pipeline.grading import Grader
     from pipeline.io import atomic_path
 
-    cfg = config_mod.load(args.config)
+    cfg = _ablation(config_mod.load(args.config), args)
     prov = provenance.record(cfg)
     _threads(args.threads)
     train, heldout = data.read_records(args.train), data.read_records(args.heldout)
@@ -141,10 +156,13 @@ def cmd_from_gguf(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline import data, evaluate
+    from pipeline.feedback import with_provider
     from pipeline.grading import Grader
     from pipeline.io import write_jsonl
 
     cfg = config_mod.load(args.config)
+    if args.feedback:  # the feedback ablation: evaluation under another provider than env.feedback.provider
+        cfg = dataclasses.replace(cfg, env=with_provider(cfg.env, args.feedback))
     _threads(args.threads)
     records = data.read_records(args.data)
     backend, tokenizer = evaluate.open_backend(cfg, args.model)
@@ -236,7 +254,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from pipeline import data, distributed, train
     from pipeline.grading import Grader
 
-    cfg = config_mod.load(args.config)
+    cfg = _ablation(config_mod.load(args.config), args)
     cfg.variant(args.variant)  # unknown variant: a config error before any work
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes of this job on this node (torchrun)
     if args.threads:
@@ -285,7 +303,8 @@ def cmd_eval_metrics(args: argparse.Namespace) -> None:
     with Grader.from_config(cfg.grading) as grader:
         grades = grader.grade_answers([a for a, _ in pairs], [e for _, e in pairs])
     equivalent = {pair: g.correct for pair, g in zip(pairs, grades)}
-    out = metrics.metrics_for(args.model, runs, equivalent=equivalent, others=cfg.eval.models)
+    others = [*cfg.eval.models, config_mod.ABLATION_BASE]  # names that are not <variant>_s<seed>
+    out = metrics.metrics_for(args.model, runs, equivalent=equivalent, others=others)
     write_json(args.out, out)
     log.info(
         "%s: accuracy@k %s; %d answer pairs judged for repeats (%d equivalent, %d timed out) -> %s",
@@ -405,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output model folder (save_pretrained layout)")
     p.add_argument("--run-dir", default=None, help="folder for the SFT run's TensorBoard curves (none: not written)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--feedback-ablation", action="store_true", help="build the feedback ablation's base (base_fb)")
     p = verb(
         "from-gguf",
         cmd_from_gguf,
@@ -419,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, required=True, help="attempts allowed (N = k)")
     p.add_argument("--out", required=True, help="output traces (jsonl)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--feedback", default=None, choices=PROVIDERS, help="feedback provider (default: env.feedback.provider)"
+    )
     p = verb(
         "parallel-eval",
         cmd_parallel_eval,
@@ -445,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--variant", required=True, help="a variant declared in config variants (multi_attempt, baseline, ...)"
     )
+    p.add_argument("--feedback-ablation", action="store_true", help="train a feedback ablation variant (fb_<provider>)")
     p.add_argument("--seed", type=int, required=True, help="training seed")
     p.add_argument("--base", required=True, help="base model folder or hub id (actor, reference, critic)")
     p.add_argument("--train-data", required=True, help="training questions (jsonl)")
@@ -480,6 +504,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("report", cmd_report, "write report.md from summary.json and the tables")
     p.add_argument("--tables", required=True, help="folder with summary.json and the csv tables")
     p.add_argument("--out", required=True, help="output markdown file")
+    p = verb(
+        "feedback-ablation-report",
+        cmd_feedback_ablation_report,
+        "the feedback ablation's table, json and figure from its metrics.json files",
+    )
+    p.add_argument(
+        "--metrics", nargs="+", required=True, help="eval/<model>/<set>/feedback_<provider>/metrics.json files"
+    )
+    p.add_argument("--out-json", required=True, help="output feedback_ablation.json")
+    p.add_argument("--out-md", required=True, help="output feedback_ablation.md")
+    p.add_argument("--figures-dir", required=True, help="folder of figures/feedback_ablation.{png,pdf}")
     return parser
 
 

@@ -240,6 +240,22 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class FeedbackAblationConfig:
+    providers: list[str]
+    variant: str
+    sft_providers: list[str]
+    sft_max_steps: int
+
+
+ABLATION_BASE = "base_fb"  # the feedback ablation's own base model (a folder under models/, a model name)
+
+
+def ablation_variant(provider: str) -> str:
+    """The feedback ablation's variant trained with `provider`: fb_<provider>."""
+    return f"fb_{provider}"
+
+
+@dataclass(frozen=True)
 class Config:
     scale: str
     experiment: str
@@ -253,6 +269,7 @@ class Config:
     rollout: RolloutConfig
     train: TrainConfig
     eval: EvalConfig
+    feedback_ablation: FeedbackAblationConfig
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -292,6 +309,37 @@ class Config:
     def for_variant(self, variant: str) -> Config:
         """This configuration as a variant's training sees it: `env` is the variant's."""
         return dataclasses.replace(self, env=self.variant_env(variant))
+
+    def ablation_variants(self) -> dict[str, VariantConfig]:
+        """fb_<provider> -> feedback_ablation.variant with env.feedback.provider = <provider>, for each provider."""
+        a = self.feedback_ablation
+        source = self.variant(a.variant)
+        return {
+            ablation_variant(p): dataclasses.replace(
+                source,
+                enabled=True,
+                description=f"{a.variant} with feedback provider {p} (feedback ablation)",
+                env=deep_merge(source.env, {"feedback": {"provider": p}}),
+            )
+            for p in a.providers
+        }
+
+    def for_feedback_ablation(self) -> Config:
+        """This configuration as the ablation's jobs see it: the variants are the fb_<provider> ones, and the base
+        model's SFT draws its feedback from feedback_ablation.sft_providers (its own base, `base_fb`).
+
+        The ablation's relations to the rest of the config are checked here, not in `resolve`: a run that does not
+        ask for the ablation is never stopped by it (e.g. a new env.end_of_turn with the echo templates as they are).
+        """
+        errors = ablation_errors(self)
+        if errors:
+            raise ConfigError("invalid configuration for the feedback ablation:\n  " + "\n  ".join(errors))
+        a, sft = self.feedback_ablation, self.model.sft
+        sft = dataclasses.replace(
+            sft, feedback_providers=a.sft_providers or a.providers, max_steps=a.sft_max_steps or sft.max_steps
+        )
+        model = dataclasses.replace(self.model, sft=sft)
+        return dataclasses.replace(self, model=model, variants=self.ablation_variants())
 
     def heldout_env(self, variant: str) -> EnvConfig:
         """The variant's environment with the first prompt of its held-out checks (heldout_prompt_template)."""
@@ -470,7 +518,8 @@ def _semantic_errors(c: Config) -> list[str]:
     if t.train_batch % t.micro_batch:
         errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
     for name in c.eval.models:
-        if name == "base" or re.fullmatch(rf"({'|'.join(map(re.escape, c.variants))})_s\d+", name):
+        made = [*c.variants, *map(ablation_variant, c.feedback_ablation.providers)]
+        if name in ("base", ABLATION_BASE) or re.fullmatch(rf"({'|'.join(map(re.escape, made))})_s\d+", name):
             errors.append(f"eval.models.{name}: the name of a model the workflow makes; choose another")
     late = [n for n in c.eval.curve_steps if n >= t.steps]
     if late:
@@ -508,6 +557,28 @@ def _semantic_errors(c: Config) -> list[str]:
     ):
         errors.append("data.synthetic: n_train + n_heldout exceeds the number of distinct questions for these digits")
     return errors
+
+
+def ablation_errors(c: Config) -> list[str]:
+    """feedback_ablation: its source variant is declared, its fb_<provider> names are free, and the templates of
+    every provider it trains, evaluates or teaches the base are valid."""
+    a = c.feedback_ablation
+    if a.variant not in c.variants:
+        return [
+            f"feedback_ablation.variant: {a.variant!r} is not a declared variant; declared: {', '.join(c.variants)}"
+        ]
+    errors = [
+        f"feedback_ablation.providers: {p!r} makes variant {ablation_variant(p)!r}, which variants already declares"
+        for p in a.providers
+        if ablation_variant(p) in c.variants
+    ]
+    at = f"variants.{a.variant}.env" if c.variants[a.variant].env else "env"
+    for p in a.providers:  # trained in the variant's env, evaluated in the top-level env
+        errors += _feedback_errors(at, c.variant_env(a.variant), p, "feedback_ablation.providers")
+        errors += _feedback_errors("env", c.env, p, "feedback_ablation.providers")
+    for p in a.sft_providers:
+        errors += _feedback_errors("env", c.env, p, "feedback_ablation.sft_providers")
+    return sorted(set(errors))
 
 
 def _fill_variants(merged: dict[str, Any]) -> list[str]:
