@@ -123,11 +123,19 @@ def collate(batch: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[s
 
 def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: Sequence[dict], grader: Grader) -> dict:
     """Greedy held-out accuracy at the first attempt (through the evaluation path, N = 1) and right after a
-    wrong answer (another question's, as in the SFT transcripts) and the environment's feedback (N = 2)."""
+    wrong answer (another question's, as in the SFT transcripts) and the feedback (N = 2): under each provider the
+    transcripts draw from (`sft_providers`), the lowest of them, so a base for a feedback ablation learns every
+    format it will meet (one provider, the default: its own)."""
     backend = make_backend(cfg, tokenizer, model=model)
     first = evaluate(backend, tokenizer, cfg, records, "heldout", k=1, grader=grader, progress=False)
-    rng, provider = random.Random(0), make_provider(cfg.env)
-    contexts = []
+    retry = [_retry_accuracy(backend, tokenizer, cfg, records, train, grader, p) for p in sft_providers(cfg)]
+    return {"accuracy": sum(t["solved_at"] == 1 for t in first) / len(first), "retry_accuracy": min(retry)}
+
+
+def _retry_accuracy(backend, tokenizer, cfg: Config, records, train, grader: Grader, provider: Provider) -> float:
+    """Greedy accuracy right after another question's answer and `provider`'s feedback (the same wrong answers
+    for every provider)."""
+    rng, contexts = random.Random(0), []
     for r in records:
         wrong = wrong_answer(train, rng, {r["answer"]})
         dialogue = Dialogue(r["id"], r["question"], str(r["answer"]), 2)
@@ -141,10 +149,7 @@ def greedy_check(model, tokenizer, cfg: Config, records: Sequence[dict], train: 
     session.feed(rows, [encode(tokenizer, c) for c in contexts])
     answers = [tokenizer.decode(s.ids) for s in session.sample(rows, [cfg.env.max_attempt_tokens] * len(records))]
     grades = grader.grade(answers, [str(r["answer"]) for r in records])
-    return {
-        "accuracy": sum(t["solved_at"] == 1 for t in first) / len(first),
-        "retry_accuracy": sum(g.correct for g in grades) / len(grades),
-    }
+    return sum(g.correct for g in grades) / len(grades)
 
 
 def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out: Path, grader: Grader) -> dict:

@@ -459,3 +459,27 @@ def test_a_variant_chooses_its_provider_through_its_env_overrides():
     bad = {"variants": {"multi_attempt": {"env": {"feedback": {"provider": "echo", "echo_template": f"{EOT}{{n}}"}}}}}
     with pytest.raises(C.ConfigError, match=re.escape("variants.multi_attempt.env.feedback.echo_template: must quote")):
         C.resolve(bad)
+
+
+def test_the_sft_stop_needs_the_retry_target_under_every_mixed_provider(tiny_model_dir, monkeypatch):
+    """A base for the feedback ablation must retry after each format it will meet: greedy_check reports the lowest
+    after-feedback accuracy over model.sft.feedback_providers (measured: a base checked under `fixed` alone
+    retried 0% after echo or direction feedback)."""
+    from pipeline import data, models, sft
+    from pipeline.grading import Grader
+
+    seen = []
+
+    def retry_accuracy(backend, tokenizer, cfg, records, train, grader, provider):
+        seen.append(provider.name)
+        return {"fixed": 0.5, "echo": 0.1, "direction": 0.3}[provider.name]
+
+    monkeypatch.setattr(sft, "_retry_accuracy", retry_accuracy)
+    train, heldout = data.synthetic_splits(0, 50, 8, 3)
+    model, tokenizer = models.load(tiny_model_dir)
+    mixed = C.resolve({"model": {"sft": {"feedback_providers": ["fixed", "echo", "direction"]}}})
+    with Grader.from_config(mixed.grading) as grader:
+        assert sft.greedy_check(model, tokenizer, mixed, heldout, train, grader)["retry_accuracy"] == 0.1
+        assert seen == ["fixed", "echo", "direction"]
+        assert sft.greedy_check(model, tokenizer, C.resolve({}), heldout, train, grader)["retry_accuracy"] == 0.5
+    assert seen[3:] == ["fixed"]  # the default: its own provider only
