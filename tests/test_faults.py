@@ -86,6 +86,7 @@ def outcome(workdir: Path) -> dict:
     models = workdir / "results" / "tiny" / "models"
     summary = json.loads((workdir / "reports" / "summary.json").read_text())
     assert set(summary.pop("provenance")) == {"base", "multi_attempt_s0", "baseline_s0"}
+    assert summary.pop("run")["config_hash"]  # the report step's own provenance: when it ran
     return {
         "summary": summary,
         "weights": {p.parent.name: p.read_bytes() for p in models.glob("*_s0/model.safetensors")},

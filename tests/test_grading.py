@@ -227,7 +227,8 @@ def test_every_pipeline_verb_builds_its_grader_from_the_configuration():
         for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "Grader.from_config"
     ]
-    assert len(calls) == 4  # build_base, evaluate, train, eval_metrics (repeats judged by the grader)
+    # build_base, evaluate, train, eval_metrics (repeats judged by the grader), parallel_eval, flip_probe
+    assert len(calls) == 6
     assert all(ast.unparse(call.args[0]) == "cfg.grading" for call in calls)
 
 
