@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import psutil
 
+from pipeline import numerics  # pins the CPU kernels; the benchmarks' processes inherit the pins
+
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("grader", "rollout", "train_step", "memory", "pipeline")
 STDERR_TAIL = 15  # lines of a failed benchmark's stderr shown under the table
@@ -104,15 +106,12 @@ def table(rows: list[tuple[str, ...]]) -> str:
 
 
 def machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo")
-    models = (
-        [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        if cpuinfo.is_file()
-        else []
-    )
+    """The machine the figures were measured on: the CPU with the instruction sets that pick kernels (lscpu's
+    model name; AVX2, AVX-512, AMX), cores, memory, load, versions, date."""
     return {
         "platform": platform.platform(),
-        "cpu": models[0] if models else platform.processor() or "unknown",
+        "cpu": numerics.cpu_line(),
+        "cpu_flags": numerics.cpu(),
         "logical_cores": os.cpu_count(),
         "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "load_avg_1m": round(os.getloadavg()[0], 2),  # at the start: other work on the machine skews timings

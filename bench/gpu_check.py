@@ -40,11 +40,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pipeline  # noqa: E402, F401, I001  (first: it pins the CPU kernels torch uses, pipeline.numerics)
+import torch  # noqa: E402
 from bench import shapes  # noqa: E402
 from pipeline import config, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402

@@ -26,11 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pipeline  # noqa: E402, I001  (first: it pins the CPU kernels torch uses, pipeline.numerics)
 from bench import shapes  # noqa: E402
 
 DIALOGUES, MICRO_BATCH, PROMPT_TOKENS, POLICY_TOKENS = 8, 4, 120, 250
@@ -80,7 +79,7 @@ def child(folder: str, checkpointing: bool) -> dict:
     from pipeline.grading import Grader
     from pipeline.train import Trainer
 
-    torch.set_num_threads(2)
+    pipeline.numerics.set_threads(None)  # as the pipeline computes on CPU: one thread
     rss_imports = _status_kib("VmRSS") * 1024
     cfg = train_config(checkpointing)
     with tempfile.TemporaryDirectory() as run_dir:

@@ -33,11 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pipeline  # noqa: E402, I001  (first: it pins the CPU kernels torch uses, pipeline.numerics)
+import torch  # noqa: E402
 from pipeline import config, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402
 from pipeline.env import MultiAttemptEnv  # noqa: E402
@@ -176,7 +176,7 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=128, help="hidden size of the built model")
     parser.add_argument("--layers", type=int, default=2, help="layers of the built model")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    pipeline.numerics.set_threads(None)  # as the pipeline computes on CPU: one thread
     budgets = {"max_attempt_tokens": ATTEMPT_TOKENS, "max_total_tokens": 5 * ATTEMPT_TOKENS, "stop_at_box": False}
     real = {"max_attempt_tokens": REAL_ATTEMPT_TOKENS, "max_total_tokens": 5 * REAL_ATTEMPT_TOKENS, "stop_at_box": True}
     cfg = config.resolve({"env": budgets, "model": {"tiny": {"max_positions": 2048}}})
@@ -194,7 +194,7 @@ def main() -> int:
         runs = hf_backends(model, tokenizer, cfg, False) | vllm_backends(engine, tokenizer, cfg, False)
         to_budget = {label: measure(backend, tokenizer, cfg, n) for label, (backend, n) in runs.items()}
 
-    print(f"model: {name}, {models.n_params(model):,} parameters; torch threads 2")
+    print(f"model: {name}, {models.n_params(model):,} parameters; torch threads {torch.get_num_threads()}")
     section(
         f"to budget: every attempt {ATTEMPT_TOKENS} tokens; {N_QUESTIONS} questions in one batch, median of {REPEATS}",
         to_budget,

@@ -15,12 +15,12 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pipeline  # noqa: E402, F401, I001  (first: it pins the CPU kernels torch uses, pipeline.numerics)
+import torch  # noqa: E402
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 from pipeline import models  # noqa: E402
 from pipeline.env import Dialogue, Role  # noqa: E402
 from pipeline.rollout import Transcript  # noqa: E402

@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pipeline  # noqa: E402, I001  (first: it pins the CPU kernels torch uses, pipeline.numerics)
 from pipeline import config, data, models  # noqa: E402
 from pipeline.env import Attempt, render_prompt, terminal_reward  # noqa: E402
 from pipeline.grading import Grader  # noqa: E402
@@ -129,7 +128,7 @@ def main() -> None:
         print("skipped: TRL not installed (pip install -e '.[bench]')")
         return
     logging.disable(logging.WARNING)
-    torch.set_num_threads(2)
+    pipeline.numerics.set_threads(None)  # as the pipeline computes on CPU: one thread
     cfg = config.resolve(
         {
             "train": {

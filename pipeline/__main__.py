@@ -93,11 +93,15 @@ def cmd_prepare_benchmark(args: argparse.Namespace) -> None:
     log.info("benchmark %s from %s (%s): %d questions -> %s", args.name, src.source, src.split, len(records), args.out)
 
 
-def _threads(n: int | None) -> None:
-    import torch
+def _threads(n: int | None, cpu: int = 1) -> None:
+    """Torch threads of a computing verb (on CPU a fixed `cpu`: pipeline.numerics), and what it computes with,
+    in its log."""
+    from pipeline import numerics
 
-    if n:
-        torch.set_num_threads(n)
+    numerics.set_threads(n, cpu)
+    state = numerics.state()
+    level = logging.INFO if state["portable"] or state["device"] == "cuda" else logging.WARNING
+    log.log(level, "numerics: %s", numerics.describe(state))
 
 
 def _ablation(cfg: config_mod.Config, args: argparse.Namespace) -> config_mod.Config:
@@ -119,8 +123,8 @@ def cmd_build_base(args: argparse.Namespace) -> None:
     from pipeline.io import atomic_path
 
     cfg = _ablation(config_mod.load(args.config), args)
-    prov = provenance.record(cfg)
-    _threads(args.threads)
+    _threads(args.threads, cpu=sft.CPU_THREADS)
+    prov = provenance.record(cfg, computes=True)
     train, heldout = data.read_records(args.train), data.read_records(args.heldout)
     with atomic_path(args.out) as tmp, Grader.from_config(cfg.grading) as grader:
         summary = sft.train_base(cfg, train, heldout, tmp, grader)
@@ -257,8 +261,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg = _ablation(config_mod.load(args.config), args)
     cfg.variant(args.variant)  # unknown variant: a config error before any work
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes of this job on this node (torchrun)
-    if args.threads:
-        _threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers))
+    _threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers) if args.threads else None)
     distributed.init()
     try:
         records = data.read_records(args.train_data)

@@ -4,7 +4,8 @@ Holds the resolved configuration the step ran with, the code (git commit of the 
 it had uncommitted changes), the versions of the libraries that shape the numbers, the command line, the host
 and the UTC time the record was taken (each step takes it when it starts). The Snakemake rules pass every step
 the workflow's whole resolved configuration, so this is the configuration of the run, keys the step does not use
-included.
+included. Steps that compute (the base model's SFT, training) also record what they computed with
+(`pipeline.numerics.state()`): the CPU, the pinned kernels, the threads, and whether the numbers are portable.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline import numerics
 from pipeline.config import Config, experiment_dirs
 from pipeline.io import atomic_path, write_json
 
@@ -29,16 +31,21 @@ CARD = "README.md"
 PACKAGES = ("torch", "transformers", "deepspeed", "vllm")
 
 
-def record(cfg: Config) -> dict[str, Any]:
-    """The provenance of a step run now under `cfg` (JSON-ready)."""
-    return {
+def record(cfg: Config, computes: bool = False) -> dict[str, Any]:
+    """The provenance of a step run now under `cfg` (JSON-ready). `computes`: the step computes with torch, so
+    what it computes with (`numerics.state()`: CPU, pinned kernels, threads, portable or why not) is recorded."""
+    out = {
         "config": cfg.to_dict(),
         "code": _git(Path(__file__).resolve().parent),
         "versions": {"python": platform.python_version(), **{name: _version(name) for name in PACKAGES}},
         "command": list(sys.argv),
         "host": socket.gethostname(),
+        "cpu": numerics.cpu(),
         "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if computes:
+        out["numerics"] = numerics.state()
+    return out
 
 
 def write(folder: str | Path, prov: dict[str, Any]) -> None:

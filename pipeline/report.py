@@ -612,7 +612,36 @@ def run_provenance(cfg: Config, models: Mapping[str, Mapping | None]) -> dict:
         "config_hash": provenance.config_hash(cfg.to_dict()),
         "versions": now["versions"],
         "model_commits": commits,
+        "numerics": models_numerics(models),
         "time_utc": now["time_utc"],
+    }
+
+
+def _numerics_lines(n: Mapping | None) -> list[str]:
+    """The provenance block's line on what the models were computed with (pipeline.numerics)."""
+    if not n or not n["cpus"]:
+        return []
+    cpus = ", ".join(n["cpus"])
+    if n["portable"]:
+        return [
+            f"- models computed on {cpus} with the pinned CPU kernels (ATen AVX2, MKL COMPATIBLE, one thread): "
+            "the same numbers on any x86-64 CPU with AVX2"
+        ]
+    why = "; ".join(f"{m}: {', '.join(r)}" for m, r in n["not_portable"].items())
+    unrecorded = f"; no record for {', '.join(n['unrecorded'])}" if n["unrecorded"] else ""
+    return [f"- models computed on {cpus}; **numbers not portable to other CPUs**: {why or '–'}{unrecorded}"]
+
+
+def models_numerics(models: Mapping[str, Mapping | None]) -> dict:
+    """What the models were computed with (their provenance's `numerics`, pipeline.numerics): the CPUs, and
+    whether every model's numbers are those of any x86-64 CPU with AVX2 (None where a model recorded nothing)."""
+    states = {name: (m or {}).get("numerics") for name, m in models.items()}
+    known = {name: s for name, s in states.items() if s}
+    return {
+        "portable": all(s["portable"] for s in known.values()) if known and len(known) == len(states) else None,
+        "cpus": sorted({s["cpu"]["model"] for s in known.values()}),
+        "not_portable": {name: s["not_portable_because"] for name, s in known.items() if not s["portable"]},
+        "unrecorded": sorted(name for name, s in states.items() if not s),
     }
 
 
@@ -1142,6 +1171,7 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
             f"- models made at commit(s): {', '.join(f'`{c}`' for c in r['model_commits']) or '–'}",
             f"- resolved configuration `{r['config_hash']}` (results/<experiment>/configs/{r['config_hash']}.json)",
             f"- {versions}",
+            *_numerics_lines(r.get("numerics")),
             "",
         ]
     return "\n".join(lines) + "\n"

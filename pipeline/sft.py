@@ -46,6 +46,9 @@ from pipeline.rollout import encode, make_backend
 
 log = logging.getLogger(__name__)
 IGNORE = -100
+# Torch threads of SFT on a CPU, whatever the job's threads (the numbers depend on the count: pipeline.numerics):
+# its batches of 128 transcripts run 1.6x faster per step on two than on one, and it runs alone in the DAG.
+CPU_THREADS = 2
 
 
 def wrong_answer(records: Sequence[dict], rng: random.Random, avoid: set[str]) -> str:

@@ -253,7 +253,7 @@ class Trainer:
         vllm_memory = cfg.rollout.vllm.gpu_memory_utilization  # the engine shares the GPU with training
         self.backend = make_backend(trained, self.tokenizer, actor, base, dtype, self.world > 1, vllm_memory)
         self.step = 0
-        self.provenance = provenance.record(cfg)
+        self.provenance = provenance.record(cfg, computes=True)
         fingerprint = checkpoint.fingerprint(cfg, variant, seed, base, self.world)
         self.checkpoints = Checkpoints(run_dir, fingerprint, self.t.keep_checkpoints, self.tokenizer, self.provenance)
 

@@ -20,7 +20,7 @@ rule build_ablation_base:
     priority: 10
     conda:
         "../envs/train.yaml"
-    threads: 2
+    threads: 2  # SFT on CPU runs two torch threads, whatever --cores gives (pipeline.numerics, sft.CPU_THREADS)
     resources:
         mem_mb=4000,
         runtime=30,

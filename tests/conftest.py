@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import numerics  # before any test module imports torch: importing pipeline pins the CPU kernels
+
+numerics.set_threads(None)  # and one torch thread in this process, as every computing verb on CPU
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_BENCHMARKS = ROOT.parent / "shared" / "data" / "benchmarks"
 

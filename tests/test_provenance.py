@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from pipeline import config, data
+from pipeline import config, data, numerics, sft
 from tests import tensorboard_events
 from tests.conftest import ROOT
 
@@ -60,6 +60,9 @@ def test_build_base_writes_provenance_with_the_resolved_config(tmp_path):
     prov = json.loads((tmp_path / "base" / "provenance.json").read_text())
     assert prov["config"] == config.resolve(SFT).to_dict()
     assert prov["versions"]["torch"] == torch.__version__ and prov["command"][1] == "build-base"
+    # what it computed with (pipeline.numerics): the CPU, SFT's fixed threads whatever --threads asked, portable
+    assert prov["cpu"] == numerics.cpu() and prov["numerics"]["torch_threads"] == sft.CPU_THREADS
+    assert prov["numerics"]["portable"] == (numerics.is_x86_64() and bool(numerics.cpu()["avx2"]))
     # the SFT curves in TensorBoard, beside the RL runs', with the configuration as hyper-parameters
     found = tensorboard_events.tags(tmp_path / "run" / "tensorboard")
     assert {"sft/loss", "sft/accuracy", "sft/retry_accuracy"} <= set(found["scalars"]), found
