@@ -1,6 +1,6 @@
 """Every benchmark of the project in one run: one table of the figures against the targets the issues set.
 
-Usage: `python -m bench [--only NAME ...] [--skip-pipeline]`. Each benchmark runs as its own subprocess
+Usage: `python -m bench [--only NAME ...] [--skip-pipeline] [--smoke]`. Each benchmark runs as its own subprocess
 (`python bench/<name>.py`), so one that crashes is reported as failed while the others still run; each measures
 its ratios side by side within its own run. Their output is echoed to stderr as it comes; stdout gets the
 machine, one table (benchmark | figure | measured | target | met?) and, as its last line, one JSON object:
@@ -29,6 +29,7 @@ from pipeline import numerics  # pins the CPU kernels; the benchmarks' processes
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("grader", "rollout", "train_step", "memory", "pipeline")
+HAS_SMOKE = ("rollout", "memory")  # the benchmarks with a --smoke size (the others run as they are)
 STDERR_TAIL = 15  # lines of a failed benchmark's stderr shown under the table
 
 
@@ -142,14 +143,14 @@ def report(m: dict, outcomes: dict[str, dict]) -> dict:
     }
 
 
-def run(name: str) -> dict:
-    """Runs bench/<name>.py, echoing its output to stderr; its outcome (see parse_output)."""
+def run(name: str, smoke: bool = False) -> dict:
+    """Runs bench/<name>.py (at smoke sizes where it has them), echoing its output to stderr; its outcome (see
+    parse_output)."""
     print(f"\n=== bench/{name}.py ===", file=sys.stderr, flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # echo lines as they come
+    argv = [sys.executable, f"bench/{name}.py", *(["--smoke"] if smoke and name in HAS_SMOKE else [])]
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(
-            [sys.executable, f"bench/{name}.py"], cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=err
-        )
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE, stderr=err)
         stdout = []
         for line in proc.stdout:
             stdout.append(line)
@@ -168,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-pipeline", action="store_true", help="leave out the end-to-end pipeline run (about 10 minutes)"
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"smoke sizes where a benchmark has them ({', '.join(HAS_SMOKE)}): tests"
+    )
     args = parser.parse_args(argv)
     m = machine()  # dated when the run starts
     outcomes = {}
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "pipeline" and args.skip_pipeline:
             outcomes[name] = {"status": "skipped", "reason": "--skip-pipeline"}
         else:
-            outcomes[name] = run(name)
+            outcomes[name] = run(name, args.smoke)
     print(machine_line(m))
     print(table(rows(outcomes)))
     for name, outcome in outcomes.items():

@@ -19,7 +19,8 @@ their attempts: single = N 1, multi = N 5 with the environment's feedback betwee
 The vLLM rows (when vLLM is installed) run the same dialogues on an in-process engine with prefix caching.
 Each configuration is timed `REPEATS` times; the median counts.
 
-Run: `python bench/rollout.py [--model PATH] [--width 128 --layers 2]`. The last line printed is one JSON object.
+Run: `python bench/rollout.py [--model PATH] [--width 128 --layers 2] [--smoke]`. The last line printed is one
+JSON object.
 """
 
 from __future__ import annotations
@@ -175,7 +176,9 @@ def main() -> int:
     parser.add_argument("--model", help="model folder or hub id (default: an untrained tiny Qwen2 built here)")
     parser.add_argument("--width", type=int, default=128, help="hidden size of the built model")
     parser.add_argument("--layers", type=int, default=2, help="layers of the built model")
+    parser.add_argument("--smoke", action="store_true", help="8 questions, one run each: it works, no timings (tests)")
     args = parser.parse_args()
+    n_questions, real_questions, repeats = (8, 8, 1) if args.smoke else (N_QUESTIONS, REAL_QUESTIONS, REPEATS)
     pipeline.numerics.set_threads(None)  # as the pipeline computes on CPU: one thread
     budgets = {"max_attempt_tokens": ATTEMPT_TOKENS, "max_total_tokens": 5 * ATTEMPT_TOKENS, "stop_at_box": False}
     real = {"max_attempt_tokens": REAL_ATTEMPT_TOKENS, "max_total_tokens": 5 * REAL_ATTEMPT_TOKENS, "stop_at_box": True}
@@ -188,20 +191,22 @@ def main() -> int:
         engine, note = start_vllm(source, tokenizer, cfg)
         runs = hf_backends(model, tokenizer, real_cfg, True) | vllm_backends(engine, tokenizer, real_cfg, True)
         realistic = {
-            label: measure(backend, tokenizer, real_cfg, n, REAL_QUESTIONS, 1 if label.startswith("hf") else REPEATS)
+            label: measure(backend, tokenizer, real_cfg, n, real_questions, 1 if label.startswith("hf") else repeats)
             for label, (backend, n) in runs.items()
         }
         runs = hf_backends(model, tokenizer, cfg, False) | vllm_backends(engine, tokenizer, cfg, False)
-        to_budget = {label: measure(backend, tokenizer, cfg, n) for label, (backend, n) in runs.items()}
+        to_budget = {
+            label: measure(backend, tokenizer, cfg, n, n_questions, repeats) for label, (backend, n) in runs.items()
+        }
 
     print(f"model: {name}, {models.n_params(model):,} parameters; torch threads {torch.get_num_threads()}")
     section(
-        f"to budget: every attempt {ATTEMPT_TOKENS} tokens; {N_QUESTIONS} questions in one batch, median of {REPEATS}",
+        f"to budget: every attempt {ATTEMPT_TOKENS} tokens; {n_questions} questions in one batch, median of {repeats}",
         to_budget,
     )
     section(
         f"realistic: attempts end at end of turn or their first box (budget {REAL_ATTEMPT_TOKENS}); "
-        f"{REAL_QUESTIONS} questions in one batch, hf 1 run, vllm median of {REPEATS}",
+        f"{real_questions} questions in one batch, hf 1 run, vllm median of {repeats}",
         realistic,
     )
     lengths = realistic["hf multi"]["lengths"]

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import bench.__main__ as runner
+from pipeline import numerics
 from tests.conftest import ROOT
 
 ROLLOUT = {
@@ -135,7 +136,7 @@ def test_report_json():
 def test_main_goes_on_after_a_failure_and_exits_nonzero(monkeypatch, capsys):
     ran = []
 
-    def fake_run(name):
+    def fake_run(name, smoke=False):
         ran.append(name)
         if name == "grader":
             return runner.parse_output(name, 1, "", "Traceback\nKeyError: 'answer'\n")
@@ -161,6 +162,8 @@ def test_machine_names_the_hardware_and_software():
     m = runner.machine()
     assert m["logical_cores"] >= 1 and m["ram_gib"] > 0 and m["torch"] and m["python"] and m["date"]
     assert runner.machine_line(m).startswith(f"machine: {m['cpu']}, {m['logical_cores']} logical cores")
+    # the CPU with the instruction sets that pick kernels (pipeline.numerics): every figure states its machine
+    assert m["cpu"] == numerics.cpu_line() and m["cpu_flags"] == numerics.cpu()
 
 
 def last_json(script: str, *args: str) -> dict:
@@ -210,8 +213,14 @@ def test_gpu_check_smoke_runs_every_check_on_the_cpu():
 
 @pytest.mark.slow
 def test_real_rollout_run():
+    """`python -m bench` end to end on the real rollout benchmark, at its smoke size (the figures' shape and
+    sense; their values at full size are the benchmark's business, docs/results.md)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "rollout"], cwd=ROOT, capture_output=True, text=True, timeout=1200
+        [sys.executable, "-m", "bench", "--only", "rollout", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()

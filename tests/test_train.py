@@ -4,6 +4,7 @@ raising train.steps, the paper preset's §4 values, variant equivalence, and a 2
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -16,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -136,8 +138,10 @@ def log_lines(path: Path) -> list[dict]:
 
 
 def kill_after_checkpoints(cmd: list[str], run_dir: Path, out: Path, times: int, seed: int = 0) -> int:
-    """Start `cmd` up to `times` times; each time, SIGKILL it (its whole process group: torchrun's workers too)
-    a random moment after it wrote a new checkpoint. Returns how often it was killed before it finished."""
+    """Start `cmd` up to `times` times; each time, SIGKILL it and every process under it a random moment after it
+    wrote a new checkpoint, as a job's end kills them all. Returns how often it was killed before it finished.
+    (torchrun starts each worker in a session of its own: killing its process group alone left the workers
+    training, and writing checkpoints beside the rerun.)"""
     rng, kills = random.Random(seed), 0
     while kills < times and not out.exists():
         proc = subprocess.Popen(
@@ -151,7 +155,12 @@ def kill_after_checkpoints(cmd: list[str], run_dir: Path, out: Path, times: int,
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 0.5))
         if proc.poll() is None:
+            tree = psutil.Process(proc.pid).children(recursive=True)
             os.killpg(proc.pid, signal.SIGKILL)
+            for child in tree:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            psutil.wait_procs(tree, timeout=30)
             kills += 1
         proc.wait()
     return kills
