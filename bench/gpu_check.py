@@ -10,17 +10,27 @@ so a crash or an out-of-memory in one leaves the others their GPU and their figu
   the fp32 update (bf16's own share), step sizes ||d|| / ||d_fp32|| and the three gradient norms. DeepSpeed
   engines are built through pipeline.distributed.Optimized, which it does whenever torch.distributed is
   initialised: a 1-process group.
+- zero3_offload_vs_zero3: the same GRPO update under bf16 ZeRO-3 with the optimizer offloaded to the CPU
+  (DeepSpeed's CPU Adam, compiled on first use) and without (torch's AdamW on the GPU); the two must agree to
+  a relative difference of OFFLOAD_TOLERANCE.
+- trainer_resume: the paper's PPO (ZeRO-3, bf16, gradient checkpointing, optimizer offload; kl_coef 0, so no
+  reference model) takes two real Trainer.train_step()s (rollout, experience, update), writes a checkpoint, and
+  a fresh Trainer resumes from it: its weights (fp32 master and bf16, actor and critic) must equal the saved
+  ones exactly.
 - train_memory: peak GPU memory of experience() and of update() of the paper's PPO (actor + critic + reference,
-  DeepSpeed ZeRO-3 bf16, gradient checkpointing on as in the paper preset; optimizer not offloaded) at
+  DeepSpeed ZeRO-3 bf16, gradient checkpointing and optimizer offload on, as in the paper preset) at
   micro_batch 8 x ~3,300-token dialogues with ~2,800 policy tokens each.
 - rollout_speed: policy tokens per second of the transformers backend (HFBackend + rollout()), 64 dialogues x 256
   tokens in bf16, every attempt run to its budget (end of turn blocked); and the largest gap between the
   rollout's cached log-probs and a from-scratch recomputation (the rollout check allows 1e-3). Should sampling
   on the GPU fail (HFSession draws with a CPU generator), the error is recorded and sampling moves to the CPU.
-- bf16_logprob_gap: policy-token log-probs of the same batch under bf16 and fp32 weights and compute.
 
-`--smoke` runs every check at tiny shapes on the CPU (gloo instead of nccl), skipping what needs CUDA, in under
-a minute. Run: `python bench/gpu_check.py [--smoke]`. The last line printed is one JSON object; without CUDA and
+A check whose pass criterion is a number asserts it, so it reports `failed` (with its figures) when it is not met.
+Besides torch, transformers and accelerate the run needs jsonschema and DeepSpeed: bench/gpu_wheels.py prepares
+them as wheels to carry to a machine without a package index.
+
+`--smoke` runs every check at tiny shapes on the CPU (gloo instead of nccl), skipping what needs CUDA, in a few
+minutes. Run: `python bench/gpu_check.py [--smoke]`. The last line printed is one JSON object; without CUDA and
 without --smoke it prints one `skipped:` line.
 """
 
@@ -28,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
+import hashlib
 import json
 import os
 import socket
@@ -48,21 +60,16 @@ import torch  # noqa: E402
 from bench import shapes  # noqa: E402
 from pipeline import config, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402
+from pipeline.distributed import Optimized  # noqa: E402
 from pipeline.env import MultiAttemptEnv, Role  # noqa: E402
 from pipeline.grading import Grader  # noqa: E402
-from pipeline.rollout import (  # noqa: E402
-    LOGPROB_TOLERANCE,
-    HFBackend,
-    Question,
-    SamplingParams,
-    rollout,
-    sequence_logprobs,  # noqa: E402
-)
+from pipeline.rollout import LOGPROB_TOLERANCE, HFBackend, Question, SamplingParams, rollout  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
 
 GIB = 2**30
 TIME_LIMIT_S = 480  # the whole run
 CHECK_LIMIT_S = 240  # one check, so that a hung one (NCCL, say) leaves the others time
+OFFLOAD_TOLERANCE = 1e-3  # ||d_offload - d_zero3|| / ||d_zero3||: float rounding, not a different optimizer
 
 
 class Skip(Exception):
@@ -78,12 +85,23 @@ class Plan:
     equivalence: tuple[int, int, int]  # dialogues, prompt tokens, policy tokens
     memory: tuple[int, int, int]
     rollout: tuple[int, int]  # dialogues, tokens each
-    gap: tuple[int, int, int]
+    resume: tuple[int, int]  # dialogues per training step, tokens per attempt
 
 
-FULL = Plan(shapes.QWEN25_MATH_15B, "cuda", (4, 200, 400), (8, 400, 2800), (64, 256), (4, 200, 800))
-SMOKE = Plan(shapes.QWEN25_MATH_15B.smoke(), "cpu", (4, 40, 60), (8, 40, 60), (8, 16), (2, 40, 60))
-TRAIN_RECORDS = [{"id": 0, "question": "", "answer": "0"}]  # the Trainer needs one; rollout() is never called
+FULL = Plan(shapes.QWEN25_MATH_15B, "cuda", (4, 200, 400), (8, 400, 2800), (64, 256), (4, 32))
+SMOKE = Plan(shapes.QWEN25_MATH_15B.smoke(), "cpu", (4, 40, 60), (8, 40, 60), (8, 16), (4, 8))
+TRAIN_RECORDS = [  # what trainer_resume's rollouts ask; the other checks never call rollout()
+    {"id": i, "question": f"{i:03d}+{999 - i:03d}=", "answer": "999"} for i in range(4)
+]
+
+
+def paper_config(train: dict, env: dict | None = None) -> config.Config:
+    """The paper preset on the transformers rollout backend, with these `train` (and `env`) settings."""
+    return config.resolve({"scale": "paper", "rollout": {"backend": "hf"}, "train": train, "env": env or {}})
+
+
+def paper_trainer(cfg: config.Config, folder: str, run_dir: str) -> Trainer:
+    return Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir, Grader.from_config(cfg.grading))
 
 
 # ------------------------------------------------------------------------------------------ zero3_vs_zero0
@@ -105,50 +123,53 @@ def require_deepspeed() -> None:
         raise Skip(f"import deepspeed failed ({type(e).__name__}: {e})") from None
 
 
-def master_weights(trainer) -> dict[str, torch.Tensor]:
-    """The actor's weights as its optimizer steps them, fp32 on the CPU. Under bf16 the module holds a rounded
+def master_weights(model: Optimized) -> dict[str, torch.Tensor]:
+    """A model's weights as its optimizer steps them, fp32 on the CPU. Under bf16 the module holds a rounded
     copy that a small update hardly moves; DeepSpeed's fp32 master copy shows it exactly."""
-    named = [(n, p) for n, p in trainer.actor.module.named_parameters() if p.requires_grad]
-    if trainer.actor.zero_stage == 3:
+    named = [(n, p) for n, p in model.module.named_parameters() if p.requires_grad]
+    if model.zero_stage == 3:
         from deepspeed.utils import safe_get_full_fp32_param
 
         values = [safe_get_full_fp32_param(p) for _, p in named]
     else:  # plain AdamW and DeepSpeed's stage-0 bf16 optimizer both step fp32 tensors in the module's order
-        values = [p for group in trainer.actor.optimizer.param_groups for p in group["params"]]
+        values = [p for group in model.optimizer.param_groups for p in group["params"]]
     assert len(values) == len(named), "optimizer parameters do not line up with the module's"
     return {n: v.detach().float().cpu().clone() for (n, _), v in zip(named, values)}
 
 
-def actor_update(plan: Plan, folder: str, stage: int | None) -> tuple[dict[str, torch.Tensor], float]:
-    """(the actor's weight change, gradient norm) of one GRPO update with 2 accumulated micro-batches. Stage
-    None: plain torch in fp32 (call before the process group exists); 0 or 3: a DeepSpeed bf16 engine."""
+def actor_update(
+    plan: Plan, folder: str, out: dict, name: str, stage: int | None, offload: bool = False
+) -> dict[str, torch.Tensor]:
+    """The actor's weight change in one GRPO update with 2 accumulated micro-batches; its gradient norm and the
+    class of the optimizer that stepped go to `out` as grad_norm_<name> and optimizer_<name>. Stage None: plain
+    torch in fp32 (call before the process group exists); 0 or 3: a DeepSpeed bf16 engine, its optimizer on the
+    CPU with `offload`."""
     n, prompt, policy = plan.equivalence
-    cfg = config.resolve(
+    cfg = paper_config(
         {
-            "scale": "paper",
-            "rollout": {"backend": "hf"},
-            "train": {
-                "algorithm": "grpo",
-                "kl_coef": 0.0,
-                "rollout_batch": n // 2,
-                "samples_per_prompt": 2,
-                "train_batch": n,
-                "micro_batch": n // 2,
-                # lr at full strength from the first step (the paper's 5e-7 after warm-up is near fp32's
-                # resolution of the weights, and warm-up would make the first step's lr 0)
-                "actor_lr": 1e-5,
-                "warmup_ratio": 0.0,
-                "deepspeed": {"zero_stage": stage or 0, "bf16": True, "offload_optimizer": False},
-            },
+            "algorithm": "grpo",
+            "kl_coef": 0.0,
+            "rollout_batch": n // 2,
+            "samples_per_prompt": 2,
+            "train_batch": n,
+            "micro_batch": n // 2,
+            # lr at full strength from the first step (the paper's 5e-7 after warm-up is near fp32's
+            # resolution of the weights, and warm-up would make the first step's lr 0)
+            "actor_lr": 1e-5,
+            "warmup_ratio": 0.0,
+            "deepspeed": {"zero_stage": stage or 0, "bf16": True, "offload_optimizer": offload},
         }
     )
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir, Grader.from_config(cfg.grading))
+        trainer = paper_trainer(cfg, folder, run_dir)
         batch = shapes.transcripts(n, trainer.actor.module.lm.config.vocab_size, prompt, policy)
-        before = master_weights(trainer)
+        before = master_weights(trainer.actor)
         stats = trainer.update(trainer.experience(batch, [i // 2 for i in range(n)]), 0)
-        after = master_weights(trainer)
-    return {k: after[k] - before[k] for k in before}, stats.mean("ppo/grad_norm")
+        after = master_weights(trainer.actor)
+    engine = trainer.actor.engine
+    out[f"grad_norm_{name}"] = stats.mean("ppo/grad_norm")
+    out[f"optimizer_{name}"] = type(engine.basic_optimizer if engine else trainer.actor.optimizer).__name__
+    return {k: after[k] - before[k] for k in before}
 
 
 def relative_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -160,10 +181,10 @@ def zero3_vs_zero0(plan: Plan, folder: str, out: dict) -> None:
     """Adam's first step moves every weight by lr x sign(gradient), so against the fp32 update a correct bf16
     update has step size 1 (ratio of norms) and differs only where tiny gradients flip sign."""
     require_deepspeed()
-    fp32, out["grad_norm_fp32"] = actor_update(plan, folder, None)
+    fp32 = actor_update(plan, folder, out, "fp32", None)
     process_group(plan)
-    zero0, out["grad_norm_zero0"] = actor_update(plan, folder, 0)
-    zero3, out["grad_norm_zero3"] = actor_update(plan, folder, 3)
+    zero0 = actor_update(plan, folder, out, "zero0", 0)
+    zero3 = actor_update(plan, folder, out, "zero3", 3)
     out["update_rel_diff_zero3_vs_zero0"] = relative_difference(zero3, zero0)
     out["update_rel_diff_zero0_vs_fp32"] = relative_difference(zero0, fp32)
     out["update_rel_diff_zero3_vs_fp32"] = relative_difference(zero3, fp32)
@@ -175,6 +196,93 @@ def norm(delta: dict[str, torch.Tensor]) -> float:
     return sum(float(t.double().norm() ** 2) for t in delta.values()) ** 0.5
 
 
+# ------------------------------------------------------------------------------------------ zero3_offload_vs_zero3
+
+
+def zero3_offload_vs_zero3(plan: Plan, folder: str, out: dict) -> None:
+    """The paper keeps the optimizer on the CPU, where DeepSpeed's compiled CPU Adam steps the fp32 master
+    weights; the same gradients must give the same update as torch's AdamW on the GPU, to float rounding."""
+    require_deepspeed()
+    process_group(plan)
+    zero3 = actor_update(plan, folder, out, "zero3", 3)
+    with timed(out, "offload_update"):  # with the CPU Adam build, the first time on a machine
+        offload = actor_update(plan, folder, out, "offload", 3, offload=True)
+    out["update_rel_diff_offload_vs_zero3"] = difference = relative_difference(offload, zero3)
+    assert out["optimizer_offload"] == "DeepSpeedCPUAdam", "the offloaded update was not stepped by CPU Adam"
+    assert difference <= OFFLOAD_TOLERANCE, f"the offloaded update differs from ZeRO-3's by {difference:.3g}"
+
+
+# ------------------------------------------------------------------------------------------ trainer_resume
+
+
+def trainer_resume(plan: Plan, folder: str, out: dict) -> None:
+    """A resumed run must go on from the weights it saved. Random weights answer nothing right, so GRPO's
+    advantages (reward minus its group's mean) would all be 0 and its steps would change no weight; PPO's critic
+    makes them non-zero."""
+    require_deepspeed()
+    process_group(plan)
+    n, budget = plan.resume
+    cfg = paper_config(
+        {
+            "kl_coef": 0.0,  # a frozen reference is not in a checkpoint: the resume needs none
+            "steps": 2,
+            "rollout_batch": n,
+            "train_batch": n,
+            "micro_batch": n // 2,
+            "actor_lr": 1e-5,  # the paper's 5e-7, and a first step of warm-up at lr 0, would hardly move a weight
+            "warmup_ratio": 0.0,
+        },
+        {"max_attempt_tokens": budget, "max_total_tokens": 3 * budget},
+    )
+    ds = cfg.train.deepspeed
+    assert (ds.zero_stage, ds.bf16, ds.gradient_checkpointing, ds.offload_optimizer) == (3, True, True, True)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = paper_trainer(cfg, folder, run_dir)
+        start = master_weights(trainer.actor)
+        with timed(out, "steps"):
+            for _ in range(cfg.train.steps):
+                out["response_tokens"] = trainer.train_step()["train/response_tokens"]
+        out["actor_update_rel"] = relative_difference(master_weights(trainer.actor), start)
+        del start
+        saved = weight_digests(trainer)
+        with timed(out, "save"):
+            trainer.checkpoints.save(trainer.step, trainer.actor, trainer.critic, [])
+        del trainer  # its optimizer states (pinned CPU memory) go before the fresh Trainer allocates its own
+        gc.collect()
+        resumed = paper_trainer(cfg, folder, run_dir)
+        with timed(out, "resume"):
+            out["resumed_step"] = resumed.checkpoints.resume(resumed.actor, resumed.critic, cfg.train.steps)[0]
+        restored = weight_digests(resumed)
+    differing = [k for k in saved if restored[k] != saved[k]]
+    out["tensors"], out["tensors_differing"] = len(saved), len(differing)
+    assert out["resumed_step"] == cfg.train.steps, f"resumed at step {out['resumed_step']}"
+    assert out["actor_update_rel"] > 0, "the two steps changed no weight of the actor: equal weights would show nothing"
+    assert not differing, f"resumed weights differ from the saved ones: {', '.join(differing[:3])}"
+
+
+@contextlib.contextmanager
+def timed(out: dict, name: str) -> Iterator[None]:
+    t0 = time.perf_counter()
+    yield
+    out[f"{name}_s"] = time.perf_counter() - t0
+
+
+def weight_digests(trainer: Trainer) -> dict[str, str]:
+    """A SHA-256 of the bits of every trained weight of actor and critic: the fp32 master copies the optimizer
+    steps, and the module's own (bf16) weights that forwards use, gathered from their ZeRO-3 shards. Digests, not
+    copies: at the 1.5B shape the copies would hold 18 GB of CPU memory per Trainer."""
+    digests = {}
+    for role, model in (("actor", trainer.actor), ("critic", trainer.critic)):
+        digests |= {f"{role} master {k}": digest(v) for k, v in master_weights(model).items()}
+        with model.full_parameters() as module:
+            digests |= {f"{role} {k}": digest(p) for k, p in module.named_parameters()}
+    return digests
+
+
+def digest(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.detach().cpu().contiguous().view(torch.uint8).numpy()).hexdigest()
+
+
 # ------------------------------------------------------------------------------------------ train_memory
 
 
@@ -184,27 +292,16 @@ def train_memory(plan: Plan, folder: str, out: dict) -> None:
     require_deepspeed()
     process_group(plan)
     n, prompt, policy = plan.memory
-    cfg = config.resolve(
-        {
-            "scale": "paper",
-            "rollout": {"backend": "hf"},
-            "train": {
-                "rollout_batch": n,
-                "samples_per_prompt": 1,
-                "train_batch": n,
-                "micro_batch": n,
-                "deepspeed": {"zero_stage": 3, "bf16": True, "offload_optimizer": False},
-            },
-        }
-    )
-    assert cfg.train.deepspeed.gradient_checkpointing, "the paper preset turns gradient checkpointing on"
+    cfg = paper_config({"rollout_batch": n, "samples_per_prompt": 1, "train_batch": n, "micro_batch": n})
+    ds = cfg.train.deepspeed
+    assert ds.gradient_checkpointing and ds.offload_optimizer, "the paper preset checkpoints and offloads"
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, "multi_attempt", 0, folder, TRAIN_RECORDS, {}, run_dir, Grader.from_config(cfg.grading))
+        trainer = paper_trainer(cfg, folder, run_dir)
         batch = shapes.transcripts(n, trainer.actor.module.lm.config.vocab_size, prompt, policy)
         out["dialogue_tokens"] = sum(len(t.token_ids) for t in batch) / n
         out["policy_tokens"] = sum(sum(t.policy_mask) for t in batch) / n
         torch.cuda.synchronize()
-        out["allocated_before_gib"] = torch.cuda.memory_allocated() / GIB  # the three models and their states
+        out["allocated_before_gib"] = torch.cuda.memory_allocated() / GIB  # the three models
         with gpu_phase(out, "experience"):
             exp = trainer.experience(batch, list(range(n)))
         with gpu_phase(out, "update"):
@@ -215,10 +312,9 @@ def train_memory(plan: Plan, folder: str, out: dict) -> None:
 def gpu_phase(out: dict, name: str) -> Iterator[None]:
     """Time a phase and record its peak GPU memory (the peak counter restarts at its start)."""
     torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    yield
-    torch.cuda.synchronize()
-    out[f"{name}_s"] = time.perf_counter() - t0
+    with timed(out, name):
+        yield
+        torch.cuda.synchronize()
     out[f"{name}_peak_gib"] = torch.cuda.max_memory_allocated() / GIB
 
 
@@ -263,36 +359,14 @@ def rollout_speed(plan: Plan, folder: str, out: dict) -> None:
     grader.close()
 
 
-# ------------------------------------------------------------------------------------------ bf16_logprob_gap
-
-
-def bf16_logprob_gap(plan: Plan, folder: str, out: dict) -> None:
-    """The weights are saved in bf16, so both models hold the same values: the gap is the compute's alone."""
-    n, prompt, policy = plan.gap
-    batch, logprobs = shapes.transcripts(n, plan.shape.vocab, prompt, policy), {}
-    for dtype in (torch.float32, torch.bfloat16):
-        model, tokenizer = models.load(folder, dtype=dtype)
-        logprobs[dtype] = sequence_logprobs(
-            model.to(plan.device), [t.token_ids for t in batch], 1.0, tokenizer.pad_token_id
-        )
-        del model
-    gaps = torch.cat(
-        [
-            (a - b).abs()[torch.tensor(t.policy_mask)]
-            for t, a, b in zip(batch, logprobs[torch.float32], logprobs[torch.bfloat16])
-        ]
-    )
-    out["policy_tokens"] = gaps.numel()
-    out["max_abs"], out["mean_abs"] = float(gaps.max()), float(gaps.mean())
-
-
 # ------------------------------------------------------------------------------------------ the run
 
 CHECKS = {
     "zero3_vs_zero0": zero3_vs_zero0,
+    "zero3_offload_vs_zero3": zero3_offload_vs_zero3,
+    "trainer_resume": trainer_resume,
     "train_memory": train_memory,
     "rollout_speed": rollout_speed,
-    "bf16_logprob_gap": bf16_logprob_gap,
 }
 
 
@@ -364,10 +438,11 @@ def main() -> int:
         f"device: {device}; model: {plan.shape.name}, random bf16 weights, built in {build_s:.0f} s; "
         f"total {total:.0f} s (limit {TIME_LIMIT_S} s)"
     )
-    print(f"| {'check':17s}| {'status':8s}| {'s':>6s} | figures")
+    width = max(map(len, CHECKS))
+    print(f"| {'check':{width}s} | {'status':8s}| {'s':>6s} | figures")
     for name, r in results.items():
         figures = r.get("reason") or ", ".join(f"{k} {v}" for k, v in r.items() if k not in ("status", "seconds"))
-        print(f"| {name:17s}| {r['status']:8s}| {r['seconds']:6.1f} | {figures}")
+        print(f"| {name:{width}s} | {r['status']:8s}| {r['seconds']:6.1f} | {figures}")
     print(
         json.dumps(
             {
