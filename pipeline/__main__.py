@@ -28,6 +28,14 @@ def cmd_config(args: argparse.Namespace) -> None:
     print(config_mod.dumps(config_mod.load(args.config)))
 
 
+def cmd_doctor(args: argparse.Namespace) -> None:
+    """Can this node run the configured experiment? One ok/FAIL line per check (pipeline/doctor.py)."""
+    from pipeline import doctor
+
+    if not doctor.run(config_mod.load(args.config), args.config):
+        raise PipelineError("doctor: this node cannot run the configured experiment (the FAIL lines above)")
+
+
 def cmd_prepare_synthetic(args: argparse.Namespace) -> None:
     from pipeline import data
 
@@ -89,6 +97,8 @@ def cmd_prepare_benchmark(args: argparse.Namespace) -> None:
         )
     src = benchmarks[args.name]
     records = data.load_benchmark(args.name, src.source, split=src.split)
+    if src.max_questions:
+        records = records[: src.max_questions]
     data.write_records(args.out, records)
     log.info("benchmark %s from %s (%s): %d questions -> %s", args.name, src.source, src.split, len(records), args.out)
 
@@ -168,22 +178,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.feedback:  # the feedback ablation: evaluation under another provider than env.feedback.provider
         cfg = dataclasses.replace(cfg, env=with_provider(cfg.env, args.feedback))
     _threads(args.threads)
+    if len(args.k) != len(args.out) or len(set(args.k)) != len(args.k):
+        raise PipelineError(f"evaluate: --k {args.k} needs distinct values, one per --out ({len(args.out)})")
     records = data.read_records(args.data)
-    backend, tokenizer = evaluate.open_backend(cfg, args.model)
+    backend, tokenizer = evaluate.open_backend(cfg, args.model)  # one engine start for every k
     with Grader.from_config(cfg.grading) as grader:
-        traces = evaluate.evaluate(backend, tokenizer, cfg, records, args.benchmark, args.k, grader)
-    write_jsonl(args.out, traces)
-    solved = sum(t["solved_at"] is not None for t in traces)
-    log.info(
-        "%s on %s, k=%d: %d/%d solved (%.1f%%) -> %s",
-        args.model,
-        args.benchmark,
-        args.k,
-        solved,
-        len(traces),
-        100 * solved / len(traces),
-        args.out,
-    )
+        for k, out in zip(args.k, args.out):
+            traces = evaluate.evaluate(backend, tokenizer, cfg, records, args.benchmark, k, grader)
+            write_jsonl(out, traces)
+            solved = sum(t["solved_at"] is not None for t in traces)
+            log.info(
+                "%s on %s, k=%d: %d/%d solved (%.1f%%) -> %s",
+                args.model,
+                args.benchmark,
+                k,
+                solved,
+                len(traces),
+                100 * solved / len(traces),
+                out,
+            )
 
 
 def cmd_parallel_eval(args: argparse.Namespace) -> None:
@@ -262,13 +275,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     cfg.variant(args.variant)  # unknown variant: a config error before any work
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes of this job on this node (torchrun)
     _threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers) if args.threads else None)
-    distributed.init()
+    distributed.init(cfg.distributed.timeout_min)
     try:
         records = data.read_records(args.train_data)
         heldout = {_set_name(path): data.read_records(path) for path in args.heldout}
         with Grader.from_config(cfg.grading, ranks) as grader:  # the node runs grading.workers in all
             trainer = train.Trainer(cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, grader)
-            summary = train.train(trainer, args.out)
+            try:
+                summary = train.train(trainer, args.out)
+            finally:
+                trainer.backend.close()
     finally:
         distributed.shutdown()
     final = summary["final"]
@@ -412,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     verb("config", cmd_config, "print the resolved configuration")
+    p = verb("doctor", cmd_doctor, "can this node run the configured experiment? one ok/FAIL line per check")
+    p.set_defaults(config='{"scale": "paper"}')  # by default the experiment that GPU nodes are for
     p = verb("prepare-synthetic", cmd_prepare_synthetic, "generate the synthetic arithmetic task")
     p.add_argument("--train", required=True, help="output jsonl of training questions")
     p.add_argument("--heldout", required=True, help="output jsonl of held-out questions")
@@ -439,8 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model folder or hub id")
     p.add_argument("--data", required=True, help="evaluation questions (jsonl)")
     p.add_argument("--benchmark", required=True, help="name recorded in the traces")
-    p.add_argument("--k", type=int, required=True, help="attempts allowed (N = k)")
-    p.add_argument("--out", required=True, help="output traces (jsonl)")
+    p.add_argument("--k", type=int, nargs="+", required=True, help="attempts allowed (N = k), one run per value")
+    p.add_argument("--out", nargs="+", required=True, help="output traces (jsonl), one per --k value")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument(
         "--feedback", default=None, choices=PROVIDERS, help="feedback provider (default: env.feedback.provider)"

@@ -16,6 +16,8 @@ Either way a restored schedule runs to the total it was built with now, not the 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,19 +30,23 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 from pipeline.config import TrainConfig
 from pipeline.io import DataError, load_tensors
 
+log = logging.getLogger(__name__)
+
 
 def launched_distributed() -> bool:
     """True when a launcher (deepspeed, torchrun) started this process as one of several."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init() -> None:
-    """Join the process group the launcher set up (NCCL on GPUs, gloo on CPU)."""
+def init(timeout_min: int) -> None:
+    """Join the process group the launcher set up (NCCL on GPUs, gloo on CPU). A collective that waits longer than
+    `timeout_min` minutes (config distributed.timeout_min) fails the run; the DeepSpeed engines built later use
+    this group, so the limit is theirs too."""
     if launched_distributed() and not dist.is_initialized():
         import deepspeed
 
         backend = "nccl" if torch.cuda.is_available() else "gloo"
-        deepspeed.init_distributed(dist_backend=backend)
+        deepspeed.init_distributed(dist_backend=backend, timeout=datetime.timedelta(minutes=timeout_min))
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         global _joined
@@ -173,6 +179,13 @@ class Optimized:
                 lr_scheduler=schedule,
             )
             self.module = self.engine.module
+            if is_main():  # which optimizer DeepSpeed built: CPU Adam when the states are offloaded
+                log.info(
+                    "DeepSpeed ZeRO-%d engine, optimizer %s%s",
+                    self.zero_stage,
+                    type(self.engine.basic_optimizer).__name__,
+                    " (states offloaded to the CPU)" if cfg.deepspeed.offload_optimizer else "",
+                )
         else:
             self.engine, self.module = None, module
             self.optimizer = torch.optim.AdamW(

@@ -36,7 +36,30 @@ class Fetch:
     split: str | None = None
 
 
-def _hub_repo(source: str) -> tuple[str, list[str | None]] | None:
+@dataclass(frozen=True)
+class Source:
+    """Something a configuration loads by name: a model or a dataset split, from a local path or the hub."""
+
+    key: str  # where the configuration names it: model.source, eval.models.<name>, data.benchmarks.<name>.source...
+    kind: str  # "model" | "dataset"
+    source: str
+    split: str | None = None
+
+
+def sources(cfg: Config) -> list[Source]:
+    """Every model and dataset split `cfg` loads by name (`build` included), in a stable order."""
+    found = [Source("model.source", "model", cfg.model.source)]
+    found += [Source(f"eval.models.{name}", "model", source) for name, source in cfg.eval.models.items()]
+    if cfg.data.train_set == "math":
+        found += [Source("data.math.source", "dataset", cfg.data.math.source, split) for split in cfg.data.math.splits]
+        found += [
+            Source(f"data.benchmarks.{name}.source", "dataset", b.source, b.split)
+            for name, b in cfg.data.benchmarks.items()
+        ]
+    return found
+
+
+def hub_repo(source: str) -> tuple[str, list[str | None]] | None:
     """(repo id, configurations) of a hub source `owner/name[:config,...]`; None for a local path or `build`.
 
     A source naming an existing path is local, as the loaders read it; otherwise `hub.is_hub_id`, the loaders' own
@@ -55,19 +78,13 @@ def _hub_repo(source: str) -> tuple[str, list[str | None]] | None:
 def plan(cfg: Config) -> list[Fetch]:
     """Everything `cfg` loads from the hub, in a stable order, without duplicates."""
     fetches: list[Fetch] = []
-    for source in [cfg.model.source, *cfg.eval.models.values()]:
-        model = _hub_repo(source)
-        if model:
-            fetches.append(Fetch("model", model[0]))
-    datasets: list[tuple[str, str]] = []
-    if cfg.data.train_set == "math":
-        datasets += [(cfg.data.math.source, split) for split in cfg.data.math.splits]
-        datasets += [(b.source, b.split) for b in cfg.data.benchmarks.values()]
-    for source, split in datasets:
-        hub = _hub_repo(source)
-        if hub:
+    for s in sources(cfg):
+        hub = hub_repo(s.source)
+        if hub and s.kind == "model":
+            fetches.append(Fetch("model", hub[0]))
+        elif hub:
             repo, configs = hub
-            fetches += [Fetch("dataset", repo, config=c, split=split) for c in configs]
+            fetches += [Fetch("dataset", repo, config=c, split=s.split) for c in configs]
     return list(dict.fromkeys(fetches))
 
 

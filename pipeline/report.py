@@ -507,14 +507,21 @@ def departures(cfg: Config, acc: pd.DataFrame | None = None) -> list[str]:
         shown = changes if len(changes) <= 6 else [*changes[:6], f"and {len(changes) - 6} more"]
         lines.append(f"`{section}`: " + "; ".join(shown))
     lines += _variant_departures(cfg, paper_cfg)
-    if acc is not None and not acc.empty:
+    if acc is not None and not acc.empty:  # other sets, or the paper's from other sources or cut short
         sizes = acc.groupby("benchmark")["n"].max()
         names = sorted(PAPER_PER_BENCHMARK)
-        if sorted(sizes.index) != names:
+        paper_sets, ours_sets = paper_cfg.data.benchmarks, cfg.data.benchmarks
+        changed = {b for b in sizes.index if b in ours_sets and ours_sets[b] != paper_sets.get(b)}
+        if sorted(sizes.index) != names or changed:
             lines.append(
                 "evaluation sets: "
-                + ", ".join(f"{b} ({n} questions)" for b, n in sizes.items())
-                + f" (the paper's: {', '.join(names)})"
+                + ", ".join(
+                    f"{b} ({n} questions"
+                    + (f", from {_show(ours_sets[b].source)} ({ours_sets[b].split})" if b in changed else "")
+                    + ")"
+                    for b, n in sizes.items()
+                )
+                + f" (the paper's: {', '.join(names)}, whole, from the hub)"
             )
     return [*lines, PAPER["checkpoint_departure"][cfg.eval.checkpoint], *PAPER["implementation_departures"]]
 

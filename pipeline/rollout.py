@@ -114,6 +114,10 @@ class Backend(Protocol):
     def release(self) -> None:
         """Free the memory generation holds until the next `sync` (vLLM's sleep mode; else nothing to do)."""
 
+    def close(self) -> None:
+        """Stop generating for good. A vLLM engine in a torchrun job must stop before the job's process group
+        is destroyed: its own exit handler would destroy its groups after them, and fail."""
+
 
 def end_token_ids(tokenizer, end_of_turn: str) -> list[int]:
     """Ids that end the policy's turn: the end-of-turn marker and the tokenizer's EOS."""
@@ -347,6 +351,9 @@ class HFBackend:
         self.model = model
 
     def release(self) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 

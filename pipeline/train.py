@@ -489,8 +489,11 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
             runlog.scalars(writer, metrics)
             append_jsonl(log_path, [metrics])
 
+    best = BestActor(run_dir / "best", records) if trainer.validation else None  # from the resumed log
     if trainer.step == 0 and t.eval_every:
         record({"step": 0, **trainer.heldout_accuracy()})
+        if best is not None:
+            best.offer(trainer, records[-1])
     bar = progress_bar(
         total=t.steps,
         initial=trainer.step,
@@ -498,9 +501,6 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
         unit="step",
         disable=not (progress and dist.is_main()),
     )
-    best = BestActor(run_dir / "best", records) if trainer.validation else None
-    if best is not None and trainer.step == 0:
-        best.offer(trainer, records[-1])
     while trainer.step < t.steps:
         metrics = trainer.train_step()
         last = trainer.step == t.steps

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,22 @@ def _environment(cfg: Config, source: str, on_gpu: bool) -> None:
         os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
     if Path(source).expanduser().is_dir():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder needs no hub (and start-up must not wait on it)
+
+
+class _ExpectedNoise(logging.Filter):
+    """Two vLLM warnings that this use of the engine makes expected, dropped so that logs show real problems:
+    the chat-template warm-up fails (with a traceback) because the engine has no tokenizer (token in, token
+    out), and each weight reload says the rotary embedding got no weights: its cos/sin cache is computed from
+    the model's config, no checkpoint holds it, and vLLM keeps its own (`check_weights` checks the rest)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Chat template warmup failed":
+            return False
+        return not (record.msg == "%s: Failed to load weights" and record.args == ("RotaryEmbedding",))
+
+
+for _name in ("vllm.renderers.base", "vllm.model_executor.model_loader.reload.layerwise"):
+    logging.getLogger(_name).addFilter(_ExpectedNoise())
 
 
 class VLLMBackend:
@@ -102,6 +118,7 @@ class VLLMBackend:
             logprobs_mode="processed_logprobs",
             block_size=v.block_size,
             max_model_len=cfg.rollout.max_model_len or None,  # None: the model's positions
+            enforce_eager=v.enforce_eager,
             distributed_executor_backend="external_launcher" if distributed else "uni",
         )
         sleep = on_gpu and v.sleep
@@ -132,10 +149,43 @@ class VLLMBackend:
     # ----------------------------------------------------------------------------------------- weights
 
     def sync(self, model: torch.nn.Module, version: int) -> None:
-        """Copy `model`'s weights into the running engine unless it holds this `version` already."""
+        """Copy `model`'s weights into the running engine unless it holds this `version` already, then check
+        that the engine holds them."""
         if version != self.version:
-            self._load_weights(model.state_dict().items())
+            state = model.state_dict()
+            self._load_weights(state.items())
             self.version = version
+            self.check_weights(state, version)
+
+    def check_weights(self, state: Mapping[str, torch.Tensor], version: int) -> None:
+        """The engine's parameters must equal `state` (transformers names) exactly, after the cast to the
+        engine's dtype that loading does. vLLM fuses q/k/v and gate/up into one matrix each (compared with the
+        concatenation) and pads the vocabulary; on CPU it repacks linear weights into its GEMM kernels' layouts and leaves empty
+        parameters, which cannot be read back: those are counted, not compared."""
+        (engine,) = self.llm.collective_rpc(_named_parameters)
+        compared, repacked, unmatched = 0, 0, []
+        for name, param in engine.items():
+            if param.numel() == 0:
+                repacked += 1
+                continue
+            expected = _actor_tensor(state, name)
+            if expected is None:
+                unmatched.append(name)
+                continue
+            if param.shape[1:] == expected.shape[1:] and param.shape[0] > expected.shape[0]:
+                param = param[: expected.shape[0]]  # vocabulary rows vLLM pads to a multiple of 64
+            if not torch.equal(param, expected.to(param.device, param.dtype)):
+                gap = (param.float() - expected.to(param.device).float()).abs().max().item()
+                raise VLLMError(f"weight sync {version}: the engine's {name} differs from the actor's (max {gap:.3g})")
+            compared += 1
+        log.info(
+            "weight sync %s (rank %d): %d engine tensors equal the actor's%s%s",
+            version,
+            torch.distributed.get_rank() if torch.distributed.is_initialized() else 0,
+            compared,
+            f", {repacked} repacked by the CPU kernels (not readable)" if repacked else "",
+            f", {len(unmatched)} without a transformers name: {', '.join(unmatched[:5])}" if unmatched else "",
+        )
 
     def _load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy the policy's weights (transformers names) into the running engine, then drop cached prefixes."""
@@ -153,6 +203,10 @@ class VLLMBackend:
             self.llm.sleep(level=2)
             self.asleep = True
             self.version = None  # sleeping dropped the weights
+
+    def close(self) -> None:
+        """Shut the engine down now (its groups, then the process group of a torchrun job), not at exit."""
+        self.llm.llm_engine.engine_core.shutdown()
 
     # ----------------------------------------------------------------------------------------- generation
 
@@ -178,6 +232,26 @@ class VLLMBackend:
             torch.tensor([0.0] + [d[t].logprob for d, t in zip(o.prompt_logprobs[1:], ids[1:])])
             for o, ids in zip(outs, token_ids)
         ]
+
+
+def _named_parameters(worker) -> dict[str, torch.Tensor]:
+    """The engine's parameters, read inside its worker (in this process: no copy)."""
+    return dict(worker.model_runner.model.named_parameters())
+
+
+_FUSED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+
+
+def _actor_tensor(state: Mapping[str, torch.Tensor], name: str) -> torch.Tensor | None:
+    """The actor's tensor for the engine's parameter `name`: the same name, or the parts vLLM fused, stacked."""
+    if name in state:
+        return state[name]
+    for fused, parts in _FUSED.items():
+        if f".{fused}." in name:
+            names = [name.replace(f".{fused}.", f".{part}.") for part in parts]
+            if all(n in state for n in names):
+                return torch.cat([state[n] for n in names])
+    return None
 
 
 class VLLMSession:

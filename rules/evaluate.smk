@@ -1,5 +1,6 @@
-# Evaluation at k = 1..eval.max_k attempts: one greedy run per model x evaluation set x k (the paper's protocol),
-# then one metrics json per model x evaluation set.
+# Evaluation at k = 1..eval.max_k attempts: greedy runs per model x evaluation set (the paper's protocol), all
+# k in one job on one engine start (a vLLM start is minutes with CUDA graphs), then one metrics json per model x
+# evaluation set.
 
 
 rule evaluate:
@@ -8,11 +9,11 @@ rule evaluate:
         data=lambda w: eval_sets()[w.eval_set],
         hub=hub_input(),
     output:
-        eval_traces("{model}", "{eval_set}", "{k}"),
+        [eval_traces("{model}", "{eval_set}", k) for k in range(1, CFG.eval.max_k + 1)],
     log:
-        f"{OUT}/logs/evaluate/{{model}}/{{eval_set}}/k{{k}}.log",
+        f"{OUT}/logs/evaluate/{{model}}/{{eval_set}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/k{{k}}.tsv"
+        f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}.tsv"
     conda:
         "../envs/evaluate.yaml"
     threads: eval_threads()
@@ -23,9 +24,10 @@ rule evaluate:
         config=config_file,
         config_keys=rule_keys("evaluate"),
         model=lambda w: model_source(w.model),
+        ks=" ".join(str(k) for k in range(1, CFG.eval.max_k + 1)),
     shell:
         "python -m pipeline evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"
-        " --benchmark {wildcards.eval_set} --k {wildcards.k} --out {output} --threads {threads} > {log} 2>&1"
+        " --benchmark {wildcards.eval_set} --k {params.ks} --out {output} --threads {threads} > {log} 2>&1"
 
 
 rule eval_metrics:

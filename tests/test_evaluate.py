@@ -67,3 +67,30 @@ def test_evaluation_has_budgets_of_its_own(tiny_model_dir):
     metrics.summarize(metrics.traces_from(traces))  # valid traces of one run
     assert any(t["stop_reason"] == "context" for t in traces)
     assert max(a["n_tokens"] for t in traces for a in t["attempts"]) > 16  # more than the training budget
+
+
+def evaluate_cli(model, data, ks: list[int], outs: list) -> subprocess.CompletedProcess:
+    cfg = '{"eval": {"max_attempt_tokens": 5, "max_total_tokens": 30, "batch_size": 2}}'
+    cmd = [sys.executable, "-m", "pipeline", "evaluate", "--config", cfg, "--model", str(model), "--data", str(data)]
+    cmd += ["--benchmark", "synthetic", "--k", *map(str, ks), "--out", *map(str, outs), "--threads", "1"]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+
+
+def test_one_job_evaluates_every_k_as_separate_jobs_would(tiny_model_dir, tmp_path):
+    """The evaluate rule runs k = 1..K in one job (one engine start); its traces are byte for byte those of one
+    job per k."""
+    data = tmp_path / "q.jsonl"
+    data.write_text(
+        "".join(
+            f'{{"id": "q{i}", "question": "{i:03d}+100=", "answer": "{i + 100:04d}", "source": "t", "meta": {{}}}}\n'
+            for i in range(6)
+        )
+    )
+    together = [tmp_path / "together" / f"k{k}.jsonl" for k in (1, 2, 3)]
+    assert evaluate_cli(tiny_model_dir, data, [1, 2, 3], together).returncode == 0
+    for k, path in zip((1, 2, 3), together):
+        alone = tmp_path / "alone" / f"k{k}.jsonl"
+        assert evaluate_cli(tiny_model_dir, data, [k], [alone]).returncode == 0
+        assert path.read_bytes() == alone.read_bytes()
+    bad = evaluate_cli(tiny_model_dir, data, [1, 2], [tmp_path / "one.jsonl"])
+    assert bad.returncode != 0 and "one per --out" in bad.stderr and not (tmp_path / "one.jsonl").exists()

