@@ -160,8 +160,8 @@ class VLLMBackend:
     def check_weights(self, state: Mapping[str, torch.Tensor], version: int) -> None:
         """The engine's parameters must equal `state` (transformers names) exactly, after the cast to the
         engine's dtype that loading does. vLLM fuses q/k/v and gate/up into one matrix each (compared with the
-        concatenation) and pads the vocabulary; on CPU it repacks linear weights into its GEMM kernels' layouts and leaves empty
-        parameters, which cannot be read back: those are counted, not compared."""
+        concatenation) and pads the vocabulary; on CPU it repacks linear weights into its GEMM kernels' layouts
+        and leaves empty parameters, which cannot be read back: those are counted, not compared."""
         (engine,) = self.llm.collective_rpc(_named_parameters)
         compared, repacked, unmatched = 0, 0, []
         for name, param in engine.items():

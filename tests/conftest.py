@@ -15,6 +15,15 @@ SHARED_BENCHMARKS = ROOT.parent / "shared" / "data" / "benchmarks"
 
 SMOKE_CONFIG = ROOT / ".test" / "config.yaml"
 
+# The longest files (the paper rehearsal, the default run end to end) first: pytest-xdist (`-n 2 --dist loadfile`,
+# pyproject.toml) hands whole files to its workers in collection order, so they start at once, each beside the
+# many short files, instead of one of them starting last and running alone.
+LONGEST_FIRST = ("test_rehearsal.py", "test_workflow.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)  # stable: every file keeps its own order
+
 
 def smoke_config(**train) -> str:
     """.test/config.yaml (the whole workflow in about a minute: one seed, a base model that stops at its first

@@ -474,7 +474,7 @@ def test_default_workflow_end_to_end(tmp_path):
         "prepare_synthetic",
         "build_base",
         "train/multi_attempt_s0",
-        "evaluate/base/synthetic/k1",
+        "evaluate/base/synthetic",
         "eval_metrics/base/synthetic",
     ):
         assert (out / "logs" / f"{rule}.log").is_file()
