@@ -460,17 +460,6 @@ def _gain_difference(evaluations: Mapping[Path, Mapping], variants: Mapping[str,
     return out
 
 
-def _leaves(tree: Mapping, prefix: str = "") -> dict[str, Any]:
-    """A nested dict as {dotted.key: leaf}."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping) and value:
-            out.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _show(value: Any, width: int = 40) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -495,7 +484,7 @@ def departures(cfg: Config, acc: pd.DataFrame | None = None) -> list[str]:
     its training differs in from the paper's variant of that name; the evaluation sets and their sizes; then
     this implementation's fixed departures from the released code (paper_numbers.yaml)."""
     paper_cfg = config.resolve({"scale": "paper"})
-    ours, paper = _leaves(cfg.to_dict()), _leaves(paper_cfg.to_dict())
+    ours, paper = config.leaves(cfg.to_dict()), config.leaves(paper_cfg.to_dict())
     by_section: dict[str, list[str]] = {}
     for key in sorted(ours.keys() | paper.keys()):
         if key.startswith(NOT_DEPARTURES) or ours.get(key) == paper.get(key):
@@ -540,9 +529,9 @@ def _variant_departures(cfg: Config, paper: Config) -> list[str]:
             diffs.append(
                 f"N {ours.min_attempts}-{ours.max_attempts} (paper {theirs.min_attempts}-{theirs.max_attempts})"
             )
-        env_ours = _leaves(dataclasses.asdict(cfg.variant_env(v)))
-        env_theirs = _leaves(dataclasses.asdict(paper.variant_env(v)))
-        own = {k for k in _leaves(ours.env) | _leaves(theirs.env)}
+        env_ours = config.leaves(dataclasses.asdict(cfg.variant_env(v)))
+        env_theirs = config.leaves(dataclasses.asdict(paper.variant_env(v)))
+        own = {k for k in config.leaves(ours.env) | config.leaves(theirs.env)}
         diffs += [
             f"env.{k} {_show(env_ours[k])} (paper {_show(env_theirs[k])})"
             for k in sorted(own)

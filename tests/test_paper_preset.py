@@ -30,19 +30,8 @@ _OneLine.add_representer(
 )
 
 
-def flat(tree: dict, prefix: str = "") -> dict:
-    """{"train": {"gpus": 8}} -> {"train.gpus": 8}; an empty mapping is a value."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def resolved() -> dict:
-    return flat(config.resolve({"scale": "paper"}).to_dict())
+    return config.leaves(config.resolve({"scale": "paper"}).to_dict())
 
 
 def read() -> dict:

@@ -413,6 +413,17 @@ def load_preset(scale: str) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def leaves(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as {dotted.key: leaf}, the key paths errors and departures name; an empty mapping is a leaf."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            out.update(leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Recursively merge mappings; values of `override` win, lists are replaced whole."""
     out = copy.deepcopy(dict(base))
