@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,22 +77,25 @@ def model_folder(args, cfg, tmp: Path) -> tuple[str, str]:
     return str(tmp / "model"), f"untrained tiny Qwen2, {args.layers} layers x {args.width}"
 
 
-def timed(backend, tokenizer, cfg, n_attempts: int, n_questions: int) -> tuple[float, list]:
+def timed(backend, tokenizer, cfg, n_attempts: int, n_questions: int, barrier: bool) -> tuple[float, list]:
     env = MultiAttemptEnv(cfg.env, AttemptRange(n_attempts, n_attempts), GRADER)
     questions = [Question(f"q{i}", f"{i:03d}+{999 - i:03d}=", "unreachable", n_attempts) for i in range(n_questions)]
     params = SamplingParams(temperature=1.0, top_p=1.0, greedy=False, seed=0)
     t0 = time.perf_counter()
-    transcripts = rollout(backend, tokenizer, env, questions, params, n_questions)  # one batch
+    transcripts = rollout(backend, tokenizer, env, questions, params, n_questions, barrier=barrier)  # one batch
     return time.perf_counter() - t0, transcripts
 
 
-def measure(backend, tokenizer, cfg, n_attempts: int, n_questions: int = N_QUESTIONS, repeats: int = REPEATS) -> dict:
+def measure(backend, tokenizer, cfg, n_attempts: int, n_questions: int, repeats: int, barrier: bool = False) -> dict:
     """Median wall time per policy token over `repeats` runs (after a warm-up, when more than one), and what the
-    attempts looked like."""
+    attempts looked like. `barrier`: vLLM in rounds, the schedule before 2026-12 (`rollout`)."""
     if repeats > 1:
-        timed(backend, tokenizer, cfg, n_attempts, n_questions)  # warm-up
+        timed(backend, tokenizer, cfg, n_attempts, n_questions, barrier)  # warm-up
     generated = getattr(backend, "generated_tokens", None)
-    samples = [timed(backend, tokenizer, cfg, n_attempts, n_questions) for _ in range(repeats)]
+    steps = getattr(backend, "engine_steps", None)
+    samples = [timed(backend, tokenizer, cfg, n_attempts, n_questions, barrier) for _ in range(repeats)]
+    # the dialogue that needs the most sequential engine steps: one per policy token, at best
+    longest = max(t.dialogue.policy_tokens + len(t.dialogue.attempts) for t in samples[0][1])
     seconds = statistics.median(s for s, _ in samples)
     kept = sum(t.dialogue.policy_tokens for _, ts in samples for t in ts)
     attempts = [a for t in samples[0][1] for a in t.dialogue.attempts]
@@ -111,6 +115,8 @@ def measure(backend, tokenizer, cfg, n_attempts: int, n_questions: int = N_QUEST
         if generated is None
         else (backend.generated_tokens - generated - kept) / (backend.generated_tokens - generated),
         "chunk_waste": past_box / (tokens + past_box),
+        # engine steps per run (seeded per request: every run plays the same dialogues) over the longest dialogue
+        "steps_over_longest": None if steps is None else (backend.engine_steps - steps) / repeats / longest,
     }
 
 
@@ -156,6 +162,71 @@ def vllm_backends(engine, tokenizer, cfg, realistic: bool) -> dict:
     return {"vllm single": (engine, 1), "vllm multi": (engine, 5)}
 
 
+# what a model writes between boxes: every token goes through the session's stop watch (no box closes here)
+SOLUTION = (
+    "First we expand the product: (x + 3)(x - 2) = x^2 + x - 6. Setting it equal to 14 gives x^2 + x - 20 = 0, "
+    "which factors as (x + 5)(x - 4) = 0, so x = -5 or x = 4. Only the positive root satisfies the condition, "
+)
+
+
+class StubEngine:
+    """The part of vLLM's engine a `VLLMSession` drives, writing `SOLUTION` over and over in every request, so that
+    what the session's own Python costs per request and step can be timed at any number of requests. The time the
+    stub itself takes is counted (`seconds`) and taken out."""
+
+    def __init__(self, ids: list[int]):
+        self.ids, self.requests, self.seconds = ids, {}, 0.0
+        self.logprobs = [{t: types.SimpleNamespace(logprob=-1.0)} for t in ids]
+
+    def add_request(self, request_id, prompt, params) -> None:
+        self.requests[request_id] = [params.max_tokens, 0]
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.requests)
+
+    def abort_request(self, request_ids) -> None:
+        for request_id in request_ids:
+            self.requests.pop(request_id, None)
+
+    def step(self) -> list:
+        t0 = time.perf_counter()
+        outputs = []
+        for request_id, state in list(self.requests.items()):
+            j = state[1] % len(self.ids)
+            state[1] += 1
+            finished = state[1] >= state[0]
+            if finished:
+                del self.requests[request_id]
+            new = types.SimpleNamespace(token_ids=[self.ids[j]], logprobs=[self.logprobs[j]], finish_reason="length")
+            output = types.SimpleNamespace(request_id=request_id, outputs=[new], finished=finished, num_cached_tokens=0)
+            outputs.append(output)
+        self.seconds += time.perf_counter() - t0
+        return outputs
+
+
+def session_overhead(tokenizer, cfg, n_requests: int, tokens: int) -> float:
+    """Microseconds of `VLLMSession.step`'s own work per request and engine step, `n_requests` attempts of
+    `tokens` tokens each in flight at once (the stub engine's time taken out)."""
+    from pipeline.vllm_backend import VLLMSession
+
+    engine = StubEngine(tokenizer(SOLUTION, add_special_tokens=False)["input_ids"])
+    end_ids = end_token_ids(tokenizer, cfg.env.end_of_turn)
+    backend = types.SimpleNamespace(
+        llm=types.SimpleNamespace(llm_engine=engine),
+        stop=AttemptStop(tokenizer, end_ids, stop_at_box=True),
+        end_ids=end_ids,
+        **dict.fromkeys(["engine_steps", "generated_tokens", "cached_tokens", "prompt_tokens"], 0),
+    )
+    session = VLLMSession(backend, n_requests, SamplingParams(1.0, 1.0, False, 0), None)
+    for row in range(n_requests):
+        session.feed([row], [[1, 2, 3]])
+        session.submit(row, tokens)
+    t0 = time.perf_counter()
+    while session.busy:
+        session.step()
+    return 1e6 * (time.perf_counter() - t0 - engine.seconds) / (n_requests * tokens)
+
+
 def section(title: str, results: dict) -> None:
     print(title)
     print(f"{'':26s} {'policy tokens':>14s} {'seconds':>9s} {'ms/token':>9s} {'tokens/s':>9s} {'vs single':>10s}")
@@ -197,10 +268,17 @@ def main() -> int:
             label: measure(backend, tokenizer, real_cfg, n, real_questions, 1 if label.startswith("hf") else repeats)
             for label, (backend, n) in runs.items()
         }
+        if engine is not None:  # the schedule before 2026-12, and an evaluation-sized set in one window
+            realistic["vllm multi, rounds"] = measure(engine, tokenizer, real_cfg, 5, real_questions, repeats, True)
+            realistic["vllm multi, 4x questions"] = measure(engine, tokenizer, real_cfg, 5, 4 * real_questions, repeats)
         runs = hf_backends(model, tokenizer, cfg, False) | vllm_backends(engine, tokenizer, cfg, False)
         to_budget = {
             label: measure(backend, tokenizer, cfg, n, n_questions, repeats) for label, (backend, n) in runs.items()
         }
+
+    overhead = {}
+    if engine is not None:  # the step-by-step session's own Python at evaluation-sized batches
+        overhead = {n: session_overhead(tokenizer, real_cfg, n, 32 if args.smoke else 256) for n in (256, 1024)}
 
     print(f"model: {name}, {models.n_params(model):,} parameters; torch threads {torch.get_num_threads()}")
     section(
@@ -224,6 +302,20 @@ def main() -> int:
             f"(the released {CHUNK}-token chunks, had the model kept writing: "
             f"{realistic['vllm multi']['chunk_waste']:.1%})"
         )
+        print(
+            "  vLLM engine steps / (policy tokens + attempts of the longest dialogue), what sets a GPU's wall time: "
+            f"multi {realistic['vllm multi']['steps_over_longest']:.3f}, "
+            f"single {realistic['vllm single']['steps_over_longest']:.3f}, "
+            f"multi in rounds {realistic['vllm multi, rounds']['steps_over_longest']:.3f}, "
+            f"multi on {4 * real_questions} questions "
+            f"{realistic['vllm multi, 4x questions']['steps_over_longest']:.3f} "
+            "(1.0: no dialogue ever waits)"
+        )
+    if overhead:
+        print(
+            "vLLM session, Python per request and engine step (stub engine writing a solution's text, no box): "
+            + ", ".join(f"{us:.2f} us at {n} requests" for n, us in overhead.items())
+        )
     if note:
         print(note)
     hf = to_budget["hf single"]["ms_per_token"]
@@ -243,6 +335,11 @@ def main() -> int:
             max(realistic["vllm multi"]["waste"], realistic["vllm single"]["waste"]), 4
         )
         figures["vllm_multi_over_single_wall"] = ratio(realistic, "vllm")
+        figures["vllm_steps_over_longest"] = round(realistic["vllm multi"]["steps_over_longest"], 3)
+        figures["vllm_single_steps_over_longest"] = round(realistic["vllm single"]["steps_over_longest"], 3)
+        figures["vllm_rounds_steps_over_longest"] = round(realistic["vllm multi, rounds"]["steps_over_longest"], 3)
+        figures |= {f"python_us_per_request_step_{n}": round(us, 2) for n, us in overhead.items()}
+        figures["vllm_eval_steps_over_longest"] = round(realistic["vllm multi, 4x questions"]["steps_over_longest"], 3)
     GRADER.close()
     print(json.dumps(figures))
     return 0

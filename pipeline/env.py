@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -156,12 +157,29 @@ class MultiAttemptEnv:
 
         All attempts are graded in one batch (worker processes with a hard timeout; a timeout counts as wrong).
         """
-        if not (len(dialogues) == len(texts) == len(n_tokens) == len(ended_turn)):
-            raise ValueError("step: dialogues, texts, n_tokens and ended_turn must have the same length")
+        return self.record(dialogues, texts, n_tokens, ended_turn, self.grade(dialogues, texts).result())
+
+    def grade(self, dialogues: Sequence[Dialogue], texts: Sequence[str]) -> Future[list[Grade]]:
+        """`step`'s first half, which may wait on Math-Verify: the grades of one finished attempt per dialogue,
+        as a future (`Grader.submit`), so that a rollout keeps generating meanwhile."""
+        if len(dialogues) != len(texts):
+            raise ValueError("grade: dialogues and texts must have the same length")
+        released = self.cfg.reward.rule == "released_baseline"
+        return self.grader.submit(list(texts), [d.gold for d in dialogues], fallback=released)
+
+    def record(
+        self,
+        dialogues: Sequence[Dialogue],
+        texts: Sequence[str],
+        n_tokens: Sequence[int],
+        ended_turn: Sequence[bool],
+        grades: Sequence[Grade],
+    ) -> list[str | None]:
+        """`step`'s second half: record the graded attempts; each dialogue's feedback, or None once it is over."""
+        if not (len(dialogues) == len(texts) == len(n_tokens) == len(ended_turn) == len(grades)):
+            raise ValueError("step: dialogues, texts, n_tokens, ended_turn and grades must have the same length")
         if any(d.done for d in dialogues):
             raise ValueError("step: a dialogue that is already over got another attempt")
-        released = self.cfg.reward.rule == "released_baseline"
-        grades = self.grader.grade(list(texts), [d.gold for d in dialogues], fallback=released)
         return [
             self._record(d, text, n, ended, grade)
             for d, text, n, ended, grade in zip(dialogues, texts, n_tokens, ended_turn, grades)

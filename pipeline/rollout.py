@@ -12,7 +12,8 @@ The contract (what training and evaluation receive), one `Transcript` per dialog
 
 `rollout()` drives the environment and knows nothing of how tokens are produced; a backend does that behind
 the small `Backend`/`Session` interface (`HFBackend` here, `pipeline.vllm_backend.VLLMBackend` for vLLM), built
-by `make_backend` from the configuration.
+by `make_backend` from the configuration. The schedule: on vLLM each dialogue moves at its own pace (its next
+attempt starts the engine step after its last one ended, graded meanwhile); the HF backend plays rounds.
 The HF session keeps one KV cache for the batch: after feedback it feeds only the new tokens (no re-encoding
 of history), finished dialogues leave the batch, and an attempt stops at end of turn, after the first complete
 `\\boxed{}` (if configured), or at its token budget.
@@ -22,8 +23,10 @@ Try it: `pytest tests/test_rollout.py -q`.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -82,13 +85,25 @@ class Sampled:
 
 
 class Session(Protocol):
-    """Generation state of one batch of dialogues, rows 0..n-1."""
+    """Generation state of dialogues 0..n-1. `rollout()` feeds a row's environment tokens, submits its next
+    attempt, and steps the session until attempts end; a row that is never submitted again is finished."""
 
     def feed(self, rows: Sequence[int], ids: Sequence[Sequence[int]]) -> None:
-        """Queue environment tokens (prompt, feedback) for rows; they are consumed by the next `sample`."""
+        """Queue environment tokens (prompt, feedback) for rows; the row's next attempt conditions on them."""
 
-    def sample(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
-        """Generate one attempt for each of `rows`; rows left out are finished and never come back."""
+    def submit(self, row: int, budget: int) -> None:
+        """Start the row's next attempt (on its queued tokens), to end within `budget` tokens."""
+
+    def step(self) -> list[tuple[int, Sampled]]:
+        """Generate; return the attempts that ended, with their rows. vLLM: one engine step (every attempt in
+        flight gains a token); transformers: every submitted attempt to its end (a round)."""
+
+    @property
+    def busy(self) -> bool:
+        """Some attempt is in flight."""
+
+    def close(self) -> None:
+        """Stop the attempts in flight (an error mid-rollout leaves the engine empty for whoever comes next)."""
 
     def fed_ids(self, row: int) -> list[int]:
         """Every token the model has conditioned on or produced for a row, in order (for checks)."""
@@ -99,10 +114,15 @@ class Backend(Protocol):
     before each use and `release`s it after."""
 
     max_model_len: int  # the context every dialogue must fit in, tokens
+    # True: a session's attempts advance together (one KV cache for the batch, one random stream per batch), so
+    # `rollout()` plays it in rounds, one session per batch; False: each dialogue moves on as its attempt ends
+    lockstep: bool
 
-    def open(self, n_rows: int, params: SamplingParams, row_seeds: Sequence[int] | None = None) -> Session:
-        """A session of `n_rows` dialogues. `row_seeds`: one sampling stream per row (and attempt), so a row's
-        samples do not depend on the rows batched with it; None: one stream for the batch, from `params.seed`."""
+    def open(self, n_rows: int, params: SamplingParams, streams: Sequence[Stream] | None = None) -> Session:
+        """A session of `n_rows` dialogues. `streams`: one sampling stream per row, attempt a of row r drawn with
+        seed `derive_seed(*streams[r], a)`, so a row's samples do not depend on the rows batched with it; None:
+        the batch's stream from `params.seed` (transformers: one generator; vLLM: per row, as (seed, "request",
+        row))."""
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
         """Teacher-forced log-probs of whole sequences, recomputed without a cache (the rollout check)."""
@@ -117,6 +137,22 @@ class Backend(Protocol):
     def close(self) -> None:
         """Stop generating for good. A vLLM engine in a torchrun job must stop before the job's process group
         is destroyed: its own exit handler would destroy its groups after them, and fail."""
+
+
+Stream = tuple[int | str, ...]  # the first parts of `derive_seed` for a row's attempts
+
+
+def sample_once(session: Session, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
+    """One attempt for each of `rows` (their tokens fed already), in the order of `rows`."""
+    out: dict[int, Sampled] = {}
+    try:
+        for r, budget in zip(rows, budgets):
+            session.submit(r, budget)
+        while session.busy:
+            out.update(session.step())
+    finally:
+        session.close()
+    return [out[r] for r in rows]
 
 
 def end_token_ids(tokenizer, end_of_turn: str) -> list[int]:
@@ -137,6 +173,13 @@ class AttemptStop:
         self.tokenizer = tokenizer
         self.end_ids = set(end_ids)
         self.stop_at_box = stop_at_box
+        # A fast tokenizer's Rust decoder called directly: transformers' `decode` wrapper costs ~10 us a call, the
+        # decoding itself ~1 us, and a vLLM step decodes for every attempt in flight. Same text unless the
+        # tokenizer cleans up spaces, which only its wrapper does.
+        self.decode = tokenizer.decode
+        if getattr(tokenizer, "is_fast", False) and not tokenizer.clean_up_tokenization_spaces:
+            rust = tokenizer.backend_tokenizer
+            self.decode = lambda ids: rust.decode(ids, skip_special_tokens=False)
         # Only a token whose text holds `}`, `$` or whitespace can complete a box (a brace box ends at its `}`, a
         # bare `\boxed 5` at the whitespace or `$` after it); the attempt's text is decoded at those tokens only.
         # Each token's text is read after a plain one, so a leading space shows (SentencePiece drops it alone).
@@ -168,7 +211,7 @@ class AttemptWatch:
             return "eot"
         if not (self.stop.stop_at_box and token < len(self.stop.may_close) and self.stop.may_close[token]):
             return None
-        decode = self.stop.tokenizer.decode
+        decode = self.stop.decode
         before, text = decode(self.ids[self.prefix : self.read]), decode(self.ids[self.prefix :])
         if text.endswith("\ufffd"):  # a character split across tokens: wait for its last byte
             return None
@@ -212,12 +255,12 @@ class HFSession:
         stop: AttemptStop,
         pad_id: int,
         reuse_cache: bool = True,
-        row_seeds: Sequence[int] | None = None,
+        streams: Sequence[Stream] | None = None,
     ):
         self.model, self.params, self.stop, self.pad_id = model, params, stop, pad_id
-        if row_seeds is not None and len(row_seeds) != n_rows:
-            raise ValueError(f"open: {len(row_seeds)} row seeds for {n_rows} rows")
-        self.row_seeds = list(row_seeds) if row_seeds is not None else None
+        if streams is not None and len(streams) != n_rows:
+            raise ValueError(f"open: {len(streams)} row streams for {n_rows} rows")
+        self.streams = list(streams) if streams is not None else None
         self.calls = [0] * n_rows  # attempts sampled per row (a row's stream is seeded per attempt)
         self.reuse_cache = reuse_cache  # False: re-encode the whole dialogue every attempt (bench/rollout.py)
         self.device = next(model.parameters()).device
@@ -229,6 +272,7 @@ class HFSession:
         self.pos = torch.zeros(n_rows, dtype=torch.long, device=self.device)  # next position id per row
         self.pending: dict[int, list[int]] = {r: [] for r in range(n_rows)}
         self.history: dict[int, list[int]] = {r: [] for r in range(n_rows)}
+        self.submitted: dict[int, int] = {}  # row -> budget of its next attempt (the next round)
 
     def fed_ids(self, row: int) -> list[int]:
         return self.history[row] + self.pending[row]
@@ -236,6 +280,22 @@ class HFSession:
     def feed(self, rows: Sequence[int], ids: Sequence[Sequence[int]]) -> None:
         for r, chunk in zip(rows, ids):
             self.pending[r].extend(chunk)
+
+    def submit(self, row: int, budget: int) -> None:
+        self.submitted[row] = budget
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.submitted)
+
+    def step(self) -> list[tuple[int, Sampled]]:
+        """One round: every submitted attempt, in row order, to its end."""
+        rows = sorted(self.submitted)
+        budgets = [self.submitted.pop(r) for r in rows]
+        return list(zip(rows, self._round(rows, budgets)))
+
+    def close(self) -> None:
+        self.submitted.clear()
 
     def _keep(self, rows: Sequence[int]) -> None:
         """Drop finished rows from the cache (and put the rest in the order of `rows`)."""
@@ -267,7 +327,8 @@ class HFSession:
         self.pos = self.pos + chunk_mask.sum(-1)
         return out.logits[:, -1, :]
 
-    def sample(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
+    def _round(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
+        """One attempt for each of `rows`, advanced together (rows left out are finished and dropped)."""
         self._keep(rows)
         if not self.reuse_cache and self.cache is not None:
             for r in rows:
@@ -290,7 +351,7 @@ class HFSession:
         logits = self._forward(ids.to(self.device), chunk_mask.to(self.device))
 
         gen = self.gen
-        if self.row_seeds is not None:  # per row and attempt: what other rows do never moves a row's stream
+        if self.streams is not None:  # per row and attempt: what other rows do never moves a row's stream
             gen = [self._row_generator(r) for r in rows]
         out = [Sampled([], [], "") for _ in rows]
         watches = [self.stop.watch() for _ in rows]
@@ -316,7 +377,7 @@ class HFSession:
         return out
 
     def _row_generator(self, row: int) -> torch.Generator:
-        seed = derive_seed(self.row_seeds[row], "attempt", self.calls[row])
+        seed = derive_seed(*self.streams[row], self.calls[row])
         self.calls[row] += 1
         return torch.Generator(device=self.device).manual_seed(seed)
 
@@ -332,6 +393,8 @@ def context_length(model_positions: int, configured: int) -> int:
 class HFBackend:
     """Generation with a transformers causal LM on CPU or one GPU."""
 
+    lockstep = True
+
     def __init__(
         self, model, tokenizer, end_of_turn: str, stop_at_box: bool, reuse_cache: bool = True, max_model_len: int = 0
     ):
@@ -339,10 +402,8 @@ class HFBackend:
         self.stop = AttemptStop(tokenizer, end_token_ids(tokenizer, end_of_turn), stop_at_box)
         self.max_model_len = context_length(model.config.max_position_embeddings, max_model_len)
 
-    def open(self, n_rows: int, params: SamplingParams, row_seeds: Sequence[int] | None = None) -> HFSession:
-        return HFSession(
-            self.model, n_rows, params, self.stop, self.tokenizer.pad_token_id, self.reuse_cache, row_seeds
-        )
+    def open(self, n_rows: int, params: SamplingParams, streams: Sequence[Stream] | None = None) -> HFSession:
+        return HFSession(self.model, n_rows, params, self.stop, self.tokenizer.pad_token_id, self.reuse_cache, streams)
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
         return sequence_logprobs(self.model, token_ids, temperature, self.tokenizer.pad_token_id)
@@ -419,8 +480,16 @@ def rollout(
     batch_size: int,
     check: bool = False,
     progress: bool = False,
+    barrier: bool = False,
 ) -> list[Transcript]:
-    """Play every question's dialogue to the end, `batch_size` dialogues per session; one Transcript each.
+    """Play every question's dialogue to the end, at most `batch_size` at a time; one Transcript each.
+
+    The schedule: on a backend that is not `lockstep` (vLLM) every dialogue moves at its own pace. When its
+    attempt ends, the attempt is graded (without waiting: `MultiAttemptEnv.grade`) and its next attempt starts on
+    the engine's next step, and when a dialogue ends the next question starts, so the engine stays full. A lockstep
+    backend (transformers), or `barrier` (the schedule before 2026-12, which bench/rollout.py and the tests compare
+    with), plays `batch_size` questions at a time in rounds: attempt r+1 of each waits for attempt r of all. The
+    schedule changes no transcript: every attempt is sampled from its row's own seeded stream (`streams`).
 
     Every dialogue stays within the backend's context: an attempt's budget is clamped to the room left, and a
     dialogue whose next feedback plus one token would not fit ends there (`MultiAttemptEnv.end_for_context`).
@@ -430,63 +499,131 @@ def rollout(
     miss raises, and the stored log-probs of the policy tokens must match a from-scratch recomputation within
     `LOGPROB_TOLERANCE`.
     """
-    transcripts: list[Transcript] = []
+    seeded = [q.seed is not None for q in questions]
+    if any(seeded) and not all(seeded):
+        raise ValueError("rollout: questions mix with and without their own seed")
     bar = progress_bar(total=len(questions), desc="rollout", unit="dlg", disable=not progress, leave=False)
-    for start in range(0, len(questions), batch_size):
-        group = questions[start : start + batch_size]
-        seed = derive_seed(params.seed, "batch", start)  # distinct, reproducible stream per batch
-        batch_params = SamplingParams(params.temperature, params.top_p, params.greedy, seed)
-        row_seeds = [q.seed for q in group]
-        if all(s is None for s in row_seeds):
-            session = backend.open(len(group), batch_params)
-        elif any(s is None for s in row_seeds):
-            raise ValueError("rollout: a batch mixes questions with and without their own seed")
-        else:
-            session = backend.open(len(group), batch_params, row_seeds=row_seeds)
-        batch = [Transcript(env.reset(q.id, q.question, q.gold, q.n_allowed)) for q in group]
-        prompts = encode_batch(tokenizer, [t.dialogue.segments[0].text for t in batch])
-        for t, ids in zip(batch, prompts):
-            t.extend(ids, Role.PROMPT, 0)
-        session.feed(range(len(batch)), prompts)
-        limit = backend.max_model_len
-        turn_end = tokenizer.convert_tokens_to_ids(env.cfg.end_of_turn)
-        active = []
-        for i, t in enumerate(batch):
-            if len(t.token_ids) < limit:
-                active.append(i)
-            else:  # a prompt that fills the context: no attempt at all
-                env.end_for_context(t.dialogue)
-                bar.update(1)
-        while active:
-            dialogues = [batch[i].dialogue for i in active]
-            room = [limit - len(batch[i].token_ids) for i in active]
-            samples = session.sample(active, [min(env.attempt_budget(d), r) for d, r in zip(dialogues, room)])
-            texts = [tokenizer.decode(s.ids) for s in samples]  # for grading only; the ids are what we keep
-            # the feedback drops its own end-of-turn marker only when the policy wrote that marker (not another EOS)
-            closed = [s.ids[-1] == turn_end for s in samples]
-            feedback = env.step(dialogues, texts, [len(s.ids) for s in samples], closed)
-            still = []
-            for i, s, fb in zip(active, samples, feedback):
-                t = batch[i]
-                t.extend(s.ids, Role.POLICY, t.dialogue.attempt_index - 1, s.logprobs)
-                if fb is None:
-                    bar.update(1)
-                    continue
-                ids = encode(tokenizer, fb)
-                if len(t.token_ids) + len(ids) >= limit:
-                    env.end_for_context(t.dialogue)
-                    bar.update(1)
-                    continue
-                t.extend(ids, Role.FEEDBACK, t.dialogue.attempt_index)
-                session.feed([i], [ids])
-                still.append(i)
-            active = still
-        for i, t in enumerate(batch):  # cheap, so always: a mismatch would train on tokens the model never saw
-            t.token_exact = session.fed_ids(i) == t.token_ids
-        if check:
-            _check(backend, batch, 1.0 if params.greedy else params.temperature)
-        transcripts.extend(batch)
+    starts = range(0, len(questions), batch_size)
+    batch_seeds = [derive_seed(params.seed, "batch", start) for start in starts]  # a stream per batch
+
+    def streams(qs: Sequence[Question], start: int) -> list[Stream] | None:
+        """The rows' own streams: the question's seed, or the batch's, per row (vLLM's, lockstep or not)."""
+        if qs and qs[0].seed is not None:
+            return [(q.seed, "attempt") for q in qs]
+        if backend.lockstep:
+            return None  # one generator for the batch
+        return [(batch_seeds[(start + j) // batch_size], "request", (start + j) % batch_size) for j in range(len(qs))]
+
+    transcripts: list[Transcript] = []
+    if backend.lockstep or barrier:
+        for start, seed in zip(starts, batch_seeds):
+            group = questions[start : start + batch_size]
+            session = backend.open(len(group), replace(params, seed=seed), streams(group, start))
+            transcripts += _play(session, backend, tokenizer, env, group, len(group), True, bar)
+    else:
+        session = backend.open(len(questions), params, streams(questions, 0))
+        transcripts = _play(session, backend, tokenizer, env, questions, batch_size, False, bar)
     bar.close()
+    if check:
+        for start in starts:
+            _check(backend, transcripts[start : start + batch_size], 1.0 if params.greedy else params.temperature)
+    return transcripts
+
+
+def _play(
+    session: Session,
+    backend: Backend,
+    tokenizer,
+    env: MultiAttemptEnv,
+    questions: Sequence[Question],
+    window: int,
+    rounds: bool,
+    bar,
+) -> list[Transcript]:
+    """Play `questions` on `session`, at most `window` dialogues at once. `rounds`: new questions start only when
+    every dialogue has ended, and next attempts only when every attempt in flight has ended and been graded."""
+    limit = backend.max_model_len
+    turn_end = tokenizer.convert_tokens_to_ids(env.cfg.end_of_turn)
+    transcripts: list[Transcript] = [None] * len(questions)  # type: ignore[list-item]
+    waiting = collections.deque(range(len(questions)))  # rows not started
+    ready: list[int] = []  # rows whose next attempt can start (its prompt or feedback is fed)
+    grading: list[tuple[Future, list[tuple[int, Sampled]], list[str]]] = []  # attempts ended, being graded
+    live = 0  # dialogues started and not over
+
+    def over() -> None:
+        nonlocal live
+        live -= 1
+        bar.update(1)
+
+    def start_questions() -> None:
+        nonlocal live
+        if rounds and live:
+            return
+        rows = [waiting.popleft() for _ in range(min(window - live, len(waiting)))]
+        live += len(rows)
+        for i in rows:
+            q = questions[i]
+            transcripts[i] = Transcript(env.reset(q.id, q.question, q.gold, q.n_allowed))
+        prompts = encode_batch(tokenizer, [transcripts[i].dialogue.segments[0].text for i in rows]) if rows else []
+        for i, ids in zip(rows, prompts):
+            transcripts[i].extend(ids, Role.PROMPT, 0)
+            session.feed([i], [ids])
+            if len(ids) < limit:
+                ready.append(i)
+            else:  # a prompt that fills the context: no attempt at all
+                env.end_for_context(transcripts[i].dialogue)
+                over()
+
+    def graded(ended: list[tuple[int, Sampled]], texts: list[str], grades) -> None:
+        # the feedback drops its own end-of-turn marker only when the policy wrote that marker (not another EOS)
+        feedback = env.record(
+            [transcripts[i].dialogue for i, _ in ended],
+            texts,
+            [len(s.ids) for _, s in ended],
+            [s.ids[-1] == turn_end for _, s in ended],
+            grades,
+        )
+        for (i, s), fb in zip(ended, feedback):
+            t = transcripts[i]
+            t.extend(s.ids, Role.POLICY, t.dialogue.attempt_index - 1, s.logprobs)
+            if fb is None:
+                over()
+                continue
+            ids = encode(tokenizer, fb)
+            if len(t.token_ids) + len(ids) >= limit:
+                env.end_for_context(t.dialogue)
+                over()
+                continue
+            t.extend(ids, Role.FEEDBACK, t.dialogue.attempt_index)
+            session.feed([i], [ids])
+            ready.append(i)
+
+    try:
+        while waiting or ready or session.busy or grading:
+            start_questions()
+            if ready and not (rounds and (session.busy or grading)):
+                for i in sorted(ready):
+                    t = transcripts[i]
+                    session.submit(i, min(env.attempt_budget(t.dialogue), limit - len(t.token_ids)))
+                ready.clear()
+            if session.busy:
+                ended = session.step()
+                if ended:
+                    texts = [tokenizer.decode(s.ids) for _, s in ended]  # for grading; the ids are what we keep
+                    grading.append((env.grade([transcripts[i].dialogue for i, _ in ended], texts), ended, texts))
+            elif grading:
+                wait([future for future, _, _ in grading], return_when=FIRST_COMPLETED)
+            still = []
+            for future, ended, texts in grading:
+                if future.done():
+                    graded(ended, texts, future.result())
+                else:
+                    still.append((future, ended, texts))
+            grading = still
+    finally:
+        session.close()
+    for i, t in enumerate(transcripts):  # cheap, so always: a mismatch would train on tokens the model never saw
+        t.token_exact = session.fed_ids(i) == t.token_ids
     return transcripts
 
 

