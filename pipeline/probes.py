@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -228,9 +229,17 @@ class SaysWrong:
     def __init__(self, grader: Grader):
         self.grader = grader
 
-    def grade(self, responses: Sequence[str], golds: Sequence[str], fallback: bool = False) -> list[Grade]:
-        grades = self.grader.grade(responses, golds, fallback)
-        return [Grade(False, g.answer, g.timed_out, g.via, g.elapsed_s) for g in grades]
+    def submit(self, responses: Sequence[str], golds: Sequence[str], fallback: bool = False) -> Future[list[Grade]]:
+        said: Future[list[Grade]] = Future()
+
+        def wrong(real: Future[list[Grade]]) -> None:
+            try:
+                said.set_result([Grade(False, g.answer, g.timed_out, g.via, g.elapsed_s) for g in real.result()])
+            except BaseException as e:  # the real grader's failure, passed on
+                said.set_exception(e)
+
+        self.grader.submit(responses, golds, fallback).add_done_callback(wrong)
+        return said
 
 
 def flip_probe(
