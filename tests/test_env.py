@@ -1,6 +1,7 @@
 """The multi-attempt environment: N distribution, templates, termination, reward. `pytest tests/test_env.py -q`"""
 
 import collections
+import itertools
 import random
 import re
 
@@ -230,3 +231,59 @@ def test_an_empty_box_is_not_a_formatted_answer():
     d = env.reset("q", "3+4", "7", n_allowed=1)
     env.step([d], ["the answer is \\boxed{}"], [5], [False])
     assert d.attempts[0].formatted is False and d.reward == -1.0
+
+
+# Retries can never pay (issue 29, item 5): every dialogue of up to five attempts, under both reward rules.
+RIGHT = "\\boxed{7}"
+WRONG = {"boxed": "\\boxed{4}", "unboxed number": "so 4", "no answer": "no idea"}
+
+
+def _reward(env, texts: list[str]) -> float:
+    """The reward of a dialogue that writes `texts` (it ends at the first right one, or after the last)."""
+    d = env.reset("q", "3+4", "7", n_allowed=len(texts))
+    for text in texts:
+        if env.step([d], [text], [2], [True])[0] is None:
+            break
+    assert d.done
+    return d.reward
+
+
+def _dialogues(max_attempts: int = 5):
+    """Every sequence of wrong attempts (of each kind), with or without a right one at the end."""
+    for n_wrong in range(max_attempts + 1):
+        for wrongs in itertools.product(WRONG.values(), repeat=n_wrong):
+            if wrongs:
+                yield list(wrongs)
+            if n_wrong < max_attempts:
+                yield [*wrongs, RIGHT]
+
+
+@pytest.mark.parametrize("rule", ["boxed", "released_baseline"])
+@pytest.mark.parametrize("discount", [1.0, 0.9])
+def test_a_later_success_never_earns_more_and_wrong_attempts_add_nothing_once_one_boxed(rule, discount):
+    """The reward is one number per dialogue, never a sum over its attempts, so retrying cannot be farmed:
+    - a wrong attempt of any kind inserted before the first right one never raises the reward (with the paper's
+      discount 1 it leaves it equal; below 1 it lowers it);
+    - every solved dialogue earns more than every unsolved one;
+    - an unsolved dialogue earns what its best-formatted attempt earns: more wrong attempts add nothing once one
+      attempt was formatted. The exception, the paper's rule as released: a retry that boxes a wrong answer after
+      unboxed attempts lifts the dialogue from `unformatted` (-1) to `wrong_formatted` (-0.5)."""
+    env = make_env(C.resolve({"env": {"reward": {"rule": rule, "attempt_discount": discount}}}))
+    table = env.cfg.reward
+    formatted = (lambda t: "boxed" in t) if rule == "released_baseline" else (lambda t: t.startswith("\\boxed{"))
+    rewards = {tuple(texts): _reward(env, texts) for texts in _dialogues()}
+    solved = {k: r for k, r in rewards.items() if k[-1] == RIGHT}
+    unsolved = {k: r for k, r in rewards.items() if k[-1] != RIGHT}
+    for texts, reward in solved.items():
+        assert reward == pytest.approx(table.correct * discount ** (len(texts) - 1))
+        for wrong in WRONG.values():
+            for at in range(len(texts)):
+                later = texts[:at] + (wrong,) + texts[at:]
+                if later in rewards:  # (five attempts at most)
+                    assert rewards[later] == reward if discount == 1 else rewards[later] < reward
+    assert min(solved.values()) > max(unsolved.values())
+    for texts, reward in unsolved.items():
+        expected = table.wrong_formatted if any(formatted(t) for t in texts) else table.unformatted
+        assert reward == expected, texts
+    assert rewards[(WRONG["no answer"], WRONG["boxed"])] > rewards[(WRONG["no answer"],)]  # the exception, as released
+    assert len(rewards) == sum(3**n for n in range(1, 6)) + sum(3**n for n in range(5))  # 363 + 121 dialogues

@@ -51,6 +51,50 @@ def test_gae_equals_the_paper_token_level_rule(gamma, lam):
     assert ours[0].tolist() == pytest.approx(paper_gae(rewards, values, mask, gamma, lam).tolist(), abs=1e-6)
 
 
+F, P = False, True  # prompt/feedback/padding position, policy position
+
+
+@pytest.mark.parametrize(
+    ("mask", "values", "reward", "advantages"),
+    [
+        pytest.param([F, P, P, P], [9, 0.2, 0.4, 0.8], 1.0, [0, 0.0125, 0.05, 0.2], id="one attempt"),
+        pytest.param(
+            [F, P, P, F, F, P, P],
+            [9, 0.2, 0.4, 5, -5, 0.6, 0.8],
+            -0.5,
+            [0, -0.0578125, -0.23125, 0, 0, -0.525, -1.3],
+            id="feedback between attempts",
+        ),
+        pytest.param(
+            [F, P, P, F, F, F, F, F, P, P],
+            [9, 0.2, 0.4, 5, -5, 3, 3, 3, 0.6, 0.8],
+            -0.5,
+            [0, -0.0578125, -0.23125, 0, 0, 0, 0, 0, -0.525, -1.3],
+            id="a longer feedback block changes nothing",
+        ),
+        pytest.param(
+            [F, P, P, F, F], [9, 0.2, 0.4, 7, 7], -1.0, [0, -0.35, -1.4, 0, 0], id="cut by the context, padded"
+        ),
+    ],
+)
+def test_gae_table_by_hand(mask, values, reward, advantages):
+    """GAE across feedback blocks (issue 29, item 6), gamma = lambda = 0.5 so every step shows, each row worked by
+    hand: the dialogue's one reward sits on its last policy token (never on feedback or padding); each transition
+    from a policy token to the next policy token is one gamma-lambda step, however many feedback tokens lie
+    between (OpenRLHF's GAE, as we read it, decays through every masked environment token instead); feedback
+    values never enter. Hand computation for "feedback between attempts", policy values 0.2, 0.4, 0.6, 0.8:
+    A4 = -0.5 - 0.8 = -1.3; A3 = (0.5 * 0.8 - 0.6) + 0.25 * -1.3 = -0.525; A2 = (0.5 * 0.6 - 0.4) + 0.25 * -0.525
+    = -0.23125; A1 = (0.5 * 0.4 - 0.2) + 0.25 * -0.23125 = -0.0578125."""
+    mask, values = torch.tensor([mask]), torch.tensor([values])
+    rewards = ppo.terminal_rewards(torch.tensor([reward]), mask)
+    last = int(torch.nonzero(mask[0])[-1])
+    assert rewards[0].tolist() == [reward if j == last else 0.0 for j in range(mask.shape[1])]
+    adv, ret = ppo.gae(rewards, values, mask, gamma=0.5, lam=0.5)
+    assert adv[0].tolist() == pytest.approx(advantages)
+    on_mask = mask[0].tolist()
+    assert ret[0].tolist() == pytest.approx([(a + v) * m for a, v, m in zip(advantages, values[0].tolist(), on_mask)])
+
+
 def test_gae_batches_rows_independently():
     mask = torch.tensor([[True, True, False, True], [False, True, True, False]])
     values = torch.tensor([[0.1, 0.2, 5.0, 0.3], [7.0, -0.2, 0.4, 3.0]])
