@@ -471,6 +471,38 @@ def encode_batch(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
 
+def check_template(tokenizer, env: MultiAttemptEnv, model: str) -> None:
+    """Refuse a tokenizer that encodes a dialogue otherwise than the rollout builds it, before any step runs.
+
+    The rollout encodes the prompt and each feedback on their own and joins them with the sampled ids (`encode`):
+    what the model is trained on must be what the same conversation reads as one text, or the policy learns
+    on token sequences it never meets when the dialogue is tokenized whole (a chat client, another evaluator).
+    A tokenizer that adds a prefix space to every text (SentencePiece's, or byte-level BPE's `add_prefix_space`)
+    or merges across the seam of two turns fails here. A sample dialogue: prompt, a wrong attempt ending its
+    turn, the environment's feedback.
+    """
+    d = env.reset("template-check", "What is 1 + 1?", "2", 2)
+    attempt = "One and one make \\boxed{3}." + env.cfg.end_of_turn
+    feedback = env.step([d], [attempt], [1], [True])[0]
+    pieces = [d.segments[0].text, attempt, feedback]
+    joined = [i for ids in encode_batch(tokenizer, pieces) for i in ids]
+    whole = encode(tokenizer, "".join(pieces))
+    if joined == whole:
+        return
+    at = next((j for j, (a, b) in enumerate(zip(joined, whole)) if a != b), min(len(joined), len(whole)))
+
+    def token(ids: list[int]) -> str:
+        return f"{tokenizer.convert_ids_to_tokens(ids[at])!r} (id {ids[at]})" if at < len(ids) else "the end"
+
+    raise DataError(
+        f"model {model}: its tokenizer encodes a dialogue (prompt, attempt, feedback) otherwise as one text than "
+        f"as the pieces the rollout joins: token {at} is {token(whole)} in the whole text, {token(joined)} in the "
+        f"joined pieces (near {tokenizer.decode(whole[max(0, at - 3) : at + 3])!r}). Training on it would teach "
+        "token sequences a whole-text conversation never has: use a tokenizer that adds no prefix space to each "
+        "text, or change env.prompt_template / the feedback so that turns meet at special tokens."
+    )
+
+
 def rollout(
     backend: Backend,
     tokenizer,

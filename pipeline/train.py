@@ -65,7 +65,7 @@ from pipeline.evaluate import evaluate
 from pipeline.grading import Grader
 from pipeline.io import DataError, append_jsonl, atomic_path, read_json, write_json, write_jsonl
 from pipeline.progress import progress_bar
-from pipeline.rollout import Question, SamplingParams, Transcript, make_backend, rollout
+from pipeline.rollout import Question, SamplingParams, Transcript, check_template, make_backend, rollout
 from pipeline.seeds import derive_seed
 
 log = logging.getLogger(__name__)
@@ -231,6 +231,7 @@ class Trainer:
         dtype = torch.bfloat16 if (self.world > 1 and self.t.deepspeed.bf16) else torch.float32
         torch.manual_seed(seed)
         actor, self.tokenizer = models.load(base, dtype=dtype)
+        check_template(self.tokenizer, self.env, base)  # before any weights are trained
         if self.t.deepspeed.gradient_checkpointing:
             actor.gradient_checkpointing_enable()
         optimizer_steps = self.t.steps * self.t.epochs * self.t.episodes // self.t.train_batch

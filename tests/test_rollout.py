@@ -6,6 +6,7 @@ feedback turn: the hardest case for the bookkeeping.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -22,10 +23,12 @@ from pipeline.rollout import (
     HFBackend,
     Question,
     SamplingParams,
+    check_template,
     encode,
     rollout,
     sequence_logprobs,
 )
+from tests.sampled import Recorder, assert_trained_tokens_were_sampled
 
 GRADER = Grader.from_config(config.resolve({}).grading)
 
@@ -327,3 +330,60 @@ def test_derived_seeds_are_the_same_in_every_process_and_differ_by_stream():
         derive_seed(s, name, i, j) for s in (0, 1) for name in ("rollout", "order") for i in range(20) for j in range(3)
     }
     assert len(seeds) == 2 * 2 * 20 * 3 and all(0 <= s < 2**31 for s in seeds)
+
+
+@pytest.mark.parametrize("scale", ["tiny", "paper"])
+def test_the_tokenizer_must_encode_a_dialogue_as_the_rollout_joins_it(setup, scale):
+    """Checked before training starts (issue 29, item 3): the tiny tokenizer passes under both presets' prompts and
+    feedback (SmolLM2's: tests/test_smollm2.py); the same tokenizer with a prefix space added to every text
+    (byte-level BPE's `add_prefix_space`, as SentencePiece does) is refused, naming the model and the first token
+    that differs."""
+    from tokenizers import pre_tokenizers
+
+    cfg = config.resolve({"scale": scale})
+    tokenizer = setup[2]
+    for variant in cfg.variants:
+        env = MultiAttemptEnv(cfg.for_variant(variant).env, cfg.attempt_range(variant), GRADER)
+        check_template(tokenizer, env, "tiny")
+    prefixed = copy.deepcopy(tokenizer)
+    prefixed.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=True)]
+    )
+    with pytest.raises(
+        DataError,
+        match=r"model prefixed: .* token \d+ is 'O' \(id \d+\) in the whole text, 'Ġ' \(id \d+\) in the joined",
+    ):
+        check_template(prefixed, env, "prefixed")
+
+
+@pytest.mark.parametrize("stop_at_box", [True, False], ids=["box stop (multi-attempt)", "no box stop (baseline)"])
+def test_every_trained_token_was_sampled(setup, tiny_model_dir, stop_at_box):
+    """Issue 29, item 2, on the transformers backend (vLLM: tests/test_vllm.py): the tokens training puts a loss on
+    are exactly the sampled ones with their sampling log-probs, however each attempt ended: end of turn, another
+    EOS (<|endoftext|>, made likely here; the feedback then brings the <|im_end|>, without loss weight), the token
+    closing the first box, or the budget."""
+    cfg, model, _ = setup
+    tokenizer = models.load_tokenizer(tiny_model_dir)
+    tokenizer.eos_token = models.PAD  # <|endoftext|> ends attempts too
+    eos, turn_end = tokenizer.convert_tokens_to_ids([models.PAD, cfg.env.end_of_turn])
+
+    boxes = encode(tokenizer, "\\boxed{1}")
+
+    def likelier_eos_and_boxes(module, args, output):  # an untrained model: make every ending likely enough
+        output.logits[..., eos] += 1.0
+        output.logits[..., boxes] += 3.0
+
+    env_cfg = dataclasses.replace(cfg.env, max_attempt_tokens=12, max_total_tokens=60)
+    env = MultiAttemptEnv(env_cfg, AttemptRange(1, 5), GRADER)
+    backend = HFBackend(model, tokenizer, env_cfg.end_of_turn, stop_at_box)
+    questions = [Question(f"q{i}", f"{100 + i}+{200 + 3 * i}=", f"{300 + 4 * i:04d}", 4) for i in range(24)]
+    hook = model.register_forward_hook(likelier_eos_and_boxes)
+    try:
+        with Recorder(backend) as recorder:
+            transcripts = rollout(backend, tokenizer, env, questions, SAMPLE, 8, check=True)
+    finally:
+        hook.remove()
+    reasons = assert_trained_tokens_were_sampled(transcripts, recorder, tokenizer, backend.stop.end_ids, turn_end)
+    ended_by_eos = sum(i == eos and r == Role.POLICY for t in transcripts for i, r in zip(t.token_ids, t.roles))
+    assert reasons.get("eot", 0) > ended_by_eos > 0 and reasons.get("budget", 0) > 0
+    assert (reasons.get("box", 0) > 0) == stop_at_box

@@ -20,7 +20,7 @@ from pipeline import config, data, evaluate, models
 from pipeline.config import AttemptRange
 from pipeline.env import MultiAttemptEnv, render_feedback, render_prompt
 from pipeline.grading import Grader
-from pipeline.rollout import Question, end_token_ids, rollout
+from pipeline.rollout import Question, check_template, end_token_ids, rollout
 from tests.conftest import ROOT
 
 # The paper preset, cut to CPU size: short attempts in a context small enough to be filled (a prompt and about
@@ -86,6 +86,11 @@ def test_converted_smollm2_speaks_the_papers_chatml(smollm2_dir, benchmarks_dir)
     start = tokenizer.convert_tokens_to_ids(models.TURN_START)
     assert [i for i in ids if i in (start, end)] == [start, end, start, end, start]  # ChatML markers, atomic
     assert tokenizer.decode(ids) == prompt
+    for variant in cfg.variants:  # the training start-up check: a dialogue encodes as the rollout joins it
+        trained = MultiAttemptEnv(
+            cfg.for_variant(variant).env, cfg.attempt_range(variant), Grader.from_config(cfg.grading)
+        )
+        check_template(tokenizer, trained, str(smollm2_dir))
 
     backend, tokenizer = evaluate.open_backend(cfg, smollm2_dir)
     env = MultiAttemptEnv(cfg.env, AttemptRange(2, 2), Grader.from_config(cfg.grading))

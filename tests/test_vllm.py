@@ -21,8 +21,9 @@ from pipeline import config, data, evaluate, metrics, models, sft
 from pipeline.config import AttemptRange
 from pipeline.env import MultiAttemptEnv, Role
 from pipeline.grading import Grader
-from pipeline.rollout import HFBackend, Question, SamplingParams, rollout, sequence_logprobs
+from pipeline.rollout import AttemptStop, HFBackend, Question, SamplingParams, rollout, sequence_logprobs
 from tests.conftest import ROOT
+from tests.sampled import Recorder, assert_trained_tokens_were_sampled
 
 
 def _installed(name: str) -> bool:
@@ -196,6 +197,29 @@ def test_dialogues_at_their_own_pace_sample_what_rounds_sample(task, base, cfg, 
             assert (a.dialogue.stop_reason, a.reward, a.token_exact) == (b.dialogue.stop_reason, b.reward, True)
         assert len({len(t.dialogue.attempts) for t in own_pace}) > 2  # dialogues of different lengths
         assert own_steps < 0.8 * rounds_steps, (own_steps, rounds_steps)
+
+
+@pytest.mark.parametrize("stop_at_box", [True, False], ids=["box stop (multi-attempt)", "no box stop (baseline)"])
+def test_every_trained_token_was_sampled(task, base, cfg, engine, stop_at_box):
+    """Issue 29, item 2, on vLLM (transformers and another EOS: tests/test_rollout.py): the tokens training puts a
+    loss on are exactly the tokens the engine returned, with the log-probs it sampled them with, whether the
+    attempt ended at the end of its turn, at its first box (the request aborted there) or at its budget."""
+    _, _, heldout = task
+    model, tokenizer = models.load(base)
+    qs = staged(heldout, model, tokenizer, cfg, n=24)
+    env_cfg = dataclasses.replace(cfg.env, max_total_tokens=20)  # third attempts are cut by the budget left
+    env = MultiAttemptEnv(env_cfg, AttemptRange(1, 5), Grader.from_config(cfg.grading))
+    stop = engine.stop
+    engine.stop = AttemptStop(tokenizer, engine.end_ids, stop_at_box)
+    try:
+        with Recorder(engine) as recorder:
+            transcripts = rollout(engine, tokenizer, env, qs, SAMPLE, 16)
+    finally:
+        engine.stop = stop
+    turn_end = tokenizer.convert_tokens_to_ids(cfg.env.end_of_turn)
+    reasons = assert_trained_tokens_were_sampled(transcripts, recorder, tokenizer, engine.end_ids, turn_end)
+    assert reasons.get("eot", 0) > 0 and reasons.get("budget", 0) > 0
+    assert (reasons.get("box", 0) > 0) == stop_at_box
 
 
 def _slow_wrong(answer: str, gold: str) -> bool:
