@@ -102,15 +102,36 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(-d) - 1.0 + d
 
 
+def mismatch_weights(
+    behaviour_logp: torch.Tensor, rollout_logp: torch.Tensor, mask: torch.Tensor, mode: str, cap: float
+) -> torch.Tensor:
+    """Per-token importance weights for the rollout engine sampling from other probabilities than the trainer's
+    behaviour policy (bf16 kernels, another engine): w = p_behaviour / p_rollout of the sampled token, truncated
+    at `cap` ("tis") or set to 0 above it ("mis", the token leaves the loss); "none": 1. Tokens off the mask
+    (prompt, feedback, padding) get 1, and the loss leaves them out anyway."""
+    if mode == "none":
+        return torch.ones_like(behaviour_logp)
+    ratio = torch.exp(behaviour_logp - rollout_logp)
+    weights = ratio.clamp(max=cap) if mode == "tis" else torch.where(ratio <= cap, ratio, torch.zeros_like(ratio))
+    return torch.where(mask, weights, torch.ones_like(weights))
+
+
 def policy_loss(
-    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip: float
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip: float,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """PPO's clipped surrogate, token-level mean over the mask, and its diagnostics: the clipped fraction and
-    the k3 estimate of KL(old || new) (how far this update has moved the policy from the rollout's)."""
+    """PPO's clipped surrogate, token-level mean over the mask (each token's term times its `weights`, the
+    `mismatch_weights`, when given), and its diagnostics: the clipped fraction and the k3 estimate of
+    KL(old || new) (how far this update has moved the policy from the rollout's)."""
     ratio = torch.exp(logp - old_logp)
     unclipped = ratio * advantages
     clipped = ratio.clamp(1.0 - clip, 1.0 + clip) * advantages
-    loss = masked_mean(-torch.minimum(unclipped, clipped), mask)
+    surrogate = -torch.minimum(unclipped, clipped)
+    loss = masked_mean(surrogate if weights is None else surrogate * weights, mask)
     with torch.no_grad():
         stats = {
             "ppo/clip_frac": masked_mean((clipped < unclipped).float(), mask),

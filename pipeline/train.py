@@ -83,19 +83,18 @@ class Experience:
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
-    # |rollout - actor| behaviour log-prob per policy token, when the actor recomputed them (else None)
-    logprob_gap: torch.Tensor | None = None
+    is_weights: torch.Tensor  # train.is_correction's per-token weights (1 with none)
+    # log(p_actor / p_rollout) per policy token, when the actor recomputed the behaviour log-probs (else None)
+    log_ratio: torch.Tensor | None = None
 
     def select(self, rows: torch.Tensor) -> Experience:
         """Rows of the buffer, trimmed to their longest sequence."""
         width = int(self.attention[rows].sum(1).max())
+        per_token = (self.mask, self.old_logp, self.ref_logp, self.values, self.advantages, self.returns)
         return Experience(
             self.ids[rows, :width],
             self.attention[rows, :width],
-            *(
-                t[rows, : width - 1]
-                for t in (self.mask, self.old_logp, self.ref_logp, self.values, self.advantages, self.returns)
-            ),
+            *(t[rows, : width - 1] for t in (*per_token, self.is_weights)),
         )
 
 
@@ -310,9 +309,10 @@ class Trainer:
             m = mask.float()
             stats = dist.all_sum([float((adv * m).sum()), float((adv * adv * m).sum()), float(m.sum())])
             adv = ppo.whiten(adv, mask, tuple(stats))
-        gap = (rollout_logp - actor_logp).abs()[mask] if recompute else None
+        log_ratio = (actor_logp - rollout_logp)[mask] if recompute else None
         old_logp = actor_logp if recompute else rollout_logp
-        return Experience(ids, attention, mask, old_logp, ref_logp, values * mask, adv, returns, gap)
+        weights = ppo.mismatch_weights(old_logp, rollout_logp, mask, self.t.is_correction, self.t.is_cap)
+        return Experience(ids, attention, mask, old_logp, ref_logp, values * mask, adv, returns, weights, log_ratio)
 
     def update(self, exp: Experience, step: int) -> Means:
         """`epochs` passes of micro-batch forward/backward over the buffer; returns the losses' statistics."""
@@ -332,7 +332,12 @@ class Trainer:
                 self.actor.module.train()
                 logp, ent = self.actor(x, a, mask, self.t.temperature)
                 pg, pg_stats = ppo.policy_loss(
-                    logp, mb.old_logp.to(self.device), mb.advantages.to(self.device), mask, self.t.clip
+                    logp,
+                    mb.old_logp.to(self.device),
+                    mb.advantages.to(self.device),
+                    mask,
+                    self.t.clip,
+                    None if self.t.is_correction == "none" else mb.is_weights.to(self.device),
                 )
                 loss = pg
                 if self.ref is not None:
@@ -365,18 +370,26 @@ class Trainer:
         exp = self.experience(transcripts, groups)
         stats = self.update(exp, step)
         self.step += 1
-        return self._metrics(transcripts, stats, exp.logprob_gap, t_rollout, time.time() - t0)
+        return self._metrics(transcripts, stats, exp.log_ratio, t_rollout, time.time() - t0)
 
     def _metrics(
-        self, transcripts: Sequence[Transcript], stats: Means, gap: torch.Tensor | None, t_rollout: float, t_step: float
+        self,
+        transcripts: Sequence[Transcript],
+        stats: Means,
+        log_ratio: torch.Tensor | None,
+        t_rollout: float,
+        t_step: float,
     ) -> dict[str, float]:
         dialogue_stats(transcripts, stats)
         tokens = sum(t.dialogue.policy_tokens for t in transcripts)
-        if gap is not None:  # how far the rollout engine's log-probs are from the trainer's (bf16 kernels differ)
+        if log_ratio is not None:  # how far the rollout engine's probabilities are from the trainer's
+            gap, ratio = log_ratio.abs(), log_ratio.exp()
             stats.add("ppo/logprob_gap_mean", float(gap.sum()), gap.numel())
+            stats.add("ppo/mismatch_ratio_mean", float(ratio.sum()), ratio.numel())
+            stats.add("ppo/mismatch_outside_10pct", float(((ratio < 0.9) | (ratio > 1.1)).sum()), ratio.numel())
         out = {"step": self.step, **stats.reduced()}
-        if gap is not None:
-            out["ppo/logprob_gap_max"] = dist.all_max([float(gap.max()) if gap.numel() else 0.0])[0]
+        if log_ratio is not None:
+            out["ppo/logprob_gap_max"] = dist.all_max([float(log_ratio.abs().max()) if log_ratio.numel() else 0.0])[0]
         out["train/lr"] = self.actor.lr
         out["perf/rollout_s"], out["perf/step_s"] = t_rollout, t_step
         out["perf/tokens_per_s"] = dist.all_sum([tokens])[0] / t_step

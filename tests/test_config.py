@@ -104,6 +104,8 @@ def test_user_values_override_preset():
         ({"rollout": {"backend": "vllm"}, "train": {"top_p": 0.9}}, "train.top_p: the vllm backend"),
         ({"rollout": {"backend": "vllm"}}, "model.tiny: vLLM's CPU attention needs a head size"),  # 64 / 4 = 16
         ({"rollout": {"backend": "sglang"}}, "rollout.backend: 'sglang' is not one of"),
+        ({"train": {"is_correction": "tis"}}, "train.is_correction: tis weighs tokens by p_actor / p_rollout"),
+        ({"train": {"is_cap": 1.0}}, "train.is_cap: 1.0 is less than or equal to the minimum of 1"),
         ({"train": {"nodes": 0}}, "train.nodes: 0 is less than the minimum of 1"),
         ({"train": {"nodes": 2}}, "train.nodes: training on several nodes starts GPU processes"),  # gpus: 0
         ({"scale": "huge"}, "scale: unknown preset 'huge'"),

@@ -95,6 +95,30 @@ def test_gae_table_by_hand(mask, values, reward, advantages):
     assert ret[0].tolist() == pytest.approx([(a + v) * m for a, v, m in zip(advantages, values[0].tolist(), on_mask)])
 
 
+def test_mismatch_weights_by_hand():
+    """train.is_correction (issue 29, item 1): w = p_behaviour / p_rollout per policy token, truncated at the cap
+    (tis) or zeroed above it (mis); prompt, feedback and padding positions get 1 whatever their log-probs, and
+    leave the loss alone."""
+    mask = torch.tensor([[False, True, True, False, True, True, False]])  # prompt, 2 policy, feedback, 2 policy, pad
+    ratios = [7.0, 0.5, 1.0, 9.0, 1.5, 3.0, 0.1]  # off the mask: whatever the engine or padding left there
+    rollout = torch.full(mask.shape, -2.0)
+    behaviour = rollout + torch.tensor([ratios]).log()
+    w = {
+        mode: ppo.mismatch_weights(behaviour, rollout, mask, mode, cap=2.0)[0].tolist()
+        for mode in ("none", "tis", "mis")
+    }
+    assert w["none"] == [1.0] * 7
+    assert w["tis"] == pytest.approx([1.0, 0.5, 1.0, 1.0, 1.5, 2.0, 1.0])
+    assert w["mis"] == pytest.approx([1.0, 0.5, 1.0, 1.0, 1.5, 0.0, 1.0])
+    # the weighted loss, by hand: at the behaviour policy (ratio 1) each policy token's term is -w * A
+    adv = torch.tensor([[5.0, 1.0, -1.0, 5.0, 2.0, 4.0, 5.0]])
+    weights = ppo.mismatch_weights(behaviour, rollout, mask, "tis", cap=2.0)
+    loss, _ = ppo.policy_loss(behaviour, behaviour, adv, mask, clip=0.2, weights=weights)
+    assert float(loss) == pytest.approx(-(0.5 * 1 + 1.0 * -1 + 1.5 * 2 + 2.0 * 4) / 4)
+    garbage = torch.where(mask, weights, torch.full_like(weights, 1e6))  # off-mask weights never count
+    assert float(ppo.policy_loss(behaviour, behaviour, adv, mask, 0.2, garbage)[0]) == pytest.approx(float(loss))
+
+
 def test_gae_batches_rows_independently():
     mask = torch.tensor([[True, True, False, True], [False, True, True, False]])
     values = torch.tensor([[0.1, 0.2, 5.0, 0.3], [7.0, -0.2, 0.4, 3.0]])

@@ -532,20 +532,28 @@ def test_deepspeed_zero2_on_two_cpu_processes(task, tiny_model_dir, tmp_path):
 
 def test_behaviour_logprobs_from_the_actor_match_the_rollout_on_cpu(task, tiny_model_dir, tmp_path):
     """train.behaviour_logprobs: actor recomputes PPO's old log-probs with the trainer's actor (the released
-    code's way). In fp32 on CPU they equal the rollout's to < 1e-4, so both settings make the same update."""
+    code's way) and logs the rollout/trainer mismatch. In fp32 on CPU they equal the rollout's to < 1e-4 (no
+    token's probability ratio outside [0.9, 1.1]), so both settings, and the truncated importance-sampling
+    correction on top, make the same update."""
     cfg = {**SMALL, "train": {**SMALL["train"], "steps": 3, "eval_every": 0}}
     updates = {}
-    for source in ("rollout", "actor"):
-        out = tmp_path / source
-        c = {**cfg, "train": {**cfg["train"], "behaviour_logprobs": source}}
+    for name, settings in {
+        "rollout": {"behaviour_logprobs": "rollout"},
+        "actor": {"behaviour_logprobs": "actor"},
+        "tis": {"behaviour_logprobs": "actor", "is_correction": "tis"},
+    }.items():
+        out = tmp_path / name
+        c = {**cfg, "train": {**cfg["train"], **settings}}
         run(train_cmd(task, tiny_model_dir, out / "run", out / "model", c))
         base, new = weights(tiny_model_dir), weights(out / "model")
-        updates[source] = torch.cat([(new[k] - base[k]).flatten() for k in sorted(base)])
+        updates[name] = torch.cat([(new[k] - base[k]).flatten() for k in sorted(base)])
     log = [json.loads(line) for line in (tmp_path / "actor" / "model" / "train_log.jsonl").read_text().splitlines()]
-    assert all(0 <= r["ppo/logprob_gap_mean"] <= r["ppo/logprob_gap_max"] < 1e-4 for r in log[1:])
+    steps = [r for r in log if "train/reward" in r]
+    assert len(steps) == 3 and all(0 <= r["ppo/logprob_gap_mean"] <= r["ppo/logprob_gap_max"] < 1e-4 for r in steps)
+    assert all(abs(r["ppo/mismatch_ratio_mean"] - 1) < 1e-4 and r["ppo/mismatch_outside_10pct"] == 0 for r in steps)
     assert "ppo/logprob_gap_mean" not in (tmp_path / "rollout" / "model" / "train_log.jsonl").read_text()
-    a, b = updates["actor"], updates["rollout"]
-    assert b.norm() > 0 and float((a - b).norm() / b.norm()) < 1e-3
+    a, b, c = updates["actor"], updates["rollout"], updates["tis"]
+    assert b.norm() > 0 and float((a - b).norm() / b.norm()) < 1e-3 and float((c - a).norm() / a.norm()) < 1e-3
 
 
 def test_no_grad_forwards_are_grouped_by_padded_tokens():

@@ -213,6 +213,8 @@ class TrainConfig:
     lam: float
     normalize_advantages: bool
     behaviour_logprobs: str
+    is_correction: str
+    is_cap: float
     eval_every: int
     eval_questions: int
     save_every: int
@@ -545,6 +547,11 @@ def _semantic_errors(c: Config) -> list[str]:
         errors.append(f"eval.curve_steps: {late} not below train.steps ({t.steps}); the final actor is the model")
     if c.eval.checkpoint == "best_heldout" and not t.eval_every:
         errors.append("eval.checkpoint: best_heldout picks among the checks every train.eval_every steps; set it > 0")
+    if t.is_correction != "none" and t.behaviour_logprobs != "actor":
+        errors.append(
+            f"train.is_correction: {t.is_correction} weighs tokens by p_actor / p_rollout, which needs the actor's "
+            "own log-probs; set train.behaviour_logprobs: actor (with rollout the two are the same)"
+        )
     if t.nodes > 1 and t.gpus < 1:
         errors.append("train.nodes: training on several nodes starts GPU processes; set train.gpus (per node) >= 1")
     if c.rollout.backend == "vllm":
