@@ -58,6 +58,7 @@ class Attempt:
     correct: bool
     n_tokens: int
     timed_out: bool = False  # the grader gave up on it (counted wrong)
+    truncated: bool = False  # cut by its token budget or the context, not ended by the policy
 
 
 @dataclass
@@ -152,12 +153,15 @@ class MultiAttemptEnv:
         texts: Sequence[str],
         n_tokens: Sequence[int],
         ended_turn: Sequence[bool],
+        truncated: Sequence[bool] | None = None,
     ) -> list[str | None]:
         """Record one finished attempt per dialogue; return each one's feedback text, or None once it is over.
+        `truncated`: which attempts their budget or the context cut (None: none).
 
         All attempts are graded in one batch (worker processes with a hard timeout; a timeout counts as wrong).
         """
-        return self.record(dialogues, texts, n_tokens, ended_turn, self.grade(dialogues, texts).result())
+        grades = self.grade(dialogues, texts).result()
+        return self.record(dialogues, texts, n_tokens, ended_turn, grades, truncated)
 
     def grade(self, dialogues: Sequence[Dialogue], texts: Sequence[str]) -> Future[list[Grade]]:
         """`step`'s first half, which may wait on Math-Verify: the grades of one finished attempt per dialogue,
@@ -174,25 +178,29 @@ class MultiAttemptEnv:
         n_tokens: Sequence[int],
         ended_turn: Sequence[bool],
         grades: Sequence[Grade],
+        truncated: Sequence[bool] | None = None,
     ) -> list[str | None]:
         """`step`'s second half: record the graded attempts; each dialogue's feedback, or None once it is over."""
-        if not (len(dialogues) == len(texts) == len(n_tokens) == len(ended_turn) == len(grades)):
-            raise ValueError("step: dialogues, texts, n_tokens, ended_turn and grades must have the same length")
+        truncated = [False] * len(dialogues) if truncated is None else truncated
+        if not (len(dialogues) == len(texts) == len(n_tokens) == len(ended_turn) == len(grades) == len(truncated)):
+            raise ValueError("step: dialogues, texts, n_tokens, ended_turn, grades and truncated must have one length")
         if any(d.done for d in dialogues):
             raise ValueError("step: a dialogue that is already over got another attempt")
         return [
-            self._record(d, text, n, ended, grade)
-            for d, text, n, ended, grade in zip(dialogues, texts, n_tokens, ended_turn, grades)
+            self._record(d, text, n, ended, grade, cut)
+            for d, text, n, ended, grade, cut in zip(dialogues, texts, n_tokens, ended_turn, grades, truncated)
         ]
 
-    def _record(self, d: Dialogue, text: str, n: int, ended: bool, grade: Grade) -> str | None:
+    def _record(self, d: Dialogue, text: str, n: int, ended: bool, grade: Grade, cut: bool) -> str | None:
         i = d.attempt_index
         d.segments.append(Segment(Role.POLICY, text, i))
         if self.cfg.reward.rule == "released_baseline":
             formatted = "boxed" in text  # the released baseline's substring test (spec §2)
         else:
             formatted = bool(grade.answer)  # an empty \boxed{} is no answer (grading.extract.is_formatted)
-        d.attempts.append(Attempt(text, grade.answer, formatted, grade.correct, n, grade.timed_out))
+        if cut and self.cfg.reward.truncated == "formatted":  # a length cut is no format failure
+            formatted = True
+        d.attempts.append(Attempt(text, grade.answer, formatted, grade.correct, n, grade.timed_out, cut))
         if grade.correct and d.scored_on == "any":
             d.stop_reason = "correct"
         elif len(d.attempts) >= d.n_allowed:

@@ -35,7 +35,14 @@ def trace(t: Transcript, benchmark: str) -> dict:
         "benchmark": benchmark,
         "N": d.n_allowed,
         "attempts": [
-            {"text": a.text, "answer": a.answer, "correct": a.correct, "n_tokens": a.n_tokens, "timed_out": a.timed_out}
+            {
+                "text": a.text,
+                "answer": a.answer,
+                "correct": a.correct,
+                "n_tokens": a.n_tokens,
+                "timed_out": a.timed_out,
+                "truncated": a.truncated,
+            }
             for a in d.attempts
         ],
         "solved_at": d.solved_at,

@@ -25,7 +25,8 @@ the first correct one, so every attempt before the last is wrong. An answer of "
 A trace "scored_on": "last" (feedback provider `none`, `pipeline.feedback`) does not stop at a correct attempt:
 it is scored on its last one, so earlier attempts may be right, and solved_at / stop reason "correct" say that
 the LAST attempt is right (accuracy@k = share of dialogues whose last answer is right).
-Other keys (an attempt's n_tokens, timed_out) are kept in the file and ignored here.
+An attempt may say "truncated": bool (cut by its token budget or the context; older traces lack it). Other keys
+(an attempt's n_tokens, timed_out) are kept in the file and ignored here.
 
 The paper rounds each benchmark's accuracy to 0.1 percentage points before averaging (spec §5.4); this module
 never rounds: do it at presentation time if reproducing the paper's exact figures.
@@ -66,6 +67,7 @@ class Attempt:
     text: str
     answer: str | None
     correct: bool
+    truncated: bool | None = None  # cut by its budget or the context (None: the trace does not say)
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,8 @@ class Trace:
                 raise fail(f"attempt {j} answer must be a str or null, got {a['answer']!r}")
             if not isinstance(a["correct"], (bool, np.bool_)):
                 raise fail(f"attempt {j} correct must be a bool, got {a['correct']!r}")
+            if not isinstance(a.get("truncated", False), (bool, np.bool_)):
+                raise fail(f"attempt {j} truncated must be a bool, got {a['truncated']!r}")
             if a["correct"] and j < len(attempts) and scored_on == "any":
                 raise fail(f"attempt {j} is correct but the dialogue went on to attempt {j + 1}")
         solved_at = record["solved_at"]
@@ -149,7 +153,10 @@ class Trace:
             id=record["id"],
             benchmark=record["benchmark"],
             n=int(n),
-            attempts=tuple(Attempt(a["text"], a["answer"], bool(a["correct"])) for a in attempts),
+            attempts=tuple(
+                Attempt(a["text"], a["answer"], bool(a["correct"]), bool(a["truncated"]) if "truncated" in a else None)
+                for a in attempts
+            ),
             solved_at=expected,
             stop_reason=reason,
             token_exact=bool(record.get("token_exact", True)),
@@ -419,6 +426,7 @@ def summarize(
     Returns:
         {"benchmark": str, "n": int, "k": int, "accuracy": float, "accuracy_ci95": [lo, hi],
          "formatted_rate": float (fraction of all attempts that gave a boxed answer),
+         "truncated_rate": float|None (fraction of attempts cut by their budget or the context),
          "attempts_used": attempts_used(...), "retry": retry_stats(...) with retry_intervals(...)'s "*_ci95" keys
          added beside each rate, "stop_reasons": {reason: count}, "token_mismatches": int}
     Raises:
@@ -435,6 +443,10 @@ def summarize(
         "accuracy": sum(solved) / len(solved),
         "accuracy_ci95": [lo, hi],
         "formatted_rate": _rate(sum(bool(a.answer) for a in all_attempts), len(all_attempts)),
+        # attempts cut by their budget or the context, of those whose trace says (None: none says)
+        "truncated_rate": _rate(
+            sum(bool(a.truncated) for a in all_attempts), sum(a.truncated is not None for a in all_attempts)
+        ),
         "attempts_used": attempts_used(traces),
         "retry": _with_intervals(
             retry_stats(traces, equivalent), retry_intervals(traces, n_boot, 0.05, seed, equivalent)

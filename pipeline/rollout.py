@@ -614,6 +614,7 @@ def _play(
             [len(s.ids) for _, s in ended],
             [s.ids[-1] == turn_end for _, s in ended],
             grades,
+            [s.reason == "budget" for _, s in ended],  # cut by its budget, or by the room the context left
         )
         for (i, s), fb in zip(ended, feedback):
             t = transcripts[i]

@@ -171,6 +171,8 @@ def dialogue_stats(transcripts: Sequence[Transcript], stats: Means) -> None:
     stats.add("train/retry_accuracy", sum(d.solved_at is not None and d.solved_at > 1 for d in retried), len(retried))
     stats.add("train/attempts_allowed", sum(d.n_allowed for d in ds), len(ds))
     stats.add("train/response_tokens", sum(d.policy_tokens for d in ds), len(ds))
+    attempts = [a for d in ds for a in d.attempts]
+    stats.add("train/truncated_rate", sum(a.truncated for a in attempts), len(attempts))  # cut by budget or context
     # share of dialogues whose stored ids differ from those the model saw (0 expected; see rollout)
     stats.add("train/token_mismatch_rate", sum(not t.token_exact for t in transcripts), len(ds))
 

@@ -78,6 +78,7 @@ def assert_trained_tokens_were_sampled(transcripts, recorder: Recorder, tokenize
             else:
                 assert s.reason == "budget" and s.ids[-1] not in end_ids
             assert len(s.ids) == attempt.n_tokens
+            assert attempt.truncated == (s.reason == "budget")  # what env.reward.truncated applies to
         for j in range(1, len(t.token_ids)):  # an attempt that ended with another EOS: the feedback closes the turn
             if t.roles[j - 1] == Role.POLICY and t.roles[j] != Role.POLICY and t.token_ids[j - 1] in end_ids:
                 if t.token_ids[j - 1] != turn_end:

@@ -68,7 +68,7 @@ def test_paper_preset_values_from_spec():
     assert cfg.data.train_set == "math" and cfg.data.math.levels == [3, 4, 5]  # spec §4
     assert set(cfg.data.benchmarks) == {"math500", "aime24", "amc23", "minerva_math", "olympiadbench"}  # §5.1
     assert cfg.env.max_total_tokens == 51 * 64  # spec §1.3
-    assert cfg.env.reward == C.RewardConfig("boxed", 1.0, -0.5, -1.0, 1.0)  # spec §2
+    assert cfg.env.reward == C.RewardConfig("boxed", 1.0, -0.5, -1.0, 1.0, "graded")  # spec §2
     assert cfg.grading.timeout_s == 10.0 and cfg.grading.workers == 16  # spec §6
     assert cfg.grading.multi_box == "last"  # the released code grades the last box
     assert cfg.attempt_range("multi_attempt") == C.AttemptRange(1, 5)  # spec §1.1, M = 5

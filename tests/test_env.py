@@ -287,3 +287,18 @@ def test_a_later_success_never_earns_more_and_wrong_attempts_add_nothing_once_on
         assert reward == expected, texts
     assert rewards[(WRONG["no answer"], WRONG["boxed"])] > rewards[(WRONG["no answer"],)]  # the exception, as released
     assert len(rewards) == sum(3**n for n in range(1, 6)) + sum(3**n for n in range(5))  # 363 + 121 dialogues
+
+
+@pytest.mark.parametrize(("truncated", "reward"), [("graded", -1.0), ("formatted", -0.5)])
+def test_a_length_cut_is_a_format_failure_only_as_released(truncated, reward):
+    """env.reward.truncated (issue 29, item 4): a dialogue whose attempts were all cut by their budget before any
+    box earns `unformatted` as released (graded: the cut text has no box), `wrong_formatted` with "formatted"
+    (the "don't punish length" ablation); an attempt that ended itself is graded alike under both."""
+    env = make_env(C.resolve({"env": {"reward": {"truncated": truncated}}}))
+    d = env.reset("q", "3+4", "7", n_allowed=2)
+    env.step([d], ["so the sum of three and"], [10], [False], truncated=[True])
+    env.step([d], ["first three, then"], [10], [False], truncated=[True])
+    assert [a.truncated for a in d.attempts] == [True, True] and d.reward == reward
+    d = env.reset("q", "3+4", "7", n_allowed=1)
+    env.step([d], ["I do not know."], [4], [True], truncated=[False])
+    assert not d.attempts[0].truncated and d.reward == -1.0

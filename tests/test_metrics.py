@@ -77,6 +77,16 @@ def test_k2_retry_stats():
     }
 
 
+def test_truncated_rate_counts_the_attempts_whose_trace_says():
+    """An attempt cut by its budget or the context says so in its trace; the rate is over the attempts that say
+    (older traces lack the flag: None)."""
+    assert M.summarize(T2, n_boot=10)["truncated_rate"] is None
+    records = _bad(lambda t: None)
+    for j, a in enumerate(a for r in records for a in r["attempts"]):
+        a["truncated"] = j % 3 == 0  # 7 attempts: 0, 3, 6 cut
+    assert M.summarize(M.traces_from(records), n_boot=10)["truncated_rate"] == 3 / 7
+
+
 def test_k2_summarize():
     s = M.summarize(T2, n_boot=500, seed=1)
     assert s["benchmark"] == "math500"
@@ -281,6 +291,7 @@ def _bad(mutate, traces=K2):
         (lambda t: t[3].update(attempts=[]), r"record 3 .*attempts has 0 entries"),
         (lambda t: t[2]["attempts"][0].update(correct=1), r"record 2 .*attempt 1 correct must be a bool"),
         (lambda t: t[2]["attempts"][0].update(answer=7), r"record 2 .*attempt 1 answer must be a str or null"),
+        (lambda t: t[2]["attempts"][1].update(truncated="yes"), r"record 2 .*attempt 2 truncated must be a bool"),
         (lambda t: t[2]["attempts"][1].pop("text"), r"record 2 .*attempt 2 is missing key 'text'"),
         (lambda t: t[1]["attempts"][0].update(correct=True), r"record 1 .*attempt 1 is correct but .* attempt 2"),
         (lambda t: t[1].update(solved_at=1), r"record 1 .*solved_at=1 disagrees"),

@@ -131,6 +131,7 @@ class RewardConfig:
     wrong_formatted: float
     unformatted: float
     attempt_discount: float
+    truncated: str
 
 
 @dataclass(frozen=True)
