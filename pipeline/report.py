@@ -1079,13 +1079,29 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
     if "paper" in summary and summary["paper"].get("ours_minus_paper"):
         lines += _paper_comparison(summary, ks)
 
+    def new(rate: float | None) -> float | None:  # the share of retries whose answer is new, under the grader
+        return None if rate is None else 1 - rate
+
+    def new_ci(ci: Sequence[float] | None) -> list[float] | None:
+        return None if not ci else [1 - ci[1], 1 - ci[0]]
+
     retry_rows = [
-        [label(v), *(_pct(e["retry_max_k"].get(rate)) for rate in RETRY_RATES)]
+        [
+            label(v),
+            *(_pct(e["retry_max_k"].get(rate)) for rate in RETRY_RATES),
+            _pct(new(e["retry_max_k"].get(RETRY_RATES[-1]))),
+        ]
         for v, e in entries.items()
         if "retry_max_k" in e
     ]
     if retry_rows:
-        header = ["model", "wrong → right", "repeats an earlier wrong answer", "… or an equal one (grader)"]
+        header = [
+            "model",
+            "wrong → right",
+            "repeats an earlier wrong answer",
+            "… or an equal one (grader)",
+            "new answer",
+        ]
         lines += [f"## What happens after a wrong answer (k={ks[-1]} runs, all retries)", ""]
         lines += _table(header, retry_rows)
         rows = [
@@ -1094,6 +1110,7 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
                 r["benchmark"],
                 str(r["n_retries"]),
                 *(_pct(r.get(rate)) + _interval_text(r.get(f"{rate}_ci95")) for rate in RETRY_RATES),
+                _pct(new(r.get(RETRY_RATES[-1]))) + _interval_text(new_ci(r.get(f"{RETRY_RATES[-1]}_ci95"))),
             ]
             for r in summary.get("retry_intervals", [])
         ]
@@ -1103,8 +1120,9 @@ def markdown(summary: Mapping, acc: pd.DataFrame, curves: pd.DataFrame, figures_
         lines += [
             "",
             "A repeat: an answer equal to an earlier wrong answer of the dialogue as a string (after removing "
-            "spaces), or — last column — one the grader judges the same (`0.5` after `\\frac{1}{2}`). 100% minus "
-            "the last column is the share of answered retries whose answer is new. Outside reference, measured with "
+            "spaces), or one the grader judges the same (`0.5` after `\\frac{1}{2}`). A new answer: one the "
+            "grader judges equal to no earlier answer of the dialogue (of the retries that gave one). Outside "
+            "reference, measured with "
             "definitions that differ in detail (UFO, the 'try again' paper, NeurIPS 2025): 70% of a base model's "
             "failures repeat one answer; after its multi-turn training 90% of answers are new, against 80% after "
             "single-turn RL.",

@@ -237,6 +237,18 @@ def test_summary_carries_the_headline_difference_departures_audit_and_provenance
     rows = {(r["model"], r["benchmark"]): r for r in summary["retry_intervals"]}
     r = rows[("multi_attempt_s0", "alpha")]
     assert r["wrong_to_right_rate_ci95"][0] <= r["wrong_to_right_rate"] <= r["wrong_to_right_rate_ci95"][1]
+    # the share of retries with a new answer (the grader-judged repeat rate's complement), with its interval
+    (line,) = [
+        line for line in text.splitlines() if line.startswith(f"| multi_attempt_s0 | alpha | {r['n_retries']} |")
+    ]
+    assert "| new answer |" in text
+    if r.get("repeat_rate_equiv") is None:  # these fixture runs grade no pair of answers
+        assert line.endswith("| – | – |"), line
+    else:
+        lo, hi = r["repeat_rate_equiv_ci95"]
+        assert line.endswith(
+            f"| {100 * (1 - r['repeat_rate_equiv']):.1f} [{100 * (1 - hi):.1f}, {100 * (1 - lo):.1f}] |"
+        )
     run = summary["run"]
     assert len(run["config_hash"]) == 16 and run["versions"]["torch"] and "## Provenance" in text
     assert run["config_hash"] == provenance.config_hash(config.resolve({"scale": "tiny"}).to_dict())

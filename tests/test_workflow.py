@@ -491,6 +491,12 @@ def test_default_workflow_end_to_end(tmp_path):
         assert (reports / "figures" / f"{name}.pdf").is_file()
     text = (reports / "report.md").read_text()
     assert "multi-attempt training gains more from a second attempt" in text
+    # after a wrong answer: the share of retries with a new answer is what the grader-judged repeats leave
+    lines = text.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.endswith("| new answer |")) :]
+    row = next(line for line in table if line.startswith("| multi-attempt RL |"))
+    *_, equal, new = [float(cell) for cell in row.strip("| ").split(" | ")[1:]]
+    assert new == pytest.approx(100 - equal, abs=0.11)
     snakemake(tmp_path, "--report", str(reports / "report.html"), "--config", "seeds=[0]")
     html = (reports / "report.html").read_text()
     assert "accuracy_vs_k.png" in html and "Accuracy against the number of attempts allowed" in html
