@@ -174,8 +174,8 @@ def test_questions_with_their_own_seed_sample_the_same_in_any_batch(task, base, 
 def test_dialogues_at_their_own_pace_sample_what_rounds_sample(task, base, cfg, engine):
     """The schedule (issue 28): each dialogue's next attempt starts on the step after its last one ended, and a new
     question as soon as a dialogue ends, instead of rounds of `batch_size` questions where attempt r+1 waits for
-    every attempt r. Every request is seeded from its row's own stream, so the transcripts, log-probs included,
-    are exactly those of the rounds; only the number of engine steps falls."""
+    every attempt r. Every request is seeded from its row's own stream, so the transcripts are exactly those of
+    the rounds (log-probs to 1e-5); only the number of engine steps falls."""
     _, _, heldout = task
     model, tokenizer = models.load(base)
     # a number no answer equals: these attempts are graded in the process at once, as most are (a verdict that waits
@@ -193,7 +193,8 @@ def test_dialogues_at_their_own_pace_sample_what_rounds_sample(task, base, cfg, 
         rounds_steps, own_steps = between - before, engine.engine_steps - between
         for a, b in zip(own_pace, rounds):
             assert a.token_ids == b.token_ids and a.roles == b.roles and a.attempts == b.attempts, a.dialogue.id
-            assert a.logprobs == b.logprobs, (a.dialogue.id, max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs)))
+            # bit-equal on the AMD EPYC this was written on; a CPU whose kernels depend on the batch may differ a little
+            assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs)) < 1e-5, a.dialogue.id
             assert (a.dialogue.stop_reason, a.reward, a.token_exact) == (b.dialogue.stop_reason, b.reward, True)
         assert len({len(t.dialogue.attempts) for t in own_pace}) > 2  # dialogues of different lengths
         assert own_steps < 0.8 * rounds_steps, (own_steps, rounds_steps)
