@@ -339,7 +339,7 @@ class Trainer:
                     mb.advantages.to(self.device),
                     mask,
                     self.t.clip,
-                    None if self.t.is_correction == "none" else mb.is_weights.to(self.device),
+                    mb.is_weights.to(self.device),  # all 1 with is_correction none: the plain surrogate, bit for bit
                 )
                 loss = pg
                 if self.ref is not None:
@@ -384,14 +384,15 @@ class Trainer:
     ) -> dict[str, float]:
         dialogue_stats(transcripts, stats)
         tokens = sum(t.dialogue.policy_tokens for t in transcripts)
-        if log_ratio is not None:  # how far the rollout engine's probabilities are from the trainer's
-            gap, ratio = log_ratio.abs(), log_ratio.exp()
+        gap = None if log_ratio is None else log_ratio.abs()
+        if gap is not None:  # how far the rollout engine's probabilities are from the trainer's
+            ratio = log_ratio.exp()
             stats.add("ppo/logprob_gap_mean", float(gap.sum()), gap.numel())
             stats.add("ppo/mismatch_ratio_mean", float(ratio.sum()), ratio.numel())
             stats.add("ppo/mismatch_outside_10pct", float(((ratio < 0.9) | (ratio > 1.1)).sum()), ratio.numel())
         out = {"step": self.step, **stats.reduced()}
-        if log_ratio is not None:
-            out["ppo/logprob_gap_max"] = dist.all_max([float(log_ratio.abs().max()) if log_ratio.numel() else 0.0])[0]
+        if gap is not None:
+            out["ppo/logprob_gap_max"] = dist.all_max([float(gap.max()) if gap.numel() else 0.0])[0]
         out["train/lr"] = self.actor.lr
         out["perf/rollout_s"], out["perf/step_s"] = t_rollout, t_step
         out["perf/tokens_per_s"] = dist.all_sum([tokens])[0] / t_step

@@ -347,8 +347,7 @@ class VLLMSession:
                 ended.append((r, s))
                 if not output.finished:
                     aborts.append(output.request_id)
-            elif output.finished:  # rollout() keeps budgets within the context: a defect
-                self.close()
+            elif output.finished:  # rollout() keeps budgets within the context: a defect (its caller closes)
                 raise RuntimeError(
                     f"vLLM ended an attempt after {len(s.ids)} of {budget} tokens "
                     f"({new.finish_reason}) without an end-of-turn token"
