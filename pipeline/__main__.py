@@ -19,6 +19,7 @@ from pipeline import config as config_mod
 from pipeline import progress
 from pipeline.feedback import PROVIDERS
 from pipeline.io import DataError, PipelineError
+from pipeline.time_limit import EXIT_CODE, TimeLimitReached
 
 log = logging.getLogger("pipeline")
 
@@ -26,6 +27,14 @@ log = logging.getLogger("pipeline")
 def cmd_config(args: argparse.Namespace) -> None:
     """Print the resolved configuration (defaults -> preset -> user config)."""
     print(config_mod.dumps(config_mod.load(args.config)))
+
+
+def cmd_with_gpus(args: argparse.Namespace) -> None:
+    """Run a command on GPUs of its own on a machine whose jobs share several (pipeline/gpus.py)."""
+    from pipeline import gpus
+
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    sys.exit(gpus.run_with(args.n, command))
 
 
 def cmd_doctor(args: argparse.Namespace) -> None:
@@ -268,7 +277,7 @@ def cmd_flip_probe(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from pipeline import data, distributed, train
+    from pipeline import data, distributed, time_limit, train
     from pipeline.grading import Grader
 
     cfg = _ablation(config_mod.load(args.config), args)
@@ -282,7 +291,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         with Grader.from_config(cfg.grading, ranks) as grader:  # the node runs grading.workers in all
             trainer = train.Trainer(cfg, args.variant, args.seed, args.base, records, heldout, args.run_dir, grader)
             try:
-                summary = train.train(trainer, args.out)
+                summary = train.train(
+                    trainer, args.out, limit=time_limit.of_job(cfg.resources.train.stop_before_end_min)
+                )
             finally:
                 trainer.backend.close()
     finally:
@@ -430,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     verb("config", cmd_config, "print the resolved configuration")
     p = verb("doctor", cmd_doctor, "can this node run the configured experiment? one ok/FAIL line per check")
     p.set_defaults(config='{"scale": "paper"}')  # by default the experiment that GPU nodes are for
+    p = verb("with-gpus", cmd_with_gpus, "run a command on N GPUs no other job of this machine holds")
+    p.add_argument("n", type=int, help="GPUs the command needs")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- command and its arguments")
     p = verb("prepare-synthetic", cmd_prepare_synthetic, "generate the synthetic arithmetic task")
     p.add_argument("--train", required=True, help="output jsonl of training questions")
     p.add_argument("--heldout", required=True, help="output jsonl of held-out questions")
@@ -545,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.fn(args)
+    except TimeLimitReached as e:  # not a failure: the job's time is up; running the command again resumes
+        print(f"stopped: {e}", file=sys.stderr)
+        return EXIT_CODE
     except (config_mod.ConfigError, DataError) as e:  # models.ModelLoadError is a DataError
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -67,6 +67,7 @@ from pipeline.io import DataError, append_jsonl, atomic_path, read_json, write_j
 from pipeline.progress import progress_bar
 from pipeline.rollout import Question, SamplingParams, Transcript, check_template, make_backend, rollout
 from pipeline.seeds import derive_seed
+from pipeline.time_limit import TimeLimit, TimeLimitReached
 
 log = logging.getLogger(__name__)
 
@@ -482,9 +483,16 @@ def check_batch_sizes(t, world: int) -> None:
         )
 
 
-def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
+def _time_is_up(limit: TimeLimit | None, longest_step: float) -> bool:
+    """Whether another step would run into the job's time limit. Every rank asks (a collective): one that says
+    so stops them all, at the same step."""
+    close = limit is not None and limit.too_close(longest_step)
+    return dist.all_max([float(close)])[0] > 0
+
+
+def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeLimit | None = None) -> dict:
     """Train the trainer's variant x seed to `train.steps`, resuming from its checkpoints; the final actor
-    (+ logs) in `out`."""
+    (+ logs) in `out`. Raises TimeLimitReached, after a checkpoint, when `limit` leaves no room for another step."""
     run_dir, t = trainer.run_dir, trainer.t
     variant, seed, base = trainer.variant, trainer.seed, trainer.base
     log_path = run_dir / "train_log.jsonl"
@@ -518,7 +526,9 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
         unit="step",
         disable=not (progress and dist.is_main()),
     )
+    longest_step = 0.0
     while trainer.step < t.steps:
+        began = time.monotonic()
         metrics = trainer.train_step()
         last = trainer.step == t.steps
         if t.eval_every and (trainer.step % t.eval_every == 0 or last):
@@ -532,8 +542,21 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True) -> dict:
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", acc=f"{metrics['train/accuracy']:.3f}")
         if trainer.step in trainer.cfg.eval.curve_steps:  # an actor of the k-attempt learning curves
             save_actor(trainer, run_dir / "curve" / step_name(trainer.step))
-        if trainer.step % t.save_every == 0 or last:
+        saved = trainer.step % t.save_every == 0 or last
+        if saved:
             trainer.checkpoints.save(trainer.step, trainer.actor, trainer.critic, records)
+        longest_step = max(longest_step, time.monotonic() - began)
+        if not last and _time_is_up(limit, longest_step):
+            if not saved:
+                trainer.checkpoints.save(trainer.step, trainer.actor, trainer.critic, records)
+            bar.close()
+            if writer is not None:
+                writer.close()
+            raise TimeLimitReached(
+                f"{variant} seed {seed}: stopped at step {trainer.step} of {t.steps}, with a checkpoint, "
+                f"{limit.margin_s:.0f} s + one step ({longest_step:.0f} s) before the job's time limit; "
+                "the next run of this command resumes (the train rule's retries, resources.train.sessions)"
+            )
     bar.close()
     summary = {
         "variant": variant,

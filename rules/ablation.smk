@@ -47,6 +47,7 @@ rule train_ablation:
     benchmark:
         f"{OUT}/benchmarks/train/fb_{{provider}}_s{{seed}}.tsv"
     priority: 10
+    retries: train_retries()
     conda:
         "../envs/train.yaml"
     threads: train_threads()
@@ -84,10 +85,11 @@ rule evaluate_feedback:
     params:
         code=code_version("evaluate"),
         config=config_file,
+        launcher=eval_launcher(),
         config_keys=rule_keys("evaluate"),
         model=lambda w: ablation_model_source(w.model),
     shell:
-        "python -m pipeline evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"
+        "{params.launcher} evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"
         " --benchmark {wildcards.eval_set} --k {wildcards.k} --feedback {wildcards.provider} --out {output}"
         " --threads {threads} > {log} 2>&1"
 

@@ -26,8 +26,10 @@ OUT = CFG.out_dir  # results/<experiment>
 REPORTS = CFG.report_dir  # reports/<experiment>, or reports/ for the default experiment
 
 # Scheduler requests (Snakemake resources; the SLURM profile turns them into sbatch options). CPU experiment:
-# small and short. Paper scale: training is one 8-GPU node for about 4 days (spec §7); each evaluation job
-# (one model x benchmark x k) holds one GPU. A GPU job is one SLURM task holding all of the job's CPUs
+# small and short. Paper scale: training is one 8-GPU node for about 4 days (spec §7), in jobs of
+# resources.train.runtime_h (48 h) that each stop with a checkpoint before their limit and are resubmitted
+# (the train rule's retries); each evaluation job (one model x benchmark, k = 1..max_k) holds one GPU and asks
+# for more time on each retry. A GPU job is one SLURM task holding all of the job's CPUs
 # (threads) and GPUs on one node: tasks_per_gpu=0 stops the plugin's default of one task per GPU
 # (--ntasks-per-gpu=1, which with --cpus-per-task asks for N x threads CPUs); torchrun starts the ranks.
 # Training on train.nodes > 1: that many nodes, one task each with the CPUs and train.gpus GPUs (gres is per
@@ -36,13 +38,12 @@ REPORTS = CFG.report_dir  # reports/<experiment>, or reports/ for the default ex
 # tests/test_slurm.py checks the sbatch command the pinned plugin builds from these (docs/slurm.md).
 RESOURCES = {
     "tiny": {
-        "train": {"mem_mb": 4000, "runtime": 60, "gpu": 0},
-        "evaluate": {"mem_mb": 4000, "runtime": 60, "gpu": 0},
+        "train": {"mem_mb": 4000, "gpu": 0},
+        "evaluate": {"mem_mb": 4000, "gpu": 0},
     },
     "paper": {
         "train": {
             "mem_mb": 256000,
-            "runtime": 6 * 24 * 60,
             "tasks_per_gpu": 0,
             **(
                 {"gpu": CFG.train.gpus, "nodes": 1}
@@ -57,13 +58,18 @@ RESOURCES = {
         },
         "evaluate": {
             "mem_mb": 64000,
-            "runtime": 12 * 60,
             "gpu": CFG.eval.gpus,
             "nodes": 1,
             "tasks_per_gpu": 0,
         },
     },
 }[CFG.scale]
+# Minutes (sbatch -t takes whole minutes): a training job always asks for the same time (it stops before its
+# limit and the retry resumes); an evaluation starts over, so each retry asks for runtime_h more.
+RESOURCES["train"]["runtime"] = max(1, round(60 * CFG.resources.train.runtime_h))
+RESOURCES["evaluate"]["runtime"] = lambda wildcards, attempt: attempt * max(
+    1, round(60 * CFG.resources.evaluate.runtime_h)
+)
 
 
 wildcard_constraints:
@@ -374,8 +380,29 @@ def train_launcher():
             f' --rdzv_endpoint "$({first_node})":29500 --rdzv_id "$SLURM_JOB_ID" -m pipeline'
         )
     if t.gpus > 1:
-        return f"torchrun --standalone --nproc_per_node {t.gpus} -m pipeline"
-    return "python -m pipeline"
+        return f"{gpu_claim(t.gpus)}torchrun --standalone --nproc_per_node {t.gpus} -m pipeline"
+    return f"{gpu_claim(t.gpus)}python -m pipeline"
+
+
+def train_retries():
+    """Resubmissions of a training job on a cluster: resources.train.sessions - 1 (a job stopped before its time
+    limit is resubmitted and resumes, pipeline/time_limit.py). Only in the Snakemake that submits jobs: a rule's
+    retries also hold in the one that runs the job inside SLURM (it ignores the --retries 0 it is given), which
+    would restart the stopped trainer in the same job until SLURM kills it. None elsewhere: --retries decides."""
+    if workflow.is_main_process and workflow.non_local_exec:
+        return CFG.resources.train.sessions - 1
+    return None
+
+
+def eval_launcher():
+    """`python -m pipeline` for the evaluation rules, on a GPU of its own when eval.gpus asks for one."""
+    return f"{gpu_claim(CFG.eval.gpus)}python -m pipeline"
+
+
+def gpu_claim(gpus):
+    """The prefix that gives a job `gpus` GPUs no other job on the machine holds (pipeline/gpus.py: Snakemake
+    counts GPUs with --resources gpu=N but every job would otherwise start on GPU 0); none without GPUs."""
+    return f"python -m pipeline with-gpus {gpus} -- " if gpus else ""
 
 
 def curve_models():

@@ -22,11 +22,12 @@ rule evaluate:
     params:
         code=code_version("evaluate"),
         config=config_file,
+        launcher=eval_launcher(),
         config_keys=rule_keys("evaluate"),
         model=lambda w: model_source(w.model),
         ks=" ".join(str(k) for k in range(1, CFG.eval.max_k + 1)),
     shell:
-        "python -m pipeline evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"
+        "{params.launcher} evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"
         " --benchmark {wildcards.eval_set} --k {params.ks} --out {output} --threads {threads} > {log} 2>&1"
 
 
@@ -109,10 +110,11 @@ rule parallel_eval:
     params:
         code=code_version("parallel-eval"),
         config=config_file,
+        launcher=eval_launcher(),
         config_keys=rule_keys("parallel_eval"),
         model=lambda w: model_source(w.model),
     shell:
-        "python -m pipeline parallel-eval --config {params.config:q} --model {params.model:q}"
+        "{params.launcher} parallel-eval --config {params.config:q} --model {params.model:q}"
         " --name {wildcards.model} --data {input.data} --benchmark {wildcards.eval_set}"
         " --sequential {input.sequential} --out {output.traces} --summary {output.summary}"
         " --threads {threads} > {log} 2>&1"
@@ -138,9 +140,10 @@ rule flip_probe:
     params:
         code=code_version("flip-probe"),
         config=config_file,
+        launcher=eval_launcher(),
         config_keys=rule_keys("flip_probe"),
         model=lambda w: model_source(w.model),
     shell:
-        "python -m pipeline flip-probe --config {params.config:q} --model {params.model:q}"
+        "{params.launcher} flip-probe --config {params.config:q} --model {params.model:q}"
         " --name {wildcards.model} --data {input.data} --benchmark {wildcards.eval_set}"
         " --out {output.traces} --summary {output.summary} --threads {threads} > {log} 2>&1"

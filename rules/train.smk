@@ -21,6 +21,7 @@ rule train:
         f"{OUT}/benchmarks/train/{{variant}}_s{{seed}}.tsv"
     # before evaluation jobs: training is the long pole of the DAG, evaluations fill the gaps
     priority: 10
+    retries: train_retries()
     conda:
         "../envs/train.yaml"
     threads: train_threads()

@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
 
 from tests.conftest import ROOT
 
@@ -149,7 +152,7 @@ def test_sbatch_arguments_of_the_paper_preset(tmp_path):
         + [
             f"rule_train_wildcards_{variant}_42",
             "-t",
-            "8640",
+            "2880",
             "--mem",
             "256000",
             "--nodes=1",
@@ -215,7 +218,7 @@ def test_sbatch_arguments_of_two_node_training(tmp_path):
         + [
             f"rule_train_wildcards_{variant}_42",
             "-t",
-            "8640",
+            "2880",
             "--mem",
             "256000",
             "--nodes=2",
@@ -586,3 +589,53 @@ def test_a_failing_job_is_retried_then_reported(cluster, tmp_path):
     assert "simulated failure" in (workdir / "results" / "tiny" / "logs" / "prepare_synthetic.log").read_text()
     assert not (workdir / "results" / "tiny" / "data" / "synthetic_train.jsonl").exists()
     assert _run(["squeue", "-h"], env=cluster).stdout.strip() == ""
+
+
+# Training that outlasts its job: 2-minute jobs, 45 s kept before the limit, checkpoints only at the end (save_every
+# above steps), so any other checkpoint is one the time limit made. Enough steps for more than one job.
+LIMITED = {"train": {"runtime_h": 2 / 60, "sessions": 6, "stop_before_end_min": 0.75}}
+LIMITED_TRAIN = {"steps": 160, "eval_every": 0, "save_every": 1000}
+
+
+def _local_snakemake(workdir: Path, configfile: Path, *args: str, background: bool = False):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--configfile", str(configfile), "--cores", "1", *args]
+    if background:
+        return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_training_stops_before_the_time_limit_and_the_retry_resumes_to_the_same_weights(cluster, tmp_path):
+    """A training job with a 2-minute limit stops with a checkpoint at a step boundary before SLURM would kill it
+    (exit code 75: SLURM says FAILED, not TIMEOUT); Snakemake resubmits it (the train rule's retries,
+    resources.train.sessions), the new job resumes from that checkpoint, and the model equals an uninterrupted
+    run's, made beside it without SLURM from the same data and base model."""
+    from tests.conftest import smoke_config
+
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(smoke_config(**LIMITED_TRAIN) + yaml.safe_dump({"resources": LIMITED}))
+    target = "results/tiny/models/multi_attempt_s0"
+    limited, free = tmp_path / "limited", tmp_path / "free"
+    _local_snakemake(limited, configfile, "build_base")  # data and base model, here
+    shutil.copytree(limited, free, symlinks=True)
+    uninterrupted = _local_snakemake(free, configfile, target, background=True)
+    try:
+        rc, out = _snakemake_through_slurm(cluster, limited, target, "--configfile", str(configfile), timeout=900)
+    finally:
+        free_out, _ = uninterrupted.communicate(timeout=900)
+    assert uninterrupted.returncode == 0, free_out[-3000:]
+    assert rc == 0, out[-4000:]
+    jobs = _slurm_jobids(out)
+    assert len(jobs) >= 2 and "SLURM status is: 'FAILED'" in out and "TIMEOUT" not in out, out[-4000:]
+    run_log = (limited / "results" / "tiny" / "logs" / "train" / "multi_attempt_s0.log").read_text()
+    resumed = re.findall(r"resumed from \S+step_0*(\d+) \(step (\d+)\)", run_log)
+    assert resumed and 0 < int(resumed[-1][1]) < LIMITED_TRAIN["steps"], run_log[-3000:]
+    slurm_logs = "\n".join(p.read_text() for p in (limited / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert "exit status 75" in slurm_logs or "exit code 75" in slurm_logs, slurm_logs[-3000:]
+    a = load_file(str(limited / target / "model.safetensors"))
+    b = load_file(str(free / target / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -28,6 +28,7 @@ from pipeline import train as train_mod
 from pipeline.distributed import Optimized, deepspeed_checkpoint_classes
 from pipeline.grading import Grader
 from pipeline.io import DataError, load_tensors
+from pipeline.time_limit import TimeLimit, TimeLimitReached
 from tests import tensorboard_events
 from tests.conftest import ROOT
 from tests.test_bad_input import assert_clean
@@ -214,11 +215,17 @@ def test_train_cli_writes_model_log_and_tensorboard(task, tiny_model_dir, tmp_pa
         assert prov["command"][1:3] == ["train", "--config"] and prov["host"] and prov["time_utc"]
 
 
-def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, tmp_path):
-    """Kill the run (SIGKILL) at random moments, several times, rerun until done: same weights, same log."""
-    full = tmp_path / "full"
+@pytest.fixture(scope="module")
+def full(task, tiny_model_dir, tmp_path_factory) -> Path:
+    """An uninterrupted run of SMALL: its run folder and model under the returned folder."""
+    full = tmp_path_factory.mktemp("full")
     run(train_cmd(task, tiny_model_dir, full / "run", full / "model", SMALL))
     assert not torch.equal(weights(full / "model")["model.norm.weight"], weights(tiny_model_dir)["model.norm.weight"])
+    return full
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, full, tmp_path):
+    """Kill the run (SIGKILL) at random moments, several times, rerun until done: same weights, same log."""
 
     killed = tmp_path / "killed"
     cmd = train_cmd(task, tiny_model_dir, killed / "run", killed / "model", SMALL)
@@ -231,6 +238,29 @@ def test_resume_after_sigkill_ends_with_the_same_weights(task, tiny_model_dir, t
     assert log_lines(killed / "run" / "train_log.jsonl") == log_lines(killed / "model" / "train_log.jsonl")
     # the critic was checkpointed and resumed too
     assert (killed / "run" / "checkpoints" / "step_000006" / "critic" / models.VALUE_HEAD).is_file()
+
+
+def test_a_run_stops_with_a_checkpoint_before_its_time_limit_and_resumes_to_the_same_weights(
+    task, tiny_model_dir, full, tmp_path
+):
+    """A job whose time limit leaves no room for another step stops after the step it is in, with a checkpoint of
+    that step although save_every (2) would not have written one, and says so; the next run resumes from it and
+    ends where the uninterrupted run ends. tests/test_slurm.py runs this through SLURM and Snakemake's retry."""
+    cfg = config.resolve(SMALL)
+    records = data.read_records(task / "train.jsonl")
+    heldout = {"heldout": data.read_records(task / "heldout.jsonl")}
+    ending = TimeLimit(ends_at=time.monotonic() + 3600, margin_s=3600 - 1e-3)  # no room after any step
+    with Grader.from_config(cfg.grading) as grader:
+        trainer = train_mod.Trainer(cfg, "multi_attempt", 0, tiny_model_dir, records, heldout, tmp_path / "run", grader)
+        with pytest.raises(TimeLimitReached, match=r"stopped at step 1 of 6, with a checkpoint"):
+            train_mod.train(trainer, tmp_path / "model", progress=False, limit=ending)
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["step_000001"]
+    assert not (tmp_path / "model").exists()
+    proc = run(train_cmd(task, tiny_model_dir, tmp_path / "run", tmp_path / "model", SMALL))
+    assert re.search(r"resumed from \S+step_000001 \(step 1\)", proc.stderr)
+    a, b = weights(full / "model"), weights(tmp_path / "model")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert log_lines(full / "model" / "train_log.jsonl") == log_lines(tmp_path / "model" / "train_log.jsonl")
 
 
 def test_best_heldout_evaluates_the_actor_best_on_a_validation_split(task, tiny_model_dir, tmp_path):

@@ -237,6 +237,24 @@ class DistributedConfig:
 
 
 @dataclass(frozen=True)
+class TrainJobConfig:
+    runtime_h: float
+    sessions: int
+    stop_before_end_min: float
+
+
+@dataclass(frozen=True)
+class EvalJobConfig:
+    runtime_h: float
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    train: TrainJobConfig
+    evaluate: EvalJobConfig
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     max_k: int
     max_attempt_tokens: int
@@ -279,6 +297,7 @@ class Config:
     rollout: RolloutConfig
     train: TrainConfig
     distributed: DistributedConfig
+    resources: ResourcesConfig
     eval: EvalConfig
     feedback_ablation: FeedbackAblationConfig
 
