@@ -7,7 +7,7 @@ GPUs (one lock file each, in a folder every job on the machine shares; the locks
 it ends), runs the command with CUDA_VISIBLE_DEVICES set to them and exits with its exit code. torchrun's ranks
 then take the job's devices by LOCAL_RANK. The machine's GPUs: CUDA_VISIBLE_DEVICES when it is set (restrict a run
 to some), else every GPU `nvidia-smi -L` lists. Inside a SLURM job the command runs as it is: SLURM already gave the
-job its devices.
+job its devices; so it does on a machine without GPUs, where train.gpus counts CPU processes.
 """
 
 from __future__ import annotations
@@ -74,9 +74,10 @@ def run_with(n: int, command: Sequence[str], devices: Sequence[str] | None = Non
     """Runs `command` on `n` GPUs of its own (see the module's docstring); returns its exit code."""
     if not command:
         raise DataError("with-gpus: no command given (with-gpus N -- command ...)")
-    if n == 0 or os.environ.get("SLURM_JOB_ID"):
+    devices = machine_gpus() if devices is None else devices
+    if n == 0 or os.environ.get("SLURM_JOB_ID") or not devices:  # no GPU at all: CPU processes (the rehearsal)
         return subprocess.run(list(command)).returncode
-    ids, fds = claim(n, machine_gpus() if devices is None else devices, folder)
+    ids, fds = claim(n, devices, folder)
     log.info("GPUs %s: %s", ",".join(ids), " ".join(command))
     try:
         return subprocess.run(list(command), env={**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(ids)}).returncode

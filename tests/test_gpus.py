@@ -45,6 +45,16 @@ def test_the_command_sees_its_devices_and_its_exit_code_comes_back(tmp_path, mon
     assert code == 3 and out.read_text().strip() == "4,6"
 
 
+def test_on_a_machine_without_gpus_the_command_runs_as_it_is(tmp_path, monkeypatch):
+    """train.gpus: 2 on CPU is two CPU processes (the rehearsal): nothing to hand out, nothing refused."""
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")  # no nvidia-smi
+    out = tmp_path / "seen"
+    assert gpus.run_with(2, ["sh", "-c", f"echo ${{CUDA_VISIBLE_DEVICES-unset}} > {out}"], None, tmp_path) == 0
+    assert out.read_text().strip() == "unset" and not list(tmp_path.glob("*.lock"))
+
+
 def test_inside_slurm_the_command_runs_as_it_is(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "7")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # SLURM's binding
