@@ -388,7 +388,8 @@ def train_retries():
     """Resubmissions of a training job on a cluster: resources.train.sessions - 1 (a job stopped before its time
     limit is resubmitted and resumes, pipeline/time_limit.py). Only in the Snakemake that submits jobs: a rule's
     retries also hold in the one that runs the job inside SLURM (it ignores the --retries 0 it is given), which
-    would restart the stopped trainer in the same job until SLURM kills it. None elsewhere: --retries decides."""
+    would restart the stopped trainer in the same job until SLURM kills it. Elsewhere --retries decides.
+    """
     if workflow.is_main_process and workflow.non_local_exec:
         return CFG.resources.train.sessions - 1
     return None
@@ -401,7 +402,8 @@ def eval_launcher():
 
 def gpu_claim(gpus):
     """The prefix that gives a job `gpus` GPUs no other job on the machine holds (pipeline/gpus.py: Snakemake
-    counts GPUs with --resources gpu=N but every job would otherwise start on GPU 0); none without GPUs."""
+    counts GPUs with --resources gpu=N but every job would otherwise start on GPU 0); none for CPU jobs.
+    """
     return f"python -m pipeline with-gpus {gpus} -- " if gpus else ""
 
 
