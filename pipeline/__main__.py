@@ -137,7 +137,7 @@ def cmd_feedback_ablation_report(args: argparse.Namespace) -> None:
 
 
 def cmd_build_base(args: argparse.Namespace) -> None:
-    from pipeline import data, provenance, runlog, sft
+    from pipeline import card, data, provenance, runlog, sft
     from pipeline.grading import Grader
     from pipeline.io import atomic_path
 
@@ -148,15 +148,13 @@ def cmd_build_base(args: argparse.Namespace) -> None:
     with atomic_path(args.out) as tmp, Grader.from_config(cfg.grading) as grader:
         summary = sft.train_base(cfg, train, heldout, tmp, grader)
         provenance.write(tmp, prov)
-        provenance.write_model_card(
-            tmp,
-            prov,
-            Path(args.out).name,
-            base="none: a tiny Qwen2 built from scratch (`model.tiny`)",
-            made_by=f"`python -m pipeline build-base`: {summary['parameters']} parameters, tokenizer trained on the "
-            f"task, SFT for {summary['steps']} steps",
-            results={k: summary[k] for k in ("heldout_accuracy", "retry_accuracy")},
+        made_by = (
+            f"`python -m pipeline build-base`: {summary['parameters']} parameters, tokenizer trained on the task, "
+            f"SFT for {summary['steps']} steps"
         )
+        base = "none: a tiny Qwen2 built from scratch (`model.tiny`)"
+        results = {k: summary[k] for k in ("heldout_accuracy", "retry_accuracy")}
+        card.write(tmp, card.render(prov, Path(args.out).name, made_by, base, results))
     if args.run_dir:
         runlog.write_history(Path(args.run_dir) / "tensorboard", cfg.to_dict(), summary["history"], "sft/")
     log.info(

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import numerics
-from pipeline.config import Config, experiment_dirs
-from pipeline.io import atomic_path, write_json
+from pipeline.config import Config
+from pipeline.io import write_json
 
 FILE = "provenance.json"
-CARD = "README.md"
 PACKAGES = ("torch", "transformers", "deepspeed", "vllm")
 
 
@@ -58,71 +57,6 @@ def config_hash(config: Mapping[str, Any]) -> str:
     `results/<experiment>/configs/<this>.json` (rules/common.smk), so the hash names the file as well."""
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def write_model_card(
-    folder: str | Path, prov: Mapping[str, Any], name: str, made_by: str, base: str, results: Mapping[str, float]
-) -> None:
-    """`folder`/README.md: a model card for whoever finds the folder: what the model is (`made_by`), its base
-    model, its training data, the configuration (hash and file) and code, and the results known when it was
-    written (`results`: held-out accuracies of the training run; the evaluations come later, under eval/)."""
-    cfg = prov["config"]
-    data = cfg["data"]
-    if data["train_set"] == "synthetic":
-        s = data["synthetic"]
-        trained_on = (
-            f"synthetic {s['digits']}-digit addition: {s['n_train']} questions, {s['n_heldout']} held out "
-            f"(seed {s['seed']})"
-        )
-    else:
-        m = data["math"]
-        trained_on = f"MATH levels {', '.join(map(str, m['levels']))} from `{m['source']}`"
-        if data.get("max_prompt_tokens"):
-            trained_on += f" (questions whose prompt exceeds {data['max_prompt_tokens']} tokens dropped)"
-    code = prov.get("code", {})
-    commit = code.get("commit")
-    code_line = (
-        f"git commit `{commit}`" + (" with uncommitted changes" if code.get("dirty") else "")
-        if commit
-        else f"unknown ({(code.get('reason') or 'no git checkout').splitlines()[0]})"
-    )
-    digest = config_hash(cfg)
-    out_dir, report_dir = experiment_dirs(cfg["experiment"])
-    lines = [
-        f"# {name}",
-        "",
-        "A policy of the multi-attempt RL pipeline (Chung, Du, Fu 2025, *Learning from Failures in Multi-Attempt",
-        "Reinforcement Learning*, arXiv 2503.04808), in `save_pretrained` layout.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| made by | {made_by} |",
-        f"| base model | {base} |",
-        f"| training data | {trained_on} |",
-        f"| configuration | `{digest}`: `{out_dir}/configs/{digest}.json` (scale `{cfg['scale']}`); "
-        f"the whole resolved configuration is also in `{FILE}` |",
-        f"| code | {code_line} |",
-        f"| written | {prov.get('time_utc')} on {prov.get('host')} |",
-        "",
-        "## Results known when it was written",
-        "",
-        *([f"- {key}: {value:.3f}" for key, value in results.items()] or ["- none"]),
-        "",
-        f"Evaluations at k = 1..{cfg['eval']['max_k']} attempts: `{out_dir}/eval/{name}/<set>/metrics.json`,",
-        f"and the comparison of all models in `{report_dir}/summary.json` and `report.md`.",
-        "",
-        "## Loading",
-        "",
-        "```python",
-        "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        "",
-        'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")',
-        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
-        "```",
-        "",
-    ]
-    with atomic_path(Path(folder) / CARD) as tmp:
-        tmp.write_text("\n".join(lines), encoding="utf-8")
 
 
 def _version(package: str) -> str | None:

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline import checkpoint, models, ppo, provenance, runlog
+from pipeline import card, checkpoint, models, ppo, provenance, runlog
 from pipeline import distributed as dist
 from pipeline.checkpoint import Checkpoints, step_name
 from pipeline.config import Config
@@ -584,16 +584,13 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
                 write_jsonl(tmp / "train_log.jsonl", records)
                 write_json(tmp / "train_summary.json", summary)
                 provenance.write(tmp, trainer.provenance)
-                provenance.write_model_card(
-                    tmp,
-                    trainer.provenance,
-                    Path(out).name,
-                    base=f"`{base}`",
-                    made_by=f"`python -m pipeline train`: {t.algorithm.upper()}, variant `{variant}`, seed {seed}, "
+                made_by = (
+                    f"`python -m pipeline train`: {t.algorithm.upper()}, variant `{variant}`, seed {seed}, "
                     f"{trainer.step} steps"
-                    + ("" if best is None else f", the actor of step {best.step} (best validation accuracy)"),
-                    results={k: v for k, v in summary["final"].items() if k.startswith("heldout/")},
+                    + ("" if best is None else f", the actor of step {best.step} (best validation accuracy)")
                 )
+                heldout = {k: v for k, v in summary["final"].items() if k.startswith("heldout/")}
+                card.write(tmp, card.render(trainer.provenance, Path(out).name, made_by, f"`{base}`", heldout))
             writer.close()
     dist.barrier()
     return summary
