@@ -70,11 +70,13 @@ def cmd_prepare_math(args: argparse.Namespace) -> None:
     if full.data.max_prompt_tokens:  # loaded first: a missing tokenizer fails before the dataset is read
         from pipeline import env, models
 
-        tokenizer = models.load_tokenizer(full.model.source)
+        tokenizer = models.load_tokenizer(full.model.source, full.model.revision or None)
         # the longest first prompt a question gets: each trained variant's prompt at its largest N
         prompts = [(full.variant_env(v).prompt_template, full.variant(v).max_attempts) for v in full.trained_variants]
     excluded = [r["question"] for path in args.exclude for r in data.read_records(path)]
-    records = data.load_math_train(cfg.source, levels=cfg.levels, splits=cfg.splits, exclude_questions=excluded)
+    records = data.load_math_train(
+        cfg.source, cfg.levels, cfg.splits, exclude_questions=excluded, revision=cfg.revision or None
+    )
     if tokenizer is not None:
 
         def prompt_tokens(question: str) -> int:
@@ -105,7 +107,7 @@ def cmd_prepare_benchmark(args: argparse.Namespace) -> None:
             f"data.benchmarks: no entry for {args.name!r} (configured: {', '.join(benchmarks) or 'none'})"
         )
     src = benchmarks[args.name]
-    records = data.load_benchmark(args.name, src.source, split=src.split)
+    records = data.load_benchmark(args.name, src.source, split=src.split, revision=src.revision or None)
     if src.max_questions:
         records = records[: src.max_questions]
     data.write_records(args.out, records)

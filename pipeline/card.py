@@ -64,7 +64,7 @@ def eval_results(cfg: Mapping[str, Any], evaluations: Mapping[str, Mapping[str, 
                     dataset_type=repo or name,
                     dataset_name=name,
                     dataset_split=bench.get("split"),
-                    dataset_revision=bench.get("revision"),
+                    dataset_revision=bench.get("revision") or None,
                     metric_type="accuracy",
                     metric_name=f"accuracy@k={k}",
                     metric_value=round(float(m["accuracy"]), 4),
@@ -148,6 +148,7 @@ def body(
     digest = config_hash(cfg)
     out_dir = experiment_dirs(cfg["experiment"])[0]
     model_rev = cfg["model"].get("revision")
+    commits = [r["commit"] for r in prov.get("hub") or [] if r.get("kind") == "model" and r["repo_id"] == _hub_id(base)]
     lines = [
         f"# {name}",
         "",
@@ -157,7 +158,10 @@ def body(
         "| | |",
         "|---|---|",
         f"| made by | {made_by} |",
-        f"| base model | {base}" + (f" at revision `{model_rev}`" if model_rev and _hub_id(base) else "") + " |",
+        f"| base model | {base}"
+        + (f" at revision `{model_rev}`" if model_rev and _hub_id(base) else "")
+        + (f" (commit `{commits[0]}`)" if commits else "")
+        + " |",
         f"| training data | {_trained_on(cfg)} |",
         f"| configuration | `{digest}`: `{out_dir}/configs/{digest}.json` (scale `{cfg['scale']}`); "
         f"the whole resolved configuration is also in `{PROVENANCE}` |",

@@ -4,8 +4,10 @@ Holds the resolved configuration the step ran with, the code (git commit of the 
 it had uncommitted changes), the versions of the libraries that shape the numbers, the command line, the host
 and the UTC time the record was taken (each step takes it when it starts). The Snakemake rules pass every step
 the workflow's whole resolved configuration, so this is the configuration of the run, keys the step does not use
-included. Steps that compute (the base model's SFT, training) also record what they computed with
-(`pipeline.numerics.state()`): the CPU, the pinned kernels, the threads, and whether the numbers are portable.
+included, and the commit each hub model and dataset it names was downloaded at (`hub`, from the download's
+manifest: `model.revision` and the data revisions say what was asked for, this what it resolved to). Steps that
+compute (the base model's SFT, training) also record what they computed with (`pipeline.numerics.state()`): the
+CPU, the pinned kernels, the threads, and whether the numbers are portable.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline import numerics
+from pipeline import download, numerics
 from pipeline.config import Config
 from pipeline.io import write_json
 
@@ -41,6 +43,7 @@ def record(cfg: Config, computes: bool = False) -> dict[str, Any]:
         "host": socket.gethostname(),
         "cpu": numerics.cpu(),
         "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hub": download.fetched(cfg),  # the hub downloads' commits (the download's manifest); None: no manifest
     }
     if computes:
         out["numerics"] = numerics.state()

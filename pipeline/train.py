@@ -55,7 +55,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline import card, checkpoint, models, ppo, provenance, runlog
+from pipeline import card, checkpoint, hub, models, ppo, provenance, runlog
 from pipeline import distributed as dist
 from pipeline.checkpoint import Checkpoints, step_name
 from pipeline.config import Config
@@ -232,7 +232,8 @@ class Trainer:
         self.device = dist.device()
         dtype = torch.bfloat16 if (self.world > 1 and self.t.deepspeed.bf16) else torch.float32
         torch.manual_seed(seed)
-        actor, self.tokenizer = models.load(base, dtype=dtype)
+        revision = hub.model_revision(cfg, base)  # model.revision when the base is model.source
+        actor, self.tokenizer = models.load(base, dtype=dtype, revision=revision)
         check_template(self.tokenizer, self.env, base)  # before any weights are trained
         if self.t.deepspeed.gradient_checkpointing:
             actor.gradient_checkpointing_enable()
@@ -243,10 +244,10 @@ class Trainer:
         )
         self.ref = None
         if self.t.kl_coef > 0:
-            self.ref = models.Policy(models.load(base, dtype=dtype)[0].to(self.device)).eval().requires_grad_(False)
+            self.ref = models.Policy(models.load(base, dtype, revision)[0].to(self.device)).eval().requires_grad_(False)
         self.critic = None
         if self.t.algorithm == "ppo":
-            critic = models.Critic.from_pretrained(base, dtype=dtype, seed=seed)
+            critic = models.Critic.from_pretrained(base, dtype=dtype, seed=seed, revision=revision)
             if self.t.deepspeed.gradient_checkpointing:
                 critic.backbone.gradient_checkpointing_enable()
             self.critic = dist.Optimized(

@@ -56,6 +56,15 @@ def test_a_paper_card_before_evaluation_has_the_hub_metadata_and_no_model_index(
     assert "Not evaluated when this card was written; the evaluations at k = 1..7" in c.text
 
 
+def test_the_base_models_downloaded_commit_is_in_the_text(tmp_path):
+    p = {
+        **prov("paper", model={"revision": "v2"}),
+        "hub": [{"kind": "model", "repo_id": "Qwen/Qwen2.5-Math-1.5B", "commit": "c" * 40}],
+    }
+    c = written(tmp_path, card.render(p, "baseline_s42", "train", "`Qwen/Qwen2.5-Math-1.5B`", {}))
+    assert f"| base model | `Qwen/Qwen2.5-Math-1.5B` at revision `v2` (commit `{'c' * 40}`) |" in c.text
+
+
 def test_a_tiny_card_names_no_hub_base_or_dataset_but_says_what_they_were(tmp_path):
     c = written(tmp_path, card.render(prov("tiny"), "base", "build-base", "none: built from scratch", {"acc": 0.5}))
     assert c.data.base_model is None and c.data.datasets is None  # a local folder is no hub id
@@ -67,7 +76,7 @@ def test_a_tiny_card_names_no_hub_base_or_dataset_but_says_what_they_were(tmp_pa
 
 
 def test_evaluations_become_model_index_results_one_per_set_and_k(tmp_path):
-    p = prov("paper")
+    p = prov("paper", data={"benchmarks": {"math500": {"source": "HuggingFaceH4/MATH-500", "revision": "abc123"}}})
     c = written(tmp_path, card.render(p, "multi_attempt_s42", "train", "Qwen/Qwen2.5-Math-1.5B", {}, PAPER_EVALS))
     got = {(r.dataset_name, r.metric_name): r for r in c.data.eval_results}
     assert {key: r.metric_value for key, r in got.items()} == {
@@ -80,8 +89,9 @@ def test_evaluations_become_model_index_results_one_per_set_and_k(tmp_path):
     assert (math500.dataset_type, math500.dataset_split, math500.dataset_revision) == (
         "HuggingFaceH4/MATH-500",
         "test",
-        None,
+        "abc123",
     )
+    assert got["aime24", "accuracy@k=1"].dataset_revision is None  # "": the default branch, not named
     assert got["aime24", "accuracy@k=1"].dataset_type == "HuggingFaceH4/aime_2024"
     assert {r.metric_type for r in c.data.eval_results} == {"accuracy"}
     assert "model-index" in (tmp_path / "README.md").read_text()
