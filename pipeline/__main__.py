@@ -428,6 +428,18 @@ def cmd_report(args: argparse.Namespace) -> None:
     log.info("report -> %s", args.out)
 
 
+def cmd_push(args: argparse.Namespace) -> None:
+    """A model folder to the hub: save_pretrained's files, provenance and logs, the card with its evaluations."""
+    from pipeline import push
+
+    card, eval_dir = push.refreshed_card(args.folder, args.eval_dir)
+    if args.dry_run:
+        print("\n".join(push.dry_run_lines(args.folder, card, eval_dir)))
+        return
+    url = push.upload(args.folder, args.repo_id, card, private=args.private, revision=args.revision)
+    log.info("%s -> %s", args.folder, url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -539,6 +551,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("report", cmd_report, "write report.md from summary.json and the tables")
     p.add_argument("--tables", required=True, help="folder with summary.json and the csv tables")
     p.add_argument("--out", required=True, help="output markdown file")
+    p = verb("push", cmd_push, "upload a model folder to the Hugging Face hub, its card with its evaluations")
+    p.set_defaults(config=None)  # not read: the folder's provenance.json holds the model's configuration
+    p.add_argument("folder", help="model folder, e.g. results/tiny/models/multi_attempt_s0")
+    p.add_argument("--repo-id", required=True, help="hub model repository, owner/name (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repository private (an existing one is kept)")
+    p.add_argument("--revision", default=None, help="branch to commit to (created from main if missing)")
+    p.add_argument("--eval-dir", default=None, help="evaluations folder (default: results/<experiment>/eval)")
+    p.add_argument("--dry-run", action="store_true", help="list the files and print the card's header; upload nothing")
     p = verb(
         "feedback-ablation-report",
         cmd_feedback_ablation_report,
