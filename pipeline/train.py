@@ -502,17 +502,20 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
         trainer.step, records = trainer.checkpoints.resume(trainer.actor, trainer.critic, t.steps)
     else:
         trainer.checkpoints.start_over()
-    writer = None
+    writer, trackers = None, []
     if dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(log_path, records)  # the log of the checkpoint resumed from: lines a killed run added go
         writer = runlog.open_writer(run_dir / "tensorboard", trainer.cfg.to_dict(), trainer.step)
+        cfg = trainer.cfg
+        trackers = runlog.open_trackers(cfg.trackers, run_dir, cfg.experiment, f"{variant}_s{seed}", cfg.to_dict())
     t0 = time.time()
 
     def record(metrics: dict) -> None:
         records.append(metrics)
         if writer is not None:
             runlog.scalars(writer, metrics)
+            runlog.track(trackers, metrics)
             append_jsonl(log_path, [metrics])
 
     best = BestActor(run_dir / "best", records) if trainer.validation else None  # from the resumed log
@@ -593,5 +596,7 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
                 heldout = {k: v for k, v in summary["final"].items() if k.startswith("heldout/")}
                 card.write(tmp, card.render(trainer.provenance, Path(out).name, made_by, f"`{base}`", heldout))
             writer.close()
+            for tracker in trackers:
+                tracker.finish()
     dist.barrier()
     return summary

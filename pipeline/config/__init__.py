@@ -303,6 +303,7 @@ class Config:
     resources: ResourcesConfig
     eval: EvalConfig
     feedback_ablation: FeedbackAblationConfig
+    trackers: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
