@@ -200,6 +200,20 @@ def render(
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + body(prov, name, made_by, base, results, evaluations))
 
 
+def trained(
+    prov: Mapping[str, Any], name: str, base: str, summary: Mapping[str, Any], best_step: int | None = None
+) -> ModelCard:
+    """The card `train()` writes beside the actor: how it was made (algorithm, variant, seed, steps; `best_step`:
+    the step of the actor kept by eval.checkpoint best_heldout) and the held-out accuracies of its last step."""
+    made_by = (
+        f"`python -m pipeline train`: {prov['config']['train']['algorithm'].upper()}, variant `{summary['variant']}`, "
+        f"seed {summary['seed']}, {summary['steps']} steps"
+        + ("" if best_step is None else f", the actor of step {best_step} (best validation accuracy)")
+    )
+    heldout = {k: v for k, v in summary["final"].items() if k.startswith("heldout/")}
+    return render(prov, name, made_by, base, heldout)
+
+
 def refresh(card: ModelCard, cfg: Mapping[str, Any], evaluations: Mapping[str, Mapping[str, Any]]) -> ModelCard:
     """A card written by `render` (e.g. before evaluation), with `evaluations` in its header and its Evaluations
     section; every other line kept. `cfg`: the configuration it was made with (its provenance's)."""

@@ -96,6 +96,12 @@ def track(trackers: Sequence, record: Mapping[str, Any]) -> None:
         tracker.log(values, step=record["step"])
 
 
+def finish(trackers: Sequence) -> None:
+    """End the trackers' runs (wandb: the run file is complete once the process exits)."""
+    for tracker in trackers:
+        tracker.finish()
+
+
 def write_history(folder: Path, config: Mapping[str, Any], history: Sequence[Mapping], prefix: str) -> None:
     """A finished run's logged records ({"step": s, "loss": ...}) as scalars named `prefix + key` (SFT: `sft/`)."""
     with open_writer(folder, config) as writer:

@@ -506,9 +506,9 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
     if dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(log_path, records)  # the log of the checkpoint resumed from: lines a killed run added go
-        writer = runlog.open_writer(run_dir / "tensorboard", trainer.cfg.to_dict(), trainer.step)
-        cfg = trainer.cfg
-        trackers = runlog.open_trackers(cfg.trackers, run_dir, cfg.experiment, f"{variant}_s{seed}", cfg.to_dict())
+        cfg = trainer.cfg.to_dict()
+        writer = runlog.open_writer(run_dir / "tensorboard", cfg, trainer.step)
+        trackers = runlog.open_trackers(cfg["trackers"], run_dir, cfg["experiment"], f"{variant}_s{seed}", cfg)
     t0 = time.time()
 
     def record(metrics: dict) -> None:
@@ -556,6 +556,7 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
             bar.close()
             if writer is not None:
                 writer.close()
+            runlog.finish(trackers)  # the next job resumes the tracker's run (wandb: by its id)
             raise TimeLimitReached(
                 f"{variant} seed {seed}: stopped at step {trainer.step} of {t.steps}, with a checkpoint, "
                 f"{limit.margin_s:.0f} s + one step ({longest_step:.0f} s) before the job's time limit; "
@@ -588,15 +589,9 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
                 write_jsonl(tmp / "train_log.jsonl", records)
                 write_json(tmp / "train_summary.json", summary)
                 provenance.write(tmp, trainer.provenance)
-                made_by = (
-                    f"`python -m pipeline train`: {t.algorithm.upper()}, variant `{variant}`, seed {seed}, "
-                    f"{trainer.step} steps"
-                    + ("" if best is None else f", the actor of step {best.step} (best validation accuracy)")
-                )
-                heldout = {k: v for k, v in summary["final"].items() if k.startswith("heldout/")}
-                card.write(tmp, card.render(trainer.provenance, Path(out).name, made_by, f"`{base}`", heldout))
+                best_step = None if best is None else best.step
+                card.write(tmp, card.trained(trainer.provenance, Path(out).name, f"`{base}`", summary, best_step))
             writer.close()
-            for tracker in trackers:
-                tracker.finish()
+            runlog.finish(trackers)
     dist.barrier()
     return summary

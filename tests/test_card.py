@@ -120,3 +120,12 @@ def test_read_evaluations_takes_the_models_own_sets_and_refuses_other_json(tmp_p
     write_json(tmp_path / "m" / "bad" / "metrics.json", {"accuracy": 1})
     with pytest.raises(DataError, match="bad/metrics.json: not a metrics.json"):
         card.read_evaluations(tmp_path, "m")
+
+
+def test_the_training_card_says_how_the_actor_was_made_and_keeps_the_heldout_numbers(tmp_path):
+    summary = {"variant": "multi_attempt", "seed": 42, "steps": 1280, "final": {"heldout/math500": 0.5, "ppo/kl": 1}}
+    c = written(tmp_path, card.trained(prov("paper"), "multi_attempt_s42", "`Qwen/Qwen2.5-Math-1.5B`", summary, 640))
+    made_by = "| made by | `python -m pipeline train`: PPO, variant `multi_attempt`, seed 42, 1280 steps, the actor of "
+    assert made_by + "step 640 (best validation accuracy) |" in c.text
+    assert "- heldout/math500: 0.500" in c.text and "ppo/kl" not in c.text
+    assert "best validation" not in card.trained(prov("tiny"), "m", "b", summary).text  # the final actor
