@@ -70,11 +70,13 @@ def cmd_prepare_math(args: argparse.Namespace) -> None:
     if full.data.max_prompt_tokens:  # loaded first: a missing tokenizer fails before the dataset is read
         from pipeline import env, models
 
-        tokenizer = models.load_tokenizer(full.model.source)
+        tokenizer = models.load_tokenizer(full.model.source, full.model.revision or None)
         # the longest first prompt a question gets: each trained variant's prompt at its largest N
         prompts = [(full.variant_env(v).prompt_template, full.variant(v).max_attempts) for v in full.trained_variants]
     excluded = [r["question"] for path in args.exclude for r in data.read_records(path)]
-    records = data.load_math_train(cfg.source, levels=cfg.levels, splits=cfg.splits, exclude_questions=excluded)
+    records = data.load_math_train(
+        cfg.source, cfg.levels, cfg.splits, exclude_questions=excluded, revision=cfg.revision or None
+    )
     if tokenizer is not None:
 
         def prompt_tokens(question: str) -> int:
@@ -105,7 +107,7 @@ def cmd_prepare_benchmark(args: argparse.Namespace) -> None:
             f"data.benchmarks: no entry for {args.name!r} (configured: {', '.join(benchmarks) or 'none'})"
         )
     src = benchmarks[args.name]
-    records = data.load_benchmark(args.name, src.source, split=src.split)
+    records = data.load_benchmark(args.name, src.source, split=src.split, revision=src.revision or None)
     if src.max_questions:
         records = records[: src.max_questions]
     data.write_records(args.out, records)
@@ -137,7 +139,7 @@ def cmd_feedback_ablation_report(args: argparse.Namespace) -> None:
 
 
 def cmd_build_base(args: argparse.Namespace) -> None:
-    from pipeline import data, provenance, runlog, sft
+    from pipeline import card, data, provenance, runlog, sft
     from pipeline.grading import Grader
     from pipeline.io import atomic_path
 
@@ -148,15 +150,13 @@ def cmd_build_base(args: argparse.Namespace) -> None:
     with atomic_path(args.out) as tmp, Grader.from_config(cfg.grading) as grader:
         summary = sft.train_base(cfg, train, heldout, tmp, grader)
         provenance.write(tmp, prov)
-        provenance.write_model_card(
-            tmp,
-            prov,
-            Path(args.out).name,
-            base="none: a tiny Qwen2 built from scratch (`model.tiny`)",
-            made_by=f"`python -m pipeline build-base`: {summary['parameters']} parameters, tokenizer trained on the "
-            f"task, SFT for {summary['steps']} steps",
-            results={k: summary[k] for k in ("heldout_accuracy", "retry_accuracy")},
+        made_by = (
+            f"`python -m pipeline build-base`: {summary['parameters']} parameters, tokenizer trained on the task, "
+            f"SFT for {summary['steps']} steps"
         )
+        base = "none: a tiny Qwen2 built from scratch (`model.tiny`)"
+        results = {k: summary[k] for k in ("heldout_accuracy", "retry_accuracy")}
+        card.write(tmp, card.render(prov, Path(args.out).name, made_by, base, results))
     if args.run_dir:
         runlog.write_history(Path(args.run_dir) / "tensorboard", cfg.to_dict(), summary["history"], "sft/")
     log.info(
@@ -428,6 +428,18 @@ def cmd_report(args: argparse.Namespace) -> None:
     log.info("report -> %s", args.out)
 
 
+def cmd_push(args: argparse.Namespace) -> None:
+    """A model folder to the hub: save_pretrained's files, provenance and logs, the card with its evaluations."""
+    from pipeline import push
+
+    card, eval_dir = push.refreshed_card(args.folder, args.eval_dir)
+    if args.dry_run:
+        print("\n".join(push.dry_run_lines(args.folder, card, eval_dir)))
+        return
+    url = push.upload(args.folder, args.repo_id, card, private=args.private, revision=args.revision)
+    log.info("%s -> %s", args.folder, url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -539,6 +551,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("report", cmd_report, "write report.md from summary.json and the tables")
     p.add_argument("--tables", required=True, help="folder with summary.json and the csv tables")
     p.add_argument("--out", required=True, help="output markdown file")
+    p = verb("push", cmd_push, "upload a model folder to the Hugging Face hub, its card with its evaluations")
+    p.set_defaults(config=None)  # not read: the folder's provenance.json holds the model's configuration
+    p.add_argument("folder", help="model folder, e.g. results/tiny/models/multi_attempt_s0")
+    p.add_argument("--repo-id", required=True, help="hub model repository, owner/name (created if missing)")
+    p.add_argument("--private", action="store_true", help="create the repository private (an existing one is kept)")
+    p.add_argument("--revision", default=None, help="branch to commit to (created from main if missing)")
+    p.add_argument("--eval-dir", default=None, help="evaluations folder (default: results/<experiment>/eval)")
+    p.add_argument("--dry-run", action="store_true", help="list the files and print the card's header; upload nothing")
     p = verb(
         "feedback-ablation-report",
         cmd_feedback_ablation_report,

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from pipeline import distributed as dist
-from pipeline import models, provenance
+from pipeline import hub, models, provenance
 from pipeline.config import Config
 from pipeline.io import DataError, OutputError, load_tensors, read_jsonl, write_jsonl
 
@@ -47,6 +47,8 @@ def fingerprint(cfg: Config, variant: str, seed: int, base: str, processes: int)
         "variant": variant,
         "seed": seed,
         "base": str(base),
+        # the hub revision of a hub base (model.revision); absent when none is set, as in fingerprints before it
+        **({"base_revision": rev} if (rev := hub.model_revision(cfg, base)) else {}),
         "processes": processes,
         "env": c["env"],
         "variants": {variant: c["variants"][variant]},

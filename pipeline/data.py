@@ -189,27 +189,31 @@ def _split_file(directory: Path, split: str) -> Path:
     raise DataError(f"{directory}: directory has no {split}.jsonl or {split}.json (split {split!r})")
 
 
-def _read_hub(source: str, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Rows of a hub dataset, `owner/name[:config[,config...]]`; `datasets` is imported here (slow import)."""
+def _read_hub(source: str, split: str, revision: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Rows of a hub dataset, `owner/name[:config[,config...]]`, at `revision` (None: the default branch; offline,
+    `datasets` reads the copy the download built); `datasets` is imported here (slow import)."""
     import datasets
 
     repo, _, configs = source.partition(":")
     for config in configs.split(",") if configs else [None]:
-        ds = datasets.load_dataset(repo, config, split=split) if config else datasets.load_dataset(repo, split=split)
+        ds = datasets.load_dataset(repo, config, split=split, revision=revision)
         label = f"{repo}:{config}" if config else repo
         for i, row in enumerate(ds):
             yield f"{label}[{split}]#{i}", dict(row)
 
 
-def _read_rows(source: str | os.PathLike, split: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield (where, raw row) from a local file, a directory's `{split}` file, or a hub dataset's split."""
+def _read_rows(
+    source: str | os.PathLike, split: str, revision: str | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (where, raw row) from a local file, a directory's `{split}` file, or a hub dataset's split (at
+    `revision`, which a local source ignores)."""
     path = Path(source)
     if path.is_dir():
         yield from _read_local_file(_split_file(path, split))
     elif path.is_file():
         yield from _read_local_file(path)
     elif hub.is_hub_id(str(source).partition(":")[0]):  # owner/name[:configs]
-        yield from _read_hub(str(source), split)
+        yield from _read_hub(str(source), split, revision)
     else:
         raise DataError(f"{source}: no such file or directory (and not a hub dataset id of the form owner/name)")
 
@@ -338,12 +342,16 @@ def _to_record(name: str, row: dict[str, Any], index: int, where: str, answer_an
     return validate_record(record, where)
 
 
-def load_benchmark(name: str, source: str | os.PathLike, split: str) -> list[dict[str, Any]]:
-    """Normalised records of one evaluation benchmark (meval/Qwen-eval columns or the usual hub columns)."""
+def load_benchmark(
+    name: str, source: str | os.PathLike, split: str, revision: str | None = None
+) -> list[dict[str, Any]]:
+    """Normalised records of one evaluation benchmark (meval/Qwen-eval columns or the usual hub columns); a hub
+    source at `revision` (config data.benchmarks.<name>.revision; None = the default branch)."""
     if name not in _NORMALISERS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
     records = [
-        _to_record(name, row, i, where, _NORMALISERS[name]) for i, (where, row) in enumerate(_read_rows(source, split))
+        _to_record(name, row, i, where, _NORMALISERS[name])
+        for i, (where, row) in enumerate(_read_rows(source, split, revision))
     ]
     if not records:
         raise DataError(f"{source}: benchmark {name} ({split}) has no rows")
@@ -384,11 +392,16 @@ def _normalise_text(text: str) -> str:
 
 
 def load_math_train(
-    source: str | os.PathLike, levels: Iterable[int], splits: Iterable[str], exclude_questions: Iterable[str] = ()
+    source: str | os.PathLike,
+    levels: Iterable[int],
+    splits: Iterable[str],
+    exclude_questions: Iterable[str] = (),
+    revision: str | None = None,
 ) -> list[dict[str, Any]]:
     """MATH problems of the given levels, answer = last box of the solution (or an 'answer' column if no solution).
 
-    `splits` are read in order from a hub id or a directory; a single local file is read once, whole.
+    `splits` are read in order from a hub id (at `revision`, config data.math.revision) or a directory; a single
+    local file is read once, whole.
     `exclude_questions`: question texts to drop (compared whitespace-normalised) -- e.g. MATH500's questions when
     taking train + test, the way SimpleRL-Zero's ~8.5K set avoids overlap with its evaluation set.
     Rows without a level in `levels` are skipped; a selected row without any box is skipped with a warning.
@@ -402,7 +415,7 @@ def load_math_train(
     records: list[dict[str, Any]] = []
     n_excluded = n_unboxed = 0
     for split in splits[:1] if single_file else splits:
-        for i, (where, row) in enumerate(_read_rows(source, split)):
+        for i, (where, row) in enumerate(_read_rows(source, split, revision)):
             if _level(row.get("level", row.get("Level"))) not in levels:
                 continue
             try:

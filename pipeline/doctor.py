@@ -279,12 +279,12 @@ def check_sources(cfg: Config, node: Node) -> Check:
     return Check(True, f"{len(paths)} local paths exist" if paths else "no local paths named")
 
 
-def cached_model(repo: str, hub_cache: Path) -> bool:
-    """The snapshot of `repo`'s main revision in the hub cache has what models.load reads: config, tokenizer,
-    weights."""
+def cached_model(repo: str, hub_cache: Path, revision: str | None = None) -> bool:
+    """The snapshot of `repo` at `revision` (None: main; model.revision) in the hub cache has what models.load
+    reads: config, tokenizer, weights."""
     from huggingface_hub import try_to_load_from_cache
 
-    config = try_to_load_from_cache(repo, "config.json", cache_dir=hub_cache)
+    config = try_to_load_from_cache(repo, "config.json", cache_dir=hub_cache, revision=revision)
     if not isinstance(config, str):
         return False
     snapshot = Path(config).parent
@@ -307,9 +307,10 @@ def check_downloads(cfg: Config, node: Node) -> Check:
     if not fetches:
         return Check(True, "nothing to download (no hub id in the config)")
     missing = [
-        f.repo_id if f.kind == "model" else f"{f.repo_id}{':' + f.config if f.config else ''} [{f.split}]"
+        (f.repo_id if f.kind == "model" else f"{f.repo_id}{':' + f.config if f.config else ''} [{f.split}]")
+        + (f" @ {f.revision}" if f.revision else "")
         for f in fetches
-        if not (cached_model(f.repo_id, hf_home / "hub") if f.kind == "model" else cached_dataset(f))
+        if not (cached_model(f.repo_id, hf_home / "hub", f.revision) if f.kind == "model" else cached_dataset(f))
     ]
     if missing:
         return Check(

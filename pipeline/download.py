@@ -9,6 +9,13 @@ A model is a `huggingface_hub.snapshot_download` of its repository. A dataset is
 it is used with through `datasets.load_dataset`, because that is what `datasets` reads in offline mode: its own
 built copy under `HF_HOME/datasets` (`CachedDatasetModuleFactory`), not a raw hub snapshot.
 
+Revisions: each download is at the revision the configuration names (`model.revision`, `data.math.revision`,
+`data.benchmarks.<name>.revision`; "" = the default branch as it is now), and the manifest
+(`HF_HOME/manifests/<experiment>.json`) records the commit each resolved to; `provenance.record` copies it into
+every model's provenance.json. Offline, models load at that revision (transformers resolves a branch or tag
+through the hub cache's refs); `datasets` reads its latest built copy whatever the revision, so a dataset
+revision is pinned by what was downloaded.
+
 Run by hand: `python -m pipeline.download --config config.yaml --hf-home resources/hf [--dry-run]`.
 """
 
@@ -31,9 +38,10 @@ class Fetch:
     """One hub download: a model repository, or one split of one configuration of a dataset repository."""
 
     kind: str  # "model" | "dataset"
-    repo_id: str  # fetched at its default branch's newest commit, which the manifest records
+    repo_id: str
     config: str | None = None  # dataset configuration ("owner/name:config" in data sources)
     split: str | None = None
+    revision: str | None = None  # as configured; None = the default branch. The manifest records the commit.
 
 
 @dataclass(frozen=True)
@@ -44,16 +52,18 @@ class Source:
     kind: str  # "model" | "dataset"
     source: str
     split: str | None = None
+    revision: str = ""  # "" = the default branch
 
 
 def sources(cfg: Config) -> list[Source]:
     """Every model and dataset split `cfg` loads by name (`build` included), in a stable order."""
-    found = [Source("model.source", "model", cfg.model.source)]
+    m = cfg.data.math
+    found = [Source("model.source", "model", cfg.model.source, revision=cfg.model.revision)]
     found += [Source(f"eval.models.{name}", "model", source) for name, source in cfg.eval.models.items()]
     if cfg.data.train_set == "math":
-        found += [Source("data.math.source", "dataset", cfg.data.math.source, split) for split in cfg.data.math.splits]
+        found += [Source("data.math.source", "dataset", m.source, split, m.revision) for split in m.splits]
         found += [
-            Source(f"data.benchmarks.{name}.source", "dataset", b.source, b.split)
+            Source(f"data.benchmarks.{name}.source", "dataset", b.source, b.split, b.revision)
             for name, b in cfg.data.benchmarks.items()
         ]
     return found
@@ -80,28 +90,47 @@ def plan(cfg: Config) -> list[Fetch]:
     fetches: list[Fetch] = []
     for s in sources(cfg):
         hub = hub_repo(s.source)
+        revision = s.revision or None
         if hub and s.kind == "model":
-            fetches.append(Fetch("model", hub[0]))
+            fetches.append(Fetch("model", hub[0], revision=revision))
         elif hub:
             repo, configs = hub
-            fetches += [Fetch("dataset", repo, config=c, split=s.split) for c in configs]
+            fetches += [Fetch("dataset", repo, config=c, split=s.split, revision=revision) for c in configs]
     return list(dict.fromkeys(fetches))
 
 
 def fetch(fetches: list[Fetch]) -> list[dict]:
-    """Download `fetches` into HF_HOME; returns them, each with the commit it was fetched at."""
+    """Download `fetches` into HF_HOME, each at its revision; returns them, each with the commit it resolved to."""
     import datasets
     from huggingface_hub import HfApi, snapshot_download
 
     done = []
     for f in fetches:
-        if f.kind == "model":
-            commit = Path(snapshot_download(f.repo_id)).name  # the snapshot folder is named by its commit
+        if f.kind == "model":  # the snapshot folder is named by its commit; refs/<revision> points at it
+            commit = Path(snapshot_download(f.repo_id, revision=f.revision)).name
         else:
-            commit = HfApi().dataset_info(f.repo_id).sha
+            commit = HfApi().dataset_info(f.repo_id, revision=f.revision).sha
             datasets.load_dataset(f.repo_id, f.config, split=f.split, revision=commit)
         done.append({**asdict(f), "commit": commit})
     return done
+
+
+def manifest_path(hf_home: str | Path, experiment: str) -> Path:
+    """Where the workflow's download rule writes what it fetched (rules/common.smk's HUB_MANIFEST)."""
+    return Path(hf_home) / "manifests" / f"{experiment}.json"
+
+
+def fetched(cfg: Config) -> list[dict] | None:
+    """The manifest's records of what `cfg` loads from the hub (each with its commit), read from
+    $HF_HOME/manifests/<experiment>.json as the jobs see it; None where there is no manifest (nothing from the
+    hub, or a step run by hand)."""
+    hf_home = os.environ.get("HF_HOME")
+    path = manifest_path(hf_home, cfg.experiment) if hf_home else None
+    if path is None or not path.is_file():
+        return None
+    wanted = {(f.kind, f.repo_id, f.config, f.split) for f in plan(cfg)}
+    records = json.loads(path.read_text())
+    return [r for r in records if (r.get("kind"), r.get("repo_id"), r.get("config"), r.get("split")) in wanted]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline import models
+from pipeline import hub, models
 from pipeline.config import AttemptRange, Config, EnvConfig
 from pipeline.env import MultiAttemptEnv
 from pipeline.grading import Grader
@@ -56,7 +56,7 @@ def open_backend(cfg: Config, source: str | Path) -> tuple[Backend, object]:
     """(backend, tokenizer) of the configured `rollout.backend` on the model at `source`: on the GPU in bf16
     when there is one (as the released evaluation), else on the CPU in float32."""
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    tokenizer = models.load_tokenizer(source)
+    tokenizer = models.load_tokenizer(source, hub.model_revision(cfg, source))
     return make_backend(cfg, tokenizer, source=source, dtype=dtype), tokenizer
 
 

@@ -4,12 +4,18 @@ Models (`models.load`) and data sets (`data.load_benchmark`, `data.load_math_tra
 id, and `download.plan` lists what a configuration fetches from the hub. A source that exists on disk is a path;
 one that does not is fetched from the hub only if it is spelled as a hub repository id, `owner/name`, and is not
 a data file's name. Anything else is reported as a missing path rather than sent to the hub as a download that
-cannot succeed.
+cannot succeed. `model_revision` says at which revision (config `model.revision`) a model is loaded.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 LOCAL_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")  # `results/train.jsonl` is a missing file, not a repo
 
@@ -23,3 +29,10 @@ def is_hub_id(source: str) -> bool:
     except HFValidationError:
         return False
     return True
+
+
+def model_revision(cfg: Config, source: str | Path) -> str | None:
+    """The hub revision to load the model at `source` with: `model.revision` for the configured base model
+    (`model.source`, trained from and evaluated as `base`), None (the default branch) for anything else: a
+    folder the workflow made, or an `eval.models` entry."""
+    return cfg.model.revision or None if str(source) == cfg.model.source else None

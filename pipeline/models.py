@@ -115,8 +115,9 @@ def _umask_permissions(folder: str | Path) -> None:
             file.chmod(0o666 & ~umask)
 
 
-def load_tokenizer(source: str | Path) -> PreTrainedTokenizerFast:
-    """The tokenizer of a local folder or hub id, checked for what the dialogues need (see `load`)."""
+def load_tokenizer(source: str | Path, revision: str | None = None) -> PreTrainedTokenizerFast:
+    """The tokenizer of a local folder or hub id (at `revision`, `hub.model_revision`), checked for what the
+    dialogues need (see `load`)."""
     source = str(source)
     path = Path(source).expanduser()
     if path.exists():
@@ -130,7 +131,7 @@ def load_tokenizer(source: str | Path) -> PreTrainedTokenizerFast:
     elif not hub.is_hub_id(source):
         raise ModelLoadError(f"model {source}: no such folder, and not a hub id of the form owner/name")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
     except OSError as e:
         raise ModelLoadError(f"model {source}: could not be loaded ({e})") from None
     if tokenizer.chat_template is None:
@@ -142,15 +143,18 @@ def load_tokenizer(source: str | Path) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def load(source: str | Path, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
+def load(
+    source: str | Path, dtype: torch.dtype = torch.float32, revision: str | None = None
+) -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
     """Load (model, tokenizer) from a local folder or a hub id — one code path for the tiny model and Qwen.
+    `revision`: the hub revision (branch, tag or commit; None = the default branch; a folder ignores it).
 
     Raises ModelLoadError with a clear message for a missing folder, a folder without weights or tokenizer,
     an unknown hub id (or no network), and a tokenizer without a chat template or end-of-turn token.
     """
-    tokenizer = load_tokenizer(source)
+    tokenizer = load_tokenizer(source, revision)
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=dtype, revision=revision)
     except OSError as e:
         raise ModelLoadError(f"model {source}: could not be loaded ({e})") from None
     model.eval()
@@ -251,10 +255,12 @@ class Critic(torch.nn.Module):
             self.value_head.weight.copy_(init.to(self.value_head.weight.dtype))
 
     @classmethod
-    def from_pretrained(cls, source: str | Path, dtype: torch.dtype = torch.float32, seed: int = 0) -> Critic:
-        """A causal LM folder or hub id (new head), or a saved critic folder (its trained head)."""
+    def from_pretrained(
+        cls, source: str | Path, dtype: torch.dtype = torch.float32, seed: int = 0, revision: str | None = None
+    ) -> Critic:
+        """A causal LM folder or hub id at `revision` (new head), or a saved critic folder (its trained head)."""
         try:
-            critic = cls(AutoModel.from_pretrained(str(source), dtype=dtype), seed)
+            critic = cls(AutoModel.from_pretrained(str(source), dtype=dtype, revision=revision), seed)
         except OSError as e:
             raise ModelLoadError(f"critic {source}: could not be loaded ({e})") from None
         head = Path(str(source)) / VALUE_HEAD

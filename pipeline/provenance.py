@@ -4,8 +4,10 @@ Holds the resolved configuration the step ran with, the code (git commit of the 
 it had uncommitted changes), the versions of the libraries that shape the numbers, the command line, the host
 and the UTC time the record was taken (each step takes it when it starts). The Snakemake rules pass every step
 the workflow's whole resolved configuration, so this is the configuration of the run, keys the step does not use
-included. Steps that compute (the base model's SFT, training) also record what they computed with
-(`pipeline.numerics.state()`): the CPU, the pinned kernels, the threads, and whether the numbers are portable.
+included, and the commit each hub model and dataset it names was downloaded at (`hub`, from the download's
+manifest: `model.revision` and the data revisions say what was asked for, this what it resolved to). Steps that
+compute (the base model's SFT, training) also record what they computed with (`pipeline.numerics.state()`): the
+CPU, the pinned kernels, the threads, and whether the numbers are portable.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline import numerics
-from pipeline.config import Config, experiment_dirs
-from pipeline.io import atomic_path, write_json
+from pipeline import download, numerics
+from pipeline.config import Config
+from pipeline.io import write_json
 
 FILE = "provenance.json"
-CARD = "README.md"
 PACKAGES = ("torch", "transformers", "deepspeed", "vllm")
 
 
@@ -42,6 +43,7 @@ def record(cfg: Config, computes: bool = False) -> dict[str, Any]:
         "host": socket.gethostname(),
         "cpu": numerics.cpu(),
         "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hub": download.fetched(cfg),  # the hub downloads' commits (the download's manifest); None: no manifest
     }
     if computes:
         out["numerics"] = numerics.state()
@@ -58,71 +60,6 @@ def config_hash(config: Mapping[str, Any]) -> str:
     `results/<experiment>/configs/<this>.json` (rules/common.smk), so the hash names the file as well."""
     text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def write_model_card(
-    folder: str | Path, prov: Mapping[str, Any], name: str, made_by: str, base: str, results: Mapping[str, float]
-) -> None:
-    """`folder`/README.md: a model card for whoever finds the folder: what the model is (`made_by`), its base
-    model, its training data, the configuration (hash and file) and code, and the results known when it was
-    written (`results`: held-out accuracies of the training run; the evaluations come later, under eval/)."""
-    cfg = prov["config"]
-    data = cfg["data"]
-    if data["train_set"] == "synthetic":
-        s = data["synthetic"]
-        trained_on = (
-            f"synthetic {s['digits']}-digit addition: {s['n_train']} questions, {s['n_heldout']} held out "
-            f"(seed {s['seed']})"
-        )
-    else:
-        m = data["math"]
-        trained_on = f"MATH levels {', '.join(map(str, m['levels']))} from `{m['source']}`"
-        if data.get("max_prompt_tokens"):
-            trained_on += f" (questions whose prompt exceeds {data['max_prompt_tokens']} tokens dropped)"
-    code = prov.get("code", {})
-    commit = code.get("commit")
-    code_line = (
-        f"git commit `{commit}`" + (" with uncommitted changes" if code.get("dirty") else "")
-        if commit
-        else f"unknown ({(code.get('reason') or 'no git checkout').splitlines()[0]})"
-    )
-    digest = config_hash(cfg)
-    out_dir, report_dir = experiment_dirs(cfg["experiment"])
-    lines = [
-        f"# {name}",
-        "",
-        "A policy of the multi-attempt RL pipeline (Chung, Du, Fu 2025, *Learning from Failures in Multi-Attempt",
-        "Reinforcement Learning*, arXiv 2503.04808), in `save_pretrained` layout.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| made by | {made_by} |",
-        f"| base model | {base} |",
-        f"| training data | {trained_on} |",
-        f"| configuration | `{digest}`: `{out_dir}/configs/{digest}.json` (scale `{cfg['scale']}`); "
-        f"the whole resolved configuration is also in `{FILE}` |",
-        f"| code | {code_line} |",
-        f"| written | {prov.get('time_utc')} on {prov.get('host')} |",
-        "",
-        "## Results known when it was written",
-        "",
-        *([f"- {key}: {value:.3f}" for key, value in results.items()] or ["- none"]),
-        "",
-        f"Evaluations at k = 1..{cfg['eval']['max_k']} attempts: `{out_dir}/eval/{name}/<set>/metrics.json`,",
-        f"and the comparison of all models in `{report_dir}/summary.json` and `report.md`.",
-        "",
-        "## Loading",
-        "",
-        "```python",
-        "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        "",
-        'model = AutoModelForCausalLM.from_pretrained("path/to/this/folder")',
-        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
-        "```",
-        "",
-    ]
-    with atomic_path(Path(folder) / CARD) as tmp:
-        tmp.write_text("\n".join(lines), encoding="utf-8")
 
 
 def _version(package: str) -> str | None:

@@ -440,9 +440,9 @@ def make_backend(
             source, cfg, tokenizer, dtype=dtype, distributed=distributed, gpu_memory_utilization=gpu_memory_utilization
         )
     if model is None:
-        from pipeline import models
+        from pipeline import hub, models
 
-        model = models.load(source, dtype=dtype)[0]
+        model = models.load(source, dtype=dtype, revision=hub.model_revision(cfg, source))[0]
         if torch.cuda.is_available():
             model.to("cuda")
     return HFBackend(

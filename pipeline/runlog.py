@@ -4,6 +4,12 @@ sample dialogues as text, so a run can be read without opening its files.
 
 `tensorboard --logdir results/<experiment>` shows every run of an experiment (RL runs under `runs/`, the SFT of
 the tiny base model inside its model folder).
+
+Beside TensorBoard, an RL run can log its scalars to the trackers of config `trackers` (wandb, trackio; none by
+default) through accelerate's tracker classes (`open_trackers`): project = the experiment, run = <variant>_s<seed>,
+the flattened configuration as the run's config. They are configured by their own environment variables
+(WANDB_MODE=offline writes the run under the run folder's wandb/ for a later `wandb sync`; WANDB_API_KEY,
+TRACKIO_DIR, ...). Neither package is a core dependency: `pip install -e '.[tracking]'`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.env import Dialogue
+from pipeline.io import PipelineError
 
 
 def open_writer(folder: Path, config: Mapping[str, Any], step: int = 0):
@@ -50,6 +57,49 @@ def scalars(writer, record: Mapping[str, Any]) -> None:
     for key, value in record.items():
         if key != "step" and isinstance(value, (int, float)):
             writer.add_scalar(key, value, record["step"])
+
+
+def open_trackers(names: Sequence[str], run_dir: Path, project: str, run: str, config: Mapping[str, Any]) -> list:
+    """Started accelerate trackers (`accelerate.tracking.GeneralTracker`) for `names` (config `trackers`), each
+    given the flattened `config`. wandb writes under `run_dir` and resumes the run of the same id, so a resumed
+    training run continues its wandb run (steps it logs again are dropped by wandb as already seen)."""
+    if not names:
+        return []
+    from accelerate import PartialState
+    from accelerate.tracking import TrackioTracker, WandBTracker
+
+    # accelerate's trackers log through its logger, which needs its process state; made from the environment
+    # (torchrun's RANK, WORLD_SIZE), after pipeline.distributed has joined the process group, on rank 0 alone
+    PartialState()
+    flat, started = flatten(config), []
+    for name in names:
+        if name == "wandb":  # wandb.init(project=..., **kwargs)
+            run_id = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{project}-{run}")[:64]
+            tracker = WandBTracker(project, name=run, id=run_id, resume="allow", dir=str(run_dir), config=flat)
+        else:  # trackio.init(project=..., **kwargs)
+            tracker = TrackioTracker(project, name=run, resume="allow", config=flat)
+        try:
+            tracker.start()
+        except ImportError as e:
+            raise PipelineError(
+                f"trackers: {name} is configured but cannot be imported ({e}); pip install -e '.[tracking]', or "
+                "remove it from trackers"
+            ) from None
+        started.append(tracker)
+    return started
+
+
+def track(trackers: Sequence, record: Mapping[str, Any]) -> None:
+    """One log record ({"step": s, "train/reward": ...}) to each tracker, its numbers at its step."""
+    values = {k: v for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
+    for tracker in trackers:
+        tracker.log(values, step=record["step"])
+
+
+def finish(trackers: Sequence) -> None:
+    """End the trackers' runs (wandb: the run file is complete once the process exits)."""
+    for tracker in trackers:
+        tracker.finish()
 
 
 def write_history(folder: Path, config: Mapping[str, Any], history: Sequence[Mapping], prefix: str) -> None:

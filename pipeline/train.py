@@ -55,7 +55,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline import checkpoint, models, ppo, provenance, runlog
+from pipeline import card, checkpoint, hub, models, ppo, provenance, runlog
 from pipeline import distributed as dist
 from pipeline.checkpoint import Checkpoints, step_name
 from pipeline.config import Config
@@ -232,7 +232,8 @@ class Trainer:
         self.device = dist.device()
         dtype = torch.bfloat16 if (self.world > 1 and self.t.deepspeed.bf16) else torch.float32
         torch.manual_seed(seed)
-        actor, self.tokenizer = models.load(base, dtype=dtype)
+        revision = hub.model_revision(cfg, base)  # model.revision when the base is model.source
+        actor, self.tokenizer = models.load(base, dtype=dtype, revision=revision)
         check_template(self.tokenizer, self.env, base)  # before any weights are trained
         if self.t.deepspeed.gradient_checkpointing:
             actor.gradient_checkpointing_enable()
@@ -243,10 +244,10 @@ class Trainer:
         )
         self.ref = None
         if self.t.kl_coef > 0:
-            self.ref = models.Policy(models.load(base, dtype=dtype)[0].to(self.device)).eval().requires_grad_(False)
+            self.ref = models.Policy(models.load(base, dtype, revision)[0].to(self.device)).eval().requires_grad_(False)
         self.critic = None
         if self.t.algorithm == "ppo":
-            critic = models.Critic.from_pretrained(base, dtype=dtype, seed=seed)
+            critic = models.Critic.from_pretrained(base, dtype=dtype, seed=seed, revision=revision)
             if self.t.deepspeed.gradient_checkpointing:
                 critic.backbone.gradient_checkpointing_enable()
             self.critic = dist.Optimized(
@@ -501,17 +502,20 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
         trainer.step, records = trainer.checkpoints.resume(trainer.actor, trainer.critic, t.steps)
     else:
         trainer.checkpoints.start_over()
-    writer = None
+    writer, trackers = None, []
     if dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_jsonl(log_path, records)  # the log of the checkpoint resumed from: lines a killed run added go
-        writer = runlog.open_writer(run_dir / "tensorboard", trainer.cfg.to_dict(), trainer.step)
+        cfg = trainer.cfg.to_dict()
+        writer = runlog.open_writer(run_dir / "tensorboard", cfg, trainer.step)
+        trackers = runlog.open_trackers(cfg["trackers"], run_dir, cfg["experiment"], f"{variant}_s{seed}", cfg)
     t0 = time.time()
 
     def record(metrics: dict) -> None:
         records.append(metrics)
         if writer is not None:
             runlog.scalars(writer, metrics)
+            runlog.track(trackers, metrics)
             append_jsonl(log_path, [metrics])
 
     best = BestActor(run_dir / "best", records) if trainer.validation else None  # from the resumed log
@@ -552,6 +556,7 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
             bar.close()
             if writer is not None:
                 writer.close()
+            runlog.finish(trackers)  # the next job resumes the tracker's run (wandb: by its id)
             raise TimeLimitReached(
                 f"{variant} seed {seed}: stopped at step {trainer.step} of {t.steps}, with a checkpoint, "
                 f"{limit.margin_s:.0f} s + one step ({longest_step:.0f} s) before the job's time limit; "
@@ -584,16 +589,9 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
                 write_jsonl(tmp / "train_log.jsonl", records)
                 write_json(tmp / "train_summary.json", summary)
                 provenance.write(tmp, trainer.provenance)
-                provenance.write_model_card(
-                    tmp,
-                    trainer.provenance,
-                    Path(out).name,
-                    base=f"`{base}`",
-                    made_by=f"`python -m pipeline train`: {t.algorithm.upper()}, variant `{variant}`, seed {seed}, "
-                    f"{trainer.step} steps"
-                    + ("" if best is None else f", the actor of step {best.step} (best validation accuracy)"),
-                    results={k: v for k, v in summary["final"].items() if k.startswith("heldout/")},
-                )
+                best_step = None if best is None else best.step
+                card.write(tmp, card.trained(trainer.provenance, Path(out).name, f"`{base}`", summary, best_step))
             writer.close()
+            runlog.finish(trackers)
     dist.barrier()
     return summary

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline import hub
 from pipeline.config import Config
 from pipeline.io import PipelineError
 from pipeline.rollout import AttemptStop, Sampled, SamplingParams, Stream, end_token_ids
@@ -116,6 +117,7 @@ class VLLMBackend:
         v = cfg.rollout.vllm
         kwargs = dict(
             model=source,
+            revision=hub.model_revision(cfg, source),  # model.revision for model.source; a folder has none
             skip_tokenizer_init=True,
             dtype=dtype,
             seed=0,

@@ -12,7 +12,7 @@ from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
 from pipeline.config import KNOWN_BENCHMARKS, resolve
-from pipeline.download import HF_HOME
+from pipeline.download import HF_HOME, manifest_path
 from pipeline.download import plan as hub_plan
 from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
@@ -92,6 +92,7 @@ RULE_KEYS = {
         "data.math",
         "data.max_prompt_tokens",
         "model.source",  # its tokenizer counts prompt tokens
+        "model.revision",
         "variants",  # each trained variant's first prompt at its largest N
         "env.prompt_template",
     ],
@@ -105,6 +106,7 @@ RULE_KEYS = {
         "rollout.max_model_len",
     ],
     "train": [
+        "model.revision",  # the base model's weights, when it is model.source (a hub id)
         "env",
         "grading",
         "train",
@@ -118,6 +120,7 @@ RULE_KEYS = {
         "variants.{variant}",
     ],
     "evaluate": [
+        "model.revision",  # the base model's weights, when it is model.source (a hub id)
         "env",
         "grading",
         "eval.batch_size",
@@ -131,6 +134,7 @@ RULE_KEYS = {
         "eval.models",
     ],  # repeats are judged by the grader's equivalence
     "parallel_eval": [  # evaluation's keys, and training's sampling temperature and top-p (pipeline/probes.py)
+        "model.revision",  # the base model's weights, when it is model.source (a hub id)
         "env",
         "grading",
         "eval.max_k",
@@ -143,6 +147,7 @@ RULE_KEYS = {
         "rollout.max_model_len",
     ],
     "flip_probe": [
+        "model.revision",  # the base model's weights, when it is model.source (a hub id)
         "env",
         "grading",
         "eval.batch_size",
@@ -260,7 +265,7 @@ for (
         raise WorkflowError(
             f"eval.models.{_name}: {_source!r} is neither a folder nor a Hugging Face hub id"
         )
-HUB_MANIFEST = f"{HF_HOME}/manifests/{CFG.experiment}.json"
+HUB_MANIFEST = str(manifest_path(HF_HOME, CFG.experiment))
 
 
 def hub_input():

@@ -239,11 +239,12 @@ def test_unsupported_file_type(tmp_path):
 
 @pytest.fixture
 def fake_hub(monkeypatch):
-    """A stand-in `datasets` module: records load_dataset calls, serves rows per (repo, config, split)."""
+    """A stand-in `datasets` module: records load_dataset calls (repo, config, split, revision), serves rows per
+    (repo, config, split)."""
     calls, tables = [], {}
 
-    def load_dataset(repo, config=None, *, split):
-        calls.append((repo, config, split))
+    def load_dataset(repo, config=None, *, split, revision=None):
+        calls.append((repo, config, split, revision))
         return iter(tables[(repo, config, split)])
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
@@ -257,7 +258,7 @@ def test_hub_branch_plumbing(fake_hub):
         {"question": "q2", "answer": "y\n#### -7"},
     ]
     records = data.load_benchmark("gsm8k", "openai/gsm8k:main", "test")
-    assert calls == [("openai/gsm8k", "main", "test")]
+    assert calls == [("openai/gsm8k", "main", "test", None)]  # no revision: the default branch
     assert [(r["id"], r["answer"]) for r in records] == [("0", "5"), ("1", "-7")]
     tables[("HuggingFaceH4/MATH-500", None, "test")] = [{"problem": "p"}]
     with pytest.raises(DataError, match=r"HuggingFaceH4/MATH-500\[test\]#0: .*answer"):
@@ -317,6 +318,20 @@ def test_math_train_hub_concatenates_configs(fake_hub):
     records = data.load_math_train("EleutherAI/hendrycks_math:algebra,geometry", levels=[3, 5], splits=["train"])
     assert [r["id"] for r in records] == ["train-0", "train-1"]
     assert [c[1] for c in calls] == ["algebra", "geometry"]
+
+
+def test_hub_datasets_are_read_at_the_configured_revision(fake_hub):
+    calls, tables = fake_hub
+    tables[("openai/gsm8k", "main", "test")] = [{"question": "q1", "answer": "x\n#### 5"}]
+    data.load_benchmark("gsm8k", "openai/gsm8k:main", "test", revision="v1")
+    tables[("EleutherAI/hendrycks_math", "algebra", "train")] = [math_rows()[0]]
+    tables[("EleutherAI/hendrycks_math", "algebra", "test")] = [math_rows()[2]]
+    data.load_math_train("EleutherAI/hendrycks_math:algebra", [3, 5], ["train", "test"], revision="c" * 40)
+    assert [(c[0], c[3]) for c in calls] == [
+        ("openai/gsm8k", "v1"),
+        ("EleutherAI/hendrycks_math", "c" * 40),
+        ("EleutherAI/hendrycks_math", "c" * 40),
+    ]
 
 
 def test_math_train_no_match_is_an_error(tmp_path):

@@ -58,4 +58,5 @@ def test_dry_run_prints_the_plan():
         "repo_id": "Qwen/Qwen2.5-Math-1.5B",
         "config": None,
         "split": None,
+        "revision": None,
     }

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
 from pipeline import config
 from tests.conftest import ROOT, copy_of_repository
@@ -378,8 +379,10 @@ def test_model_folders_can_be_shared(smoke_run):
         ("multi_attempt_s0", "`results/tiny/models/base`", "heldout/mean"),
         ("baseline_s0", "`results/tiny/models/base`", "heldout/mean"),
     ):
-        card = (out / "models" / name / "README.md").read_text()
-        assert card.startswith(f"# {name}\n"), card
+        hub_card = ModelCard.load(out / "models" / name / "README.md")  # the hub's metadata header, then the text
+        card = hub_card.text
+        assert hub_card.data.model_name == name and hub_card.data.license == "mit", hub_card.data
+        assert card.lstrip().startswith(f"# {name}\n"), card
         assert "| base model | " in card and base in card.split("| base model |")[1].splitlines()[0], card
         assert "synthetic 3-digit addition: 400 questions, 20 held out" in card, card
         assert f"`{digest}`: `results/tiny/configs/{digest}.json`" in card, card

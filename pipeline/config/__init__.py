@@ -51,6 +51,7 @@ class SyntheticConfig:
 @dataclass(frozen=True)
 class MathConfig:
     source: str
+    revision: str  # "" = the default branch
     splits: list[str]
     levels: list[int]
     exclude_benchmarks: list[str]
@@ -59,6 +60,7 @@ class MathConfig:
 @dataclass(frozen=True)
 class BenchmarkSource:
     source: str
+    revision: str
     split: str
     max_questions: int
 
@@ -104,6 +106,7 @@ class SFTConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     source: str
+    revision: str
     tiny: TinyModelConfig
     sft: SFTConfig
 
@@ -300,6 +303,7 @@ class Config:
     resources: ResourcesConfig
     eval: EvalConfig
     feedback_ablation: FeedbackAblationConfig
+    trackers: list[str]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
