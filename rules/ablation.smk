@@ -19,7 +19,7 @@ rule build_ablation_base:
         f"{OUT}/benchmarks/build_ablation_base.tsv"
     priority: 10
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     threads: 2  # SFT on CPU runs two torch threads, whatever --cores gives (pipeline.numerics, sft.CPU_THREADS)
     resources:
         mem_mb=4000,
@@ -48,7 +48,7 @@ rule train_ablation:
         f"{OUT}/benchmarks/train/fb_{{provider}}_s{{seed}}.tsv"
     priority: 10
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     threads: train_threads()
     resources:
         **RESOURCES["train"],
@@ -77,7 +77,7 @@ rule evaluate_feedback:
     benchmark:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/feedback_{{provider}}/k{{k}}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: eval_threads()
     resources:
         **RESOURCES["evaluate"],
@@ -105,7 +105,7 @@ rule eval_metrics_feedback:
     benchmark:
         f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}/feedback_{{provider}}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: CFG.grading.workers if CFG.eval.gpus else 1
     resources:
         mem_mb=2000,
@@ -140,7 +140,7 @@ rule feedback_ablation_report:
     log:
         f"{OUT}/logs/feedback_ablation_report.log",
     conda:
-        "../envs/report.yaml"
+        conda_env("report")
     threads: 1
     params:
         code=code_version("feedback-ablation-report"),

@@ -66,6 +66,18 @@ RESOURCES = {
 }[CFG.scale]
 
 
+# The conda environment of each rule family (envs/<family>.yaml, with --sdm conda): the CPU experiment's, with
+# PyTorch's CPU build; at paper scale, for the families that run models on GPUs, envs/<family>-gpu.yaml (CUDA
+# torch, vLLM 0.31.0, DeepSpeed). tests/test_envs.py checks each against the imports of the rules' verbs.
+GPU_ENV_FAMILIES = ("train", "evaluate")
+
+
+def conda_env(family):
+    """The conda environment file of a rule of `family` (data, train, evaluate, report) at the configured scale."""
+    gpu = CFG.scale == "paper" and family in GPU_ENV_FAMILIES
+    return f"../envs/{family}{'-gpu' if gpu else ''}.yaml"
+
+
 wildcard_constraints:
     benchmark="|".join(KNOWN_BENCHMARKS),
     eval_set="|".join([*KNOWN_BENCHMARKS, "synthetic"]),

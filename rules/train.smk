@@ -22,7 +22,7 @@ rule train:
     # before evaluation jobs: training is the long pole of the DAG, evaluations fill the gaps
     priority: 10
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     threads: train_threads()
     resources:
         **RESOURCES["train"],

