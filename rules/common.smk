@@ -3,11 +3,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import yaml
+from snakemake.common import is_local_file
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
@@ -76,6 +80,41 @@ def conda_env(family):
     """The conda environment file of a rule of `family` (data, train, evaluate, report) at the configured scale."""
     gpu = CFG.scale == "paper" and family in GPU_ENV_FAMILIES
     return f"../envs/{family}{'-gpu' if gpu else ''}.yaml"
+
+
+# The paper-scale image (containers/Dockerfile, as an Apptainer .sif): every job's `container:` (Snakefile), used
+# with --sdm apptainer at paper scale; none in the CPU experiment. docs/slurm.md: build it once on the login node
+# into resources/, or point MULTIATTEMPT_IMAGE at another .sif or a docker:// URI.
+VERSION = re.search(
+    r'^version = "([^"]+)"',
+    (Path(workflow.main_snakefile).parent / "pyproject.toml").read_text(),
+    flags=re.M,
+).group(1)
+
+
+def container_image():
+    """The image the jobs run in under --sdm apptainer: paper scale only (None: no container)."""
+    if CFG.scale != "paper":
+        return None
+    default = f"resources/multiattempt-pipeline_{VERSION}.sif"
+    return os.environ.get("MULTIATTEMPT_IMAGE", default)
+
+
+# Snakemake says nothing of a local image before a job starts in it: name it, and stop before any job is
+# submitted when the .sif is missing (a dry run only warns).
+if (
+    workflow.is_main_process
+    and container_image()
+    and DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method
+):
+    if is_local_file(container_image()) and not os.path.exists(container_image()):
+        if not workflow.output_settings.dryrun:
+            raise WorkflowError(
+                f"{container_image()}: no such image (--sdm apptainer at paper scale). Build it once on the"
+                " login node (docs/slurm.md), or set MULTIATTEMPT_IMAGE to a .sif or docker:// URI"
+            )
+        logger.warning(f"{container_image()} does not exist yet (docs/slurm.md)")
+    logger.info(f"--sdm apptainer: every job runs in the container {container_image()}")
 
 
 wildcard_constraints:
