@@ -11,10 +11,12 @@ import ast
 import functools
 import json
 import re
+import socket
 import subprocess
 import sys
 import tomllib
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 import yaml
@@ -372,27 +374,80 @@ def test_data_env_runs_the_data_verbs(tmp_path):
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 20
 
 
-def test_report_env_runs_the_report_verbs(tmp_path):
+def report_verbs(tmp_path) -> tuple[list[list[str]], Path]:
+    """The report verbs' arguments on one evaluated model's metrics (written here), and the report they write."""
+    from pipeline import metrics
+    from pipeline.io import write_json, write_jsonl
     from tests.test_report import _trace
 
     folder = tmp_path / "eval" / "base" / "synthetic"
-    from pipeline import metrics
-    from pipeline.io import write_json, write_jsonl
-
     runs = {k: [_trace("synthetic", i, k, 1 if i < 3 else 2 if i < 5 else None) for i in range(8)] for k in (1, 2)}
     for k, traces in runs.items():
         write_jsonl(folder / f"k{k}.jsonl", traces)
     typed = {k: metrics.traces_from(traces) for k, traces in runs.items()}
     write_json(folder / "metrics.json", metrics.metrics_for("base", typed))
     out = tmp_path / "reports"
-    for argv in (
+    argvs = [
         ["aggregate", "--config", "{}", "--metrics", str(folder / "metrics.json"), "--out-dir", str(out)],
         ["figures", "--config", "{}", "--tables", str(out), "--out-dir", str(out / "figures")],
         ["report", "--tables", str(out), "--out", str(out / "report.md")],
-    ):
+    ]
+    return argvs, out / "report.md"
+
+
+def test_report_env_runs_the_report_verbs(tmp_path):
+    argvs, report = report_verbs(tmp_path)
+    for argv in argvs:
         proc = run_with_only("report", argv)
         assert proc.returncode == 0, proc.stderr
-    assert "| base model | 37.5 | 62.5 |" in (out / "report.md").read_text()
+    assert "| base model | 37.5 | 62.5 |" in report.read_text()
+
+
+def _pypi_reachable() -> bool:
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=10).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_real_env_build(tmp_path):
+    """envs/report.yaml's pip level, built for real from its lock into a fresh virtual environment of this Python
+    3.11 (standing in for the env's conda-forge python=3.11: conda cannot run here, conda-forge is unreachable):
+    exactly the locked packages (--no-deps), consistent (pip check), and running the report verbs."""
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the locks are resolved for Python 3.11, the envs' python")
+    if not _pypi_reachable():
+        pytest.skip("PyPI is unreachable: the env's packages cannot be installed")
+    env = tmp_path / "env"
+    subprocess.run([sys._base_executable, "-m", "venv", str(env)], check=True)
+    python = str(env / "bin" / "python")
+    # --isolated: this machine's pip configuration (local mirrors, a constraints file) does not take part
+    install = [python, "-m", "pip", "--isolated", "install", "-q", "--no-deps"]
+    proc = subprocess.run(
+        [*install, "-r", str(ROOT / "envs" / "report.linux-64.lock.txt")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run([python, "-m", "pip", "--isolated", "check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout  # the lock is closed: every requirement of every package is in it
+    listed = subprocess.run(
+        [python, "-m", "pip", "--isolated", "list", "--format", "json"], capture_output=True, text=True, check=True
+    )
+    locked, seeded = lock("report"), {"pip", "setuptools"}  # what venv installs by itself, when the lock has not
+    installed = {canonicalize_name(d["name"]): d["version"] for d in json.loads(listed.stdout)}
+    assert {d: v for d, v in installed.items() if d not in seeded - set(locked)} == locked
+    argvs, report = report_verbs(tmp_path)
+    for argv in argvs:  # as the rules run them: the env's python, the repository on PYTHONPATH (the Snakefile's)
+        proc = subprocess.run(
+            [python, "-m", "pipeline", *argv],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| base model | 37.5 | 62.5 |" in report.read_text()
 
 
 @pytest.mark.parametrize(
