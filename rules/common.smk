@@ -70,7 +70,7 @@ RESOURCES = {
 }[CFG.scale]
 
 
-# The conda environment of each rule family (envs/<family>.yaml, with --sdm conda): the CPU experiment's, with
+# Each rule family's conda environment (envs/<family>.yaml, with --sdm conda), the CPU experiment's, with
 # PyTorch's CPU build; at paper scale, for the families that run models on GPUs, envs/<family>-gpu.yaml (CUDA
 # torch, vLLM 0.31.0, DeepSpeed). tests/test_envs.py checks each against the imports of the rules' verbs.
 GPU_ENV_FAMILIES = ("train", "evaluate")
