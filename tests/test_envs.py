@@ -2,7 +2,8 @@
 each scale, locks every module its verb can import (the import graph of `pipeline/` from the verb, against the env's
 lock file, envs/<env>.linux-64.lock.txt); and the CPU envs' packages run their verbs. conda is not installed here, so
 that last check runs the verbs in this environment with every pyproject package the env does not bring (directly or
-as a dependency) made unimportable; test_a_real_env_build builds one env's pip level for real (slow).
+as a dependency) made unimportable; the test_a_real_env_build_* tests build the report and data envs' pip level
+from their locks for real and run verbs in them (slow).
 
     pytest -n 0 -q tests/test_envs.py
 """
@@ -403,51 +404,91 @@ def test_report_env_runs_the_report_verbs(tmp_path):
     assert "| base model | 37.5 | 62.5 |" in report.read_text()
 
 
-def _pypi_reachable() -> bool:
+def _reachable(host: str) -> bool:
     try:
-        socket.create_connection(("pypi.org", 443), timeout=10).close()
+        socket.create_connection((host, 443), timeout=10).close()
         return True
     except OSError:
         return False
 
 
-@pytest.mark.slow
-def test_a_real_env_build(tmp_path):
-    """envs/report.yaml's pip level, built for real from its lock into a fresh virtual environment of this Python
-    3.11 (standing in for the env's conda-forge python=3.11: conda cannot run here, conda-forge is unreachable):
-    exactly the locked packages (--no-deps), consistent (pip check), and running the report verbs."""
-    if sys.version_info[:2] != (3, 11):
-        pytest.skip("the locks are resolved for Python 3.11, the envs' python")
-    if not _pypi_reachable():
-        pytest.skip("PyPI is unreachable: the env's packages cannot be installed")
-    env = tmp_path / "env"
-    subprocess.run([sys._base_executable, "-m", "venv", str(env)], check=True)
-    python = str(env / "bin" / "python")
+# A local copy of PyTorch's CPU wheels (this machine's), used in place of the CPU envs' index when that is unreachable.
+LOCAL_TORCH_WHEELS = Path("/opt/wheels")
+
+
+def build_env(name: str, where: Path) -> str:
+    """envs/<name>.yaml's pip level, built for real from its lock into a fresh virtual environment of this Python
+    (standing in for the env's conda-forge python=3.11: conda cannot run here, conda-forge is unreachable): exactly
+    the locked packages (--no-deps), with the env's own pip options (its torch index); returns its python."""
+    subprocess.run([sys._base_executable, "-m", "venv", str(where)], check=True)
+    python = str(where / "bin" / "python")
+    options = [o for line in env_pip_section(ENVS[name]) if line.startswith("-") for o in line.split()]
+    if CPU_TORCH_INDEX in env_pip_section(ENVS[name]) and not _reachable("download.pytorch.org"):
+        if not LOCAL_TORCH_WHEELS.is_dir():
+            pytest.skip("PyTorch's CPU wheel index is unreachable and no local copy of its wheels is here")
+        options = ["--find-links", str(LOCAL_TORCH_WHEELS)]  # pip would retry the unreachable index for minutes
     # --isolated: this machine's pip configuration (local mirrors, a constraints file) does not take part
-    install = [python, "-m", "pip", "--isolated", "install", "-q", "--no-deps"]
-    proc = subprocess.run(
-        [*install, "-r", str(ROOT / "envs" / "report.linux-64.lock.txt")], capture_output=True, text=True
-    )
+    install = [python, "-m", "pip", "--isolated", "install", "-q", "--no-deps", *options]
+    lockfile = str(ROOT / "envs" / f"{name}.linux-64.lock.txt")
+    proc = subprocess.run([*install, "-r", lockfile], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = subprocess.run([python, "-m", "pip", "--isolated", "check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout  # the lock is closed: every requirement of every package is in it
     listed = subprocess.run(
         [python, "-m", "pip", "--isolated", "list", "--format", "json"], capture_output=True, text=True, check=True
     )
-    locked, seeded = lock("report"), {"pip", "setuptools"}  # what venv installs by itself, when the lock has not
+    locked, seeded = lock(name), {"pip", "setuptools"}  # what venv installs by itself, when the lock has not
     installed = {canonicalize_name(d["name"]): d["version"] for d in json.loads(listed.stdout)}
     assert {d: v for d, v in installed.items() if d not in seeded - set(locked)} == locked
+    return python
+
+
+def run_in(python: str, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python -m pipeline argv` as the rules run it in an env: its python, the repository on PYTHONPATH."""
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    return subprocess.run([python, "-m", "pipeline", *argv], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+def _skip_unless_buildable():
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the locks are resolved for Python 3.11, the envs' python")
+    if not _reachable("pypi.org"):
+        pytest.skip("PyPI is unreachable: the env's packages cannot be installed")
+
+
+@pytest.mark.slow
+def test_a_real_env_build_runs_the_report_verbs(tmp_path):
+    _skip_unless_buildable()
+    python = build_env("report", tmp_path / "env")
     argvs, report = report_verbs(tmp_path)
-    for argv in argvs:  # as the rules run them: the env's python, the repository on PYTHONPATH (the Snakefile's)
-        proc = subprocess.run(
-            [python, "-m", "pipeline", *argv],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-        )
+    for argv in argvs:
+        proc = run_in(python, argv, tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| base model | 37.5 | 62.5 |" in report.read_text()
+
+
+@pytest.mark.slow
+def test_a_real_env_build_runs_the_data_verbs_on_cpu_torch(tmp_path):
+    """The data env: PyTorch's CPU build from the lock (no CUDA wheel installed), the tokenizer stack that
+    prepare_math loads at paper scale importable, and prepare-synthetic running."""
+    _skip_unless_buildable()
+    python = build_env("data", tmp_path / "env")
+    cfg = json.dumps({"data": {"synthetic": {"n_train": 20, "n_heldout": 5}}})
+    argv = [
+        "prepare-synthetic",
+        "--config",
+        cfg,
+        "--train",
+        str(tmp_path / "t.jsonl"),
+        "--heldout",
+        str(tmp_path / "h.jsonl"),
+    ]
+    proc = run_in(python, argv, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 20
+    code = "import torch, pipeline.models; print(torch.__version__, torch.cuda.is_available())"
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0 and proc.stdout.split() == ["2.13.0+cpu", "False"], proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize(
