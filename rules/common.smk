@@ -100,21 +100,29 @@ def container_image():
     return os.environ.get("MULTIATTEMPT_IMAGE", default)
 
 
-# Snakemake says nothing of a local image before a job starts in it: name it, and stop before any job is
-# submitted when the .sif is missing (a dry run only warns).
-if (
-    workflow.is_main_process
-    and container_image()
-    and DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method
-):
-    if is_local_file(container_image()) and not os.path.exists(container_image()):
+def check_container_image():
+    """Under --sdm apptainer at paper scale, name the image (Snakemake says nothing of a local one before a job
+    starts in it), and stop before any job is submitted when its .sif is missing (a dry run only warns).
+    """
+    image = container_image()
+    if (
+        not image
+        or DeploymentMethod.APPTAINER
+        not in workflow.deployment_settings.deployment_method
+    ):
+        return
+    if is_local_file(image) and not os.path.exists(image):
         if not workflow.output_settings.dryrun:
             raise WorkflowError(
-                f"{container_image()}: no such image (--sdm apptainer at paper scale). Build it once on the"
-                " login node (docs/slurm.md), or set MULTIATTEMPT_IMAGE to a .sif or docker:// URI"
+                f"{image}: no such image (--sdm apptainer at paper scale). Build it once on the login node"
+                " (docs/slurm.md), or set MULTIATTEMPT_IMAGE to a .sif or docker:// URI"
             )
-        logger.warning(f"{container_image()} does not exist yet (docs/slurm.md)")
-    logger.info(f"--sdm apptainer: every job runs in the container {container_image()}")
+        logger.warning(f"{image} does not exist yet (docs/slurm.md)")
+    logger.info(f"--sdm apptainer: every job runs in the container {image}")
+
+
+if workflow.is_main_process:
+    check_container_image()
 
 
 wildcard_constraints:
