@@ -267,10 +267,14 @@ def test_each_rules_env_locks_every_module_its_verb_imports(scale, tmp_path):
             if (verb, module) not in NEVER_IMPORTED and not _distributions(module) & locked:
                 missing.setdefault(f"{rule} (envs/{env}.yaml)", []).append(module)
     assert not missing, f"scale {scale}: modules the rule's verb imports and its env does not install: {missing}"
-    gpu = {"train-gpu", "evaluate-gpu"}
-    assert envs == ({"data", "train", "evaluate", "report"} | (gpu if scale == "paper" else set())) - (
-        {"train", "evaluate"} if scale == "paper" else set()
-    )
+    expected = {
+        "tiny": {"data", "train", "evaluate", "report"},
+        "paper": {"data", "train-gpu", "evaluate-gpu", "report"},
+    }
+    assert envs == expected[scale]
+    # the CPU experiment's torch is the CPU build; the GPU envs' is PyPI's CUDA build (the one vLLM is built for)
+    builds = {env: lock(env)["torch"] for env in envs if "torch" in lock(env)}
+    assert builds and all(v.endswith("+cpu") == (not env.endswith("-gpu")) for env, v in builds.items()), builds
 
 
 def _closure(names: set[str]) -> set[str]:
