@@ -20,6 +20,11 @@ shell.prefix(
 )
 
 
+# Paper scale with --sdm apptainer: every job runs in the paper-scale image (containers/; docs/slurm.md). The CPU
+# experiment has none: its jobs run in the active environment, or in envs/ with --sdm conda.
+container: container_image()
+
+
 include: "rules/download.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"

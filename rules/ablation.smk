@@ -19,7 +19,7 @@ rule build_ablation_base:
         f"{OUT}/benchmarks/build_ablation_base.tsv"
     priority: 10
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     threads: 2  # SFT on CPU runs two torch threads, whatever --cores gives (pipeline.numerics, sft.CPU_THREADS)
     resources:
         mem_mb=4000,
@@ -49,7 +49,7 @@ rule train_ablation:
     priority: 10
     retries: train_retries()
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     threads: train_threads()
     resources:
         **RESOURCES["train"],
@@ -78,7 +78,7 @@ rule evaluate_feedback:
     benchmark:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/feedback_{{provider}}/k{{k}}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: eval_threads()
     resources:
         **RESOURCES["evaluate"],
@@ -107,7 +107,7 @@ rule eval_metrics_feedback:
     benchmark:
         f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}/feedback_{{provider}}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: CFG.grading.workers if CFG.eval.gpus else 1
     resources:
         mem_mb=2000,
@@ -142,7 +142,7 @@ rule feedback_ablation_report:
     log:
         f"{OUT}/logs/feedback_ablation_report.log",
     conda:
-        "../envs/report.yaml"
+        conda_env("report")
     threads: 1
     params:
         code=code_version("feedback-ablation-report"),

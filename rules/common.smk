@@ -3,11 +3,15 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import yaml
+from snakemake.common import is_local_file
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
@@ -70,6 +74,61 @@ RESOURCES["train"]["runtime"] = max(1, round(60 * CFG.resources.train.runtime_h)
 RESOURCES["evaluate"]["runtime"] = lambda wildcards, attempt: attempt * max(
     1, round(60 * CFG.resources.evaluate.runtime_h)
 )
+
+
+# Each rule family's conda environment (envs/<family>.yaml, with --sdm conda), the CPU experiment's, with
+# PyTorch's CPU build; at paper scale, for the families that run models on GPUs, envs/<family>-gpu.yaml (CUDA
+# torch, vLLM 0.31.0, DeepSpeed). tests/test_envs.py checks each against the imports of the rules' verbs.
+GPU_ENV_FAMILIES = ("train", "evaluate")
+
+
+def conda_env(family):
+    """The conda environment file of a rule of `family` (data, train, evaluate, report) at the configured scale."""
+    gpu = CFG.scale == "paper" and family in GPU_ENV_FAMILIES
+    return f"../envs/{family}{'-gpu' if gpu else ''}.yaml"
+
+
+# The paper-scale image (containers/Dockerfile, as an Apptainer .sif): every job's `container:` (Snakefile), used
+# with --sdm apptainer at paper scale; none in the CPU experiment. docs/slurm.md: build it once on the login node
+# into resources/, or point MULTIATTEMPT_IMAGE at another .sif or a docker:// URI.
+VERSION = re.search(
+    r'^version = "([^"]+)"',
+    (Path(workflow.main_snakefile).parent / "pyproject.toml").read_text(),
+    flags=re.M,
+).group(1)
+
+
+def container_image():
+    """The image the jobs run in under --sdm apptainer: paper scale only (None: no container)."""
+    if CFG.scale != "paper":
+        return None
+    default = f"resources/multiattempt-pipeline_{VERSION}.sif"
+    return os.environ.get("MULTIATTEMPT_IMAGE", default)
+
+
+def check_container_image():
+    """Under --sdm apptainer at paper scale, name the image (Snakemake says nothing of a local one before a job
+    starts in it), and stop before any job is submitted when its .sif is missing (a dry run only warns).
+    """
+    image = container_image()
+    if (
+        not image
+        or DeploymentMethod.APPTAINER
+        not in workflow.deployment_settings.deployment_method
+    ):
+        return
+    if is_local_file(image) and not os.path.exists(image):
+        if not workflow.output_settings.dryrun:
+            raise WorkflowError(
+                f"{image}: no such image (--sdm apptainer at paper scale). Build it once on the login node"
+                " (docs/slurm.md), or set MULTIATTEMPT_IMAGE to a .sif or docker:// URI"
+            )
+        logger.warning(f"{image} does not exist yet (docs/slurm.md)")
+    logger.info(f"--sdm apptainer: every job runs in the container {image}")
+
+
+if workflow.is_main_process:
+    check_container_image()
 
 
 wildcard_constraints:

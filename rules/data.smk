@@ -10,7 +10,7 @@ rule prepare_synthetic:
     benchmark:
         f"{OUT}/benchmarks/prepare_synthetic.tsv"
     conda:
-        "../envs/data.yaml"
+        conda_env("data")
     threads: 1
     resources:
         mem_mb=1000,
@@ -35,7 +35,7 @@ rule prepare_math:
     benchmark:
         f"{OUT}/benchmarks/prepare_math.tsv"
     conda:
-        "../envs/data.yaml"
+        conda_env("data")
     threads: 1
     resources:
         mem_mb=4000,
@@ -59,7 +59,7 @@ rule prepare_benchmark:
     benchmark:
         f"{OUT}/benchmarks/prepare_benchmark/{{benchmark}}.tsv"
     conda:
-        "../envs/data.yaml"
+        conda_env("data")
     threads: 1
     resources:
         mem_mb=2000,

@@ -14,7 +14,7 @@ rule download:
     log:
         f"{OUT}/logs/download.log",
     conda:
-        "../envs/data.yaml"
+        conda_env("data")
     threads: 1
     params:
         code=code_version("pipeline.download"),

@@ -15,7 +15,7 @@ rule evaluate:
     benchmark:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: eval_threads()
     resources:
         **RESOURCES["evaluate"],
@@ -43,7 +43,7 @@ rule eval_metrics:
     benchmark:
         f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: CFG.grading.workers if CFG.eval.gpus else 1  # the grader's workers judge repeats, as in evaluate
     resources:
         mem_mb=2000,
@@ -73,7 +73,7 @@ rule grader_audit:
     benchmark:
         f"{OUT}/benchmarks/grader_audit/{{model}}/{{eval_set}}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: 1
     resources:
         mem_mb=2000,
@@ -103,7 +103,7 @@ rule parallel_eval:
     benchmark:
         f"{OUT}/benchmarks/parallel_eval/{{model}}/{{eval_set}}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: eval_threads()
     resources:
         **RESOURCES["evaluate"],
@@ -133,7 +133,7 @@ rule flip_probe:
     benchmark:
         f"{OUT}/benchmarks/flip_probe/{{model}}/{{eval_set}}.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: eval_threads()
     resources:
         **RESOURCES["evaluate"],

@@ -14,7 +14,7 @@ rule build_base:
         f"{OUT}/benchmarks/build_base.tsv"
     priority: 10
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     threads: 2  # SFT on CPU runs two torch threads, whatever --cores gives (pipeline.numerics, sft.CPU_THREADS)
     resources:
         mem_mb=4000,

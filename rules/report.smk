@@ -36,7 +36,7 @@ rule aggregate:
     benchmark:
         f"{OUT}/benchmarks/aggregate.tsv"
     conda:
-        "../envs/report.yaml"
+        conda_env("report")
     threads: 1
     resources:
         mem_mb=2000,
@@ -76,7 +76,7 @@ rule figures:
     benchmark:
         f"{OUT}/benchmarks/figures.tsv"
     conda:
-        "../envs/report.yaml"
+        conda_env("report")
     threads: 1
     resources:
         mem_mb=2000,
@@ -103,7 +103,7 @@ rule write_report:
     benchmark:
         f"{OUT}/benchmarks/write_report.tsv"
     conda:
-        "../envs/report.yaml"
+        conda_env("report")
     threads: 1
     resources:
         mem_mb=1000,
@@ -129,7 +129,7 @@ rule dvc_views:
     log:
         f"{OUT}/logs/dvc_views.log",
     conda:
-        "../envs/report.yaml"
+        conda_env("report")
     threads: 1
     params:
         code=code_version("pipeline.dvc_views"),

@@ -23,7 +23,7 @@ rule train:
     priority: 10
     retries: train_retries()
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     threads: train_threads()
     resources:
         **RESOURCES["train"],

@@ -51,7 +51,12 @@ def test_catalog_file_and_license():
         "software-stack-deployment",
         "report",
     }
-    assert catalog["usage"]["software-stack-deployment"]["conda"] is True  # envs/*.yaml, --sdm conda
+    # only what has run: no env created by conda, no image built (see the comment in the file)
+    assert catalog["usage"]["software-stack-deployment"] == {
+        "conda": False,
+        "singularity": False,
+        "singularity+conda": False,
+    }
     license = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]
     assert license == {"text": "MIT"}
     assert (ROOT / "LICENSE").read_text().splitlines()[0] == "MIT License"
