@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipeline import config as config_mod
 from pipeline import progress
+from pipeline.download import HF_HOME
 from pipeline.feedback import PROVIDERS
 from pipeline.io import DataError, PipelineError
 from pipeline.time_limit import EXIT_CODE, TimeLimitReached
@@ -33,8 +34,14 @@ def cmd_with_gpus(args: argparse.Namespace) -> None:
     """Run a command on GPUs of its own on a machine whose jobs share several (pipeline/gpus.py)."""
     from pipeline import gpus
 
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    sys.exit(gpus.run_with(args.n, command))
+    sys.exit(gpus.run_with(args.n, args.command))
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    """Fetch what the configuration loads from the hub, for offline compute nodes (pipeline/download.py)."""
+    from pipeline import download
+
+    download.run(config_mod.load(args.config), args.hf_home, args.manifest, args.dry_run)
 
 
 def cmd_doctor(args: argparse.Namespace) -> None:
@@ -277,11 +284,12 @@ def cmd_flip_probe(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from pipeline import data, distributed, time_limit, train
+    from pipeline import data, distributed, runlog, time_limit, train
     from pipeline.grading import Grader
 
     cfg = _ablation(config_mod.load(args.config), args)
     cfg.variant(args.variant)  # unknown variant: a config error before any work
+    runlog.check_trackers(cfg.trackers)
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes of this job on this node (torchrun)
     _threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers) if args.threads else None)
     distributed.init(cfg.distributed.timeout_min)
@@ -432,12 +440,7 @@ def cmd_push(args: argparse.Namespace) -> None:
     """A model folder to the hub: save_pretrained's files, provenance and logs, the card with its evaluations."""
     from pipeline import push
 
-    card, eval_dir = push.refreshed_card(args.folder, args.eval_dir)
-    if args.dry_run:
-        print("\n".join(push.dry_run_lines(args.folder, card, eval_dir)))
-        return
-    url = push.upload(args.folder, args.repo_id, card, private=args.private, revision=args.revision)
-    log.info("%s -> %s", args.folder, url)
+    push.run(args.folder, args.repo_id, args.eval_dir, args.private, args.revision, args.dry_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -453,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     verb("config", cmd_config, "print the resolved configuration")
     p = verb("doctor", cmd_doctor, "can this node run the configured experiment? one ok/FAIL line per check")
     p.set_defaults(config='{"scale": "paper"}')  # by default the experiment that GPU nodes are for
+    p = verb("download", cmd_download, "fetch the hub model and datasets the configuration loads (login node)")
+    p.add_argument("--hf-home", default=HF_HOME, help=f"download folder, used as HF_HOME (default {HF_HOME})")
+    p.add_argument("--manifest", help="write what was fetched here (JSON)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan as JSON and download nothing")
     p = verb("with-gpus", cmd_with_gpus, "run a command on N GPUs no other job of this machine holds")
     p.add_argument("n", type=int, help="GPUs the command needs")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- command and its arguments")
@@ -582,12 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     except TimeLimitReached as e:  # not a failure: the job's time is up; running the command again resumes
         print(f"stopped: {e}", file=sys.stderr)
         return EXIT_CODE
-    except (config_mod.ConfigError, DataError) as e:  # models.ModelLoadError is a DataError
+    except (config_mod.ConfigError, DataError, PipelineError) as e:  # bad input (ModelLoadError too): 2; else 1
         print(f"error: {e}", file=sys.stderr)
-        return 2
-    except PipelineError as e:  # e.g. io.OutputError, vllm_backend.VLLMError
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 1 if isinstance(e, PipelineError) else 2
     return 0
 
 

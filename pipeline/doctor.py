@@ -316,7 +316,7 @@ def check_downloads(cfg: Config, node: Node) -> Check:
         return Check(
             False,
             f"{len(missing)} of {len(fetches)} not in HF_HOME={hf_home}: {', '.join(missing)}",
-            f"fetch them where there is internet: python -m pipeline.download --config {shlex.quote(node.config_arg)} "
+            f"fetch them where there is internet: python -m pipeline download --config {shlex.quote(node.config_arg)} "
             f"--hf-home {shlex.quote(str(hf_home))} (or the workflow's download rule, into resources/hf: "
             "snakemake --cores 1 download)",
         )

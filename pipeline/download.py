@@ -16,19 +16,18 @@ every model's provenance.json. Offline, models load at that revision (transforme
 through the hub cache's refs); `datasets` reads its latest built copy whatever the revision, so a dataset
 revision is pinned by what was downloaded.
 
-Run by hand: `python -m pipeline.download --config config.yaml --hf-home resources/hf [--dry-run]`.
+Run by hand: `python -m pipeline download --config config.yaml --hf-home resources/hf [--dry-run]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.config import Config, ConfigError, load
+from pipeline.config import Config
+from pipeline.io import write_json
 
 HF_HOME = "resources/hf"  # relative to the workflow's working directory
 
@@ -128,35 +127,22 @@ def fetched(cfg: Config) -> list[dict] | None:
     path = manifest_path(hf_home, cfg.experiment) if hf_home else None
     if path is None or not path.is_file():
         return None
-    wanted = {(f.kind, f.repo_id, f.config, f.split) for f in plan(cfg)}
-    records = json.loads(path.read_text())
-    return [r for r in records if (r.get("kind"), r.get("repo_id"), r.get("config"), r.get("split")) in wanted]
+    # by the sources' names, not plan(): that needs huggingface_hub, which the report's environment has not
+    repos = {s.source.partition(":")[0] for s in sources(cfg)}
+    return [r for r in json.loads(path.read_text()) if r.get("repo_id") in repos]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.download", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="config file (YAML/JSON) or inline JSON; default: the defaults")
-    parser.add_argument("--hf-home", default=HF_HOME, help=f"download folder, used as HF_HOME (default {HF_HOME})")
-    parser.add_argument("--manifest", help="write what was fetched here (JSON)")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan as JSON and download nothing")
-    args = parser.parse_args(argv)
+def run(cfg: Config, hf_home: str | Path, manifest: str | Path | None, dry_run: bool) -> None:
+    """The `download` verb: fetch what `cfg` loads from the hub into `hf_home` (used as HF_HOME) and write the
+    manifest; with `dry_run`, print the plan as JSON and fetch nothing."""
     # Before huggingface_hub is imported (it reads both once): the jobs' offline mode is not for this step.
-    os.environ["HF_HOME"] = os.path.abspath(args.hf_home)
+    os.environ["HF_HOME"] = os.path.abspath(hf_home)
     os.environ["HF_HUB_OFFLINE"] = "0"
-    try:
-        fetches = plan(load(args.config))
-    except ConfigError as e:
-        print(e, file=sys.stderr)
-        return 2
-    if args.dry_run:
+    fetches = plan(cfg)
+    if dry_run:
         print(json.dumps([asdict(f) for f in fetches], indent=2))
-        return 0
+        return
     done = fetch(fetches)
-    if args.manifest:
-        Path(args.manifest).write_text(json.dumps(done, indent=2) + "\n")
-    print(f"{len(done)} downloads in {args.hf_home}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if manifest:
+        write_json(Path(manifest), done)
+    print(f"{len(done)} downloads in {hf_home}")

@@ -71,7 +71,9 @@ def claim(n: int, devices: Sequence[str], folder: Path = LOCKS, poll_s: float = 
 
 
 def run_with(n: int, command: Sequence[str], devices: Sequence[str] | None = None, folder: Path = LOCKS) -> int:
-    """Runs `command` on `n` GPUs of its own (see the module's docstring); returns its exit code."""
+    """Runs `command` (a leading `--` dropped) on `n` GPUs of its own (see the module's docstring); returns its
+    exit code."""
+    command = list(command[1:] if command[:1] == ["--"] else command)
     if not command:
         raise DataError("with-gpus: no command given (with-gpus N -- command ...)")
     devices = machine_gpus() if devices is None else devices

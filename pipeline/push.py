@@ -22,6 +22,7 @@ Try it: `python -m pipeline push results/tiny/models/multi_attempt_s0 --repo-id 
 from __future__ import annotations
 
 import fnmatch
+import logging
 from pathlib import Path
 
 from huggingface_hub import ModelCard
@@ -30,6 +31,8 @@ from pipeline import card, hub
 from pipeline.config import experiment_dirs
 from pipeline.io import DataError, PipelineError, read_json
 from pipeline.provenance import FILE as PROVENANCE
+
+log = logging.getLogger(__name__)
 
 # Top-level files of a model folder that are shared: save_pretrained's (model, generation config, tokenizer),
 # and the files that say where the model comes from.
@@ -149,3 +152,12 @@ def dry_run_lines(folder: str | Path, model_card: ModelCard, eval_dir: Path) -> 
         "",
         f"---\n{model_card.data.to_yaml()}\n---",
     ]
+
+
+def run(folder, repo_id: str, eval_dir, private: bool, revision: str | None, dry_run: bool) -> None:
+    """The `push` verb: with `dry_run`, print the files and the card's header; else upload them."""
+    card, eval_dir = refreshed_card(folder, eval_dir)
+    if dry_run:
+        print("\n".join(dry_run_lines(folder, card, eval_dir)))
+        return
+    log.info("%s -> %s", folder, upload(folder, repo_id, card, private=private, revision=revision))

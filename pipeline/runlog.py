@@ -65,6 +65,7 @@ def open_trackers(names: Sequence[str], run_dir: Path, project: str, run: str, c
     training run continues its wandb run (steps it logs again are dropped by wandb as already seen)."""
     if not names:
         return []
+    check_trackers(names)
     from accelerate import PartialState
     from accelerate.tracking import TrackioTracker, WandBTracker
 
@@ -78,15 +79,22 @@ def open_trackers(names: Sequence[str], run_dir: Path, project: str, run: str, c
             tracker = WandBTracker(project, name=run, id=run_id, resume="allow", dir=str(run_dir), config=flat)
         else:  # trackio.init(project=..., **kwargs)
             tracker = TrackioTracker(project, name=run, resume="allow", config=flat)
-        try:
-            tracker.start()
-        except ImportError as e:
-            raise PipelineError(
-                f"trackers: {name} is configured but cannot be imported ({e}); pip install -e '.[tracking]', or "
-                "remove it from trackers"
-            ) from None
+        tracker.start()
         started.append(tracker)
     return started
+
+
+def check_trackers(names: Sequence[str]) -> None:
+    """Config `trackers` names packages of the optional `tracking` extra: a clear error, before any work, when one
+    (or accelerate, which drives them) is not installed."""
+    import importlib.util
+
+    missing = [m for m in ("accelerate", *names) if names and importlib.util.find_spec(m) is None]
+    if missing:
+        raise PipelineError(
+            f"trackers {list(names)}: {', '.join(missing)} not installed; pip install -e '.[tracking]', or remove "
+            "them from trackers"
+        )
 
 
 def track(trackers: Sequence, record: Mapping[str, Any]) -> None:

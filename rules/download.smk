@@ -17,10 +17,10 @@ rule download:
         conda_env("data")
     threads: 1
     params:
-        code=code_version("pipeline.download"),
+        code=code_version("download"),
         config=config_file,
         plan=lambda w: json.dumps([dataclasses.asdict(f) for f in HUB_PLAN]),  # a rerun trigger
         hf_home=lambda w, output: output[0].split("/manifests/")[0],
     shell:
-        "python -m pipeline.download --config {params.config:q} --hf-home {params.hf_home}"
+        "python -m pipeline download --config {params.config:q} --hf-home {params.hf_home}"
         " --manifest {output} > {log} 2>&1"

@@ -86,7 +86,7 @@ def test_a_hub_id_missing_from_hf_home_fails_with_the_command_that_fetches_it(ti
     assert code == 1
     missing = f"FAIL  downloads: 1 of 2 not in HF_HOME={hf_home}: owner/missing-bench [test]\n"
     assert lines["downloads"].startswith(missing)  # owner/tiny is there
-    fetch = re.search(r"python -m pipeline\.download .*--hf-home \S+", lines["downloads"])[0]
+    fetch = re.search(r"python -m pipeline download .*--hf-home \S+", lines["downloads"])[0]
     assert shlex.split(fetch)[-2:] == ["--hf-home", str(hf_home)]
     plan = subprocess.run(
         [sys.executable, *shlex.split(fetch)[1:], "--dry-run"], capture_output=True, text=True, cwd=ROOT, check=True

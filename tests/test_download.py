@@ -47,7 +47,7 @@ def test_plan_skips_what_is_local(tmp_path):
 
 def test_dry_run_prints_the_plan():
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.download", "--config", '{"scale": "paper"}', "--dry-run"],
+        [sys.executable, "-m", "pipeline", "download", "--config", '{"scale": "paper"}', "--dry-run"],
         capture_output=True,
         text=True,
         cwd=ROOT,

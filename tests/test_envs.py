@@ -115,8 +115,8 @@ def workflow_rules(scale: str, workdir) -> dict[str, tuple[str, str, str | None]
 
 def entry_point(shell: str) -> str:
     """The verb a rule's command runs: `prepare-math` for `python -m pipeline prepare-math ...` (also through the
-    training launcher, `{params.launcher} train`, which ends in `-m pipeline`), `pipeline.download` for
-    `python -m pipeline.download ...`."""
+    training launcher, `{params.launcher} train`, which ends in `-m pipeline`); `pipeline.x` for `python -m
+    pipeline.x ...`."""
     m = re.search(r"(?:python -m pipeline|\{params\.launcher\}) ([a-z][\w-]*)", shell) or re.search(
         r"python -m (pipeline\.\w+)", shell
     )
@@ -247,6 +247,9 @@ NEVER_IMPORTED = {
     # cmd_aggregate calls provenance.record(cfg) with computes=False, which never reaches numerics.state's
     # `import torch`; test_report_env_runs_the_report_verbs runs aggregate with torch unimportable
     ("aggregate", "torch"),
+    # runlog.open_trackers imports accelerate only for config `trackers` (wandb, trackio: none by default), which
+    # needs the `tracking` extra and says so; test_train_env_trains_without_the_trackers_packages runs train
+    ("train", "accelerate"),
 }
 
 
@@ -338,10 +341,11 @@ runpy.run_module("pipeline", run_name="__main__")
 """
 
 
-def run_with_only(env: str, argv: list[str]) -> subprocess.CompletedProcess:
-    """Run `python -m pipeline argv` with the pyproject packages outside envs/<env>.yaml unimportable."""
+def run_with_only(env: str, argv: list[str], also: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run `python -m pipeline argv` with the pyproject packages outside envs/<env>.yaml unimportable, and the
+    modules `also` (packages of the optional extras)."""
     allowed = _closure({r.name for r in env_requirements(ENVS[env])})
-    blocked = set()
+    blocked = set(also)
     for dist in PINS:
         if dist not in allowed:
             blocked |= _top_level_modules(dist)
@@ -510,3 +514,37 @@ def test_model_envs_import_their_modules(env, modules):
     script = BLOCKER.split("sys.argv")[0].format(blocked=blocked) + code + "\nprint('ok')\n"
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_train_env_trains_without_the_trackers_packages(tiny_model_dir, tmp_path):
+    """One RL step of the tiny model with only the train env's packages importable (accelerate among the blocked):
+    the trackers' imports are reached only when config `trackers` names one."""
+    from pipeline import data
+
+    train, heldout = data.synthetic_splits(0, 40, 8, 3)
+    data.write_records(tmp_path / "train.jsonl", train)
+    data.write_records(tmp_path / "heldout.jsonl", heldout)
+    cfg = {
+        "train": {
+            "steps": 1,
+            "rollout_batch": 4,
+            "samples_per_prompt": 2,
+            "train_batch": 8,
+            "micro_batch": 4,
+            "eval_every": 0,
+            "save_every": 1,
+        }
+    }
+    argv = ["train", "--config", json.dumps(cfg), "--variant", "multi_attempt", "--seed", "0"]
+    argv += ["--base", str(tiny_model_dir), "--train-data", str(tmp_path / "train.jsonl")]
+    argv += ["--heldout", str(tmp_path / "heldout.jsonl"), "--run-dir", str(tmp_path / "run")]
+    argv += ["--out", str(tmp_path / "model"), "--threads", "1"]
+    assert "accelerate" not in _closure({r.name for r in env_requirements(ENVS["train"])})
+    proc = run_with_only("train", argv, also=("accelerate", "wandb", "trackio"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    cfg["trackers"] = ["wandb"]  # the blocking holds: asking for a tracker fails, naming the extra
+    argv[2] = json.dumps(cfg)
+    proc = run_with_only("train", argv, ("accelerate",))
+    assert proc.returncode == 1 and "error: trackers ['wandb']: accelerate" in proc.stderr, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "numerics" not in proc.stderr  # before any work

@@ -39,7 +39,7 @@ def test_the_plan_asks_for_each_configured_revision_and_none_by_default():
 def test_the_dry_run_prints_the_revision():
     override = json.dumps({"scale": "paper", "model": {"revision": "main"}})
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.download", "--config", override, "--dry-run"],
+        [sys.executable, "-m", "pipeline", "download", "--config", override, "--dry-run"],
         capture_output=True,
         text=True,
         cwd=ROOT,

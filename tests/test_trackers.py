@@ -71,7 +71,9 @@ def test_wandb_offline_writes_a_local_run_under_the_run_folder(tmp_path, monkeyp
 
 @pytest.mark.skipif(HAS_TRACKIO, reason="trackio is installed: its missing-package error cannot be shown")
 def test_a_tracker_that_is_not_installed_is_a_one_line_error(tmp_path):
-    with pytest.raises(PipelineError, match=r"trackers: trackio is configured but cannot be imported .*\[tracking\]"):
+    with pytest.raises(
+        PipelineError, match=r"trackers \['trackio'\]: trackio not installed; pip install -e '\.\[tracking\]'"
+    ):
         runlog.open_trackers(["trackio"], tmp_path, "tiny", "multi_attempt_s0", {})
 
 

@@ -181,7 +181,7 @@ def test_paper_preset_downloads_the_hub_once_and_jobs_run_offline(tmp_path):
     jobs = printed.split("\n\n")
     download = [j for j in jobs if re.search(r"^(local)?rule download:", j, re.M)]
     assert len(download) == 1 and "output: resources/hf/manifests/paper.json" in download[0]
-    assert "python -m pipeline.download --config" in download[0] and "--hf-home resources/hf" in download[0]
+    assert "python -m pipeline download --config" in download[0] and "--hf-home resources/hf" in download[0]
     for rule, count in (("prepare_math", 1), ("prepare_benchmark", 5), ("train", 2), ("evaluate", 15)):
         waiting = [j for j in jobs if re.search(rf"^rule {rule}:", j, re.M)]
         assert len(waiting) == count and all("resources/hf/manifests/paper.json" in j for j in waiting), rule
