@@ -61,7 +61,8 @@ from bench import shapes  # noqa: E402
 from pipeline import config, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402
 from pipeline.distributed import Optimized  # noqa: E402
-from pipeline.env import MultiAttemptEnv, Role  # noqa: E402
+from pipeline.dialogue import Role  # noqa: E402
+from pipeline.env import MultiAttemptEnv  # noqa: E402
 from pipeline.grading import Grader  # noqa: E402
 from pipeline.rollout import LOGPROB_TOLERANCE, HFBackend, Question, SamplingParams, rollout  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402

@@ -22,7 +22,7 @@ import pipeline  # noqa: E402, F401, I001  (first: it pins the CPU kernels torch
 import torch  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 from pipeline import models  # noqa: E402
-from pipeline.env import Dialogue, Role  # noqa: E402
+from pipeline.dialogue import Dialogue, Role  # noqa: E402
 from pipeline.rollout import Transcript  # noqa: E402
 
 TOKENIZER_VOCAB = 512

@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import pipeline  # noqa: E402, I001  (first: it pins the CPU kernels torch uses, pipeline.numerics)
 from pipeline import config, data, models  # noqa: E402
-from pipeline.env import Attempt, render_prompt, terminal_reward  # noqa: E402
+from pipeline.dialogue import Attempt  # noqa: E402
+from pipeline.env import render_prompt, terminal_reward  # noqa: E402
 from pipeline.grading import Grader  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
 

@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 
 from pipeline import hub, models
+from pipeline.backends import make_backend
 from pipeline.config import AttemptRange, Config, EnvConfig
 from pipeline.env import MultiAttemptEnv
 from pipeline.grading import Grader
-from pipeline.rollout import Backend, Question, SamplingParams, Transcript, make_backend, rollout
+from pipeline.rollout import Backend, Question, SamplingParams, Transcript, rollout
 
 GREEDY = SamplingParams(temperature=1.0, top_p=1.0, greedy=True, seed=0)
 

@@ -40,7 +40,7 @@ from pipeline.config import ConfigError, EnvConfig
 from pipeline.grading.fast import real_value
 
 if TYPE_CHECKING:
-    from pipeline.env import Attempt, Dialogue
+    from pipeline.dialogue import Attempt, Dialogue
 
 PROVIDERS = ("fixed", "echo", "direction", "none", "custom")
 SCORED_ON = ("any", "last")  # any: right if some attempt is, stops at the first right one; last: the last answer

@@ -4,7 +4,7 @@ The contract (what training and evaluation receive), one `Transcript` per dialog
 - `token_ids`: exactly the ids the model conditioned on and sampled — prompt and feedback ids as the
   environment's text was encoded once, policy ids as sampled. Nothing is ever decoded and re-encoded
   (the paper's code re-tokenizes the dialogue text and finds its masks by string matching).
-- `roles`: the `env.Role` of each token (PROMPT 0, POLICY 1, FEEDBACK 2); the policy-loss mask is
+- `roles`: the `dialogue.Role` of each token (PROMPT 0, POLICY 1, FEEDBACK 2); the policy-loss mask is
   `roles == Role.POLICY`.
 - `attempts`: the attempt index per token (the prompt opens attempt 0, feedback after attempt i opens i+1).
 - `logprobs`: per token, the log-probability under the sampling distribution softmax(logits / T) for policy
@@ -12,7 +12,7 @@ The contract (what training and evaluation receive), one `Transcript` per dialog
 
 `rollout()` drives the environment and knows nothing of how tokens are produced; a backend does that behind
 the small `Backend`/`Session` interface (`HFBackend` here, `pipeline.vllm_backend.VLLMBackend` for vLLM), built
-by `make_backend` from the configuration. The schedule: on vLLM each dialogue moves at its own pace (its next
+by `backends.make_backend` from the configuration. The schedule: on vLLM each dialogue moves at its own pace (its next
 attempt starts the engine step after its last one ended, graded meanwhile); the HF backend plays rounds.
 The HF session keeps one KV cache for the batch: after feedback it feeds only the new tokens (no re-encoding
 of history), finished dialogues leave the batch, and an attempt stops at end of turn, after the first complete
@@ -27,14 +27,13 @@ import collections
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Protocol
 
 import torch
 from transformers import DynamicCache
 
-from pipeline.config import Config
-from pipeline.env import Dialogue, MultiAttemptEnv, Role
+from pipeline.dialogue import Dialogue, Role
+from pipeline.env import MultiAttemptEnv
 from pipeline.grading.extract import BoxWatch
 from pipeline.io import DataError
 from pipeline.progress import progress_bar
@@ -110,7 +109,7 @@ class Session(Protocol):
 
 
 class Backend(Protocol):
-    """Generation for `rollout()`; built by `make_backend`. Training keeps it on the current policy with `sync`
+    """Generation for `rollout()`; built by `backends.make_backend`. Training keeps it on the current policy with `sync`
     before each use and `release`s it after."""
 
     max_model_len: int  # the context every dialogue must fit in, tokens
@@ -416,38 +415,6 @@ class HFBackend:
 
     def close(self) -> None:
         pass
-
-
-def make_backend(
-    cfg: Config,
-    tokenizer,
-    model: torch.nn.Module | None = None,
-    source: str | Path | None = None,
-    dtype: torch.dtype = torch.float32,
-    distributed: bool = False,
-    gpu_memory_utilization: float | None = None,
-) -> Backend:
-    """The rollout backend of `cfg.rollout.backend`, for training, evaluation and SFT alike.
-
-    vllm: an engine in this process started on the weights at `source` (every rank of a `distributed` job runs
-    its own). hf: generation with transformers on `model`, or on the model at `source` (on the GPU when there is
-    one). A model that exists only in memory (no `source`: SFT's) always generates with hf.
-    """
-    if cfg.rollout.backend == "vllm" and source is not None:
-        from pipeline.vllm_backend import VLLMBackend
-
-        return VLLMBackend.start(
-            source, cfg, tokenizer, dtype=dtype, distributed=distributed, gpu_memory_utilization=gpu_memory_utilization
-        )
-    if model is None:
-        from pipeline import hub, models
-
-        model = models.load(source, dtype=dtype, revision=hub.model_revision(cfg, source))[0]
-        if torch.cuda.is_available():
-            model.to("cuda")
-    return HFBackend(
-        model, tokenizer, cfg.env.end_of_turn, cfg.env.stop_at_box, max_model_len=cfg.rollout.max_model_len
-    )
 
 
 @dataclass(frozen=True)

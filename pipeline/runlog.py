@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.env import Dialogue
+from pipeline.dialogue import Dialogue
 from pipeline.io import PipelineError
 
 

@@ -35,14 +35,16 @@ from pathlib import Path
 import torch
 
 from pipeline import models
+from pipeline.backends import make_backend
 from pipeline.config import Config
-from pipeline.env import Attempt, Dialogue, render_prompt
+from pipeline.dialogue import Attempt, Dialogue
+from pipeline.env import render_prompt
 from pipeline.evaluate import GREEDY, evaluate
 from pipeline.feedback import Provider, make_provider, with_provider
 from pipeline.grading import Grader
 from pipeline.io import write_json
 from pipeline.progress import progress_bar
-from pipeline.rollout import encode, make_backend, sample_once
+from pipeline.rollout import encode, sample_once
 
 log = logging.getLogger(__name__)
 IGNORE = -100

@@ -18,7 +18,7 @@ One step (spec §4):
    attempt range ([1, 5] multi-attempt, [1, 1] baseline), in the variant's environment (`Config.for_variant`:
    the paper's baseline also has its own prompt, stop rule and reward; config `variants`).
    Sample `samples_per_prompt` dialogues per question with the current policy at the training temperature.
-   Generation runs on the configured backend (`rollout.make_backend`): transformers on the actor itself, or a
+   Generation runs on the configured backend (`backends.make_backend`): transformers on the actor itself, or a
    vLLM engine in this process into which the actor's weights are copied whenever they changed (`sync`).
 2. Experience, in forward passes without gradients sized by tokens: PPO's old (behaviour) log-probs are the
    rollout's, or recomputed by the actor (`behaviour_logprobs: actor`, the released code's way; in bf16 the
@@ -57,6 +57,7 @@ import torch
 
 from pipeline import card, checkpoint, hub, models, ppo, provenance, runlog
 from pipeline import distributed as dist
+from pipeline.backends import make_backend
 from pipeline.checkpoint import Checkpoints, step_name
 from pipeline.config import Config
 from pipeline.data import validation_split
@@ -65,7 +66,7 @@ from pipeline.evaluate import evaluate
 from pipeline.grading import Grader
 from pipeline.io import DataError, append_jsonl, atomic_path, read_json, write_json, write_jsonl
 from pipeline.progress import progress_bar
-from pipeline.rollout import Question, SamplingParams, Transcript, check_template, make_backend, rollout
+from pipeline.rollout import Question, SamplingParams, Transcript, check_template, rollout
 from pipeline.seeds import derive_seed
 from pipeline.time_limit import TimeLimit, TimeLimitReached
 

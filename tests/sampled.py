@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from pipeline import train
-from pipeline.env import Role
+from pipeline.dialogue import Role
 from pipeline.grading.extract import first_box_end
 from pipeline.rollout import Sampled
 

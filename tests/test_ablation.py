@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from pipeline import ablation, config, evaluate, metrics
-from pipeline.env import MultiAttemptEnv, Role
+from pipeline.dialogue import Role
+from pipeline.env import MultiAttemptEnv
 from pipeline.feedback import with_provider
 from pipeline.grading import Grader
 from pipeline.rollout import Question, rollout

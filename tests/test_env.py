@@ -8,7 +8,8 @@ import re
 import pytest
 
 from pipeline import config as C
-from pipeline.env import MultiAttemptEnv, Role, render_feedback, render_prompt
+from pipeline.dialogue import Role
+from pipeline.env import MultiAttemptEnv, render_feedback, render_prompt
 from pipeline.grading import Grader
 from tests.conftest import ROOT
 

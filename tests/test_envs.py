@@ -194,7 +194,7 @@ def third_party_imports(entry: str, skip: frozenset[str] = frozenset()) -> set[s
 
 
 # What a scale's configuration never imports. Tiny: rollout.backend is hf, and pipeline.vllm_backend is imported
-# only by rollout.make_backend for backend vllm (test_only_the_vllm_backend_is_scale_dependent checks both).
+# only by backends.make_backend for backend vllm (test_only_the_vllm_backend_is_scale_dependent checks both).
 SCALE_SKIPS = {"tiny": frozenset({"pipeline.vllm_backend"}), "paper": frozenset()}
 
 
@@ -208,8 +208,8 @@ def test_only_the_vllm_backend_is_scale_dependent():
         for path in (ROOT / "pipeline").rglob("*.py")
         if "pipeline.vllm_backend import" in path.read_text() or "import pipeline.vllm_backend" in path.read_text()
     ]
-    assert importers == ["pipeline/rollout.py"]
-    make_backend = next(n for n in _syntax("pipeline.rollout").body if getattr(n, "name", "") == "make_backend")
+    assert importers == ["pipeline/backends.py"]
+    make_backend = next(n for n in _syntax("pipeline.backends").body if getattr(n, "name", "") == "make_backend")
     guard = next(n for n in make_backend.body if isinstance(n, ast.If))
     assert "cfg.rollout.backend == 'vllm'" in ast.unparse(guard.test)
     assert "pipeline.vllm_backend" in ast.unparse(guard.body)

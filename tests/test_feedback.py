@@ -12,7 +12,8 @@ import pytest
 
 from pipeline import config as C
 from pipeline import metrics
-from pipeline.env import Attempt, Dialogue, MultiAttemptEnv, Role, render_feedback
+from pipeline.dialogue import Attempt, Dialogue, Role
+from pipeline.env import MultiAttemptEnv, render_feedback
 from pipeline.evaluate import trace
 from pipeline.feedback import direction, fill, make_provider
 from pipeline.grading import Grader

@@ -14,7 +14,8 @@ import torch
 
 from pipeline import config, models
 from pipeline.config import AttemptRange
-from pipeline.env import MultiAttemptEnv, Role, render_feedback
+from pipeline.dialogue import Role
+from pipeline.env import MultiAttemptEnv, render_feedback
 from pipeline.grading import Grader
 from pipeline.grading.extract import first_box_end
 from pipeline.io import DataError

@@ -19,7 +19,8 @@ import torch
 
 from pipeline import config, data, evaluate, metrics, models, sft
 from pipeline.config import AttemptRange
-from pipeline.env import MultiAttemptEnv, Role
+from pipeline.dialogue import Role
+from pipeline.env import MultiAttemptEnv
 from pipeline.grading import Grader
 from pipeline.rollout import AttemptStop, HFBackend, Question, SamplingParams, rollout, sequence_logprobs
 from tests.conftest import ROOT
