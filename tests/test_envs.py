@@ -365,20 +365,22 @@ def test_blocking_works():
     assert proc.returncode != 0 and "No module named 'torch'" in proc.stderr
 
 
-def test_data_env_runs_the_data_verbs(tmp_path):
+def prepare_synthetic_argv(folder) -> list[str]:
+    """prepare-synthetic of 20 training and 5 held-out questions into `folder` (t.jsonl, h.jsonl)."""
     cfg = json.dumps({"data": {"synthetic": {"n_train": 20, "n_heldout": 5}}})
-    proc = run_with_only(
-        "data",
-        [
-            "prepare-synthetic",
-            "--config",
-            cfg,
-            "--train",
-            str(tmp_path / "t.jsonl"),
-            "--heldout",
-            str(tmp_path / "h.jsonl"),
-        ],
-    )
+    return [
+        "prepare-synthetic",
+        "--config",
+        cfg,
+        "--train",
+        str(folder / "t.jsonl"),
+        "--heldout",
+        str(folder / "h.jsonl"),
+    ]
+
+
+def test_data_env_runs_the_data_verbs(tmp_path):
+    proc = run_with_only("data", prepare_synthetic_argv(tmp_path))
     assert proc.returncode == 0, proc.stderr
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 20
 
@@ -481,17 +483,7 @@ def test_a_real_env_build_runs_the_data_verbs_on_cpu_torch(tmp_path):
     prepare_math loads at paper scale importable, and prepare-synthetic running."""
     _skip_unless_buildable()
     python = build_env("data", tmp_path / "env")
-    cfg = json.dumps({"data": {"synthetic": {"n_train": 20, "n_heldout": 5}}})
-    argv = [
-        "prepare-synthetic",
-        "--config",
-        cfg,
-        "--train",
-        str(tmp_path / "t.jsonl"),
-        "--heldout",
-        str(tmp_path / "h.jsonl"),
-    ]
-    proc = run_in(python, argv, tmp_path)
+    proc = run_in(python, prepare_synthetic_argv(tmp_path), tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len((tmp_path / "t.jsonl").read_text().splitlines()) == 20
     code = "import torch, pipeline.models; print(torch.__version__, torch.cuda.is_available())"
