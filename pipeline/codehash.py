@@ -5,7 +5,7 @@ and editing the trainer reruns training, without rerunning what does not run tha
 The unit is a top-level definition, not a module: `report.py` holds both the aggregation (run by aggregate) and the
 figures (run by figures), and `evaluate.py` the evaluation loop run by training, SFT and the evaluate verb, so a
 module-level dependency would rerun far more than an edit touches. Starting from the verb's `cmd_*` function in
-`pipeline/__main__.py`, every definition it names is followed, transitively: a name defined in the same module, a
+`pipeline/verbs/`, every definition it names is followed, transitively: a name defined in the same module, a
 name imported from a pipeline module (`from pipeline.env import render_prompt`, also from a subpackage's module or a
 name a package's `__init__.py` imports: `from pipeline.grading import Grader`), or an attribute of an imported
 pipeline module or package (`metrics.summarize`, `grading.extract.first_box_end`). A class counts whole (its methods
@@ -17,8 +17,8 @@ counts as a use of that name; a data file beside the code named in a reached def
 counts with its text.
 
 Not followed: `pipeline.config` (what it computes reaches each rule as resolved configuration values, the rule's
-config keys), the argument parser in `__main__.py` (`build_parser`, `main`), and other packages (their versions
-are in each model's provenance).
+config keys), the command line (`__main__.py` and each verb's `@verb(...)` declaration: its arguments' values reach
+the rule as its shell line), and other packages (their versions are in each model's provenance).
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ def _registers(decorator: ast.expr, functions: set[str]) -> bool:
     return isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name) and decorator.func.id in functions
 
 
+def _declares_verb(decorator: ast.expr) -> bool:
+    return isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name) and decorator.func.id == "verb"
+
+
 class _Module:
     """One pipeline module: its top-level definitions (name -> syntax dump, names it uses) and its imports."""
 
@@ -80,6 +84,8 @@ class _Module:
         for node in tree.body:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):  # `@verb(...)`: the command line
+                node.decorator_list = [d for d in node.decorator_list if not _declares_verb(d)]
             unit = (ast.dump(node), self._references(node))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.units[node.name] = unit
@@ -146,11 +152,22 @@ def _load(module: str) -> _Module | None:
     return _Module(module, path) if path is not None else None
 
 
+def verb_function(verb: str) -> tuple[str, str]:
+    """(module, function) of a `python -m pipeline` verb: `eval-metrics` is cmd_eval_metrics of a module of
+    pipeline/verbs/ (read, not imported: hashing a verb never imports torch)."""
+    name = "cmd_" + verb.replace("-", "_")
+    for path in sorted((PACKAGE / "verbs").glob("*.py")):
+        module = f"pipeline.verbs.{path.stem}" if path.stem != "__init__" else "pipeline.verbs"
+        if name in _load(module).units:
+            return module, name
+    return "pipeline.verbs", name
+
+
 def definitions(verb: str) -> dict[str, str]:
     """`module:name` -> syntax dump of every definition the verb's code reaches (plus `module:<always n>`); a verb
     is a `python -m pipeline` verb (`eval-metrics`) or a module run as `python -m pipeline.<module>`."""
-    # `python -m pipeline <verb>` starts at cmd_<verb> of __main__.py; `python -m pipeline.<module>` at its main
-    root = (verb, "main") if verb.startswith("pipeline.") else ("pipeline.__main__", "cmd_" + verb.replace("-", "_"))
+    # `python -m pipeline <verb>` starts at cmd_<verb> in pipeline/verbs/; `python -m pipeline.<module>` at its main
+    root = (verb, "main") if verb.startswith("pipeline.") else verb_function(verb)
     main = _load(root[0])
     if main is None or root[1] not in main.units:
         raise KeyError(f"python -m pipeline has no verb {verb!r} (no function {root[1]} in {root[0]})")
@@ -165,7 +182,7 @@ def definitions(verb: str) -> dict[str, str]:
         mod = _load(module)
         if mod is None:
             continue
-        if module not in visited_modules and module != root[0]:  # not __main__'s `if __name__ == ...: main()`
+        if module not in visited_modules and module != root[0]:  # the root module: only the verb itself
             visited_modules.add(module)
             for i, (dump, refs) in enumerate(mod.always):
                 seen[f"{module}:<always {i}>"] = dump

@@ -31,12 +31,15 @@ import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import hub
 from pipeline.grading.extract import extract_answer
 from pipeline.io import DataError, read_json, read_jsonl, write_jsonl
 from pipeline.seeds import derive_seed
+
+if TYPE_CHECKING:
+    from pipeline.config import BenchmarkSource, Config
 
 log = logging.getLogger(__name__)
 
@@ -451,3 +454,46 @@ def load_math_train(
         raise DataError(f"{source}: no MATH problems of levels {sorted(levels)} in splits {splits}")
     _check_unique_ids(records, f"{source} (MATH)")
     return records
+
+
+# ------------------------------------------------------------------------------------- the prepare steps
+
+
+def prepare_math(cfg: Config, excluded: Sequence[str]) -> list[dict[str, Any]]:
+    """The MATH training set that config `data.math` selects, without the `excluded` questions (the benchmarks')
+    and, when `data.max_prompt_tokens` is set, without questions whose longest first prompt exceeds it in the
+    policy's tokenizer (each trained variant's prompt at its largest N)."""
+    prompt_tokens = None
+    if cfg.data.max_prompt_tokens:  # loaded first: a missing tokenizer fails before the dataset is read
+        from pipeline import env, models
+
+        tokenizer = models.load_tokenizer(cfg.model.source, cfg.model.revision or None)
+        prompts = [(cfg.variant_env(v).prompt_template, cfg.variant(v).max_attempts) for v in cfg.trained_variants]
+
+        def prompt_tokens(question: str) -> int:
+            texts = [env.render_prompt(template, question, n) for template, n in prompts]
+            return max(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+    math = cfg.data.math
+    records = load_math_train(
+        math.source, math.levels, math.splits, exclude_questions=excluded, revision=math.revision or None
+    )
+    if prompt_tokens is not None:
+        records, dropped = drop_long_prompts(records, prompt_tokens, cfg.data.max_prompt_tokens)
+        log.info(
+            "dropped %d questions whose prompt exceeds data.max_prompt_tokens = %d tokens (%s)",
+            dropped,
+            cfg.data.max_prompt_tokens,
+            cfg.model.source,
+        )
+        if not records:
+            raise DataError(
+                f"{math.source}: no MATH question fits data.max_prompt_tokens = {cfg.data.max_prompt_tokens}"
+            )
+    return records
+
+
+def prepare_benchmark(name: str, src: BenchmarkSource) -> list[dict[str, Any]]:
+    """One evaluation set as config `data.benchmarks.<name>` describes it (its first `max_questions`, if set)."""
+    records = load_benchmark(name, src.source, split=src.split, revision=src.revision or None)
+    return records[: src.max_questions] if src.max_questions else records

@@ -7,14 +7,11 @@ one column per model: `plots/accuracy_vs_k.csv` (summary.json), `plots/heldout_a
 against the training step (learning_curves.csv, mean over seeds), `plots/wrong_to_right.csv` against the retry
 (retries.csv, over benchmarks and seeds weighted by the questions reaching that retry). dvc.yaml names them.
 
-`python -m pipeline.dvc_views --summary S --curves C --retries R --out-dir D` (rules/report.smk).
+`python -m pipeline dvc-views --summary S --curves C --retries R --out-dir D` (rules/report.smk).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,19 +84,3 @@ def write(summary: Mapping[str, Any], curves: pd.DataFrame, retries: pd.DataFram
     for name, table in plot_tables(summary, curves, retries).items():
         with atomic_path(out / "plots" / f"{name}.csv") as tmp:
             table.to_csv(tmp, index=False)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.dvc_views", description=__doc__.splitlines()[0])
-    parser.add_argument("--summary", required=True, help="summary.json of the report")
-    parser.add_argument("--curves", required=True, help="learning_curves.csv of the report")
-    parser.add_argument("--retries", required=True, help="retries.csv of the report")
-    parser.add_argument("--out-dir", required=True, help="writes metrics/<model>.json and plots/<name>.csv here")
-    args = parser.parse_args(argv)
-    summary = json.loads(Path(args.summary).read_text())
-    write(summary, pd.read_csv(args.curves), pd.read_csv(args.retries), args.out_dir)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

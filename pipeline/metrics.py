@@ -332,6 +332,15 @@ def retry_pairs(traces: Sequence[Trace]) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
+def judge_repeats(traces: Sequence[Trace], grader) -> tuple[dict[tuple[str, str], bool], int]:
+    """({(answer, earlier answer): equivalent}, number timed out) for every retry pair of `traces`, judged by the
+    grader (0.5 after \\frac{1}{2} is a repeat) with the earlier answer as the gold; a timeout counts as not the
+    same answer. The grader is passed in, so the rest of this module stays pure."""
+    pairs = retry_pairs(traces)
+    grades = grader.grade_answers([a for a, _ in pairs], [e for _, e in pairs])
+    return {pair: g.correct for pair, g in zip(pairs, grades)}, sum(g.timed_out for g in grades)
+
+
 def retry_intervals(
     traces: Sequence[Trace],
     n_boot: int = 1000,

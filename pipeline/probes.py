@@ -219,6 +219,39 @@ def parallel_summary(
     }
 
 
+def read_sequential(paths: Sequence[str | Path]) -> dict[int, list[Sample]]:
+    """The model's k-attempt traces as samples, {k: run}; read before any sampling, so a bad file fails first."""
+    sequential: dict[int, list[Sample]] = {}
+    for path in paths:
+        run = read_samples(path)
+        if run[0].trace.n in sequential:
+            raise DataError(f"{path}: a second traces file of k={run[0].trace.n}")
+        sequential[run[0].trace.n] = run
+    return sequential
+
+
+def parallel_json(
+    cfg: Config,
+    name: str,
+    benchmark: str,
+    samples: Sequence[Mapping],
+    sequential: Mapping[int, Sequence[Sample]],
+    where: str,
+) -> dict:
+    """parallel.json: who and how it was sampled, parallel_summary's numbers, and how many samples' tokens differ
+    from what the backend's text would tokenize to."""
+    summary = parallel_summary([sample_of(r, f"{where}: record {i}") for i, r in enumerate(samples)], sequential)
+    return {
+        "model": name,
+        "benchmark": benchmark,
+        "temperature": cfg.train.temperature,
+        "top_p": cfg.train.top_p,
+        "seed": PARALLEL_SEED,
+        **summary,
+        "token_mismatches": sum(not s["token_exact"] for s in samples),
+    }
+
+
 # ----------------------------------------------------------------------------------------------- flip probe
 
 

@@ -221,3 +221,27 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
     }
     write_json(out / "sft_summary.json", summary)
     return summary
+
+
+def build_base(
+    cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out: str | Path, run_dir: str | None
+) -> dict:
+    """The base model folder `out`, written whole or not at all: train_base's model, its provenance and card;
+    the SFT curves under `run_dir`/tensorboard when given. Returns train_base's summary."""
+    from pipeline import card, provenance, runlog
+    from pipeline.io import atomic_path
+
+    prov = provenance.record(cfg, computes=True)
+    with atomic_path(out) as tmp, Grader.from_config(cfg.grading) as grader:
+        summary = train_base(cfg, train, heldout, tmp, grader)
+        provenance.write(tmp, prov)
+        made_by = (
+            f"`python -m pipeline build-base`: {summary['parameters']} parameters, tokenizer trained on the task, "
+            f"SFT for {summary['steps']} steps"
+        )
+        base = "none: a tiny Qwen2 built from scratch (`model.tiny`)"
+        results = {k: summary[k] for k in ("heldout_accuracy", "retry_accuracy")}
+        card.write(tmp, card.render(prov, Path(out).name, made_by, base, results))
+    if run_dir:
+        runlog.write_history(Path(run_dir) / "tensorboard", cfg.to_dict(), summary["history"], "sft/")
+    return summary

@@ -132,8 +132,8 @@ rule dvc_views:
         conda_env("report")
     threads: 1
     params:
-        code=code_version("pipeline.dvc_views"),
+        code=code_version("dvc-views"),
         out_dir=lambda w, input: os.path.dirname(input.summary),
     shell:
-        "python -m pipeline.dvc_views --summary {input.summary} --curves {input.curves}"
+        "python -m pipeline dvc-views --summary {input.summary} --curves {input.curves}"
         " --retries {input.retries} --out-dir {params.out_dir} > {log} 2>&1"

@@ -22,9 +22,9 @@ def test_a_verb_covers_the_definitions_it_reaches_and_no_others():
         "pipeline.grading.pool:_worker_main",
     } <= set(train)
     assert not any(k.startswith("pipeline.config") for k in train)  # configuration reaches rules as values
-    # from __main__.py only the verb's function and what it calls, not the other verbs or the argument parser
-    assert {k for k in train if k.startswith("pipeline.__main__:cmd_")} == {"pipeline.__main__:cmd_train"}
-    assert "pipeline.__main__:build_parser" not in train
+    # only the verb's function and what it calls, not the other verbs or the command line
+    assert {k for k in train if ":cmd_" in k} == {"pipeline.verbs.train:cmd_train"}
+    assert not any(k.startswith(("pipeline.__main__", "pipeline.verbs:parser")) for k in train)
 
 
 def test_registered_figures_and_data_files_count_for_the_verbs_that_import_them():
@@ -51,7 +51,7 @@ def test_unknown_verb():
 
 
 SUBPACKAGE = {
-    "__main__.py": "from pipeline import sub\nfrom pipeline.sub import Thing\n\n\n"
+    "verbs/steps.py": "from pipeline import sub\nfrom pipeline.sub import Thing\n\n\n"
     "def cmd_go(args):\n    return Thing(), sub.leaf.deep(), sub.again()\n",
     "sub/__init__.py": "from pipeline.sub.leaf import again\n\n\n"
     "class Thing:\n    BOOT = 'from pipeline.sub.worker import main; main()'\n",
@@ -70,7 +70,7 @@ def test_names_are_followed_into_a_subpackage(tmp_path, monkeypatch):
     codehash._load.cache_clear()
     try:
         assert set(codehash.definitions("go")) == {
-            "pipeline.__main__:cmd_go",
+            "pipeline.verbs.steps:cmd_go",
             "pipeline.sub:Thing",
             "pipeline.sub.leaf:deep",
             "pipeline.sub.leaf:again",

@@ -225,7 +225,7 @@ def test_the_import_graph_finds_what_each_verb_loads():
     assert "vllm" in third_party_imports("evaluate", SCALE_SKIPS["paper"])
     assert "vllm" not in third_party_imports("evaluate", SCALE_SKIPS["tiny"])
     assert "deepspeed" in third_party_imports("train")
-    assert "pandas" in third_party_imports("pipeline.dvc_views")
+    assert "pandas" in third_party_imports("dvc-views")
 
 
 @functools.cache

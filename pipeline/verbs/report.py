@@ -1,0 +1,139 @@
+"""Verbs of the report step: every evaluation and training run aggregated into tables and summary.json, the
+figures, the markdown report (pipeline/report.py), DVC's views of them (pipeline/dvc_views.py), and the feedback
+ablation's report (pipeline/ablation.py)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline import config as config_mod
+from pipeline.verbs import arg, verb
+
+log = logging.getLogger("pipeline")
+
+FILES = "eval/<model>/<benchmark>/{} files"
+
+
+@verb(
+    "aggregate",
+    "summary.json and csv tables of every evaluation and training run",
+    arg("--metrics", nargs="+", required=True, help=FILES.format("metrics.json")),
+    arg("--train-logs", nargs="*", default=[], help="models/<variant>_s<seed>/train_log.jsonl files"),
+    arg("--models", nargs="*", default=[], help="model folders whose provenance.json to collect"),
+    arg("--audits", nargs="*", default=[], help=FILES.format("grader_audit.json")),
+    arg("--parallel", nargs="*", default=[], help=FILES.format("parallel.json")),
+    arg("--flip", nargs="*", default=[], help=FILES.format("flip_probe.json")),
+    arg("--curve-metrics", nargs="*", default=[], help="metrics.json files of the curves' actors (eval.curve_steps)"),
+    arg("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)"),
+)
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from pipeline import report
+    from pipeline.io import write_json
+
+    cfg = config_mod.load(args.config)
+    acc = report.accuracy_table(args.metrics)
+    retries = report.retries_table(args.metrics)
+    curves = report.learning_curves_table(args.train_logs)
+    out = Path(args.out_dir)
+    report.write_csv(out / "accuracy.csv", acc)
+    report.write_csv(out / "retries.csv", retries)
+    report.write_csv(out / "learning_curves.csv", curves)
+    summary = report.summarize(acc, retries, curves, args.metrics, cfg)
+    grading = {"multi_box": cfg.grading.multi_box}  # the evaluations' rule (the evaluate rule reruns when it changes)
+    controls = report.controls_table(args.parallel, list(cfg.eval.models))
+    report.write_csv(out / "controls.csv", controls)
+    summary["controls"] = report.controls_summary(controls)
+    if args.flip:
+        summary["flip_probe"] = report.flip_probe(args.flip, list(cfg.eval.models))
+    summary["retry_intervals"] = report.retry_intervals(args.metrics)
+    curves = report.k_attempt_curves(args.curve_metrics, acc, cfg.train.steps)
+    report.write_csv(out / "k_attempt_curves.csv", curves)
+    if args.curve_metrics:
+        summary["k_attempt_curves"] = report.curves_summary(curves)
+    if args.audits:
+        summary["grader_audit"] = report.grader_audit(args.audits)
+    models = report.provenance_of(args.models)
+    run = report.run_provenance(cfg, models)
+    write_json(out / "summary.json", {**summary, "grading": grading, "provenance": models, "run": run})
+    log.info("%d evaluation runs and %d training logs -> %s", len(args.metrics), len(args.train_logs), out)
+
+
+@verb(
+    "figures",
+    "draw the report's figures (PNG and PDF) from the aggregated tables",
+    arg("--tables", required=True, help="folder with accuracy.csv, retries.csv, learning_curves.csv"),
+    arg("--out-dir", required=True, help="figures folder"),
+)
+def cmd_figures(args: argparse.Namespace) -> None:
+    from pipeline import report
+
+    cfg = config_mod.load(args.config)
+    tables = Path(args.tables)
+    paths = report.figures(
+        report.read_csv(tables / "accuracy.csv"),
+        report.read_csv(tables / "retries.csv"),
+        report.read_csv(tables / "learning_curves.csv"),
+        report.read_csv(tables / "controls.csv"),
+        report.read_csv(tables / "k_attempt_curves.csv"),
+        args.out_dir,
+        cfg.scale,
+        [*cfg.trained_variants, *cfg.eval.models],
+    )
+    log.info("%d figure files -> %s", len(paths), args.out_dir)
+
+
+@verb(
+    "report",
+    "write report.md from summary.json and the tables",
+    arg("--tables", required=True, help="folder with summary.json and the csv tables"),
+    arg("--out", required=True, help="output markdown file"),
+)
+def cmd_report(args: argparse.Namespace) -> None:
+    from pipeline import report
+    from pipeline.io import atomic_path, read_json
+
+    tables = Path(args.tables)
+    summary = read_json(tables / "summary.json")
+    text = report.markdown(
+        summary, report.read_csv(tables / "accuracy.csv"), report.read_csv(tables / "learning_curves.csv")
+    )
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    log.info("report -> %s", args.out)
+
+
+@verb(
+    "dvc-views",
+    "the headline metrics per model and wide plot tables, as DVC reads them (dvc.yaml)",
+    arg("--summary", required=True, help="summary.json of the report"),
+    arg("--curves", required=True, help="learning_curves.csv of the report"),
+    arg("--retries", required=True, help="retries.csv of the report"),
+    arg("--out-dir", required=True, help="writes metrics/<model>.json and plots/<name>.csv here"),
+    config=None,  # not read: summary.json holds what the views show
+)
+def cmd_dvc_views(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from pipeline import dvc_views
+    from pipeline.io import read_json
+
+    dvc_views.write(read_json(args.summary), pd.read_csv(args.curves), pd.read_csv(args.retries), args.out_dir)
+    log.info("DVC metrics and plots -> %s", args.out_dir)
+
+
+@verb(
+    "feedback-ablation-report",
+    "the feedback ablation's table, json and figure from its metrics.json files",
+    arg("--metrics", nargs="+", required=True, help="eval/<model>/<set>/feedback_<provider>/metrics.json files"),
+    arg("--out-json", required=True, help="output feedback_ablation.json"),
+    arg("--out-md", required=True, help="output feedback_ablation.md"),
+    arg("--figures-dir", required=True, help="folder of figures/feedback_ablation.{png,pdf}"),
+)
+def cmd_feedback_ablation_report(args: argparse.Namespace) -> None:
+    from pipeline import ablation
+
+    cfg = config_mod.load(args.config)
+    written = ablation.write(cfg, args.metrics, args.out_json, args.out_md, args.figures_dir)
+    log.info("feedback ablation: %s", ", ".join(map(str, written)))
