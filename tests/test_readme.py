@@ -3,7 +3,10 @@ included. `pytest tests/test_readme.py -q`"""
 
 import re
 import subprocess
+import sys
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "reports" / "README.md"]
@@ -85,3 +88,28 @@ def test_every_relative_link_and_anchor_of_the_readme_and_docs_resolves():
 def test_the_readme_stays_a_guide():
     """About 250 lines; the handbook lives in docs/."""
     assert len((ROOT / "README.md").read_text().splitlines()) <= 280
+
+
+def _blocks(language: str) -> list[tuple[str, str]]:
+    return [
+        (page.name, block)
+        for page in PAGES
+        for block in re.findall(rf"^```{language}\n(.*?)^```", page.read_text(), flags=re.M | re.S)
+    ]
+
+
+def test_the_python_blocks_of_the_readme_and_docs_are_formatted_code_and_the_yaml_blocks_parse():
+    """Python blocks pass `ruff format --check` (pyproject.toml's settings); yaml blocks load ("..." elides)."""
+    assert _blocks("python") and _blocks("yaml")
+    for page, block in _blocks("python"):
+        compile(block, page, "exec")
+        proc = subprocess.run(
+            [sys.executable, "-m", "ruff", "format", "--check", "--stdin-filename", "block.py", "-"],
+            input=block,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert proc.returncode == 0, f"{page}: a python block is not ruff-formatted:\n{block}"
+    for _, block in _blocks("yaml"):
+        yaml.safe_load(block)
