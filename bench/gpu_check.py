@@ -64,7 +64,8 @@ from pipeline.distributed import Optimized  # noqa: E402
 from pipeline.dialogue import Role  # noqa: E402
 from pipeline.env import MultiAttemptEnv  # noqa: E402
 from pipeline.grading import Grader  # noqa: E402
-from pipeline.rollout import LOGPROB_TOLERANCE, HFBackend, Question, SamplingParams, rollout  # noqa: E402
+from pipeline.hf_backend import HFBackend  # noqa: E402
+from pipeline.rollout import LOGPROB_TOLERANCE, Question, SamplingParams, rollout  # noqa: E402
 from pipeline.train import Trainer  # noqa: E402
 
 GIB = 2**30

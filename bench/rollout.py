@@ -44,7 +44,8 @@ from pipeline import config, models  # noqa: E402
 from pipeline.config import AttemptRange  # noqa: E402
 from pipeline.env import MultiAttemptEnv  # noqa: E402
 from pipeline.grading import Grader  # noqa: E402
-from pipeline.rollout import AttemptStop, HFBackend, Question, SamplingParams, end_token_ids, rollout  # noqa: E402
+from pipeline.hf_backend import HFBackend  # noqa: E402
+from pipeline.rollout import AttemptStop, Question, SamplingParams, end_token_ids, rollout  # noqa: E402
 
 N_QUESTIONS, REPEATS, ATTEMPT_TOKENS = 64, 3, 16
 REAL_ATTEMPT_TOKENS, BOX_TOKENS, CHUNK = 256, 3, 64  # the realistic section; CHUNK: the released code's check

@@ -1,6 +1,6 @@
 """The rollout backend a configuration asks for: the one place that chooses between transformers and vLLM.
 
-It sits above both backends (`rollout.HFBackend`, `vllm_backend.VLLMBackend`), which know nothing of each other;
+It sits above both backends (`hf_backend.HFBackend`, `vllm_backend.VLLMBackend`), which know nothing of each other;
 vLLM is imported only when the configuration names it (the CPU experiment never imports it).
 """
 
@@ -12,7 +12,8 @@ import torch
 
 from pipeline import hub, models
 from pipeline.config import Config
-from pipeline.rollout import Backend, HFBackend
+from pipeline.hf_backend import HFBackend
+from pipeline.rollout import Backend
 
 
 def make_backend(

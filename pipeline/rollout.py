@@ -10,13 +10,12 @@ The contract (what training and evaluation receive), one `Transcript` per dialog
 - `logprobs`: per token, the log-probability under the sampling distribution softmax(logits / T) for policy
   tokens (T = 1 when greedy; top-p truncation not applied), 0.0 elsewhere.
 
-`rollout()` drives the environment and knows nothing of how tokens are produced; a backend does that behind
-the small `Backend`/`Session` interface (`HFBackend` here, `pipeline.vllm_backend.VLLMBackend` for vLLM), built
-by `backends.make_backend` from the configuration. The schedule: on vLLM each dialogue moves at its own pace (its next
-attempt starts the engine step after its last one ended, graded meanwhile); the HF backend plays rounds.
-The HF session keeps one KV cache for the batch: after feedback it feeds only the new tokens (no re-encoding
-of history), finished dialogues leave the batch, and an attempt stops at end of turn, after the first complete
-`\\boxed{}` (if configured), or at its token budget.
+`rollout()` drives the environment and knows nothing of how tokens are produced; a backend does that behind the
+small `Backend`/`Session` interface (`hf_backend.HFBackend` for transformers, `vllm_backend.VLLMBackend` for vLLM),
+built by `backends.make_backend` from the configuration. The schedule: on vLLM each dialogue moves at its own pace
+(its next attempt starts the engine step after its last one ended, graded meanwhile); the HF backend plays rounds.
+Both stop an attempt as `AttemptStop` says: at end of turn, after the first complete `\\boxed{}` (if configured),
+or at its token budget.
 
 Try it: `pytest tests/test_rollout.py -q`.
 """
@@ -30,7 +29,6 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import torch
-from transformers import DynamicCache
 
 from pipeline.dialogue import Dialogue, Role
 from pipeline.env import MultiAttemptEnv
@@ -218,205 +216,6 @@ class AttemptWatch:
         return "box" if self.box.feed(text[len(before) :]) is not None else None
 
 
-def _sample_token(
-    logits: torch.Tensor, params: SamplingParams, gen: torch.Generator | Sequence[torch.Generator]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, V) logits -> sampled ids (B,) and their log-probs under softmax(logits / T). `gen`: one generator for
-    the batch, or one per row (each row's draw then depends on its own stream only)."""
-    logits = logits.float()
-    if params.greedy:
-        ids = logits.argmax(-1)
-        logp = torch.log_softmax(logits, -1)
-    else:
-        logp = torch.log_softmax(logits / params.temperature, -1)
-        probs = logp.exp()
-        if params.top_p < 1.0:
-            sorted_p, order = probs.sort(-1, descending=True)
-            keep = sorted_p.cumsum(-1) - sorted_p < params.top_p  # always keeps the most likely token
-            sorted_p = sorted_p * keep
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-        if isinstance(gen, torch.Generator):
-            ids = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
-        else:
-            ids = torch.cat([torch.multinomial(p[None], 1, generator=g)[0] for p, g in zip(probs, gen)])
-    return ids, logp.gather(-1, ids[:, None]).squeeze(-1)
-
-
-class HFSession:
-    """One KV cache for a batch. Tokens fed in chunks are left-padded; padding holes are masked out and
-    position ids count only real tokens, so every row computes exactly what it would alone."""
-
-    def __init__(
-        self,
-        model,
-        n_rows: int,
-        params: SamplingParams,
-        stop: AttemptStop,
-        pad_id: int,
-        reuse_cache: bool = True,
-        streams: Sequence[Stream] | None = None,
-    ):
-        self.model, self.params, self.stop, self.pad_id = model, params, stop, pad_id
-        if streams is not None and len(streams) != n_rows:
-            raise ValueError(f"open: {len(streams)} row streams for {n_rows} rows")
-        self.streams = list(streams) if streams is not None else None
-        self.calls = [0] * n_rows  # attempts sampled per row (a row's stream is seeded per attempt)
-        self.reuse_cache = reuse_cache  # False: re-encode the whole dialogue every attempt (bench/rollout.py)
-        self.device = next(model.parameters()).device
-        # on the logits' device: torch.multinomial on CUDA refuses a CPU generator
-        self.gen = torch.Generator(device=self.device).manual_seed(params.seed)
-        self.live: list[int] = list(range(n_rows))  # cache batch index -> row
-        self.cache: DynamicCache | None = None
-        self.mask = torch.zeros(n_rows, 0, dtype=torch.long, device=self.device)  # (B, L) real=1, hole=0
-        self.pos = torch.zeros(n_rows, dtype=torch.long, device=self.device)  # next position id per row
-        self.pending: dict[int, list[int]] = {r: [] for r in range(n_rows)}
-        self.history: dict[int, list[int]] = {r: [] for r in range(n_rows)}
-        self.submitted: dict[int, int] = {}  # row -> budget of its next attempt (the next round)
-
-    def fed_ids(self, row: int) -> list[int]:
-        return self.history[row] + self.pending[row]
-
-    def feed(self, rows: Sequence[int], ids: Sequence[Sequence[int]]) -> None:
-        for r, chunk in zip(rows, ids):
-            self.pending[r].extend(chunk)
-
-    def submit(self, row: int, budget: int) -> None:
-        self.submitted[row] = budget
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.submitted)
-
-    def step(self) -> list[tuple[int, Sampled]]:
-        """One round: every submitted attempt, in row order, to its end."""
-        rows = sorted(self.submitted)
-        budgets = [self.submitted.pop(r) for r in rows]
-        return list(zip(rows, self._round(rows, budgets)))
-
-    def close(self) -> None:
-        self.submitted.clear()
-
-    def _keep(self, rows: Sequence[int]) -> None:
-        """Drop finished rows from the cache (and put the rest in the order of `rows`)."""
-        if list(rows) == self.live:
-            return
-        index = [self.live.index(r) for r in rows]
-        idx = torch.tensor(index, dtype=torch.long, device=self.device)
-        if self.cache is not None:
-            self.cache.batch_select_indices(idx)
-        self.mask, self.pos = self.mask[idx], self.pos[idx]
-        self.live = list(rows)
-
-    @torch.no_grad()
-    def _forward(self, ids: torch.Tensor, chunk_mask: torch.Tensor) -> torch.Tensor:
-        """Feed a (B, W) chunk; return the logits after its last column (B, V)."""
-        positions = self.pos[:, None] + chunk_mask.cumsum(-1) - 1
-        positions = positions.clamp(min=0) * chunk_mask
-        self.mask = torch.cat([self.mask, chunk_mask], dim=1)
-        if self.cache is None:
-            self.cache = DynamicCache(config=self.model.config)
-        out = self.model(
-            input_ids=ids,
-            attention_mask=self.mask,
-            position_ids=positions,
-            past_key_values=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        self.pos = self.pos + chunk_mask.sum(-1)
-        return out.logits[:, -1, :]
-
-    def _round(self, rows: Sequence[int], budgets: Sequence[int]) -> list[Sampled]:
-        """One attempt for each of `rows`, advanced together (rows left out are finished and dropped)."""
-        self._keep(rows)
-        if not self.reuse_cache and self.cache is not None:
-            for r in rows:
-                self.pending[r], self.history[r] = self.history[r] + self.pending[r], []
-            self.cache = None
-            self.mask = self.mask[:, :0]
-            self.pos = torch.zeros_like(self.pos)
-        chunks = [self.pending[r] for r in rows]
-        if any(not c for c in chunks) or any(b < 1 for b in budgets):
-            raise ValueError("sample: every row needs queued tokens (prompt or feedback) and a budget >= 1")
-        width = max(len(c) for c in chunks)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        chunk_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for b, c in enumerate(chunks):
-            ids[b, width - len(c) :] = torch.tensor(c)
-            chunk_mask[b, width - len(c) :] = 1
-        for r in rows:
-            self.history[r].extend(self.pending[r])
-            self.pending[r] = []
-        logits = self._forward(ids.to(self.device), chunk_mask.to(self.device))
-
-        gen = self.gen
-        if self.streams is not None:  # per row and attempt: what other rows do never moves a row's stream
-            gen = [self._row_generator(r) for r in rows]
-        out = [Sampled([], [], "") for _ in rows]
-        watches = [self.stop.watch() for _ in rows]
-        active = torch.ones(len(rows), dtype=torch.bool)
-        while True:
-            new_ids, new_logp = _sample_token(logits, self.params, gen)
-            new_ids, new_logp = new_ids.cpu(), new_logp.cpu()
-            for b in torch.nonzero(active).flatten().tolist():
-                s = out[b]
-                s.ids.append(int(new_ids[b]))
-                s.logprobs.append(float(new_logp[b]))
-                reason = watches[b](s.ids[-1]) or ("budget" if len(s.ids) >= budgets[b] else None)
-                if reason:
-                    s.reason = reason
-                    active[b] = False
-                    self.pending[rows[b]].append(s.ids[-1])  # fed with the row's next chunk, if any
-            if not active.any():
-                break
-            step_ids = torch.where(active, new_ids, torch.full_like(new_ids, self.pad_id))
-            for b in torch.nonzero(active).flatten().tolist():
-                self.history[rows[b]].append(int(new_ids[b]))
-            logits = self._forward(step_ids[:, None].to(self.device), active.long()[:, None].to(self.device))
-        return out
-
-    def _row_generator(self, row: int) -> torch.Generator:
-        seed = derive_seed(*self.streams[row], self.calls[row])
-        self.calls[row] += 1
-        return torch.Generator(device=self.device).manual_seed(seed)
-
-
-def context_length(model_positions: int, configured: int) -> int:
-    """The context dialogues must fit in: `rollout.max_model_len` (0 = the model's positions), never more than
-    the model has positions."""
-    if configured > model_positions:
-        raise DataError(f"rollout.max_model_len: {configured} exceeds the model's {model_positions} positions")
-    return configured or model_positions
-
-
-class HFBackend:
-    """Generation with a transformers causal LM on CPU or one GPU."""
-
-    lockstep = True
-
-    def __init__(
-        self, model, tokenizer, end_of_turn: str, stop_at_box: bool, reuse_cache: bool = True, max_model_len: int = 0
-    ):
-        self.model, self.tokenizer, self.reuse_cache = model, tokenizer, reuse_cache
-        self.stop = AttemptStop(tokenizer, end_token_ids(tokenizer, end_of_turn), stop_at_box)
-        self.max_model_len = context_length(model.config.max_position_embeddings, max_model_len)
-
-    def open(self, n_rows: int, params: SamplingParams, streams: Sequence[Stream] | None = None) -> HFSession:
-        return HFSession(self.model, n_rows, params, self.stop, self.tokenizer.pad_token_id, self.reuse_cache, streams)
-
-    def score(self, token_ids: Sequence[Sequence[int]], temperature: float) -> list[torch.Tensor]:
-        return sequence_logprobs(self.model, token_ids, temperature, self.tokenizer.pad_token_id)
-
-    def sync(self, model: torch.nn.Module, version: int) -> None:
-        self.model = model
-
-    def release(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class Question:
     id: str
@@ -529,6 +328,91 @@ def rollout(
     return transcripts
 
 
+class _Table:
+    """What `_play` keeps of the dialogues at play: which wait to start, which are ready for their next attempt (its
+    prompt or feedback fed), which attempts have ended and are being graded."""
+
+    def __init__(self, session: Session, backend: Backend, tokenizer, env: MultiAttemptEnv, questions, window, bar):
+        self.session, self.tokenizer, self.env, self.questions = session, tokenizer, env, questions
+        self.window, self.bar = window, bar
+        self.limit = backend.max_model_len
+        self.turn_end = tokenizer.convert_tokens_to_ids(env.cfg.end_of_turn)
+        self.transcripts: list[Transcript] = [None] * len(questions)  # type: ignore[list-item]
+        self.waiting = collections.deque(range(len(questions)))  # rows not started
+        self.ready: list[int] = []  # rows whose next attempt can start
+        self.grading: list[tuple[Future, list[tuple[int, Sampled]], list[str]]] = []  # attempts ended, being graded
+        self.live = 0  # dialogues started and not over
+
+    def over(self) -> None:
+        self.live -= 1
+        self.bar.update(1)
+
+    def start_questions(self) -> None:
+        rows = [self.waiting.popleft() for _ in range(min(self.window - self.live, len(self.waiting)))]
+        self.live += len(rows)
+        for i in rows:
+            q = self.questions[i]
+            self.transcripts[i] = Transcript(self.env.reset(q.id, q.question, q.gold, q.n_allowed))
+        texts = [self.transcripts[i].dialogue.segments[0].text for i in rows]
+        for i, ids in zip(rows, encode_batch(self.tokenizer, texts) if rows else []):
+            self.transcripts[i].extend(ids, Role.PROMPT, 0)
+            self.session.feed([i], [ids])
+            if len(ids) < self.limit:
+                self.ready.append(i)
+            else:  # a prompt that fills the context: no attempt at all
+                self.env.end_for_context(self.transcripts[i].dialogue)
+                self.over()
+
+    def submit_ready(self) -> None:
+        for i in sorted(self.ready):
+            t = self.transcripts[i]
+            self.session.submit(i, min(self.env.attempt_budget(t.dialogue), self.limit - len(t.token_ids)))
+        self.ready.clear()
+
+    def sample(self) -> None:
+        """One step of the session; the attempts it ended go to the grader."""
+        ended = self.session.step()
+        if ended:
+            texts = [self.tokenizer.decode(s.ids) for _, s in ended]  # for grading; the ids are what we keep
+            future = self.env.grade([self.transcripts[i].dialogue for i, _ in ended], texts)
+            self.grading.append((future, ended, texts))
+
+    def collect(self) -> None:
+        """Every graded attempt into its dialogue; the others keep waiting for their grades."""
+        still = []
+        for future, ended, texts in self.grading:
+            if future.done():
+                self.graded(ended, texts, future.result())
+            else:
+                still.append((future, ended, texts))
+        self.grading = still
+
+    def graded(self, ended: list[tuple[int, Sampled]], texts: list[str], grades) -> None:
+        # the feedback drops its own end-of-turn marker only when the policy wrote that marker (not another EOS)
+        feedback = self.env.record(
+            [self.transcripts[i].dialogue for i, _ in ended],
+            texts,
+            [len(s.ids) for _, s in ended],
+            [s.ids[-1] == self.turn_end for _, s in ended],
+            grades,
+            [s.reason == "budget" for _, s in ended],  # cut by its budget, or by the room the context left
+        )
+        for (i, s), fb in zip(ended, feedback):
+            t = self.transcripts[i]
+            t.extend(s.ids, Role.POLICY, t.dialogue.attempt_index - 1, s.logprobs)
+            if fb is None:
+                self.over()
+                continue
+            ids = encode(self.tokenizer, fb)
+            if len(t.token_ids) + len(ids) >= self.limit:
+                self.env.end_for_context(t.dialogue)
+                self.over()
+                continue
+            t.extend(ids, Role.FEEDBACK, t.dialogue.attempt_index)
+            self.session.feed([i], [ids])
+            self.ready.append(i)
+
+
 def _play(
     session: Session,
     backend: Backend,
@@ -541,90 +425,23 @@ def _play(
 ) -> list[Transcript]:
     """Play `questions` on `session`, at most `window` dialogues at once. `rounds`: new questions start only when
     every dialogue has ended, and next attempts only when every attempt in flight has ended and been graded."""
-    limit = backend.max_model_len
-    turn_end = tokenizer.convert_tokens_to_ids(env.cfg.end_of_turn)
-    transcripts: list[Transcript] = [None] * len(questions)  # type: ignore[list-item]
-    waiting = collections.deque(range(len(questions)))  # rows not started
-    ready: list[int] = []  # rows whose next attempt can start (its prompt or feedback is fed)
-    grading: list[tuple[Future, list[tuple[int, Sampled]], list[str]]] = []  # attempts ended, being graded
-    live = 0  # dialogues started and not over
-
-    def over() -> None:
-        nonlocal live
-        live -= 1
-        bar.update(1)
-
-    def start_questions() -> None:
-        nonlocal live
-        if rounds and live:
-            return
-        rows = [waiting.popleft() for _ in range(min(window - live, len(waiting)))]
-        live += len(rows)
-        for i in rows:
-            q = questions[i]
-            transcripts[i] = Transcript(env.reset(q.id, q.question, q.gold, q.n_allowed))
-        prompts = encode_batch(tokenizer, [transcripts[i].dialogue.segments[0].text for i in rows]) if rows else []
-        for i, ids in zip(rows, prompts):
-            transcripts[i].extend(ids, Role.PROMPT, 0)
-            session.feed([i], [ids])
-            if len(ids) < limit:
-                ready.append(i)
-            else:  # a prompt that fills the context: no attempt at all
-                env.end_for_context(transcripts[i].dialogue)
-                over()
-
-    def graded(ended: list[tuple[int, Sampled]], texts: list[str], grades) -> None:
-        # the feedback drops its own end-of-turn marker only when the policy wrote that marker (not another EOS)
-        feedback = env.record(
-            [transcripts[i].dialogue for i, _ in ended],
-            texts,
-            [len(s.ids) for _, s in ended],
-            [s.ids[-1] == turn_end for _, s in ended],
-            grades,
-            [s.reason == "budget" for _, s in ended],  # cut by its budget, or by the room the context left
-        )
-        for (i, s), fb in zip(ended, feedback):
-            t = transcripts[i]
-            t.extend(s.ids, Role.POLICY, t.dialogue.attempt_index - 1, s.logprobs)
-            if fb is None:
-                over()
-                continue
-            ids = encode(tokenizer, fb)
-            if len(t.token_ids) + len(ids) >= limit:
-                env.end_for_context(t.dialogue)
-                over()
-                continue
-            t.extend(ids, Role.FEEDBACK, t.dialogue.attempt_index)
-            session.feed([i], [ids])
-            ready.append(i)
-
+    table = _Table(session, backend, tokenizer, env, questions, window, bar)
     try:
-        while waiting or ready or session.busy or grading:
-            start_questions()
-            if ready and not (rounds and (session.busy or grading)):
-                for i in sorted(ready):
-                    t = transcripts[i]
-                    session.submit(i, min(env.attempt_budget(t.dialogue), limit - len(t.token_ids)))
-                ready.clear()
+        while table.waiting or table.ready or session.busy or table.grading:
+            if not (rounds and table.live):
+                table.start_questions()
+            if table.ready and not (rounds and (session.busy or table.grading)):
+                table.submit_ready()
             if session.busy:
-                ended = session.step()
-                if ended:
-                    texts = [tokenizer.decode(s.ids) for _, s in ended]  # for grading; the ids are what we keep
-                    grading.append((env.grade([transcripts[i].dialogue for i, _ in ended], texts), ended, texts))
-            elif grading:
-                wait([future for future, _, _ in grading], return_when=FIRST_COMPLETED)
-            still = []
-            for future, ended, texts in grading:
-                if future.done():
-                    graded(ended, texts, future.result())
-                else:
-                    still.append((future, ended, texts))
-            grading = still
+                table.sample()
+            elif table.grading:
+                wait([future for future, _, _ in table.grading], return_when=FIRST_COMPLETED)
+            table.collect()
     finally:
         session.close()
-    for i, t in enumerate(transcripts):  # cheap, so always: a mismatch would train on tokens the model never saw
+    for i, t in enumerate(table.transcripts):  # cheap, so always: a mismatch would train on tokens the model never saw
         t.token_exact = session.fed_ids(i) == t.token_ids
-    return transcripts
+    return table.transcripts
 
 
 LOGPROB_TOLERANCE = 1e-3  # float32 on CPU agrees to ~1e-6; the margin is for GPU kernels and bf16
@@ -644,24 +461,3 @@ def _check(backend: Backend, batch: Sequence[Transcript], temperature: float) ->
                 f"rollout check: dialogue {t.dialogue.id}: stored log-probs differ from a recomputation by {diff:.2e}"
                 f" (tolerance {LOGPROB_TOLERANCE})"
             )
-
-
-@torch.no_grad()
-def sequence_logprobs(
-    model, token_ids: Sequence[Sequence[int]], temperature: float = 1.0, pad_id: int = 0
-) -> list[torch.Tensor]:
-    """Teacher-forced log p(token_t | tokens_<t) under softmax(logits / T) for each sequence (first entry 0).
-
-    Recomputes from scratch, no cache: the reference the cached rollout must agree with.
-    """
-    device = next(model.parameters()).device
-    width = max(len(s) for s in token_ids)
-    ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for b, s in enumerate(token_ids):
-        ids[b, : len(s)] = torch.tensor(s)
-        mask[b, : len(s)] = 1
-    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False).logits.float()
-    logp = torch.log_softmax(logits[:, :-1] / temperature, -1).gather(-1, ids[:, 1:, None].to(device)).squeeze(-1)
-    logp = torch.cat([torch.zeros(len(token_ids), 1, device=device), logp], dim=1).cpu()
-    return [logp[b, : len(s)] for b, s in enumerate(token_ids)]

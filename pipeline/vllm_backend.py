@@ -1,4 +1,4 @@
-"""Rollouts with vLLM: the same token-in/token-out contract as `rollout.HFBackend`, on a vLLM engine.
+"""Rollouts with vLLM: the same token-in/token-out contract as `hf_backend.HFBackend`, on a vLLM engine.
 
 The engine runs in this process (no server, no second copy of the data): `rollout()` drives it through the
 `Backend`/`Session` interface, the trainer syncs the policy's weights into it in place after every update.

@@ -428,7 +428,8 @@ def tiny(tiny_model_dir):
 def test_rollouts_with_a_provider_are_token_exact(tiny, provider):
     """A real tiny Qwen2: the feedback turns are the provider's text, tokenized once, role FEEDBACK, and the ids
     the model saw are the transcript's (rollout's check raises otherwise)."""
-    from pipeline.rollout import HFBackend, Question, SamplingParams, encode, rollout
+    from pipeline.hf_backend import HFBackend
+    from pipeline.rollout import Question, SamplingParams, encode, rollout
 
     model, tokenizer = tiny
     cfg = cfg_with(provider, {"env": {"max_attempt_tokens": 6, "max_total_tokens": 40}})

@@ -18,17 +18,9 @@ from pipeline.dialogue import Role
 from pipeline.env import MultiAttemptEnv, render_feedback
 from pipeline.grading import Grader
 from pipeline.grading.extract import first_box_end
+from pipeline.hf_backend import HFBackend, sequence_logprobs
 from pipeline.io import DataError
-from pipeline.rollout import (
-    AttemptStop,
-    HFBackend,
-    Question,
-    SamplingParams,
-    check_template,
-    encode,
-    rollout,
-    sequence_logprobs,
-)
+from pipeline.rollout import AttemptStop, Question, SamplingParams, check_template, encode, rollout
 from tests.sampled import Recorder, assert_trained_tokens_were_sampled
 
 GRADER = Grader.from_config(config.resolve({}).grading)

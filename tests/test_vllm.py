@@ -22,7 +22,8 @@ from pipeline.config import AttemptRange
 from pipeline.dialogue import Role
 from pipeline.env import MultiAttemptEnv
 from pipeline.grading import Grader
-from pipeline.rollout import AttemptStop, HFBackend, Question, SamplingParams, rollout, sequence_logprobs
+from pipeline.hf_backend import HFBackend, sequence_logprobs
+from pipeline.rollout import AttemptStop, Question, SamplingParams, rollout
 from tests.conftest import ROOT
 from tests.sampled import Recorder, assert_trained_tokens_were_sampled
 
