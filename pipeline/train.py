@@ -49,7 +49,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,7 +56,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline import card, checkpoint, hub, models, ppo, provenance, runlog
+from pipeline import actors, checkpoint, hub, models, ppo, provenance, runlog
 from pipeline import distributed as dist
 from pipeline.backends import make_backend
 from pipeline.checkpoint import Checkpoints, step_name
@@ -66,7 +65,7 @@ from pipeline.data import validation_split
 from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import evaluate
 from pipeline.grading import Grader
-from pipeline.io import DataError, append_jsonl, atomic_path, read_json, write_json, write_jsonl
+from pipeline.io import DataError, append_jsonl, write_jsonl
 from pipeline.progress import progress_bar
 from pipeline.rollout import Question, SamplingParams, Transcript, check_template, rollout
 from pipeline.seeds import derive_seed
@@ -434,50 +433,6 @@ class Trainer:
         return solved / max(total, 1.0)
 
 
-def save_actor(trainer: Trainer, folder: Path) -> None:
-    """The trainer's actor as a model folder (save_pretrained + tokenizer), written atomically by the main rank."""
-    with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3
-        if dist.is_main():
-            with atomic_path(folder) as tmp:
-                models.save(actor.lm, trainer.tokenizer, tmp)
-    dist.barrier()
-
-
-class BestActor:
-    """eval.checkpoint best_heldout: the actor with the best validation accuracy so far (the first of equals),
-    saved in `folder` with best.json when it is reached. A resumed run takes the best so far from the log it
-    resumes; if the folder holds another step's actor (a run killed between a new best and its checkpoint), the
-    choice starts again from the resumed step, with a warning."""
-
-    def __init__(self, folder: Path, records: Sequence[Mapping]):
-        self.folder, self.accuracy, self.step = folder, -1.0, None
-        checks = [(r["validation/accuracy"], -r["step"]) for r in records if "validation/accuracy" in r]
-        if checks:
-            accuracy, step = max(checks)[0], -max(checks)[1]
-            saved = read_json(folder / "best.json") if (folder / "best.json").is_file() else {}
-            if saved.get("step") == step:
-                self.accuracy, self.step = accuracy, step
-            else:
-                log.warning(
-                    "%s holds step %s, not the best of the resumed log (step %d): choosing again from here",
-                    folder,
-                    saved.get("step"),
-                    step,
-                )
-
-    def offer(self, trainer: Trainer, metrics: Mapping) -> None:
-        """Keep the trainer's actor if its validation accuracy in `metrics` beats the best so far."""
-        if metrics["validation/accuracy"] <= self.accuracy:
-            return
-        self.accuracy, self.step = metrics["validation/accuracy"], trainer.step
-        save_actor(trainer, self.folder)
-        if dist.is_main():
-            write_json(self.folder / "best.json", self.chosen())
-
-    def chosen(self) -> dict:
-        return {"step": self.step, "validation_accuracy": self.accuracy}
-
-
 def check_batch_sizes(t, world: int) -> None:
     """Each of `world` processes takes an equal share of the rollout batch and whole micro-batches of training."""
     if t.rollout_batch % world or t.train_batch % (world * t.micro_batch):
@@ -498,20 +453,13 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
     """Train the trainer's variant x seed to `train.steps`, resuming from its checkpoints; the final actor
     (+ logs) in `out`. Raises TimeLimitReached, after a checkpoint, when `limit` leaves no room for another step."""
     run_dir, t = trainer.run_dir, trainer.t
-    variant, seed, base = trainer.variant, trainer.seed, trainer.base
-    log_path = run_dir / "train_log.jsonl"
+    variant, seed, log_path = trainer.variant, trainer.seed, run_dir / "train_log.jsonl"
     records: list[dict] = []
     if t.resume == "auto":
         trainer.step, records = trainer.checkpoints.resume(trainer.actor, trainer.critic, t.steps)
     else:
         trainer.checkpoints.start_over()
-    writer, trackers = None, []
-    if dist.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_jsonl(log_path, records)  # the log of the checkpoint resumed from: lines a killed run added go
-        cfg = trainer.cfg.to_dict()
-        writer = runlog.open_writer(run_dir / "tensorboard", cfg, trainer.step)
-        trackers = runlog.open_trackers(cfg["trackers"], run_dir, cfg["experiment"], f"{variant}_s{seed}", cfg)
+    writer, trackers = _open_logs(trainer, records) if dist.is_main() else (None, [])
     t0 = time.time()
 
     def record(metrics: dict) -> None:
@@ -521,7 +469,7 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
             runlog.track(trackers, metrics)
             append_jsonl(log_path, [metrics])
 
-    best = BestActor(run_dir / "best", records) if trainer.validation else None  # from the resumed log
+    best = actors.BestActor(run_dir / "best", records) if trainer.validation else None  # from the resumed log
     if trainer.step == 0 and t.eval_every:
         record({"step": 0, **trainer.heldout_accuracy()})
         if best is not None:
@@ -548,7 +496,7 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
         bar.update(1)
         bar.set_postfix(reward=f"{metrics['train/reward']:.3f}", acc=f"{metrics['train/accuracy']:.3f}")
         if trainer.step in trainer.cfg.eval.curve_steps:  # an actor of the k-attempt learning curves
-            save_actor(trainer, run_dir / "curve" / step_name(trainer.step))
+            actors.save_actor(trainer, run_dir / "curve" / step_name(trainer.step))
         saved = trainer.step % t.save_every == 0 or last
         if saved:
             trainer.checkpoints.save(trainer.step, trainer.actor, trainer.critic, records)
@@ -576,25 +524,18 @@ def train(trainer: Trainer, out: str | Path, progress: bool = True, limit: TimeL
     }
     with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3: every rank enters
         if dist.is_main():
-            with atomic_path(out) as tmp:
-                if best is None:
-                    models.save(actor.lm, trainer.tokenizer, tmp)
-                else:  # the best on the validation split, saved when it was reached
-                    shutil.copytree(best.folder, tmp, dirs_exist_ok=True)
-                for step in sorted(trainer.cfg.eval.curve_steps):
-                    kept = run_dir / "curve" / step_name(step)
-                    if not (kept / "config.json").is_file():
-                        raise DataError(
-                            f"eval.curve_steps: no actor of step {step} in {kept.parent} (the run had passed that "
-                            "step before it was asked for); train again with train.resume: never"
-                        )
-                    shutil.copytree(kept, tmp / "steps" / step_name(step))
-                write_jsonl(tmp / "train_log.jsonl", records)
-                write_json(tmp / "train_summary.json", summary)
-                provenance.write(tmp, trainer.provenance)
-                best_step = None if best is None else best.step
-                card.write(tmp, card.trained(trainer.provenance, Path(out).name, f"`{base}`", summary, best_step))
+            actors.write_model_folder(trainer, actor, out, records, summary, best)
             writer.close()
             runlog.finish(trackers)
     dist.barrier()
     return summary
+
+
+def _open_logs(trainer: Trainer, records: list[dict]) -> tuple:
+    """(TensorBoard writer, trackers) of the main rank; train_log.jsonl restarted from the resumed `records`."""
+    run_dir, cfg = trainer.run_dir, trainer.cfg.to_dict()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(run_dir / "train_log.jsonl", records)  # the log of the checkpoint resumed from: a killed run's go
+    writer = runlog.open_writer(run_dir / "tensorboard", cfg, trainer.step)
+    name = f"{trainer.variant}_s{trainer.seed}"
+    return writer, runlog.open_trackers(cfg["trackers"], run_dir, cfg["experiment"], name, cfg)
