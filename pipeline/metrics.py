@@ -6,10 +6,10 @@ What this module owns:
   * retry behaviour: how often a retry turns wrong into right, how often it repeats an earlier wrong answer (as a
     string, and as the grader judges it from verdicts the caller hands in), with bootstrap CIs over questions;
   * attempts used, formatted (boxed) rate, stop reasons, all gathered by `summarize` into one JSON-ready dict;
-  * the macro average over benchmarks (a plain mean, as the paper reports) and its stratified bootstrap CI;
-  * the paired bootstrap CI of a gain between two runs on the same questions (e.g. k=2 minus k=1);
+  * two runs aligned on the same questions (`paired`), for the gain between them (e.g. k=2 minus k=1);
   * metrics.json (`metrics_for`): one model x benchmark over its k runs, naming the model, its variant and seed
     (parsed from the workflow's model names), so the report reads them from the file, not from folder names.
+The intervals themselves (of a mean, a macro average over benchmarks, a paired gain) are `pipeline.stats`.
 
 What it does not know: how traces were produced or graded (it trusts each attempt's `correct` flag and the
 record's `solved_at`, and only checks that they agree), tokens, prompts, or models' weights. It reads traces
@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import stats
 from pipeline.feedback import SCORED_ON
 from pipeline.io import DataError, read_jsonl
 
@@ -52,9 +53,6 @@ STOP_REASONS = ("correct", "attempts_exhausted", "token_budget", "context")
 BASE = "base"
 # <variant>_s<seed>, or <variant>_s<seed>_step<N> for the actor of step N (eval.curve_steps)
 MODEL_NAME = re.compile(r"^(?P<variant>[a-z][a-z0-9]*(?:_[a-z0-9]+)*?)_s(?P<seed>\d+)(?:_step(?P<step>\d+))?$")
-
-# Keep each bootstrap block under about this many resampled entries (8 bytes each) to bound memory.
-_BLOCK_ELEMENTS = 4_000_000
 
 
 # ----------------------------------------------------------------------------------------------- traces
@@ -361,7 +359,7 @@ def retry_intervals(
         "repeat_rate_equiv_ci95" (per index and overall) with `equivalent`. The "_ci95" suffix matches
         `accuracy_ci95`; the level is 1 - alpha.
     """
-    _check_boot(n_boot, alpha)
+    stats.check_boot(n_boot, alpha)
     keys, counts = _retry_counts(traces, equivalent)
     rates = {rate: pair for rate, pair in _RETRY_RATES.items() if pair[0] in counts}
     # Columns: per count, one per retry index and one for the overall sum; resampled together, one draw for all.
@@ -372,14 +370,14 @@ def retry_intervals(
     observed = table.sum(axis=0)
     sums = None
     if any(observed[cols[den]].any() for _, den in rates.values()):  # else no rate exists and nothing is drawn
-        sums = _boot_sums(table.astype(np.float64), n_boot, np.random.default_rng(seed))
+        sums = stats.boot_sums(table.astype(np.float64), n_boot, np.random.default_rng(seed))
 
     def interval(num_col: int, den_col: int) -> list[float] | None:
         if sums is None or observed[den_col] == 0:
             return None
         den = sums[:, den_col]
         ratios = sums[den > 0, num_col] / den[den > 0]
-        return list(_interval(ratios, alpha)) if ratios.size else None
+        return list(stats.interval(ratios, alpha)) if ratios.size else None
 
     out: dict = {f"{rate}_ci95": {} for rate in rates}
     out["overall"] = {}
@@ -387,19 +385,6 @@ def retry_intervals(
         n0, d0 = cols[num].start, cols[den].start
         out[f"{rate}_ci95"] = {k: interval(n0 + c, d0 + c) for c, k in enumerate(keys)}
         out["overall"][f"{rate}_ci95"] = interval(n0 + len(keys), d0 + len(keys))
-    return out
-
-
-def _boot_sums(table: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """n_boot bootstrap column sums of table [row, column]: rows redrawn with replacement, in blocks (bounded
-    memory, as `_boot_means`)."""
-    n, width = table.shape
-    out = np.empty((n_boot, width), dtype=np.float64)
-    rows = max(1, _BLOCK_ELEMENTS // (n * width))
-    for start in range(0, n_boot, rows):
-        stop = min(n_boot, start + rows)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = table[idx].sum(axis=1)
     return out
 
 
@@ -443,7 +428,7 @@ def summarize(
     """
     _one_run(traces)
     solved = solved_vector(traces)
-    lo, hi = bootstrap_ci(solved, n_boot=n_boot, alpha=0.05, seed=seed)
+    lo, hi = stats.bootstrap_ci(solved, n_boot=n_boot, alpha=0.05, seed=seed)
     all_attempts = [a for t in traces for a in t.attempts]
     return {
         "benchmark": traces[0].benchmark,
@@ -476,105 +461,7 @@ def _with_intervals(stats: dict, intervals: dict) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------------------------- bootstrap
-
-
-def _as_vector(values: Sequence[float], name: str = "values") -> np.ndarray:
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1 or v.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {v.shape}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return v
-
-
-def _check_boot(n_boot: int, alpha: float) -> None:
-    if not _is_int(n_boot) or n_boot < 1:
-        raise ValueError(f"n_boot must be an int >= 1, got {n_boot!r}")
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must lie in (0, 1), got {alpha!r}")
-
-
-def _boot_means(v: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """n_boot bootstrap means of v, drawn in blocks of rows (vectorised, bounded memory).
-
-    Deviations from v[0] are averaged and v[0] added back, so a constant vector gives exactly its value.
-    """
-    n = v.size
-    dev = v - v[0]
-    out = np.empty(n_boot, dtype=np.float64)
-    rows = max(1, _BLOCK_ELEMENTS // n)
-    for start in range(0, n_boot, rows):
-        stop = min(n_boot, start + rows)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = dev[idx].mean(axis=1)
-    return out + v[0]
-
-
-def _interval(stats: np.ndarray, alpha: float) -> tuple[float, float]:
-    lo, hi = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(
-    values: Sequence[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile-bootstrap (1 - alpha) CI of the mean: the paper gives no error bars (spec §9), we do.
-
-    Deterministic for a given seed (numpy Generator); 1000 x 5000 resamples take well under a second.
-
-    Args:
-        values: per-question scores (0/1 solved indicators, or floats).
-        n_boot: number of resamples; alpha: two-sided level; seed: RNG seed.
-    Returns:
-        (low, high) as floats; (c, c) exactly for a constant vector.
-    Example:
-        >>> bootstrap_ci([1, 1, 1])
-        (1.0, 1.0)
-    """
-    _check_boot(n_boot, alpha)
-    v = _as_vector(values)
-    return _interval(_boot_means(v, n_boot, np.random.default_rng(seed)), alpha)
-
-
 # ----------------------------------------------------------------------------------------------- across runs
-
-
-def macro_average(per_benchmark: Mapping[str, float]) -> float:
-    """Plain (unweighted) mean of per-benchmark accuracies: the paper's 'average' over its 5 benchmarks.
-
-    Example:
-        >>> macro_average({"a": 0.5, "b": 1.0})
-        0.75
-    """
-    if not per_benchmark:
-        raise ValueError("per_benchmark is empty: nothing to average")
-    vals = [float(x) for x in per_benchmark.values()]
-    if not all(np.isfinite(vals)):
-        raise ValueError(f"per_benchmark contains NaN or infinite values: {dict(per_benchmark)}")
-    return sum(vals) / len(vals)
-
-
-def macro_ci(
-    per_benchmark_values: Mapping[str, Sequence[float]], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
-) -> tuple[float, float]:
-    """Bootstrap CI of the macro average, resampling questions within each benchmark independently (stratified).
-
-    Stratifying keeps each benchmark's size fixed, as in the real evaluation, so small benchmarks (AIME24: 30
-    questions) carry their own, larger, uncertainty into the average with weight 1/B.
-
-    Args:
-        per_benchmark_values: {benchmark: per-question 0/1 (or float) scores}.
-    Returns:
-        (low, high). Benchmarks are resampled in sorted-name order, so the result ignores dict order.
-    """
-    _check_boot(n_boot, alpha)
-    if not per_benchmark_values:
-        raise ValueError("per_benchmark_values is empty: nothing to average")
-    rng = np.random.default_rng(seed)
-    names = sorted(per_benchmark_values)
-    means = np.stack([_boot_means(_as_vector(per_benchmark_values[b], f"benchmark {b!r}"), n_boot, rng) for b in names])
-    return _interval(means.mean(axis=0), alpha)
 
 
 def paired(traces_a: Sequence[Trace], traces_b: Sequence[Trace]) -> tuple[list[int], list[int]]:
@@ -601,29 +488,6 @@ def paired(traces_a: Sequence[Trace], traces_b: Sequence[Trace]) -> tuple[list[i
         )
     ids = sorted(a)
     return [a[i] for i in ids], [b[i] for i in ids]
-
-
-def gain_ci(
-    values_a: Sequence[float], values_b: Sequence[float], n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
-) -> tuple[float, float]:
-    """Paired bootstrap CI of mean(values_b) - mean(values_a): the gain from run a to run b on the same questions.
-
-    Question indices are resampled jointly, so the per-question correlation between the runs (most questions are
-    solved or failed at every k) narrows the interval compared with two independent CIs.
-
-    Args:
-        values_a, values_b: aligned per-question scores, e.g. `paired(traces_k1, traces_k2)`.
-    Returns:
-        (low, high); (0.0, 0.0) for identical runs.
-    Example:
-        >>> gain_ci([0, 0, 1], [1, 1, 1])  # per-question gains (1, 1, 0): resampled means lie in [0, 1]
-        (0.0, 1.0)
-    """
-    a = _as_vector(values_a, "values_a")
-    b = _as_vector(values_b, "values_b")
-    if a.shape != b.shape:
-        raise ValueError(f"values_a and values_b must be aligned (same length), got {a.size} and {b.size}")
-    return bootstrap_ci(b - a, n_boot=n_boot, alpha=alpha, seed=seed)
 
 
 # ----------------------------------------------------------------------------------------------- metrics.json
@@ -668,7 +532,7 @@ def metrics_for(
             if k == 1:
                 continue
             a, b = paired(runs[1], traces)
-            lo, hi = gain_ci(a, b, seed=seed)
+            lo, hi = stats.gain_ci(a, b, seed=seed)
             gains[str(k)] = {"gain": by_k[k]["accuracy"] - by_k[1]["accuracy"], "gain_ci95": [lo, hi]}
         out["gain_over_k1"] = gains
     return out

@@ -35,7 +35,7 @@ Outputs, per model x evaluation set (rules/evaluate.smk), beside the k-traces in
     "probed"}.
   flip_probe.json: {"model", "benchmark", **flip_stats(...)}: "n_questions", "n_first_correct", "n_probed",
     "n_flipped", "flip_rate", "flip_rate_ci95", "n_repeated", "repeat_rate", "token_mismatches".
-CIs are 95% percentile bootstraps over questions (`metrics.bootstrap_ci`, 1000 resamples, seed 0).
+CIs are 95% percentile bootstraps over questions (`stats.bootstrap_ci`, 1000 resamples, seed 0).
 
 Try it: `pytest tests/test_probes.py -q`.
 """
@@ -56,9 +56,10 @@ from pipeline.env import MultiAttemptEnv
 from pipeline.evaluate import GREEDY, eval_env, trace
 from pipeline.grading import Grade, Grader
 from pipeline.io import DataError, read_jsonl
-from pipeline.metrics import Trace, _normalise, bootstrap_ci
+from pipeline.metrics import Trace, _normalise
 from pipeline.rollout import Backend, Question, SamplingParams, rollout
 from pipeline.seeds import derive_seed
+from pipeline.stats import bootstrap_ci
 
 PARALLEL_SEED = 0  # the run seed of the parallel samples' streams (evaluation has no seed of its own)
 

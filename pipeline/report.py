@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline import config, metrics, provenance
+from pipeline import config, metrics, provenance, stats
 from pipeline.config import Config
 from pipeline.io import DataError, atomic_path, read_json, read_jsonl
 from pipeline.metrics import BASE, parse_model
@@ -265,7 +265,7 @@ def grader_audit(audit_files: Sequence[str | Path]) -> dict:
         ks = sorted({k for by_k in e["by_set"].values() for k in by_k}, key=int)
         models[model] = {
             **{
-                g: {k: metrics.macro_average({s: b[k][f"accuracy_{g}"] for s, b in e["by_set"].items()}) for k in ks}
+                g: {k: stats.macro_average({s: b[k][f"accuracy_{g}"] for s, b in e["by_set"].items()}) for k in ks}
                 for g in ("primary", "second")
             },
             **{key: e[key] for key in ("n_attempts", "n_disagreements", "primary_only", "second_only")},
@@ -329,11 +329,11 @@ def gain_k1_to_k2(metrics_files: Sequence[Path], n_boot: int = 1000) -> dict:
     """Gain in macro accuracy from k=1 to k=2 of a group of runs (the seeds of one variant), with its 95% interval.
 
     Per benchmark, the per-question gain is averaged over the runs; the point estimate is the macro mean and the
-    interval a stratified bootstrap over questions (metrics.macro_ci).
+    interval a stratified bootstrap over questions (stats.macro_ci).
     """
     averaged = _question_gains(metrics_files)
-    point = metrics.macro_average({b: sum(v) / len(v) for b, v in averaged.items()})
-    lo, hi = metrics.macro_ci(averaged, n_boot=n_boot)
+    point = stats.macro_average({b: sum(v) / len(v) for b, v in averaged.items()})
+    lo, hi = stats.macro_ci(averaged, n_boot=n_boot)
     return {"gain": point, "ci95": [lo, hi]}
 
 
@@ -345,8 +345,8 @@ def gain_difference(files_a: Sequence[Path], files_b: Sequence[Path], n_boot: in
     if a.keys() != b.keys() or any(len(a[x]) != len(b[x]) for x in a):
         raise DataError("gain difference: the two variants were evaluated on different questions")
     diff = {x: [u - v for u, v in zip(a[x], b[x])] for x in a}
-    point = metrics.macro_average({x: sum(v) / len(v) for x, v in diff.items()})
-    lo, hi = metrics.macro_ci(diff, n_boot=n_boot)
+    point = stats.macro_average({x: sum(v) / len(v) for x, v in diff.items()})
+    lo, hi = stats.macro_ci(diff, n_boot=n_boot)
     return {"difference": point, "ci95": [lo, hi]}
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline import metrics as M
+from pipeline import stats as S
 from pipeline.io import DataError
 from tests.conftest import ROOT
 
@@ -106,7 +107,7 @@ def test_k2_summarize():
     assert s["stop_reasons"] == {"attempts_exhausted": 2, "correct": 2}
     lo, hi = s["accuracy_ci95"]
     assert 0.0 <= lo <= 0.5 <= hi <= 1.0
-    assert [lo, hi] == list(M.bootstrap_ci([1, 1, 0, 0], n_boot=500, seed=1))
+    assert [lo, hi] == list(S.bootstrap_ci([1, 1, 0, 0], n_boot=500, seed=1))
     assert json.loads(json.dumps(s)) == s  # JSON-ready, string keys throughout
 
 
@@ -331,11 +332,11 @@ def test_validation_edges():
 def test_bootstrap_contains_mean_and_is_deterministic():
     rng = np.random.default_rng(123)
     v = (rng.random(200) < 0.3).astype(int)
-    lo, hi = M.bootstrap_ci(v, n_boot=1000, seed=7)
+    lo, hi = S.bootstrap_ci(v, n_boot=1000, seed=7)
     assert lo < v.mean() < hi
-    assert (lo, hi) == M.bootstrap_ci(list(v), n_boot=1000, seed=7)
-    assert (lo, hi) != M.bootstrap_ci(v, n_boot=1000, seed=8)
-    lo90, hi90 = M.bootstrap_ci(v, n_boot=1000, alpha=0.10, seed=7)
+    assert (lo, hi) == S.bootstrap_ci(list(v), n_boot=1000, seed=7)
+    assert (lo, hi) != S.bootstrap_ci(v, n_boot=1000, seed=8)
+    lo90, hi90 = S.bootstrap_ci(v, n_boot=1000, alpha=0.10, seed=7)
     assert lo <= lo90 < hi90 <= hi  # narrower at a lower level
 
 
@@ -343,19 +344,19 @@ def test_bootstrap_narrows_with_more_data():
     rng = np.random.default_rng(0)
     small = (rng.random(50) < 0.5).astype(float)
     big = (rng.random(5000) < 0.5).astype(float)
-    w_small = np.subtract(*M.bootstrap_ci(small)[::-1])
-    w_big = np.subtract(*M.bootstrap_ci(big)[::-1])
+    w_small = np.subtract(*S.bootstrap_ci(small)[::-1])
+    w_big = np.subtract(*S.bootstrap_ci(big)[::-1])
     # widths scale like 1/sqrt(n): ~0.28 vs ~0.028
     assert w_big < w_small / 5
 
 
 def test_bootstrap_constant_and_errors():
-    assert M.bootstrap_ci([0.3] * 17) == (0.3, 0.3)
-    assert M.bootstrap_ci([1, 1, 1, 1]) == (1.0, 1.0)
-    assert M.bootstrap_ci([0]) == (0.0, 0.0)
+    assert S.bootstrap_ci([0.3] * 17) == (0.3, 0.3)
+    assert S.bootstrap_ci([1, 1, 1, 1]) == (1.0, 1.0)
+    assert S.bootstrap_ci([0]) == (0.0, 0.0)
     for bad, kw in [([], {}), ([1, np.nan], {}), ([[1, 0]], {}), ([1], {"n_boot": 0}), ([1], {"alpha": 1.0})]:
         with pytest.raises(ValueError):
-            M.bootstrap_ci(bad, **kw)
+            S.bootstrap_ci(bad, **kw)
 
 
 def test_bootstrap_fast_1000x5000():
@@ -363,7 +364,7 @@ def test_bootstrap_fast_1000x5000():
     is over 100x): a ratio within one process, which a loaded machine does not break as it can a bound in seconds."""
     v = (np.random.default_rng(1).random(5000) < 0.45).astype(int)
     t0 = time.perf_counter()
-    lo, hi = M.bootstrap_ci(v, n_boot=1000, seed=0)
+    lo, hi = S.bootstrap_ci(v, n_boot=1000, seed=0)
     took = time.perf_counter() - t0
     t0 = time.perf_counter()
     np.random.default_rng(0).integers(0, v.size, size=(1000, v.size))
@@ -376,27 +377,27 @@ def test_bootstrap_fast_1000x5000():
 
 
 def test_macro_average():
-    assert M.macro_average({"a": 0.5, "b": 1.0}) == 0.75
+    assert S.macro_average({"a": 0.5, "b": 1.0}) == 0.75
     # The paper's Fig. 1 k=1 average of its 5 rounded per-benchmark numbers (spec §5.4, §8.3): 45.58
     fig5_k1 = {"aime24": 26.7, "math500": 73.4, "amc23": 60.0, "minerva": 34.2, "olympiadbench": 33.6}
-    assert M.macro_average(fig5_k1) == pytest.approx(45.58)
+    assert S.macro_average(fig5_k1) == pytest.approx(45.58)
     with pytest.raises(ValueError):
-        M.macro_average({})
+        S.macro_average({})
 
 
 def test_macro_ci_is_stratified():
     # Each benchmark is constant, so resampling within benchmarks never moves the macro average: (0.5, 0.5).
     # (Pooled resampling across benchmarks would spread it around 0.5.)
-    assert M.macro_ci({"a": [1] * 30, "b": [0] * 500}, n_boot=200) == (0.5, 0.5)
+    assert S.macro_ci({"a": [1] * 30, "b": [0] * 500}, n_boot=200) == (0.5, 0.5)
     vals = {"a": [1, 0, 1, 1, 0, 1], "b": [0, 0, 1, 0] * 25}
-    macro = M.macro_average({k: float(np.mean(v)) for k, v in vals.items()})  # (4/6 + 1/4) / 2 = 11/24
-    lo, hi = M.macro_ci(vals, n_boot=1000, seed=3)
+    macro = S.macro_average({k: float(np.mean(v)) for k, v in vals.items()})  # (4/6 + 1/4) / 2 = 11/24
+    lo, hi = S.macro_ci(vals, n_boot=1000, seed=3)
     assert lo < macro < hi
-    assert (lo, hi) == M.macro_ci(dict(reversed(list(vals.items()))), n_boot=1000, seed=3)  # dict order ignored
+    assert (lo, hi) == S.macro_ci(dict(reversed(list(vals.items()))), n_boot=1000, seed=3)  # dict order ignored
     with pytest.raises(ValueError):
-        M.macro_ci({})
+        S.macro_ci({})
     with pytest.raises(ValueError, match="benchmark 'b'"):
-        M.macro_ci({"a": [1], "b": []})
+        S.macro_ci({"a": [1], "b": []})
 
 
 def test_paired_and_gain_ci():
@@ -404,13 +405,13 @@ def test_paired_and_gain_ci():
     k2_shuffled = [T2[3], T2[1], T2[0], T2[2]]
     a, b = M.paired(k1, k2_shuffled)
     assert (a, b) == ([1, 0, 0, 0], [1, 1, 0, 0])  # sorted ids q1..q4
-    lo, hi = M.gain_ci(a, b, n_boot=1000, seed=0)
+    lo, hi = S.gain_ci(a, b, n_boot=1000, seed=0)
     assert 0.0 <= lo <= 0.25 <= hi <= 1.0  # gain 0.5 - 0.25; never negative: no question lost
-    assert M.gain_ci(b, b) == (0.0, 0.0)
-    assert M.gain_ci(*M.paired(T2, k2_shuffled)) == (0.0, 0.0)
-    assert M.gain_ci([0, 0, 0], [1, 1, 1]) == (1.0, 1.0)
+    assert S.gain_ci(b, b) == (0.0, 0.0)
+    assert S.gain_ci(*M.paired(T2, k2_shuffled)) == (0.0, 0.0)
+    assert S.gain_ci([0, 0, 0], [1, 1, 1]) == (1.0, 1.0)
     with pytest.raises(ValueError, match="same length"):
-        M.gain_ci([0, 1], [1])
+        S.gain_ci([0, 1], [1])
 
 
 def test_paired_errors():
