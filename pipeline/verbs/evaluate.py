@@ -7,11 +7,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from typing import TYPE_CHECKING, Any
 
 from pipeline import config as config_mod
 from pipeline.feedback import PROVIDERS
 from pipeline.io import PipelineError
 from pipeline.verbs import BENCHMARK, DATA, MODEL, NAME, THREADS, arg, threads, verb
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 log = logging.getLogger("pipeline")
 
@@ -28,7 +32,7 @@ log = logging.getLogger("pipeline")
     arg("--feedback", default=None, choices=PROVIDERS, help="feedback provider (default: env.feedback.provider)"),
 )
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from pipeline import data, evaluate
+    from pipeline import evaluate
     from pipeline.feedback import with_provider
     from pipeline.grading import Grader
     from pipeline.io import write_jsonl
@@ -39,8 +43,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     threads(args.threads)
     if len(args.k) != len(args.out) or len(set(args.k)) != len(args.k):
         raise PipelineError(f"evaluate: --k {args.k} needs distinct values, one per --out ({len(args.out)})")
-    records = data.read_records(args.data)
-    backend, tokenizer = evaluate.open_backend(cfg, args.model)  # one engine start for every k
+    records, backend, tokenizer = questions_and_model(cfg, args)  # one engine start for every k
     with Grader.from_config(cfg.grading) as grader:
         for k, out in zip(args.k, args.out):
             traces = evaluate.evaluate(backend, tokenizer, cfg, records, args.benchmark, k, grader)
@@ -66,15 +69,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     THREADS,
 )
 def cmd_parallel_eval(args: argparse.Namespace) -> None:
-    from pipeline import data, evaluate, probes
+    from pipeline import probes
     from pipeline.grading import Grader
     from pipeline.io import write_json, write_jsonl
 
     cfg = config_mod.load(args.config)
     threads(args.threads)
     sequential = probes.read_sequential(args.sequential)
-    records = data.read_records(args.data)
-    backend, tokenizer = evaluate.open_backend(cfg, args.model)
+    records, backend, tokenizer = questions_and_model(cfg, args)
     with Grader.from_config(cfg.grading) as grader:
         samples = probes.parallel_samples(backend, tokenizer, cfg, records, args.benchmark, grader)
     write_jsonl(args.out, samples)
@@ -103,14 +105,13 @@ def cmd_parallel_eval(args: argparse.Namespace) -> None:
     THREADS,
 )
 def cmd_flip_probe(args: argparse.Namespace) -> None:
-    from pipeline import data, evaluate, probes
+    from pipeline import probes
     from pipeline.grading import Grader
     from pipeline.io import write_json, write_jsonl
 
     cfg = config_mod.load(args.config)
     threads(args.threads)
-    records = data.read_records(args.data)
-    backend, tokenizer = evaluate.open_backend(cfg, args.model)
+    records, backend, tokenizer = questions_and_model(cfg, args)
     with Grader.from_config(cfg.grading) as grader:
         probed = probes.flip_probe(backend, tokenizer, cfg, records, args.benchmark, grader)
     write_jsonl(args.out, probed)
@@ -176,3 +177,12 @@ def cmd_grader_audit(args: argparse.Namespace) -> None:
         summary["second_grader"],
         args.out_jsonl,
     )
+
+
+def questions_and_model(cfg: Config, args: argparse.Namespace) -> tuple[list[dict], Any, Any]:
+    """(--data's questions, the backend of --model, its tokenizer): the questions first, so a bad file fails
+    before the model loads."""
+    from pipeline import data, evaluate
+
+    records = data.read_records(args.data)
+    return (records, *evaluate.open_backend(cfg, args.model))
