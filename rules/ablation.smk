@@ -27,7 +27,9 @@ rule build_ablation_base:
     params:
         code=code_version("build-base"),
         config=config_file,
-        config_keys=rule_keys("build_ablation_base"),
+        config_keys=rule_keys(
+            *rules.build_base.params.config_keys.keys, "feedback_ablation"
+        ),
         run_dir=f"{OUT}/runs/{ABLATION_BASE}",
     shell:
         "python -m pipeline build-base --feedback-ablation --config {params.config:q} --train {input.train}"
@@ -56,7 +58,11 @@ rule train_ablation:
     params:
         code=code_version("train"),
         config=config_file,
-        config_keys=rule_keys("train_ablation"),
+        config_keys=rule_keys(  # train's, for the ablation's variant
+            *rules.train.params.config_keys.keys,
+            "feedback_ablation",
+            variant=ABLATION.variant,
+        ),
         base=lambda w: ablation_model_source(ABLATION_BASE),
         run_dir=lambda w: run_dir(ablation_variant(w.provider), w.seed),
         launcher=train_launcher(),
@@ -86,7 +92,7 @@ rule evaluate_feedback:
         code=code_version("evaluate"),
         config=config_file,
         launcher=eval_launcher(),
-        config_keys=rule_keys("evaluate"),
+        config_keys=rules.evaluate.params.config_keys,
         model=lambda w: ablation_model_source(w.model),
     shell:
         "{params.launcher} evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"
@@ -115,7 +121,7 @@ rule eval_metrics_feedback:
     params:
         code=code_version("eval-metrics"),
         config=config_file,
-        config_keys=rule_keys("eval_metrics"),
+        config_keys=rules.eval_metrics.params.config_keys,
     shell:
         "python -m pipeline eval-metrics --config {params.config:q} {input} --model {wildcards.model}"
         " --out {output} > {log} 2>&1"

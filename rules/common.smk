@@ -20,6 +20,7 @@ from pipeline.download import HF_HOME, manifest_path
 from pipeline.download import plan as hub_plan
 from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
+from pipeline.workflow import config_values
 
 # Defaults -> presets/<scale>.yaml -> config.yaml and --config overrides; stops here, naming every bad key path.
 CFG = resolve(config)
@@ -140,89 +141,6 @@ wildcard_constraints:
     k="[0-9]+",
 
 
-# The config keys (dotted paths) each rule's step depends on; "{variant}" stands for the rule's wildcard, and
-# a name of DERIVED_KEYS for a value computed from several keys.
-# Every step reads the whole configuration (config_file), but a rule reruns only when one of its own keys
-# changes (rule_keys): a new train.steps reruns training and what follows it, not the data or the base model.
-# Rules whose step reads no configuration (eval_metrics, write_report) have no entry.
-RULE_KEYS = {
-    "prepare_synthetic": ["data.synthetic"],
-    "prepare_math": [
-        "data.math",
-        "data.max_prompt_tokens",
-        "model.source",  # its tokenizer counts prompt tokens
-        "model.revision",
-        "variants",  # each trained variant's first prompt at its largest N
-        "env.prompt_template",
-    ],
-    "prepare_benchmark": ["data.benchmarks"],
-    "build_base": [
-        "model",
-        "env",
-        "eval",
-        "largest_n",  # the most attempts of any dialogue (training variants, eval.max_k): the SFT transcripts
-        "grading",
-        "rollout.max_model_len",
-    ],
-    "train": [
-        "model.revision",  # the base model's weights, when it is model.source (a hub id)
-        "env",
-        "grading",
-        "train",
-        "eval.batch_size",
-        "eval.max_attempt_tokens",  # the held-out checks are evaluations
-        "eval.max_total_tokens",
-        "eval.checkpoint",  # which actor is the model, and whether a validation split leaves training
-        "eval.validation_questions",
-        "rollout.backend",  # hf or vLLM sample differently (a checkpoint of the other is not resumed)
-        "rollout.max_model_len",
-        "variants.{variant}",
-    ],
-    "evaluate": [
-        "model.revision",  # the base model's weights, when it is model.source (a hub id)
-        "env",
-        "grading",
-        "eval.batch_size",
-        "eval.max_attempt_tokens",
-        "eval.max_total_tokens",
-        "rollout.backend",
-        "rollout.max_model_len",
-    ],
-    "eval_metrics": [
-        "grading",
-        "eval.models",
-    ],  # repeats are judged by the grader's equivalence
-    "parallel_eval": [  # evaluation's keys, and training's sampling temperature and top-p (pipeline/probes.py)
-        "model.revision",  # the base model's weights, when it is model.source (a hub id)
-        "env",
-        "grading",
-        "eval.max_k",
-        "eval.batch_size",
-        "eval.max_attempt_tokens",
-        "eval.max_total_tokens",
-        "train.temperature",
-        "train.top_p",
-        "rollout.backend",
-        "rollout.max_model_len",
-    ],
-    "flip_probe": [
-        "model.revision",  # the base model's weights, when it is model.source (a hub id)
-        "env",
-        "grading",
-        "eval.batch_size",
-        "eval.max_attempt_tokens",
-        "eval.max_total_tokens",
-        "rollout.backend",
-        "rollout.max_model_len",
-    ],
-    "aggregate": ["grading.multi_box"],  # stated in summary.json
-    "figures": [],
-}
-
-
-DERIVED_KEYS = {"largest_n": lambda: CFG.largest_n}
-
-
 def write_config_file():
     """The whole resolved configuration in {OUT}/configs/<hash of its content>.json, written once.
 
@@ -271,28 +189,41 @@ def config_file(wildcards, output):
     return CONFIG_FILE
 
 
-def rule_keys(rule):
-    """A params entry: the values of RULE_KEYS[rule] (and the scale), as JSON.
+def rule_keys(*keys, **fixed):
+    """A params entry: the values of the config `keys` the rule's step depends on (dotted paths; "{variant}" stands
+    for the rule's wildcard, or for `fixed`'s value; a name of DERIVED_KEYS for a value computed from several keys),
+    and the scale, as JSON (pipeline.workflow.config_values).
 
-    Snakemake reruns a job when one of its params changes, so this reruns the rule exactly when one of its keys
-    does. A function, so Snakemake does not read braces in the values (templates' {N}) as wildcards.
+    Every step reads the whole configuration (config_file), but Snakemake reruns a job when one of its params
+    changes, so each reruns exactly when one of its own keys does (a new train.steps reruns training and what
+    follows it, not the data or the base model). A function, so Snakemake does not read braces in the values
+    (templates' {N}) as wildcards; its `keys` are the rule's, for a rule that adds to another's.
     """
 
-    def keys(wildcards):
-        subset = {"scale": CFG.scale}
-        for key in RULE_KEYS[rule]:
-            if key in DERIVED_KEYS:
-                subset[key] = DERIVED_KEYS[key]()
-                continue
-            src, dst = RESOLVED, subset
-            *parents, leaf = key.format(**wildcards).split(".")
-            for part in parents:
-                src = src[part]
-                dst = dst.setdefault(part, {})
-            dst[leaf] = src[leaf]
-        return json.dumps(subset, sort_keys=True)
+    def values(wildcards):
+        names = {**wildcards, **fixed}
+        return config_values(
+            RESOLVED, [k.format(**names) for k in keys], CFG.scale, DERIVED_KEYS
+        )
 
-    return keys
+    values.keys = keys
+    return values
+
+
+DERIVED_KEYS = {"largest_n": CFG.largest_n}
+# The keys of every step that runs a policy in dialogues (training, evaluation, the probes): the base model's
+# weights when it is model.source (a hub id), the environment and grader, evaluation's batches and budgets (the
+# held-out checks of training are evaluations), and the sampler (hf and vLLM sample differently).
+DIALOGUE_KEYS = (
+    "model.revision",
+    "env",
+    "grading",
+    "eval.batch_size",
+    "eval.max_attempt_tokens",
+    "eval.max_total_tokens",
+    "rollout.backend",
+    "rollout.max_model_len",
+)
 
 
 def code_version(verb):

@@ -23,7 +23,7 @@ rule evaluate:
         code=code_version("evaluate"),
         config=config_file,
         launcher=eval_launcher(),
-        config_keys=rule_keys("evaluate"),
+        config_keys=rule_keys(*DIALOGUE_KEYS),
         model=lambda w: model_source(w.model),
         ks=" ".join(str(k) for k in range(1, CFG.eval.max_k + 1)),
     shell:
@@ -51,7 +51,7 @@ rule eval_metrics:
     params:
         code=code_version("eval-metrics"),
         config=config_file,
-        config_keys=rule_keys("eval_metrics"),
+        config_keys=rule_keys("grading", "eval.models"),  # repeats are judged by the grader's equivalence
     shell:
         "python -m pipeline eval-metrics --config {params.config:q} {input} --model {wildcards.model}"
         " --out {output} > {log} 2>&1"
@@ -111,7 +111,9 @@ rule parallel_eval:
         code=code_version("parallel-eval"),
         config=config_file,
         launcher=eval_launcher(),
-        config_keys=rule_keys("parallel_eval"),
+        config_keys=rule_keys(  # and training's sampling temperature and top-p (pipeline/probes.py)
+            *DIALOGUE_KEYS, "eval.max_k", "train.temperature", "train.top_p"
+        ),
         model=lambda w: model_source(w.model),
     shell:
         "{params.launcher} parallel-eval --config {params.config:q} --model {params.model:q}"
@@ -141,7 +143,7 @@ rule flip_probe:
         code=code_version("flip-probe"),
         config=config_file,
         launcher=eval_launcher(),
-        config_keys=rule_keys("flip_probe"),
+        config_keys=rule_keys(*DIALOGUE_KEYS),
         model=lambda w: model_source(w.model),
     shell:
         "{params.launcher} flip-probe --config {params.config:q} --model {params.model:q}"

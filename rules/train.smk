@@ -30,7 +30,13 @@ rule train:
     params:
         code=code_version("train"),
         config=config_file,
-        config_keys=rule_keys("train"),
+        config_keys=rule_keys(
+            *DIALOGUE_KEYS,
+            "train",
+            "eval.checkpoint",  # which actor is the model, and whether a validation split leaves training
+            "eval.validation_questions",
+            "variants.{variant}",
+        ),
         base=lambda w: model_source("base"),
         run_dir=lambda w: run_dir(w.variant, w.seed),
         launcher=train_launcher(),
