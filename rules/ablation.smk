@@ -52,9 +52,9 @@ rule train_ablation:
     retries: train_retries()
     conda:
         conda_env("train")
-    threads: train_threads()
+    threads: train_threads(CFG)
     resources:
-        **RESOURCES["train"],
+        **train_resources(CFG),
     params:
         code=code_version("train"),
         config=config_file,
@@ -65,7 +65,7 @@ rule train_ablation:
         ),
         base=lambda w: ablation_model_source(ABLATION_BASE),
         run_dir=lambda w: run_dir(ablation_variant(w.provider), w.seed),
-        launcher=train_launcher(),
+        launcher=train_launcher(CFG),
     shell:
         "{params.launcher} train --feedback-ablation --config {params.config:q} --variant fb_{wildcards.provider}"
         " --seed {wildcards.seed} --base {params.base:q} --train-data {input.train} --heldout {input.heldout}"
@@ -85,13 +85,13 @@ rule evaluate_feedback:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/feedback_{{provider}}/k{{k}}.tsv"
     conda:
         conda_env("evaluate")
-    threads: eval_threads()
+    threads: eval_threads(CFG)
     resources:
-        **RESOURCES["evaluate"],
+        **eval_resources(CFG),
     params:
         code=code_version("evaluate"),
         config=config_file,
-        launcher=eval_launcher(),
+        launcher=eval_launcher(CFG),
         config_keys=rules.evaluate.params.config_keys,
         model=lambda w: ablation_model_source(w.model),
     shell:

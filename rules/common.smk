@@ -1,13 +1,9 @@
 # All of the workflow's Python: configuration resolution and helpers named for what they return.
 import dataclasses
-import hashlib
 import json
 import os
-import re
-import tempfile
 from pathlib import Path
 
-import yaml
 from snakemake.common import is_local_file
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
@@ -20,7 +16,19 @@ from pipeline.download import HF_HOME, manifest_path
 from pipeline.download import plan as hub_plan
 from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
-from pipeline.workflow import config_values
+from pipeline.workflow import (
+    conda_env as family_env,
+    config_values,
+    container_image,
+    eval_launcher,
+    eval_resources,
+    eval_threads,
+    train_launcher,
+    train_resources,
+    train_threads,
+    write_config_file,
+    write_params_file,
+)
 
 # Defaults -> presets/<scale>.yaml -> config.yaml and --config overrides; stops here, naming every bad key path.
 CFG = resolve(config)
@@ -30,88 +38,22 @@ VARIANTS = CFG.trained_variants  # the declared variants that are enabled
 OUT = CFG.out_dir  # results/<experiment>
 REPORTS = CFG.report_dir  # reports/<experiment>, or reports/ for the default experiment
 
-# Scheduler requests (Snakemake resources; the SLURM profile turns them into sbatch options). CPU experiment:
-# small and short. Paper scale: training is one 8-GPU node for about 4 days (spec §7), in jobs of
-# resources.train.runtime_h (48 h) that each stop with a checkpoint before their limit and are resubmitted
-# (the train rule's retries); each evaluation job (one model x benchmark, k = 1..max_k) holds one GPU and asks
-# for more time on each retry. A GPU job is one SLURM task holding all of the job's CPUs
-# (threads) and GPUs on one node: tasks_per_gpu=0 stops the plugin's default of one task per GPU
-# (--ntasks-per-gpu=1, which with --cpus-per-task asks for N x threads CPUs); torchrun starts the ranks.
-# Training on train.nodes > 1: that many nodes, one task each with the CPUs and train.gpus GPUs (gres is per
-# node; the plugin's gpu resource is --gpus, a total), and `mpi` so that the job runs the rule's shell command
-# itself (not under `srun -n1`): its srun starts one torchrun per node (train_launcher).
-# tests/test_slurm.py checks the sbatch command the pinned plugin builds from these (docs/slurm.md).
-RESOURCES = {
-    "tiny": {
-        "train": {"mem_mb": 4000, "gpu": 0},
-        "evaluate": {"mem_mb": 4000, "gpu": 0},
-    },
-    "paper": {
-        "train": {
-            "mem_mb": 256000,
-            "tasks_per_gpu": 0,
-            **(
-                {"gpu": CFG.train.gpus, "nodes": 1}
-                if CFG.train.nodes == 1
-                else {
-                    "gres": f"gpu:{CFG.train.gpus}",
-                    "nodes": CFG.train.nodes,
-                    "tasks": CFG.train.nodes,
-                    "mpi": "srun",
-                }
-            ),
-        },
-        "evaluate": {
-            "mem_mb": 64000,
-            "gpu": CFG.eval.gpus,
-            "nodes": 1,
-            "tasks_per_gpu": 0,
-        },
-    },
-}[CFG.scale]
-# Minutes (sbatch -t takes whole minutes): a training job always asks for the same time (it stops before its
-# limit and the retry resumes); an evaluation starts over, so each retry asks for runtime_h more.
-RESOURCES["train"]["runtime"] = max(1, round(60 * CFG.resources.train.runtime_h))
-RESOURCES["evaluate"]["runtime"] = lambda wildcards, attempt: attempt * max(
-    1, round(60 * CFG.resources.evaluate.runtime_h)
-)
-
-
-# Each rule family's conda environment (envs/<family>.yaml, with --sdm conda), the CPU experiment's, with
-# PyTorch's CPU build; at paper scale, for the families that run models on GPUs, envs/<family>-gpu.yaml (CUDA
-# torch, vLLM 0.31.0, DeepSpeed). tests/test_envs.py checks each against the imports of the rules' verbs.
-GPU_ENV_FAMILIES = ("train", "evaluate")
+# The image every job runs in under --sdm apptainer (the Snakefile's `container:`): GPU jobs only (docs/slurm.md).
+IMAGE = container_image(CFG, Path(workflow.main_snakefile).parent / "pyproject.toml")
 
 
 def conda_env(family):
-    """The conda environment file of a rule of `family` (data, train, evaluate, report) at the configured scale."""
-    gpu = CFG.scale == "paper" and family in GPU_ENV_FAMILIES
-    return f"../envs/{family}{'-gpu' if gpu else ''}.yaml"
-
-
-# The paper-scale image (containers/Dockerfile, as an Apptainer .sif): every job's `container:` (Snakefile), used
-# with --sdm apptainer at paper scale; none in the CPU experiment. docs/slurm.md: build it once on the login node
-# into resources/, or point MULTIATTEMPT_IMAGE at another .sif or a docker:// URI.
-VERSION = re.search(
-    r'^version = "([^"]+)"',
-    (Path(workflow.main_snakefile).parent / "pyproject.toml").read_text(),
-    flags=re.M,
-).group(1)
-
-
-def container_image():
-    """The image the jobs run in under --sdm apptainer: paper scale only (None: no container)."""
-    if CFG.scale != "paper":
-        return None
-    default = f"resources/multiattempt-pipeline_{VERSION}.sif"
-    return os.environ.get("MULTIATTEMPT_IMAGE", default)
+    """The conda environment file of the rules of `family` (data, train, evaluate, report), envs/<family>.yaml, or
+    envs/<family>-gpu.yaml for the model families' GPU jobs (pipeline.workflow.conda_env).
+    """
+    return family_env(CFG, family)
 
 
 def check_container_image():
-    """Under --sdm apptainer at paper scale, name the image (Snakemake says nothing of a local one before a job
+    """Under --sdm apptainer with GPU jobs (resources.gpu_jobs), name the image (Snakemake says nothing of a local one before a job
     starts in it), and stop before any job is submitted when its .sif is missing (a dry run only warns).
     """
-    image = container_image()
+    image = IMAGE
     if (
         not image
         or DeploymentMethod.APPTAINER
@@ -121,7 +63,7 @@ def check_container_image():
     if is_local_file(image) and not os.path.exists(image):
         if not workflow.output_settings.dryrun:
             raise WorkflowError(
-                f"{image}: no such image (--sdm apptainer at paper scale). Build it once on the login node"
+                f"{image}: no such image (--sdm apptainer, resources.gpu_jobs). Build it once on the login node"
                 " (docs/slurm.md), or set MULTIATTEMPT_IMAGE to a .sif or docker:// URI"
             )
         logger.warning(f"{image} does not exist yet (docs/slurm.md)")
@@ -141,43 +83,12 @@ wildcard_constraints:
     k="[0-9]+",
 
 
-def write_config_file():
-    """The whole resolved configuration in {OUT}/configs/<hash of its content>.json, written once.
-
-    Content-addressed, so a Snakemake started with another configuration gets another file and never rewrites
-    the one that its queued or running jobs read; written atomically, so no job reads half a file.
-    """
-    text = json.dumps(RESOLVED, indent=2, sort_keys=True) + "\n"
-    path = f"{OUT}/configs/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=os.path.dirname(path), suffix=".tmp", delete=False
-        ) as tmp:
-            tmp.write(text)
-        os.replace(tmp.name, path)
-    return path
-
-
-CONFIG_FILE = write_config_file()
-
-
-def write_params_file():
-    """The resolved configuration as params.yaml, DVC's parameter file: `dvc params diff` and `dvc exp show` see
-    every key, not only what config.yaml sets. Written only by runs of config.yaml alone (as DVC's stages run),
-    when it changed: a smoke check (--configfile .test/config.yaml) or a --config override leaves it as it is.
-    Edit config.yaml, not this file."""
-    text = (
-        "# Written by the Snakefile (rules/common.smk): the resolved configuration of the last snakemake run here.\n"
-        + yaml.safe_dump(RESOLVED, sort_keys=True, width=1000)
-    )
-    path = Path("params.yaml")
-    if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
-
-
+# The whole resolved configuration, the file every step reads (content-addressed, written once); and params.yaml,
+# DVC's parameter file, written only by runs of config.yaml alone (as DVC's stages run): a smoke check
+# (--configfile .test/config.yaml) or a --config override leaves it as it is. Edit config.yaml, not params.yaml.
+CONFIG_FILE = write_config_file(RESOLVED, OUT)
 if workflow.is_main_process and not workflow.config_settings.overwrite_config:
-    write_params_file()
+    write_params_file(RESOLVED)
 
 
 def config_file(wildcards, output):
@@ -345,40 +256,6 @@ def eval_metrics(model, eval_set):
     return f"{OUT}/eval/{model}/{eval_set}/metrics.json"
 
 
-def train_threads():
-    """CPU threads of a training job: 1 on CPU (runs of both variants share a laptop); on GPUs 4 per GPU plus
-    the grader's worker processes (the step splits them among its ranks, pipeline.distributed.rank_threads).
-    """
-    return 4 * CFG.train.gpus + CFG.grading.workers if CFG.train.gpus else 1
-
-
-def eval_threads():
-    """CPU threads of an evaluation job: 1 on CPU (many run side by side); on GPUs as for training, 4 per GPU
-    plus the grader's worker processes."""
-    return 4 * CFG.eval.gpus + CFG.grading.workers if CFG.eval.gpus else 1
-
-
-def train_launcher():
-    """`python -m pipeline`, or torchrun with one process per GPU (DeepSpeed data parallel) for more than one.
-    On several nodes, srun starts one torchrun per node of the job; they meet at a c10d rendezvous on the job's
-    first node. The step asks for the job's CPUs per node (a step's default is one per task) and gets all of
-    its GPUs. The node list comes from squeue: the slurm-jobstep executor runs the rule without the job's
-    SLURM_JOB_NODELIST (it keeps SLURM_JOB_ID)."""
-    t = CFG.train
-    if t.nodes > 1:
-        first_node = (
-            'scontrol show hostnames "$(squeue -h -j "$SLURM_JOB_ID" -o %N)" | head -n1'
-        )
-        return (
-            f"srun --nodes {t.nodes} --ntasks-per-node 1 --cpus-per-task {train_threads()}"
-            f" torchrun --nnodes {t.nodes} --nproc_per_node {t.gpus} --rdzv_backend c10d"
-            f' --rdzv_endpoint "$({first_node})":29500 --rdzv_id "$SLURM_JOB_ID" -m pipeline'
-        )
-    if t.gpus > 1:
-        return f"{gpu_claim(t.gpus)}torchrun --standalone --nproc_per_node {t.gpus} -m pipeline"
-    return f"{gpu_claim(t.gpus)}python -m pipeline"
-
-
 def train_retries():
     """Resubmissions of a training job on a cluster: resources.train.sessions - 1 (a job stopped before its time
     limit is resubmitted and resumes, pipeline/time_limit.py). Only in the Snakemake that submits jobs: a rule's
@@ -388,18 +265,6 @@ def train_retries():
     if workflow.is_main_process and workflow.non_local_exec:
         return CFG.resources.train.sessions - 1
     return None
-
-
-def eval_launcher():
-    """`python -m pipeline` for the evaluation rules, on a GPU of its own when eval.gpus asks for one."""
-    return f"{gpu_claim(CFG.eval.gpus)}python -m pipeline"
-
-
-def gpu_claim(gpus):
-    """The prefix that gives a job `gpus` GPUs no other job on the machine holds (pipeline/gpus.py: Snakemake
-    counts GPUs with --resources gpu=N but every job would otherwise start on GPU 0); none for CPU jobs.
-    """
-    return f"python -m pipeline with-gpus {gpus} -- " if gpus else ""
 
 
 def curve_models():

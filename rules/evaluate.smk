@@ -16,13 +16,13 @@ rule evaluate:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}.tsv"
     conda:
         conda_env("evaluate")
-    threads: eval_threads()
+    threads: eval_threads(CFG)
     resources:
-        **RESOURCES["evaluate"],
+        **eval_resources(CFG),
     params:
         code=code_version("evaluate"),
         config=config_file,
-        launcher=eval_launcher(),
+        launcher=eval_launcher(CFG),
         config_keys=rule_keys(*DIALOGUE_KEYS),
         model=lambda w: model_source(w.model),
         ks=" ".join(str(k) for k in range(1, CFG.eval.max_k + 1)),
@@ -104,13 +104,13 @@ rule parallel_eval:
         f"{OUT}/benchmarks/parallel_eval/{{model}}/{{eval_set}}.tsv"
     conda:
         conda_env("evaluate")
-    threads: eval_threads()
+    threads: eval_threads(CFG)
     resources:
-        **RESOURCES["evaluate"],
+        **eval_resources(CFG),
     params:
         code=code_version("parallel-eval"),
         config=config_file,
-        launcher=eval_launcher(),
+        launcher=eval_launcher(CFG),
         config_keys=rule_keys(  # and training's sampling temperature and top-p (pipeline/probes.py)
             *DIALOGUE_KEYS, "eval.max_k", "train.temperature", "train.top_p"
         ),
@@ -136,13 +136,13 @@ rule flip_probe:
         f"{OUT}/benchmarks/flip_probe/{{model}}/{{eval_set}}.tsv"
     conda:
         conda_env("evaluate")
-    threads: eval_threads()
+    threads: eval_threads(CFG)
     resources:
-        **RESOURCES["evaluate"],
+        **eval_resources(CFG),
     params:
         code=code_version("flip-probe"),
         config=config_file,
-        launcher=eval_launcher(),
+        launcher=eval_launcher(CFG),
         config_keys=rule_keys(*DIALOGUE_KEYS),
         model=lambda w: model_source(w.model),
     shell:

@@ -2,9 +2,24 @@
 `pytest tests/test_workflow_helpers.py -q`"""
 
 import json
+from pathlib import Path
+
+import yaml
 
 from pipeline import config
-from pipeline.workflow import config_values
+from pipeline.workflow import (
+    conda_env,
+    config_values,
+    container_image,
+    eval_launcher,
+    eval_resources,
+    eval_threads,
+    train_launcher,
+    train_resources,
+    train_threads,
+    write_config_file,
+    write_params_file,
+)
 
 
 def test_config_values_are_the_rule_keys_and_the_scale():
@@ -18,3 +33,60 @@ def test_config_values_are_the_rule_keys_and_the_scale():
     other = config.resolve({"train": {"steps": 8}}).to_dict()
     assert config_values(other, ["env"], "tiny", {}) == config_values(resolved, ["env"], "tiny", {})
     assert config_values(other, ["train.steps"], "tiny", {}) != config_values(resolved, ["train.steps"], "tiny", {})
+
+
+def test_resources_come_from_the_config():
+    """The jobs' scheduler requests: the CPU experiment's and the paper preset's, from resources.* and the GPUs."""
+    tiny, paper = config.resolve({}), config.resolve({"scale": "paper"})
+    assert train_resources(tiny) == {"mem_mb": 4000, "gpu": 0, "runtime": 60}
+    assert train_resources(paper) == {"mem_mb": 256000, "gpu": 8, "nodes": 1, "tasks_per_gpu": 0, "runtime": 2880}
+    two_nodes = config.resolve({"scale": "paper", "train": {"nodes": 2}})
+    assert train_resources(two_nodes) == {
+        **{"mem_mb": 256000, "gres": "gpu:8", "nodes": 2, "tasks": 2, "mpi": "srun", "tasks_per_gpu": 0},
+        "runtime": 2880,
+    }
+    evaluate = eval_resources(paper)
+    runtime = evaluate.pop("runtime")
+    assert evaluate == {"mem_mb": 64000, "gpu": 1, "nodes": 1, "tasks_per_gpu": 0}
+    assert [runtime(None, attempt) for attempt in (1, 2)] == [720, 1440]  # each retry asks for 12 h more
+    # a CPU job asks for no GPU whatever the step uses; the memory is the config's
+    cpu = config.resolve({"train": {"gpus": 2}, "resources": {"evaluate": {"mem_mb": 123, "runtime_h": 0.001}}})
+    assert train_resources(cpu)["gpu"] == 0 and eval_resources(cpu)["mem_mb"] == 123
+    assert eval_resources(cpu)["runtime"](None, 1) == 1  # at least a minute
+
+
+def test_environments_image_threads_and_launchers(tmp_path):
+    tiny, paper = config.resolve({}), config.resolve({"scale": "paper"})
+    assert [conda_env(tiny, f) for f in ("data", "train")] == ["../envs/data.yaml", "../envs/train.yaml"]
+    assert [conda_env(paper, f) for f in ("report", "evaluate")] == ["../envs/report.yaml", "../envs/evaluate-gpu.yaml"]
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\nversion = "1.2.3"\n')
+    assert container_image(tiny, pyproject, {}) is None
+    assert container_image(paper, pyproject, {}) == "resources/multiattempt-pipeline_1.2.3.sif"
+    assert container_image(paper, pyproject, {"MULTIATTEMPT_IMAGE": "docker://x/y"}) == "docker://x/y"
+    assert (train_threads(tiny), eval_threads(tiny), train_threads(paper), eval_threads(paper)) == (1, 1, 48, 20)
+    assert train_launcher(tiny) == eval_launcher(tiny) == "python -m pipeline"
+    assert (
+        train_launcher(paper)
+        == "python -m pipeline with-gpus 8 -- torchrun --standalone --nproc_per_node 8 -m pipeline"
+    )
+    assert eval_launcher(paper) == "python -m pipeline with-gpus 1 -- python -m pipeline"
+    two_nodes = train_launcher(config.resolve({"scale": "paper", "train": {"nodes": 2}}))
+    assert two_nodes.startswith("srun --nodes 2 --ntasks-per-node 1 --cpus-per-task 48 torchrun --nnodes 2")
+
+
+def test_the_config_file_is_content_addressed_and_params_yaml_rewritten_only_on_change(tmp_path):
+    resolved = config.resolve({}).to_dict()
+    path = write_config_file(resolved, str(tmp_path / "out"))
+    assert json.loads(Path(path).read_text()) == resolved and Path(path).parent == tmp_path / "out" / "configs"
+    assert write_config_file(resolved, str(tmp_path / "out")) == path
+    other = write_config_file(config.resolve({"train": {"steps": 3}}).to_dict(), str(tmp_path / "out"))
+    assert other != path and sorted(p.name for p in (tmp_path / "out" / "configs").iterdir()) == sorted(
+        [Path(path).name, Path(other).name]
+    )
+    params = tmp_path / "params.yaml"
+    write_params_file(resolved, params)
+    assert yaml.safe_load(params.read_text()) == resolved
+    written = params.stat().st_mtime_ns
+    write_params_file(resolved, params)
+    assert params.stat().st_mtime_ns == written
