@@ -17,6 +17,7 @@ from pipeline.download import plan as hub_plan
 from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
 from pipeline.workflow import (
+    Layout,
     conda_env as family_env,
     config_values,
     container_image,
@@ -26,6 +27,7 @@ from pipeline.workflow import (
     train_launcher,
     train_resources,
     train_threads,
+    unknown_eval_models,
     write_config_file,
     write_params_file,
 )
@@ -158,62 +160,36 @@ def trained_model_output(path):
 # rules/download.smk. The jobs that read the hub take its manifest as an input, marked ancient so that a new
 # download does not rerun them, and run offline.
 HUB_PLAN = hub_plan(CFG)
-for (
-    _name,
-    _source,
-) in CFG.eval.models.items():  # a local model must be there before any job starts
-    if not any(f.repo_id == _source for f in HUB_PLAN) and not os.path.isdir(_source):
-        raise WorkflowError(
-            f"eval.models.{_name}: {_source!r} is neither a folder nor a Hugging Face hub id"
-        )
 HUB_MANIFEST = str(manifest_path(HF_HOME, CFG.experiment))
+if unknown := unknown_eval_models(CFG, {f.repo_id for f in HUB_PLAN}):
+    raise WorkflowError("\n".join(unknown))
 
 
 def hub_input():
     return [ancient(HUB_MANIFEST)] if HUB_PLAN else []
 
 
-def data_path(name):
-    return f"{OUT}/data/{name}.jsonl"
-
-
-def excluded_benchmarks():
-    """Prepared benchmarks whose questions are kept out of the MATH training set."""
-    return [data_path(name) for name in CFG.data.math.exclude_benchmarks]
-
-
-def training_data():
-    """The prepared training questions of the configured training set."""
-    if CFG.data.train_set == "synthetic":
-        return data_path("synthetic_train")
-    return data_path("math_train")
-
-
-def eval_sets():
-    """Evaluation set name -> prepared jsonl: the synthetic held-out set (tiny) or the configured benchmarks."""
-    if CFG.data.train_set == "synthetic":
-        return {"synthetic": data_path("synthetic_heldout")}
-    return {name: data_path(name) for name in CFG.data.benchmarks}
-
-
-def evaluation_data():
-    return list(eval_sets().values())
-
-
-def model_folder(name):
-    """models/<name>; an actor of the curves (<run>_step<N>) lives in its run's model folder, steps/step_NNNNNN."""
-    run, _, step = name.partition("_step")
-    if step.isdigit() and run in trained_models():
-        return f"{OUT}/models/{run}/steps/step_{int(step):06d}"
-    return f"{OUT}/models/{name}"
-
-
-def model_source(name):
-    """What `--model` gets: a folder the workflow builds, or (base model, model.source != build; eval.models) a
-    hub id or path."""
-    if name == "base" and CFG.model.source != "build":
-        return CFG.model.source
-    return CFG.eval.models.get(name) or model_folder(name)
+# The files and model names of the rules (pipeline.workflow.Layout), each a helper named for what it returns.
+LAYOUT = Layout(CFG)
+data_path = LAYOUT.data_path
+excluded_benchmarks = LAYOUT.excluded_benchmarks
+training_data = LAYOUT.training_data
+eval_sets = LAYOUT.eval_sets
+evaluation_data = LAYOUT.evaluation_data
+trained_name = LAYOUT.trained_name
+trained_models = LAYOUT.trained_models
+curve_models = LAYOUT.curve_models
+evaluated_models = LAYOUT.evaluated_models
+model_folder = LAYOUT.model_folder
+model_source = LAYOUT.model_source
+run_dir = LAYOUT.run_dir
+eval_traces = LAYOUT.eval_traces
+eval_metrics = LAYOUT.eval_metrics
+per_model_and_set = LAYOUT.per_model_and_set
+all_eval_metrics = LAYOUT.all_eval_metrics
+curve_metrics = LAYOUT.curve_metrics
+gain_traces = LAYOUT.gain_traces
+figure = LAYOUT.figure
 
 
 def model_input(wildcards):
@@ -234,28 +210,6 @@ def base_input(wildcards):
     return model_folder("base") if CFG.model.source == "build" else []
 
 
-def trained_name(variant, seed):
-    """Model name of a trained policy, e.g. multi_attempt_s0 (a folder under models/, a {model} of evaluation)."""
-    return f"{variant}_s{seed}"
-
-
-def trained_models():
-    return [trained_name(v, s) for v in VARIANTS for s in CFG.seeds]
-
-
-def run_dir(variant, seed):
-    """Checkpoints, train_log.jsonl and TensorBoard of a training run: kept across reruns, for resume."""
-    return f"{OUT}/runs/{trained_name(variant, seed)}"
-
-
-def eval_traces(model, eval_set, k):
-    return f"{OUT}/eval/{model}/{eval_set}/k{k}.jsonl"
-
-
-def eval_metrics(model, eval_set):
-    return f"{OUT}/eval/{model}/{eval_set}/metrics.json"
-
-
 def train_retries():
     """Resubmissions of a training job on a cluster: resources.train.sessions - 1 (a job stopped before its time
     limit is resubmitted and resumes, pipeline/time_limit.py). Only in the Snakemake that submits jobs: a rule's
@@ -265,47 +219,3 @@ def train_retries():
     if workflow.is_main_process and workflow.non_local_exec:
         return CFG.resources.train.sessions - 1
     return None
-
-
-def curve_models():
-    """The actors of the k-attempt learning curves: <run>_step<N> for every trained run and eval.curve_steps."""
-    return [
-        f"{m}_step{n}" for m in trained_models() for n in sorted(CFG.eval.curve_steps)
-    ]
-
-
-def curve_metrics():
-    return [eval_metrics(m, name) for m in curve_models() for name in eval_sets()]
-
-
-def evaluated_models():
-    """The base model, the trained ones and config eval.models."""
-    return ["base", *trained_models(), *CFG.eval.models]
-
-
-def all_eval_metrics():
-    return [eval_metrics(m, name) for m in evaluated_models() for name in eval_sets()]
-
-
-def per_model_and_set(filename):
-    """results/<experiment>/eval/<model>/<set>/<filename> of every evaluated model and evaluation set."""
-    return [
-        f"{OUT}/eval/{m}/{name}/{filename}"
-        for m in evaluated_models()
-        for name in eval_sets()
-    ]
-
-
-def gain_traces():
-    """The k=1 and k=2 traces the report pairs question by question for the gain interval."""
-    ks = [k for k in (1, 2) if k <= CFG.eval.max_k]
-    return [
-        eval_traces(m, name, k)
-        for m in evaluated_models()
-        for name in eval_sets()
-        for k in ks
-    ]
-
-
-def figure(name, ext):
-    return f"{REPORTS}/figures/{name}.{ext}"

@@ -8,6 +8,7 @@ import yaml
 
 from pipeline import config
 from pipeline.workflow import (
+    Layout,
     conda_env,
     config_values,
     container_image,
@@ -17,6 +18,7 @@ from pipeline.workflow import (
     train_launcher,
     train_resources,
     train_threads,
+    unknown_eval_models,
     write_config_file,
     write_params_file,
 )
@@ -90,3 +92,35 @@ def test_the_config_file_is_content_addressed_and_params_yaml_rewritten_only_on_
     written = params.stat().st_mtime_ns
     write_params_file(resolved, params)
     assert params.stat().st_mtime_ns == written
+
+
+def test_layout_names_the_files_and_models():
+    tiny = Layout(config.resolve({"eval": {"curve_steps": [4], "models": {"other": "/models/other"}}}))
+    assert tiny.trained_models() == ["multi_attempt_s0", "multi_attempt_s1", "baseline_s0", "baseline_s1"]
+    assert tiny.evaluated_models() == ["base", *tiny.trained_models(), "other"]
+    assert tiny.curve_models()[0] == "multi_attempt_s0_step4"
+    assert tiny.model_folder("multi_attempt_s0_step4") == "results/tiny/models/multi_attempt_s0/steps/step_000004"
+    assert tiny.model_folder("nobody_step4") == "results/tiny/models/nobody_step4"
+    assert tiny.model_source("other") == "/models/other" and tiny.model_source("base") == "results/tiny/models/base"
+    assert tiny.eval_sets() == {"synthetic": "results/tiny/data/synthetic_heldout.jsonl"}
+    assert tiny.training_data() == "results/tiny/data/synthetic_train.jsonl"
+    assert (
+        tiny.all_eval_metrics()[0]
+        == tiny.eval_metrics("base", "synthetic")
+        == tiny.per_model_and_set("metrics.json")[0]
+    )
+    assert tiny.gain_traces()[:2] == [tiny.eval_traces("base", "synthetic", k) for k in (1, 2)]
+    assert tiny.run_dir("baseline", 1) == "results/tiny/runs/baseline_s1"
+    assert tiny.figure("accuracy", "png") == "reports/figures/accuracy.png"
+    paper = Layout(config.resolve({"scale": "paper"}))
+    assert paper.training_data() == "results/paper/data/math_train.jsonl"
+    assert paper.excluded_benchmarks() == ["results/paper/data/math500.jsonl"]
+    assert len(paper.eval_sets()) == 5 and paper.model_source("base") == "Qwen/Qwen2.5-Math-1.5B"
+    assert paper.figure("accuracy", "pdf") == "reports/paper/figures/accuracy.pdf"
+
+
+def test_eval_models_must_be_folders_or_hub_models(tmp_path):
+    cfg = config.resolve({"eval": {"models": {"here": str(tmp_path), "hub": "org/model", "gone": "/no/such/dir"}}})
+    assert unknown_eval_models(cfg, {"org/model"}) == [
+        "eval.models.gone: '/no/such/dir' is neither a folder nor a Hugging Face hub id"
+    ]
