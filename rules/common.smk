@@ -1,4 +1,5 @@
-# All of the workflow's Python: configuration resolution and helpers named for what they return.
+# The workflow's wiring: configuration resolution and helpers named for what they return; what they compute from
+# the configuration (requests, environments, launch lines, file names) is pipeline/workflow.py.
 import dataclasses
 import json
 import os
@@ -52,8 +53,9 @@ def conda_env(family):
 
 
 def check_container_image():
-    """Under --sdm apptainer with GPU jobs (resources.gpu_jobs), name the image (Snakemake says nothing of a local one before a job
-    starts in it), and stop before any job is submitted when its .sif is missing (a dry run only warns).
+    """Under --sdm apptainer with GPU jobs (resources.gpu_jobs), name the image (Snakemake says nothing of a local
+    one before a job starts in it), and stop before any job is submitted when its .sif is missing (a dry run only
+    warns).
     """
     image = IMAGE
     if (

@@ -2,6 +2,8 @@
 `pytest tests/test_workflow_helpers.py -q`"""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -22,6 +24,7 @@ from pipeline.workflow import (
     write_config_file,
     write_params_file,
 )
+from tests.conftest import ROOT
 
 
 def test_config_values_are_the_rule_keys_and_the_scale():
@@ -124,3 +127,67 @@ def test_eval_models_must_be_folders_or_hub_models(tmp_path):
     assert unknown_eval_models(cfg, {"org/model"}) == [
         "eval.models.gone: '/no/such/dir' is neither a folder nor a Hugging Face hub id"
     ]
+
+
+# Each rule's config keys as the workflow's rules name them (params config_keys=rule_keys(...)), read from the
+# workflow as Snakemake loads it; the ablation's rules add to build_base's and train's.
+RULE_CONFIG_KEYS = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+
+root, workdir = Path(sys.argv[1]), Path(sys.argv[2])
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(
+        resource_settings=ResourceSettings(), storage_settings=StorageSettings(), snakefile=root / "Snakefile",
+        config_settings=ConfigSettings(configfiles=[root / "config.yaml"]), workdir=workdir)._workflow
+    keys = {r.name: list(r.params.config_keys.keys) for r in workflow.rules if "config_keys" in r.params._names}
+print("KEYS " + json.dumps(keys))
+"""
+DIALOGUE = [
+    "model.revision",
+    "env",
+    "grading",
+    "eval.batch_size",
+    "eval.max_attempt_tokens",
+    "eval.max_total_tokens",
+    "rollout.backend",
+    "rollout.max_model_len",
+]
+TRAIN = [*DIALOGUE, "train", "eval.checkpoint", "eval.validation_questions", "variants.{variant}"]
+BASE = ["model", "env", "eval", "largest_n", "grading", "rollout.max_model_len"]
+EXPECTED_KEYS = {
+    "prepare_synthetic": ["data.synthetic"],
+    "prepare_math": [
+        "data.math",
+        "data.max_prompt_tokens",
+        "model.source",
+        "model.revision",
+        "variants",
+        "env.prompt_template",
+    ],
+    "prepare_benchmark": ["data.benchmarks"],
+    "build_base": BASE,
+    "train": TRAIN,
+    "evaluate": DIALOGUE,
+    "eval_metrics": ["grading", "eval.models"],
+    "parallel_eval": [*DIALOGUE, "eval.max_k", "train.temperature", "train.top_p"],
+    "flip_probe": DIALOGUE,
+    "aggregate": ["grading.multi_box"],
+    "figures": [],
+    "build_ablation_base": [*BASE, "feedback_ablation"],
+    "train_ablation": [*TRAIN, "feedback_ablation"],  # {variant}: feedback_ablation.variant
+    "evaluate_feedback": DIALOGUE,
+    "eval_metrics_feedback": ["grading", "eval.models"],
+}
+
+
+def test_each_rule_names_its_config_keys(tmp_path):
+    """The keys each rule reruns for, as its rule names them; a rule that reads no configuration has none."""
+    proc = subprocess.run(
+        [sys.executable, "-c", RULE_CONFIG_KEYS, str(ROOT), str(tmp_path)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    keys = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("KEYS "))[5:])
+    assert {rule: sorted(k) for rule, k in keys.items()} == {rule: sorted(k) for rule, k in EXPECTED_KEYS.items()}
