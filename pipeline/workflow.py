@@ -91,7 +91,8 @@ def train_resources(cfg: Config) -> dict:
     tests/test_slurm.py checks the sbatch command the pinned plugin builds from these (docs/slurm.md)."""
     job = cfg.resources.train
     gpus = gpu_request(cfg.resources.gpu_jobs, cfg.train.gpus, cfg.train.nodes)
-    return {"mem_mb": job.mem_mb, **gpus, "runtime": minutes(job.runtime_h)}
+    first = {"tasks_per_gpu": 0} if "tasks_per_gpu" in gpus else {}  # the order Snakemake prints them in
+    return {"mem_mb": job.mem_mb, **first, **gpus, "runtime": minutes(job.runtime_h)}
 
 
 def eval_resources(cfg: Config) -> dict:
