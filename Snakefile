@@ -22,7 +22,7 @@ shell.prefix(
 
 # Paper scale with --sdm apptainer: every job runs in the paper-scale image (containers/; docs/slurm.md). The CPU
 # experiment has none: its jobs run in the active environment, or in envs/ with --sdm conda.
-container: container_image()
+container: IMAGE
 
 
 include: "rules/download.smk"

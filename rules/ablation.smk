@@ -27,7 +27,9 @@ rule build_ablation_base:
     params:
         code=code_version("build-base"),
         config=config_file,
-        config_keys=rule_keys("build_ablation_base"),
+        config_keys=rule_keys(
+            *rules.build_base.params.config_keys.keys, "feedback_ablation"
+        ),
         run_dir=f"{OUT}/runs/{ABLATION_BASE}",
     shell:
         "python -m pipeline build-base --feedback-ablation --config {params.config:q} --train {input.train}"
@@ -50,16 +52,20 @@ rule train_ablation:
     retries: train_retries()
     conda:
         conda_env("train")
-    threads: train_threads()
+    threads: train_threads(CFG)
     resources:
-        **RESOURCES["train"],
+        **train_resources(CFG),
     params:
         code=code_version("train"),
         config=config_file,
-        config_keys=rule_keys("train_ablation"),
+        config_keys=rule_keys(  # train's, for the ablation's variant
+            *rules.train.params.config_keys.keys,
+            "feedback_ablation",
+            variant=ABLATION.variant,
+        ),
         base=lambda w: ablation_model_source(ABLATION_BASE),
         run_dir=lambda w: run_dir(ablation_variant(w.provider), w.seed),
-        launcher=train_launcher(),
+        launcher=train_launcher(CFG),
     shell:
         "{params.launcher} train --feedback-ablation --config {params.config:q} --variant fb_{wildcards.provider}"
         " --seed {wildcards.seed} --base {params.base:q} --train-data {input.train} --heldout {input.heldout}"
@@ -79,14 +85,14 @@ rule evaluate_feedback:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}/feedback_{{provider}}/k{{k}}.tsv"
     conda:
         conda_env("evaluate")
-    threads: eval_threads()
+    threads: eval_threads(CFG)
     resources:
-        **RESOURCES["evaluate"],
+        **eval_resources(CFG),
     params:
         code=code_version("evaluate"),
         config=config_file,
-        launcher=eval_launcher(),
-        config_keys=rule_keys("evaluate"),
+        launcher=eval_launcher(CFG),
+        config_keys=rules.evaluate.params.config_keys,
         model=lambda w: ablation_model_source(w.model),
     shell:
         "{params.launcher} evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"
@@ -115,7 +121,7 @@ rule eval_metrics_feedback:
     params:
         code=code_version("eval-metrics"),
         config=config_file,
-        config_keys=rule_keys("eval_metrics"),
+        config_keys=rules.eval_metrics.params.config_keys,
     shell:
         "python -m pipeline eval-metrics --config {params.config:q} {input} --model {wildcards.model}"
         " --out {output} > {log} 2>&1"

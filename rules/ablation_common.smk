@@ -1,4 +1,4 @@
-# The feedback ablation's helpers (rules/ablation.smk): its models, its output paths, its rules' config keys.
+# The feedback ablation's helpers (rules/ablation.smk): its models, its output paths.
 from pipeline.config import ABLATION_BASE, ConfigError, ablation_variant
 from pipeline.feedback import PROVIDERS
 
@@ -7,14 +7,6 @@ ABLATION = CFG.feedback_ablation
 
 wildcard_constraints:
     provider="|".join(PROVIDERS),
-
-
-RULE_KEYS["build_ablation_base"] = [*RULE_KEYS["build_base"], "feedback_ablation"]
-RULE_KEYS["train_ablation"] = [
-    *(key for key in RULE_KEYS["train"] if key != "variants.{variant}"),
-    f"variants.{ABLATION.variant}",
-    "feedback_ablation",
-]
 
 
 def ablation_model(provider, seed):

@@ -18,7 +18,7 @@ rule prepare_synthetic:
     params:
         code=code_version("prepare-synthetic"),
         config=config_file,
-        config_keys=rule_keys("prepare_synthetic"),
+        config_keys=rule_keys("data.synthetic"),
     shell:
         "python -m pipeline prepare-synthetic --config {params.config:q}"
         " --train {output.train} --heldout {output.heldout} > {log} 2>&1"
@@ -43,7 +43,14 @@ rule prepare_math:
     params:
         code=code_version("prepare-math"),
         config=config_file,
-        config_keys=rule_keys("prepare_math"),
+        config_keys=rule_keys(
+            "data.math",
+            "data.max_prompt_tokens",
+            "model.source",  # its tokenizer counts prompt tokens
+            "model.revision",
+            "variants",  # each trained variant's first prompt at its largest N
+            "env.prompt_template",
+        ),
     shell:
         "python -m pipeline prepare-math --config {params.config:q} --exclude {input.exclude}"
         " --out {output} > {log} 2>&1"
@@ -67,7 +74,7 @@ rule prepare_benchmark:
     params:
         code=code_version("prepare-benchmark"),
         config=config_file,
-        config_keys=rule_keys("prepare_benchmark"),
+        config_keys=rule_keys("data.benchmarks"),
     shell:
         "python -m pipeline prepare-benchmark {wildcards.benchmark} --config {params.config:q}"
         " --out {output} > {log} 2>&1"

@@ -16,14 +16,14 @@ rule evaluate:
         f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}.tsv"
     conda:
         conda_env("evaluate")
-    threads: eval_threads()
+    threads: eval_threads(CFG)
     resources:
-        **RESOURCES["evaluate"],
+        **eval_resources(CFG),
     params:
         code=code_version("evaluate"),
         config=config_file,
-        launcher=eval_launcher(),
-        config_keys=rule_keys("evaluate"),
+        launcher=eval_launcher(CFG),
+        config_keys=rule_keys(*DIALOGUE_KEYS),
         model=lambda w: model_source(w.model),
         ks=" ".join(str(k) for k in range(1, CFG.eval.max_k + 1)),
     shell:
@@ -51,7 +51,7 @@ rule eval_metrics:
     params:
         code=code_version("eval-metrics"),
         config=config_file,
-        config_keys=rule_keys("eval_metrics"),
+        config_keys=rule_keys("grading", "eval.models"),  # repeats are judged by the grader's equivalence
     shell:
         "python -m pipeline eval-metrics --config {params.config:q} {input} --model {wildcards.model}"
         " --out {output} > {log} 2>&1"
@@ -104,14 +104,16 @@ rule parallel_eval:
         f"{OUT}/benchmarks/parallel_eval/{{model}}/{{eval_set}}.tsv"
     conda:
         conda_env("evaluate")
-    threads: eval_threads()
+    threads: eval_threads(CFG)
     resources:
-        **RESOURCES["evaluate"],
+        **eval_resources(CFG),
     params:
         code=code_version("parallel-eval"),
         config=config_file,
-        launcher=eval_launcher(),
-        config_keys=rule_keys("parallel_eval"),
+        launcher=eval_launcher(CFG),
+        config_keys=rule_keys(  # and training's sampling temperature and top-p (pipeline/probes.py)
+            *DIALOGUE_KEYS, "eval.max_k", "train.temperature", "train.top_p"
+        ),
         model=lambda w: model_source(w.model),
     shell:
         "{params.launcher} parallel-eval --config {params.config:q} --model {params.model:q}"
@@ -134,14 +136,14 @@ rule flip_probe:
         f"{OUT}/benchmarks/flip_probe/{{model}}/{{eval_set}}.tsv"
     conda:
         conda_env("evaluate")
-    threads: eval_threads()
+    threads: eval_threads(CFG)
     resources:
-        **RESOURCES["evaluate"],
+        **eval_resources(CFG),
     params:
         code=code_version("flip-probe"),
         config=config_file,
-        launcher=eval_launcher(),
-        config_keys=rule_keys("flip_probe"),
+        launcher=eval_launcher(CFG),
+        config_keys=rule_keys(*DIALOGUE_KEYS),
         model=lambda w: model_source(w.model),
     shell:
         "{params.launcher} flip-probe --config {params.config:q} --model {params.model:q}"

@@ -22,7 +22,14 @@ rule build_base:
     params:
         code=code_version("build-base"),
         config=config_file,
-        config_keys=rule_keys("build_base"),
+        config_keys=rule_keys(
+            "model",
+            "env",
+            "eval",
+            "largest_n",  # the most attempts of any dialogue (training variants, eval.max_k): the SFT transcripts
+            "grading",
+            "rollout.max_model_len",
+        ),
         run_dir=f"{OUT}/runs/base",
     shell:
         "python -m pipeline build-base --config {params.config:q} --train {input.train}"

@@ -44,7 +44,7 @@ rule aggregate:
     params:
         code=code_version("aggregate"),
         config=config_file,
-        config_keys=rule_keys("aggregate"),
+        config_keys=rule_keys("grading.multi_box"),  # stated in summary.json
         train_logs=lambda w, input: [f"{m}/train_log.jsonl" for m in input.models],
         out_dir=lambda w, output: os.path.dirname(output.summary),
     shell:
@@ -84,7 +84,7 @@ rule figures:
     params:
         code=code_version("figures"),
         config=config_file,
-        config_keys=rule_keys("figures"),
+        config_keys=rule_keys(),
         tables=lambda w, input: os.path.dirname(input[0]),
         out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:

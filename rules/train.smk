@@ -24,16 +24,22 @@ rule train:
     retries: train_retries()
     conda:
         conda_env("train")
-    threads: train_threads()
+    threads: train_threads(CFG)
     resources:
-        **RESOURCES["train"],
+        **train_resources(CFG),
     params:
         code=code_version("train"),
         config=config_file,
-        config_keys=rule_keys("train"),
+        config_keys=rule_keys(
+            *DIALOGUE_KEYS,
+            "train",
+            "eval.checkpoint",  # which actor is the model, and whether a validation split leaves training
+            "eval.validation_questions",
+            "variants.{variant}",
+        ),
         base=lambda w: model_source("base"),
         run_dir=lambda w: run_dir(w.variant, w.seed),
-        launcher=train_launcher(),
+        launcher=train_launcher(CFG),
     shell:
         "{params.launcher} train --config {params.config:q} --variant {wildcards.variant} --seed {wildcards.seed}"
         " --base {params.base:q} --train-data {input.train} --heldout {input.heldout} --run-dir {params.run_dir}"

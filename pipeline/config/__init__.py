@@ -241,6 +241,7 @@ class DistributedConfig:
 
 @dataclass(frozen=True)
 class TrainJobConfig:
+    mem_mb: int
     runtime_h: float
     sessions: int
     stop_before_end_min: float
@@ -249,10 +250,12 @@ class TrainJobConfig:
 @dataclass(frozen=True)
 class EvalJobConfig:
     runtime_h: float
+    mem_mb: int
 
 
 @dataclass(frozen=True)
 class ResourcesConfig:
+    gpu_jobs: bool
     train: TrainJobConfig
     evaluate: EvalJobConfig
 

@@ -1,0 +1,270 @@
+"""What the Snakemake workflow's rules are given, computed from the resolved configuration: the config values a rule
+depends on, the file every step reads, the jobs' scheduler requests, environments and launch lines.
+
+Pure functions, imported by rules/common.smk (which holds the wiring: paths, inputs, targets) and tested in
+tests/test_workflow_helpers.py. No verb imports this module, so editing it reruns no rule (pipeline.codehash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from pipeline.config import Config
+
+
+def config_values(resolved: Mapping, keys: Sequence[str], scale: str, derived: Mapping[str, object]) -> str:
+    """The values of the dotted config `keys` in `resolved` (a name of `derived` for a value computed from several
+    keys), and the scale, as JSON: a rule's `config_keys` param, which changes exactly when one of its keys does.
+    """
+    subset: dict = {"scale": scale}
+    for key in keys:
+        if key in derived:
+            subset[key] = derived[key]
+            continue
+        src, dst = resolved, subset
+        *parents, leaf = key.split(".")
+        for part in parents:
+            src = src[part]
+            dst = dst.setdefault(part, {})
+        dst[leaf] = src[leaf]
+    return json.dumps(subset, sort_keys=True)
+
+
+def write_config_file(resolved: Mapping, out_dir: str) -> str:
+    """The whole resolved configuration in {out_dir}/configs/<hash of its content>.json, written once; its path.
+
+    Content-addressed, so a Snakemake started with another configuration gets another file and never rewrites
+    the one that its queued or running jobs read; written atomically, so no job reads half a file.
+    """
+    text = json.dumps(resolved, indent=2, sort_keys=True) + "\n"
+    path = f"{out_dir}/configs/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(path), suffix=".tmp", delete=False) as tmp:
+            tmp.write(text)
+        os.replace(tmp.name, path)
+    return path
+
+
+def write_params_file(resolved: Mapping, path: str | Path = "params.yaml") -> None:
+    """The resolved configuration as params.yaml, DVC's parameter file (`dvc params diff` and `dvc exp show` see
+    every key, not only what config.yaml sets); rewritten only when it changed."""
+    text = (
+        "# Written by the Snakefile (rules/common.smk): the resolved configuration of the last snakemake run here.\n"
+        + yaml.safe_dump(dict(resolved), sort_keys=True, width=1000)
+    )
+    path = Path(path)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
+def minutes(hours: float) -> int:
+    """A runtime resource: whole minutes (sbatch -t takes them), at least one."""
+    return max(1, round(60 * hours))
+
+
+def gpu_request(gpu_jobs: bool, gpus: int, nodes: int = 1) -> dict:
+    """The GPU resources of a job on `nodes` nodes with `gpus` GPUs each: one SLURM task holding all of the job's
+    CPUs (threads) and GPUs on one node (tasks_per_gpu=0 stops the plugin's default of one task per GPU,
+    --ntasks-per-gpu=1, which with --cpus-per-task asks for N x threads CPUs; torchrun starts the ranks). On
+    several nodes, one task each with the CPUs and `gpus` GPUs (gres is per node; the plugin's gpu resource is
+    --gpus, a total), and `mpi` so that the job runs the rule's shell command itself (not under `srun -n1`): its
+    srun starts one torchrun per node (train_launcher). No GPU for a CPU job (gpu_jobs false)."""
+    if not gpu_jobs:
+        return {"gpu": 0}
+    if nodes == 1:
+        return {"gpu": gpus, "nodes": 1, "tasks_per_gpu": 0}
+    return {"gres": f"gpu:{gpus}", "nodes": nodes, "tasks": nodes, "mpi": "srun", "tasks_per_gpu": 0}
+
+
+def train_resources(cfg: Config) -> dict:
+    """Scheduler requests of a training job (Snakemake resources; the SLURM profile turns them into sbatch
+    options): always the same time, since it stops with a checkpoint before its limit and the retry resumes.
+    tests/test_slurm.py checks the sbatch command the pinned plugin builds from these (docs/slurm.md)."""
+    job = cfg.resources.train
+    gpus = gpu_request(cfg.resources.gpu_jobs, cfg.train.gpus, cfg.train.nodes)
+    first = {"tasks_per_gpu": 0} if "tasks_per_gpu" in gpus else {}  # the order Snakemake prints them in
+    return {"mem_mb": job.mem_mb, **first, **gpus, "runtime": minutes(job.runtime_h)}
+
+
+def eval_resources(cfg: Config) -> dict:
+    """Scheduler requests of an evaluation job (one model x evaluation set on eval.gpus GPUs): it starts over on a
+    retry, so each retry asks for resources.evaluate.runtime_h more."""
+    job = cfg.resources.evaluate
+    step = minutes(job.runtime_h)
+
+    def runtime(wildcards, attempt):
+        return attempt * step
+
+    return {"mem_mb": job.mem_mb, **gpu_request(cfg.resources.gpu_jobs, cfg.eval.gpus), "runtime": runtime}
+
+
+# The rule families whose GPU jobs run models: their conda environment is envs/<family>-gpu.yaml (CUDA torch,
+# vLLM, DeepSpeed); every other one, and all of them in CPU jobs, envs/<family>.yaml (PyTorch's CPU build).
+# tests/test_envs.py checks each against the imports of the rules' verbs.
+GPU_ENV_FAMILIES = ("train", "evaluate")
+
+
+def conda_env(cfg: Config, family: str) -> str:
+    """The conda environment file of a rule of `family` (data, train, evaluate, report), relative to rules/."""
+    gpu = cfg.resources.gpu_jobs and family in GPU_ENV_FAMILIES
+    return f"../envs/{family}{'-gpu' if gpu else ''}.yaml"
+
+
+def container_image(cfg: Config, pyproject: str | Path, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The image every job runs in under --sdm apptainer (containers/Dockerfile as an Apptainer .sif): GPU jobs
+    only (None: no container). resources/multiattempt-pipeline_<version>.sif, built once on the login node
+    (docs/slurm.md), or MULTIATTEMPT_IMAGE: another .sif or a docker:// URI."""
+    if not cfg.resources.gpu_jobs:
+        return None
+    version = re.search(r'^version = "([^"]+)"', Path(pyproject).read_text(), flags=re.M).group(1)
+    return environ.get("MULTIATTEMPT_IMAGE", f"resources/multiattempt-pipeline_{version}.sif")
+
+
+def train_threads(cfg: Config) -> int:
+    """CPU threads of a training job: 1 on CPU (runs of both variants share a laptop); on GPUs 4 per GPU plus
+    the grader's worker processes (the step splits them among its ranks, pipeline.distributed.rank_threads)."""
+    return 4 * cfg.train.gpus + cfg.grading.workers if cfg.train.gpus else 1
+
+
+def eval_threads(cfg: Config) -> int:
+    """CPU threads of an evaluation job: 1 on CPU (many run side by side); on GPUs as for training, 4 per GPU
+    plus the grader's worker processes."""
+    return 4 * cfg.eval.gpus + cfg.grading.workers if cfg.eval.gpus else 1
+
+
+def gpu_claim(gpus: int) -> str:
+    """The prefix that gives a job `gpus` GPUs no other job on the machine holds (pipeline/gpus.py: Snakemake
+    counts GPUs with --resources gpu=N but every job would otherwise start on GPU 0); none for CPU jobs."""
+    return f"python -m pipeline with-gpus {gpus} -- " if gpus else ""
+
+
+def train_launcher(cfg: Config) -> str:
+    """`python -m pipeline`, or torchrun with one process per GPU (DeepSpeed data parallel) for more than one.
+    On several nodes, srun starts one torchrun per node of the job; they meet at a c10d rendezvous on the job's
+    first node. The step asks for the job's CPUs per node (a step's default is one per task) and gets all of
+    its GPUs. The node list comes from squeue: the slurm-jobstep executor runs the rule without the job's
+    SLURM_JOB_NODELIST (it keeps SLURM_JOB_ID)."""
+    t = cfg.train
+    if t.nodes > 1:
+        first_node = 'scontrol show hostnames "$(squeue -h -j "$SLURM_JOB_ID" -o %N)" | head -n1'
+        return (
+            f"srun --nodes {t.nodes} --ntasks-per-node 1 --cpus-per-task {train_threads(cfg)}"
+            f" torchrun --nnodes {t.nodes} --nproc_per_node {t.gpus} --rdzv_backend c10d"
+            f' --rdzv_endpoint "$({first_node})":29500 --rdzv_id "$SLURM_JOB_ID" -m pipeline'
+        )
+    if t.gpus > 1:
+        return f"{gpu_claim(t.gpus)}torchrun --standalone --nproc_per_node {t.gpus} -m pipeline"
+    return f"{gpu_claim(t.gpus)}python -m pipeline"
+
+
+def eval_launcher(cfg: Config) -> str:
+    """`python -m pipeline` for the evaluation rules, on a GPU of its own when eval.gpus asks for one."""
+    return f"{gpu_claim(cfg.eval.gpus)}python -m pipeline"
+
+
+class Layout:
+    """The workflow's file names and model names, from the configuration: data, models, runs and evaluations under
+    results/<experiment>/ (Config.out_dir), figures under reports/<experiment>/ (Config.report_dir).
+
+    rules/common.smk binds each method to a name of its own (model_folder, eval_traces, ...), which the rules call.
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg, self.out, self.reports = cfg, cfg.out_dir, cfg.report_dir
+
+    def data_path(self, name: str) -> str:
+        return f"{self.out}/data/{name}.jsonl"
+
+    def excluded_benchmarks(self) -> list[str]:
+        """Prepared benchmarks whose questions are kept out of the MATH training set."""
+        return [self.data_path(name) for name in self.cfg.data.math.exclude_benchmarks]
+
+    def training_data(self) -> str:
+        """The prepared training questions of the configured training set."""
+        return self.data_path("synthetic_train" if self.cfg.data.train_set == "synthetic" else "math_train")
+
+    def eval_sets(self) -> dict[str, str]:
+        """Evaluation set name -> prepared jsonl: the synthetic held-out set (tiny) or the configured benchmarks."""
+        if self.cfg.data.train_set == "synthetic":
+            return {"synthetic": self.data_path("synthetic_heldout")}
+        return {name: self.data_path(name) for name in self.cfg.data.benchmarks}
+
+    def evaluation_data(self) -> list[str]:
+        return list(self.eval_sets().values())
+
+    @staticmethod
+    def trained_name(variant: str, seed: int | str) -> str:
+        """Model name of a trained policy, e.g. multi_attempt_s0 (a folder under models/, a {model} of evaluation)."""
+        return f"{variant}_s{seed}"
+
+    def trained_models(self) -> list[str]:
+        return [self.trained_name(v, s) for v in self.cfg.trained_variants for s in self.cfg.seeds]
+
+    def curve_models(self) -> list[str]:
+        """The actors of the k-attempt learning curves: <run>_step<N> for every trained run and eval.curve_steps."""
+        return [f"{m}_step{n}" for m in self.trained_models() for n in sorted(self.cfg.eval.curve_steps)]
+
+    def evaluated_models(self) -> list[str]:
+        """The base model, the trained ones and config eval.models."""
+        return ["base", *self.trained_models(), *self.cfg.eval.models]
+
+    def model_folder(self, name: str) -> str:
+        """models/<name>; an actor of the curves (<run>_step<N>) lives in its run's model folder, steps/step_NNNNNN."""
+        run, _, step = name.partition("_step")
+        if step.isdigit() and run in self.trained_models():
+            return f"{self.out}/models/{run}/steps/step_{int(step):06d}"
+        return f"{self.out}/models/{name}"
+
+    def model_source(self, name: str) -> str:
+        """What `--model` gets: a folder the workflow builds, or (base model, model.source != build; eval.models) a
+        hub id or path."""
+        if name == "base" and self.cfg.model.source != "build":
+            return self.cfg.model.source
+        return self.cfg.eval.models.get(name) or self.model_folder(name)
+
+    def run_dir(self, variant: str, seed: int | str) -> str:
+        """Checkpoints, train_log.jsonl and TensorBoard of a training run: kept across reruns, for resume."""
+        return f"{self.out}/runs/{self.trained_name(variant, seed)}"
+
+    def eval_traces(self, model: str, eval_set: str, k: int | str) -> str:
+        return f"{self.out}/eval/{model}/{eval_set}/k{k}.jsonl"
+
+    def eval_metrics(self, model: str, eval_set: str) -> str:
+        return f"{self.out}/eval/{model}/{eval_set}/metrics.json"
+
+    def per_model_and_set(self, filename: str) -> list[str]:
+        """results/<experiment>/eval/<model>/<set>/<filename> of every evaluated model and evaluation set."""
+        return [f"{self.out}/eval/{m}/{name}/{filename}" for m in self.evaluated_models() for name in self.eval_sets()]
+
+    def all_eval_metrics(self) -> list[str]:
+        return self.per_model_and_set("metrics.json")
+
+    def curve_metrics(self) -> list[str]:
+        return [self.eval_metrics(m, name) for m in self.curve_models() for name in self.eval_sets()]
+
+    def gain_traces(self) -> list[str]:
+        """The k=1 and k=2 traces the report pairs question by question for the gain interval."""
+        ks = [k for k in (1, 2) if k <= self.cfg.eval.max_k]
+        return [self.eval_traces(m, name, k) for m in self.evaluated_models() for name in self.eval_sets() for k in ks]
+
+    def figure(self, name: str, ext: str) -> str:
+        return f"{self.reports}/figures/{name}.{ext}"
+
+
+def unknown_eval_models(cfg: Config, hub_repos: set[str]) -> list[str]:
+    """eval.models that are neither a folder nor among `hub_repos` (what the download rule fetches): a local model
+    must be there before any job starts."""
+    return [
+        f"eval.models.{name}: {source!r} is neither a folder nor a Hugging Face hub id"
+        for name, source in cfg.eval.models.items()
+        if source not in hub_repos and not os.path.isdir(source)
+    ]
