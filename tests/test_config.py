@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 def _walk_leaves(node, path=()):
     """Yield (key path, schema node) for every leaf key of the schema."""
     schema = C.load_schema()
-    node = C._resolve_ref(node, schema)
+    node = C.resolve_ref(node, schema)
     props = node.get("properties")
     if props and "default" not in node:
         for key, sub in props.items():
@@ -33,7 +33,7 @@ def test_every_key_has_type_description_default():
 
 def _schema_shape(node):
     schema = C.load_schema()
-    node = C._resolve_ref(node, schema)
+    node = C.resolve_ref(node, schema)
     if "properties" in node:
         return {k: _schema_shape(v) for k, v in node["properties"].items()}
     return None
