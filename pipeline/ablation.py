@@ -23,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import report
-from pipeline.config import ABLATION_BASE, Config
+from pipeline.config import Config
 from pipeline.io import DataError, atomic_path, write_json
+from pipeline.layout import ABLATION_BASE
 
 FOLDER = re.compile(r"feedback_(?P<provider>[a-z]+)")
 RATES = ("wrong_to_right_rate", "repeat_rate", "repeat_rate_equiv")

@@ -36,7 +36,6 @@ Try it: `pytest tests/test_metrics.py -q`.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,11 +47,9 @@ import numpy as np
 from pipeline import stats
 from pipeline.feedback import SCORED_ON
 from pipeline.io import DataError, read_jsonl
+from pipeline.layout import MODEL_NAME, parse_model
 
 STOP_REASONS = ("correct", "attempts_exhausted", "token_budget", "context")
-BASE = "base"
-# <variant>_s<seed>, or <variant>_s<seed>_step<N> for the actor of step N (eval.curve_steps)
-MODEL_NAME = re.compile(r"^(?P<variant>[a-z][a-z0-9]*(?:_[a-z0-9]+)*?)_s(?P<seed>\d+)(?:_step(?P<step>\d+))?$")
 
 
 # ----------------------------------------------------------------------------------------------- traces
@@ -491,17 +488,6 @@ def paired(traces_a: Sequence[Trace], traces_b: Sequence[Trace]) -> tuple[list[i
 
 
 # ----------------------------------------------------------------------------------------------- metrics.json
-
-
-def parse_model(name: str, others: Collection[str] = ()) -> tuple[str, int | None]:
-    """The workflow's model names: 'multi_attempt_s1' -> ('multi_attempt', 1); 'base' -> ('base', None); a model
-    of config eval.models (`others`) -> (its name, None)."""
-    if name == BASE or name in others:
-        return name, None
-    m = MODEL_NAME.match(name)
-    if not m:
-        raise DataError(f"model name {name!r} is neither {BASE!r} nor <variant>_s<seed>")
-    return m["variant"], int(m["seed"])
 
 
 def metrics_for(

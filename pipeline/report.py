@@ -28,7 +28,7 @@ import pandas as pd
 from pipeline import config, metrics, provenance, stats
 from pipeline.config import Config
 from pipeline.io import DataError, atomic_path, read_json, read_jsonl
-from pipeline.metrics import BASE, parse_model
+from pipeline.layout import BASE, parse_model
 
 LABELS = {"multi_attempt": "multi-attempt RL", "baseline": "single-attempt RL (baseline)", BASE: "base model"}
 PAIR = ("multi_attempt", "baseline")  # the paper's comparison: the headline is the difference of their gains

@@ -1,5 +1,5 @@
 # The feedback ablation's helpers (rules/ablation.smk): its models, its output paths.
-from pipeline.config import ABLATION_BASE, ConfigError, ablation_variant
+from pipeline.config import ConfigError
 from pipeline.feedback import PROVIDERS
 
 ABLATION = CFG.feedback_ablation

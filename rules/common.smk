@@ -17,8 +17,8 @@ from pipeline.download import HF_HOME, manifest_path
 from pipeline.download import plan as hub_plan
 from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
+from pipeline.layout import ABLATION_BASE, BASE, Layout, ablation_variant, trained_name
 from pipeline.workflow import (
-    Layout,
     conda_env as family_env,
     config_values,
     container_image,
@@ -171,14 +171,13 @@ def hub_input():
     return [ancient(HUB_MANIFEST)] if HUB_PLAN else []
 
 
-# The files and model names of the rules (pipeline.workflow.Layout), each a helper named for what it returns.
+# The files and model names of the rules (pipeline.layout.Layout), each a helper named for what it returns.
 LAYOUT = Layout(CFG)
 data_path = LAYOUT.data_path
 excluded_benchmarks = LAYOUT.excluded_benchmarks
 training_data = LAYOUT.training_data
 eval_sets = LAYOUT.eval_sets
 evaluation_data = LAYOUT.evaluation_data
-trained_name = LAYOUT.trained_name
 trained_models = LAYOUT.trained_models
 curve_models = LAYOUT.curve_models
 evaluated_models = LAYOUT.evaluated_models

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import audit, config, metrics, provenance, report
+from pipeline import audit, config, layout, metrics, provenance, report
 from pipeline.__main__ import main
 from pipeline.io import DataError, write_json, write_jsonl
 from tests.conftest import ROOT
@@ -313,7 +313,7 @@ def test_paper_scale_draws_and_lists_the_papers_numbers(results, tmp_path):
 def test_bad_inputs_are_named(results, tmp_path):
     _, metrics_files, _ = results
     with pytest.raises(DataError, match="model name 'qwen_final'"):
-        metrics.parse_model("qwen_final")
+        layout.parse_model("qwen_final")
     with pytest.raises(DataError, match="missing.json: file not found"):
         report.accuracy_table([str(tmp_path / "eval" / "base" / "x" / "missing.json")])
     bad = tmp_path / "eval" / "base" / "x" / "metrics.json"

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 
 from pipeline import config
+from pipeline.layout import Layout
 from pipeline.workflow import (
-    Layout,
     conda_env,
     config_values,
     container_image,

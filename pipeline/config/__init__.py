@@ -36,7 +36,6 @@ from pipeline.config.schema import (
     semantic_errors,
 )
 from pipeline.config.tree import (
-    ABLATION_BASE,
     DEFAULT_EXPERIMENT,
     FEEDBACK_TEMPLATES,
     AttemptRange,
@@ -65,7 +64,6 @@ from pipeline.config.tree import (
     VariantConfig,
     VLLMConfig,
     ablation_errors,
-    ablation_variant,
     build,
     deep_merge,
     experiment_dirs,
@@ -73,7 +71,6 @@ from pipeline.config.tree import (
 )
 
 __all__ = [
-    "ABLATION_BASE",
     "AttemptRange",
     "BenchmarkSource",
     "Config",
@@ -105,7 +102,6 @@ __all__ = [
     "VLLMConfig",
     "VariantConfig",
     "ablation_errors",
-    "ablation_variant",
     "build",
     "coerce_strings",
     "deep_merge",

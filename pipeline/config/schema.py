@@ -14,7 +14,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from pipeline.config.tree import ABLATION_BASE, Config, EnvConfig, ablation_variant, deep_merge, feedback_errors
+from pipeline.config.tree import Config, EnvConfig, deep_merge, feedback_errors
+from pipeline.layout import ABLATION_BASE, BASE, ablation_variant
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema.yaml"
 
@@ -150,7 +151,7 @@ def semantic_errors(c: Config) -> list[str]:
         errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
     for name in c.eval.models:
         made = [*c.variants, *map(ablation_variant, c.feedback_ablation.providers)]
-        if name in ("base", ABLATION_BASE) or re.fullmatch(rf"({'|'.join(map(re.escape, made))})_s\d+", name):
+        if name in (BASE, ABLATION_BASE) or re.fullmatch(rf"({'|'.join(map(re.escape, made))})_s\d+", name):
             errors.append(f"eval.models.{name}: the name of a model the workflow makes; choose another")
     late = [n for n in c.eval.curve_steps if n >= t.steps]
     if late:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.layout import ablation_variant
+
 
 class ConfigError(ValueError):
     """Invalid configuration; the message names the key path of every problem."""
@@ -256,14 +258,6 @@ class FeedbackAblationConfig:
     variant: str
     sft_providers: list[str]
     sft_max_steps: int
-
-
-ABLATION_BASE = "base_fb"  # the feedback ablation's own base model (a folder under models/, a model name)
-
-
-def ablation_variant(provider: str) -> str:
-    """The feedback ablation's variant trained with `provider`: fb_<provider>."""
-    return f"fb_{provider}"
 
 
 @dataclass(frozen=True)
