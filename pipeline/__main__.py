@@ -376,14 +376,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     from pipeline.report import aggregate
 
     cfg = config_mod.load(args.config)
-    inputs = aggregate.Inputs(
-        metrics=args.metrics,
-        train_logs=args.train_logs,
-        models=args.models,
-        audits=args.audits,
-        parallel=args.parallel,
-        flip=args.flip,
-        curve_metrics=args.curve_metrics,
+    inputs = aggregate.Inputs(  # in the order of its fields
+        args.metrics, args.train_logs, args.models, args.audits, args.parallel, args.flip, args.curve_metrics
     )
     tables = aggregate.build_tables(cfg, inputs)
     aggregate.write(args.out_dir, aggregate.build_summary(cfg, inputs, tables), tables)

@@ -45,6 +45,10 @@ class Doc:
         """The k=1 -> k=2 gain of each model that has one."""
         return {v: e["gain_k1_to_k2"] for v, e in self.entries.items() if "gain_k1_to_k2" in e}
 
+    def in_order(self, by_model: Mapping) -> list[str]:
+        """The models `by_model` has, in the report's order."""
+        return [v for v in self.entries if v in by_model]
+
     def figure(self, name: str, alt: str) -> str:
         """The link to a registered figure's PNG: a figure renamed in figures.py fails here, not as a broken link."""
         if name not in FIGURES:
@@ -84,6 +88,12 @@ def grading_note(grading: Mapping) -> str:
     """One sentence on the grading rule the evaluations used (summary.json's "grading")."""
     rule = grading.get("multi_box", "last")
     return f"Grading: `grading.multi_box: {rule}` — {MULTI_BOX_NOTES.get(rule, 'see pipeline/grading/')}."
+
+
+def _block(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *after: str) -> list[str]:
+    """The common shape of a section: its title, a table, then paragraphs and figure links, each followed by a
+    blank line."""
+    return [title, "", *table(header, rows), "", *(line for text in after for line in (text, ""))]
 
 
 @section("intro")
@@ -142,14 +152,12 @@ def _variants(doc: Doc) -> list[str]:
         ]
         for v, e in declared
     ]
-    return [
+    return _block(
         "## The trained variants",
-        "",
-        *table(["variant", "N in training", "own env keys", "what it is"], rows),
-        "",
+        ["variant", "N in training", "own env keys", "what it is"],
+        rows,
         "Own env keys: what the variant's training environment changes from `env` (config `variants`).",
-        "",
-    ]
+    )
 
 
 @section("accuracy")
@@ -171,16 +179,13 @@ def _accuracy(doc: Doc) -> list[str]:
     if "paper" in doc.summary:
         for v, by_k in doc.summary["paper"]["accuracy_at_k"].items():
             rows.append([f"paper: {label(v)}", *(pct(by_k.get(k)) for k in doc.ks)])
-    return [
+    return _block(
         "## Accuracy vs allowed attempts",
-        "",
-        *table(["model", *(f"k={k}" for k in doc.ks)], rows),
-        "",
+        ["model", *(f"k={k}" for k in doc.ks)],
+        rows,
         "Brackets: range over seeds.",
-        "",
         doc.figure("accuracy_vs_k", "Accuracy vs attempts"),
-        "",
-    ]
+    )
 
 
 @section("gains")
@@ -202,15 +207,13 @@ def _gains(doc: Doc) -> list[str]:
         ]
         for v, g in doc.gains.items()
     ]
-    return [
+    return _block(
         "## Gain from a second attempt (k=1 → k=2)",
-        "",
-        *table(["model", "gain", "95% interval", "per seed"], rows),
-        "",
+        ["model", "gain", "95% interval", "per seed"],
+        rows,
         "Interval: paired bootstrap over questions (stratified by benchmark) of the per-question gain "
         "averaged over seeds.",
-        "",
-    ]
+    )
 
 
 @section("per_benchmark")
@@ -226,14 +229,12 @@ def _per_benchmark(doc: Doc) -> list[str]:
                 rows.append(
                     [f"paper: {v}", bench, *(f"{vals[int(k) - 1]:.1f}" if int(k) <= len(vals) else "–" for k in doc.ks)]
                 )
-    return [
+    return _block(
         "## Accuracy per seed and benchmark",
-        "",
-        *table(["model", "benchmark", *(f"k={k}" for k in doc.ks)], rows),
-        "",
+        ["model", "benchmark", *(f"k={k}" for k in doc.ks)],
+        rows,
         doc.figure("per_benchmark", "Per benchmark"),
-        "",
-    ]
+    )
 
 
 @section("paper")
@@ -262,15 +263,14 @@ def _paper_comparison(doc: Doc) -> list[str]:
         for b, x in by_bench.get("table1_k1", {}).items()
     ]
     return [
-        "## Ours minus the paper's",
-        "",
-        *table(["model", "benchmark", *(f"k={k}" for k in doc.ks)], rows),
-        "",
-        "Points; each benchmark rounded to 0.1 first and the average the plain mean of the rounded values (the "
-        "paper's convention). ✗: more than 2 points from the paper.",
-        "",
-        "Single attempt beside the paper's Table 1 (probably its training-time evaluation, spec §8.4):",
-        "",
+        *_block(
+            "## Ours minus the paper's",
+            ["model", "benchmark", *(f"k={k}" for k in doc.ks)],
+            rows,
+            "Points; each benchmark rounded to 0.1 first and the average the plain mean of the rounded values (the "
+            "paper's convention). ✗: more than 2 points from the paper.",
+            "Single attempt beside the paper's Table 1 (probably its training-time evaluation, spec §8.4):",
+        ),
         *table(["model", "benchmark", "ours, k=1", "Table 1", "difference"], table1),
         "",
     ]
@@ -339,20 +339,18 @@ def _curves(doc: Doc) -> list[str]:
     curves = doc.summary.get("k_attempt_curves")
     if not curves:
         return []
-    rows = []
-    for v in [v for v in doc.entries if v in curves]:
-        for step, by_k in sorted(curves[v].items(), key=lambda x: int(x[0])):
-            rows.append([label(v), step, pct(by_k.get("1")), pct(by_k.get("2"))])
-    return [
-        "## Accuracy at k attempts over training",
-        "",
-        *table(["model", "RL step", "k=1", "k=2"], rows),
-        "",
-        "Step 0 is the base model; the last step the final model (eval.curve_steps).",
-        "",
-        doc.figure("k_attempt_curves", "k-attempt curves"),
-        "",
+    rows = [
+        [label(v), step, pct(by_k.get("1")), pct(by_k.get("2"))]
+        for v in doc.in_order(curves)
+        for step, by_k in sorted(curves[v].items(), key=lambda x: int(x[0]))
     ]
+    return _block(
+        "## Accuracy at k attempts over training",
+        ["model", "RL step", "k=1", "k=2"],
+        rows,
+        "Step 0 is the base model; the last step the final model (eval.curve_steps).",
+        doc.figure("k_attempt_curves", "k-attempt curves"),
+    )
 
 
 @section("controls")
@@ -362,7 +360,7 @@ def _controls(doc: Doc) -> list[str]:
     if not controls:
         return []
     rows = []
-    for v in [v for v in doc.entries if v in controls]:
+    for v in doc.in_order(controls):
         c = controls[v]
         for k in sorted(c.get("sequential", {}), key=int):
             seq, par, maj = c["sequential"][k], c.get("pass", {}).get(k), c.get("majority", {}).get(k)
@@ -376,16 +374,16 @@ def _controls(doc: Doc) -> list[str]:
                 ]
             )
     return [
-        "## Learning from failure, or sampling more?",
-        "",
-        *table(["model", "k", "dialogue with feedback (tokens)", "pass@k of k samples (tokens)", "majority@k"], rows),
-        "",
-        "The k-attempt dialogue (greedy, feedback from the gold answer) against k independent single-attempt samples "
-        "at the training temperature: pass@k (unbiased estimator from n = max k samples), majority@k. Tokens: "
-        "policy tokens per question. A model that learned from its failures beats sampling at equal k or tokens.",
-        "",
-        doc.figure("sequential_vs_parallel", "Sequential vs parallel"),
-        "",
+        *_block(
+            "## Learning from failure, or sampling more?",
+            ["model", "k", "dialogue with feedback (tokens)", "pass@k of k samples (tokens)", "majority@k"],
+            rows,
+            "The k-attempt dialogue (greedy, feedback from the gold answer) against k independent single-attempt "
+            "samples at the training temperature: pass@k (unbiased estimator from n = max k samples), majority@k. "
+            "Tokens: policy tokens per question. A model that learned from its failures beats sampling at equal k or "
+            "tokens.",
+            doc.figure("sequential_vs_parallel", "Sequential vs parallel"),
+        ),
         *_flip_probe(doc.summary.get("flip_probe")),
     ]
 
@@ -404,16 +402,14 @@ def _flip_probe(flip: Mapping | None) -> list[str]:
         ]
         for r in flip["models"]
     ]
-    return [
+    return _block(
         "### Told a right answer is wrong",
-        "",
-        *table(["model", "benchmark", "right first answers", "second answer wrong [95%]", "repeats it"], rows),
-        "",
+        ["model", "benchmark", "right first answers", "second answer wrong [95%]", "repeats it"],
+        rows,
         'The k = 2 dialogue with feedback that always says "wrong": of the questions answered right at the '
         "first attempt, how often the second attempt is wrong (right → wrong, SCoRe's Δc→i). A model that learned "
         "to use feedback should not simply abandon right answers.",
-        "",
-    ]
+    )
 
 
 @section("grader_audit")
@@ -424,7 +420,7 @@ def _audit(doc: Doc) -> list[str]:
         return []
     shown = [k for k in doc.ks if k in ("1", "2")]
     rows = []
-    for v in [v for v in doc.entries if v in audit["variants"]]:
+    for v in doc.in_order(audit["variants"]):
         by_grader = audit["variants"][v]
         p, q = by_grader["primary"], by_grader["second"]
         cells = [f"{pct(p.get(k))} / {pct(q.get(k))}" for k in shown]
@@ -436,17 +432,15 @@ def _audit(doc: Doc) -> list[str]:
     total = sum(m["n_attempts"] for m in models.values())
     disagree = sum(m["n_disagreements"] for m in models.values())
     mv_only = sum(m["primary_only"] for m in models.values())
-    return [
+    return _block(
         "## Grader audit",
-        "",
-        *table(["model", *(f"k={k}" for k in shown), *gain], rows),
-        "",
+        ["model", *(f"k={k}" for k in shown), *gain],
+        rows,
         f"Math-Verify (the headline grader) / the second grader (`pipeline/grading/second.py`, no shared parser), "
         f"on the same dialogues. They disagree on {disagree} of {total} graded attempts ({mv_only} accepted by "
         f"Math-Verify only, {disagree - mv_only} by the second grader only); each is listed in "
         "`eval/<model>/<set>/grader_audit.jsonl`.",
-        "",
-    ]
+    )
 
 
 @section("training")
