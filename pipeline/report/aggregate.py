@@ -399,14 +399,13 @@ def _models(cfg: Config, tables: Mapping[str, pd.DataFrame], evaluations: Mappin
         rows = macro[macro["variant"] == variant]
         if rows.empty:
             continue
-        mine = [p for p, m in evaluations.items() if m["variant"] == variant]
-        entry = _entry(cfg, variant, rows, acc, tables["retries"], mine)
+        runs = {p: m for p, m in evaluations.items() if m["variant"] == variant}  # its metrics.json by path
+        entry = _entry(cfg, variant, rows, acc, tables["retries"], list(runs))
         if variant == BASE:
             out["base"] = entry
         elif variant in cfg.eval.models:  # evaluated beside the others, not trained here
             out.setdefault("others", {})[variant] = {"source": cfg.eval.models[variant], **entry}
         else:
-            runs = {p: evaluations[p] for p in mine}
             entry["seeds"] = _seeds(variant, rows, acc, tables["learning_curves"], runs, "gain_k1_to_k2" in entry)
             out["variants"][variant] = entry
     return out
