@@ -3,18 +3,18 @@ changes (a `params` entry of every rule, rules/common.smk), so fixing a metric r
 and editing the trainer reruns training, without rerunning what does not run that code.
 
 The unit is a top-level definition, not a module: `report/aggregate.py` holds both the summary (run by aggregate)
-and the table reader the figures and report verbs use, and `evaluate.py` the evaluation loop run by training, SFT
-and the evaluate verb, so a module-level dependency would rerun far more than an edit touches. Starting from the
-verb's `cmd_*` function in `pipeline/__main__.py`, every definition it names is followed, transitively: a name
-defined in the same module, a name imported from a pipeline module (`from pipeline.env import render_prompt`, also
-from a subpackage's module or a name a package's `__init__.py` imports: `from pipeline.grading import Grader`), or
-an attribute of an imported pipeline module or package (`metrics.summarize`, `grading.extract.first_box_end`). A
-class counts whole (its methods are reached through instances). Each definition is hashed as its syntax tree without
-docstrings, so comments, docstrings and formatting never rerun anything. Top-level statements that bind no name
-(e.g. `if` blocks) and definitions a local decorator registers at import (`@figure("name")`) count for every verb
-that reaches their module; `from pipeline.x import name` written in a string (code a subprocess runs, as the
-grader's workers do) counts as a use of that name; a data file beside the code named in a reached definition
-(`"paper_numbers.yaml"`) counts with its text.
+and read_csv (run by figures), and `evaluate.py` the evaluation loop run by training, SFT and the evaluate verb, so a
+module-level dependency would rerun far more than an edit touches. Starting from the verb's `cmd_*` function in
+`pipeline/__main__.py`, every definition it names is followed, transitively: a name defined in the same module, a
+name imported from a pipeline module (`from pipeline.env import render_prompt`, also from a subpackage's module or a
+name a package's `__init__.py` imports: `from pipeline.grading import Grader`), or an attribute of an imported
+pipeline module or package (`metrics.summarize`, `grading.extract.first_box_end`). A class counts whole (its methods
+are reached through instances). Each definition is hashed as its syntax tree without docstrings, so comments,
+docstrings and formatting never rerun anything. Top-level statements that bind no name (e.g. `if` blocks) and
+definitions a local decorator registers at import (`@figure("name")`) count for every verb that reaches their
+module; `from pipeline.x import name` written in a string (code a subprocess runs, as the grader's workers do)
+counts as a use of that name; a data file beside the code named in a reached definition (`"paper_numbers.yaml"`)
+counts with its text.
 
 Not followed: `pipeline.config` (what it computes reaches each rule as resolved configuration values, the rule's
 config keys), the argument parser in `__main__.py` (`build_parser`, `main`), and other packages (their versions
