@@ -6,8 +6,8 @@ Input: the metrics.json of every ablation evaluation, `eval/<model>/<set>/feedba
 folder names the provider it was evaluated with. Each run is evaluated with its own provider and with `fixed`,
 so the `fixed` column compares the runs under one wording. One row per (model, evaluation provider): accuracy@k
 (macro over evaluation sets, mean and min-max over seeds), the k=1 -> k=2 gain with its 95% interval, and the
-retry rates of the largest-k run. Every number is computed as in the main report (`report.accuracy_table`,
-`report.gain_k1_to_k2`, `report.retry_intervals`). Output schema: reports/README.md (feedback_ablation.json).
+retry rates of the largest-k run. Every number is computed as in the main report (pipeline/report/aggregate.py:
+`accuracy_table`, `gain_k1_to_k2`, `retry_intervals`). Output schema: reports/README.md (feedback_ablation.json).
 
 Under provider `none` a dialogue runs all k attempts and is scored on its LAST answer (pipeline/feedback.py), so
 its accuracy@k is the share right at the k-th answer, not within k answers.
@@ -22,10 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import report
 from pipeline.config import Config
 from pipeline.io import DataError, atomic_path, write_json
 from pipeline.layout import ABLATION_BASE
+from pipeline.report.aggregate import accuracy_table, gain_k1_to_k2, read_metrics, retry_intervals
+from pipeline.report.figures import BAND, save, setup
+from pipeline.report.format import interval_text, pct, table
 
 FOLDER = re.compile(r"feedback_(?P<provider>[a-z]+)")
 RATES = ("wrong_to_right_rate", "repeat_rate", "repeat_rate_equiv")
@@ -53,8 +55,8 @@ def _spread(values: pd.Series) -> dict:
 
 
 def accuracy(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
-    """report.accuracy_table with the provider each evaluation used (column `evaluated_with`)."""
-    frames = [report.accuracy_table([p]).assign(evaluated_with=evaluated_with(p)) for p in metrics_files]
+    """accuracy_table with the provider each evaluation used (column `evaluated_with`)."""
+    frames = [accuracy_table([p]).assign(evaluated_with=evaluated_with(p)) for p in metrics_files]
     if not frames:
         raise DataError("feedback ablation: no metrics.json given")
     return pd.concat(frames, ignore_index=True)
@@ -65,7 +67,7 @@ def summarize(cfg: Config, metrics_files: Sequence[str | Path], n_boot: int = 10
     acc = accuracy(metrics_files)
     groups: dict[tuple[str, str], list[Path]] = {}
     for path in map(Path, metrics_files):
-        groups.setdefault((report.read_metrics(path)["variant"], evaluated_with(path)), []).append(path)
+        groups.setdefault((read_metrics(path)["variant"], evaluated_with(path)), []).append(path)
     rows = []
     for (variant, provider), files in sorted(groups.items(), key=lambda kv: _order(cfg, *kv[0])):
         runs = acc[(acc["variant"] == variant) & (acc["evaluated_with"] == provider)]
@@ -81,7 +83,7 @@ def summarize(cfg: Config, metrics_files: Sequence[str | Path], n_boot: int = 10
                 "scored_on": "last" if provider == "none" else "any",
                 "seeds": sorted({int(s) for s in runs["seed"].dropna()}),
                 "accuracy": by_k,
-                "gain_k1_to_k2": report.gain_k1_to_k2(files, n_boot) if "2" in by_k else None,
+                "gain_k1_to_k2": gain_k1_to_k2(files, n_boot) if "2" in by_k else None,
                 "retry": _retry(files),
             }
         )
@@ -99,13 +101,13 @@ def summarize(cfg: Config, metrics_files: Sequence[str | Path], n_boot: int = 10
 
 
 def _retry(files: Sequence[Path]) -> dict:
-    """The largest-k run's retry rates over all retries (report.retry_intervals): per run the mean over evaluation
+    """The largest-k run's retry rates over all retries (retry_intervals): per run the mean over evaluation
     sets, then mean and min-max over the runs (seeds); n_retries summed."""
-    table = pd.DataFrame(report.retry_intervals(files))
-    out: dict = {"k": int(table["k"].max()) if len(table) else None}
-    out["n_retries"] = int(table["n_retries"].sum()) if len(table) else 0
+    intervals = pd.DataFrame(retry_intervals(files))
+    out: dict = {"k": int(intervals["k"].max()) if len(intervals) else None}
+    out["n_retries"] = int(intervals["n_retries"].sum()) if len(intervals) else 0
     for rate in RATES:
-        values = table.groupby("model")[rate].mean().dropna() if rate in table else pd.Series(dtype=float)
+        values = intervals.groupby("model")[rate].mean().dropna() if rate in intervals else pd.Series(dtype=float)
         out[rate] = _spread(values) if len(values) else None
     return out
 
@@ -126,8 +128,8 @@ def _range(s: Mapping | None, digits: int = 1) -> str:
     """'52.0 (49.0–55.0)': mean (min–max over seeds) in percent; the mean alone for one seed."""
     if s is None:
         return "–"
-    mean = report._pct(s["mean"], digits)
-    return mean if s["min"] == s["max"] else f"{mean} ({report._pct(s['min'], digits)}–{report._pct(s['max'], digits)})"
+    mean = pct(s["mean"], digits)
+    return mean if s["min"] == s["max"] else f"{mean} ({pct(s['min'], digits)}–{pct(s['max'], digits)})"
 
 
 def _who(row: Mapping) -> str:
@@ -159,11 +161,11 @@ def markdown(summary: Mapping, figures_dir: str = "figures") -> str:
             *(_range(r["accuracy"].get(k)) for k in ks),
             "–"
             if r["gain_k1_to_k2"] is None
-            else f"{100 * r['gain_k1_to_k2']['gain']:+.1f}{report._interval_text(r['gain_k1_to_k2']['ci95'])}",
+            else f"{100 * r['gain_k1_to_k2']['gain']:+.1f}{interval_text(r['gain_k1_to_k2']['ci95'])}",
         ]
         for r in summary["rows"]
     ]
-    lines += report._table(["model", "evaluated with", *(f"k={k}" for k in ks), "gain k=1→2"], rows)
+    lines += table(["model", "evaluated with", *(f"k={k}" for k in ks), "gain k=1→2"], rows)
     lines += [
         "",
         f"![accuracy@k per provider]({figures_dir}/feedback_ablation.png)",
@@ -184,9 +186,7 @@ def markdown(summary: Mapping, figures_dir: str = "figures") -> str:
         ]
         for r in summary["rows"]
     ]
-    lines += report._table(
-        ["model", "evaluated with", "retries", "wrong→right", "repeats (string)", "repeats (grader)"], rows
-    )
+    lines += table(["model", "evaluated with", "retries", "wrong→right", "repeats (string)", "repeats (grader)"], rows)
     if any(r["scored_on"] == "last" for r in summary["rows"]):
         lines += [
             "",
@@ -199,7 +199,7 @@ def markdown(summary: Mapping, figures_dir: str = "figures") -> str:
 def figure(summary: Mapping, acc: pd.DataFrame, folder: str | Path) -> list[Path]:
     """figures/feedback_ablation.{png,pdf}: accuracy@k of each run with its own provider (left) and with `fixed`
     (right), one colour per training provider, band min-max over seeds; the base `base_fb` dashed."""
-    plt, sns = report._setup()
+    plt, sns = setup()
     macro = acc.groupby(["model", "variant", "seed", "evaluated_with", "k"], dropna=False, as_index=False)[
         "accuracy"
     ].mean()
@@ -226,7 +226,7 @@ def figure(summary: Mapping, acc: pd.DataFrame, folder: str | Path) -> list[Path
                 style="model kind",
                 style_order=["trained", "base"],
                 palette=palette,
-                errorbar=report.BAND,
+                errorbar=BAND,
                 marker="o",
                 ax=ax,
             )
@@ -234,7 +234,7 @@ def figure(summary: Mapping, acc: pd.DataFrame, folder: str | Path) -> list[Path
         ax.set_xticks(sorted(macro["k"].unique()))
     fig.suptitle("Feedback ablation: colour = training feedback (base: evaluation feedback)", fontsize=9)
     fig.tight_layout()
-    written = report._save(fig, Path(folder), "feedback_ablation")
+    written = save(fig, Path(folder), "feedback_ablation")
     plt.close(fig)
     return written
 

@@ -2,8 +2,8 @@
 changes (a `params` entry of every rule, rules/common.smk), so fixing a metric reruns the metrics and the report,
 and editing the trainer reruns training, without rerunning what does not run that code.
 
-The unit is a top-level definition, not a module: `report.py` holds both the aggregation (run by aggregate) and the
-figures (run by figures), and `evaluate.py` the evaluation loop run by training, SFT and the evaluate verb, so a
+The unit is a top-level definition, not a module: `report/aggregate.py` holds both the summary (run by aggregate)
+and read_csv (run by figures), and `evaluate.py` the evaluation loop run by training, SFT and the evaluate verb, so a
 module-level dependency would rerun far more than an edit touches. Starting from the verb's `cmd_*` function in
 `pipeline/verbs/`, every definition it names is followed, transitively: a name defined in the same module, a
 name imported from a pipeline module (`from pipeline.env import render_prompt`, also from a subpackage's module or a
@@ -32,7 +32,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 NOT_FOLLOWED = {"pipeline.config"}
 # `from pipeline.x import a, b` inside a string: code a subprocess runs (the grader's workers: `python -c ...`)
-# a string naming a data file (`Path(__file__).with_name("paper_numbers.yaml")`): its text counts as code
+# a string naming a data file (`Path(__file__).parents[1] / "paper_numbers.yaml"`): its text counts as code
 _DATA_FILE = re.compile(r"Constant\(value='([\w-]+\.(?:yaml|json))'\)")
 _STRING_IMPORT = re.compile(r"from\s+(pipeline(?:\.\w+)*)\s+import\s+(\w+(?:\s*,\s*\w+)*)")
 

@@ -29,7 +29,7 @@ def test_a_verb_covers_the_definitions_it_reaches_and_no_others():
 
 def test_registered_figures_and_data_files_count_for_the_verbs_that_import_them():
     """The figure functions reach FIGURES through a decorator (`@figure("name")`), not through a name, and the
-    paper's numbers are a yaml file beside report.py: editing either reruns the figures and the report, and
+    paper's numbers are pipeline/paper_numbers.yaml: editing either reruns the figures and the report, and
     nothing else."""
     figures, report, train = (codehash.definitions(v) for v in ("figures", "report", "train"))
     for reached in (figures, report):

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import numerics, report, sft
+from pipeline import numerics, sft
+from pipeline.report.departures import models_numerics
+from pipeline.report.markdown import _numerics_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "numerics_fingerprint.json"
@@ -224,19 +226,19 @@ def test_torch_imported_before_pipeline_is_recorded_as_not_portable():
 def test_more_threads_are_not_portable_and_the_report_says_which_models():
     portable = {"portable": True, "cpu": {"model": "CPU A"}, "not_portable_because": []}
     threads = {"portable": False, "cpu": {"model": "CPU B"}, "not_portable_because": ["2 torch threads"]}
-    summary = report.models_numerics({"base": {"numerics": portable}, "m_s0": {"numerics": threads}, "old": None})
+    summary = models_numerics({"base": {"numerics": portable}, "m_s0": {"numerics": threads}, "old": None})
     assert summary == {
         "portable": None,
         "cpus": ["CPU A", "CPU B"],
         "not_portable": {"m_s0": ["2 torch threads"]},
         "unrecorded": ["old"],
     }
-    assert report.models_numerics({"base": {"numerics": portable}})["portable"] is True
+    assert models_numerics({"base": {"numerics": portable}})["portable"] is True
     assert (
         "the same numbers on any x86-64 CPU with AVX2"
-        in report._numerics_lines(report.models_numerics({"base": {"numerics": portable}}))[0]
+        in _numerics_lines(models_numerics({"base": {"numerics": portable}}))[0]
     )
-    assert "m_s0: 2 torch threads" in report._numerics_lines(summary)[0]
+    assert "m_s0: 2 torch threads" in _numerics_lines(summary)[0]
 
 
 def test_the_cpu_is_named_with_the_instruction_sets_that_pick_kernels():

@@ -29,35 +29,15 @@ FILES = "eval/<model>/<benchmark>/{} files"
     arg("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)"),
 )
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from pipeline import report
-    from pipeline.io import write_json
+    from pipeline.report import aggregate
 
     cfg = config_mod.load(args.config)
-    acc = report.accuracy_table(args.metrics)
-    retries = report.retries_table(args.metrics)
-    curves = report.learning_curves_table(args.train_logs)
-    out = Path(args.out_dir)
-    report.write_csv(out / "accuracy.csv", acc)
-    report.write_csv(out / "retries.csv", retries)
-    report.write_csv(out / "learning_curves.csv", curves)
-    summary = report.summarize(acc, retries, curves, args.metrics, cfg)
-    grading = {"multi_box": cfg.grading.multi_box}  # the evaluations' rule (the evaluate rule reruns when it changes)
-    controls = report.controls_table(args.parallel, list(cfg.eval.models))
-    report.write_csv(out / "controls.csv", controls)
-    summary["controls"] = report.controls_summary(controls)
-    if args.flip:
-        summary["flip_probe"] = report.flip_probe(args.flip, list(cfg.eval.models))
-    summary["retry_intervals"] = report.retry_intervals(args.metrics)
-    curves = report.k_attempt_curves(args.curve_metrics, acc, cfg.train.steps)
-    report.write_csv(out / "k_attempt_curves.csv", curves)
-    if args.curve_metrics:
-        summary["k_attempt_curves"] = report.curves_summary(curves)
-    if args.audits:
-        summary["grader_audit"] = report.grader_audit(args.audits)
-    models = report.provenance_of(args.models)
-    run = report.run_provenance(cfg, models)
-    write_json(out / "summary.json", {**summary, "grading": grading, "provenance": models, "run": run})
-    log.info("%d evaluation runs and %d training logs -> %s", len(args.metrics), len(args.train_logs), out)
+    inputs = aggregate.Inputs(  # in the order of its fields
+        args.metrics, args.train_logs, args.models, args.audits, args.parallel, args.flip, args.curve_metrics
+    )
+    tables = aggregate.build_tables(cfg, inputs)
+    aggregate.write(args.out_dir, aggregate.build_summary(cfg, inputs, tables), tables)
+    log.info("%d evaluation runs and %d training logs -> %s", len(args.metrics), len(args.train_logs), args.out_dir)
 
 
 @verb(
@@ -67,16 +47,17 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     arg("--out-dir", required=True, help="figures folder"),
 )
 def cmd_figures(args: argparse.Namespace) -> None:
-    from pipeline import report
+    from pipeline.report.aggregate import read_csv
+    from pipeline.report.figures import figures
 
     cfg = config_mod.load(args.config)
     tables = Path(args.tables)
-    paths = report.figures(
-        report.read_csv(tables / "accuracy.csv"),
-        report.read_csv(tables / "retries.csv"),
-        report.read_csv(tables / "learning_curves.csv"),
-        report.read_csv(tables / "controls.csv"),
-        report.read_csv(tables / "k_attempt_curves.csv"),
+    paths = figures(
+        read_csv(tables / "accuracy.csv"),
+        read_csv(tables / "retries.csv"),
+        read_csv(tables / "learning_curves.csv"),
+        read_csv(tables / "controls.csv"),
+        read_csv(tables / "k_attempt_curves.csv"),
         args.out_dir,
         cfg.scale,
         [*cfg.trained_variants, *cfg.eval.models],
@@ -91,14 +72,13 @@ def cmd_figures(args: argparse.Namespace) -> None:
     arg("--out", required=True, help="output markdown file"),
 )
 def cmd_report(args: argparse.Namespace) -> None:
-    from pipeline import report
     from pipeline.io import atomic_path, read_json
+    from pipeline.report.aggregate import read_csv
+    from pipeline.report.markdown import markdown
 
     tables = Path(args.tables)
     summary = read_json(tables / "summary.json")
-    text = report.markdown(
-        summary, report.read_csv(tables / "accuracy.csv"), report.read_csv(tables / "learning_curves.csv")
-    )
+    text = markdown(summary, read_csv(tables / "accuracy.csv"))
     with atomic_path(args.out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     log.info("report -> %s", args.out)
