@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
-from pipeline.metrics import BASE
+from pipeline.layout import BASE
 from pipeline.report.aggregate import RETRY_RATES, mean_by_k
 from pipeline.report.departures import PAPER_PER_BENCHMARK
 from pipeline.report.figures import FIGURES
