@@ -2,8 +2,8 @@
 
 Owns reading that file into `Departure` records. It knows nothing of runs or configurations: which departures a
 given run shows, beside its configuration's differences from the paper preset, is the report's business.
-pipeline/train.py's docstring, docs/design.md and paper_numbers.yaml cite the ids; tests/test_departures.py
-checks that they agree with the file.
+pipeline/train.py's docstring and docs/design.md cite the ids, the report prints the `report` lines
+(pipeline/report/departures.py); tests/test_departures.py checks that they agree with the file.
 
 Try it: `python -c 'from pipeline import departures; print(*(d.id for d in departures.load()))'`.
 """
@@ -29,7 +29,7 @@ class Departure:
     why: str
     where: tuple[str, ...]
     scope: str  # "always", or the config key that decides it
-    report: str | None = None  # the line the report prints, if it prints one
+    report: str | dict[str, str] | None = None  # the report's line; a scoped entry's: {value of its key: line}
 
 
 def load(path: Path = PATH) -> list[Departure]:

@@ -9,6 +9,7 @@ import yaml
 
 import pipeline.train
 from pipeline import config, departures
+from pipeline.report.departures import released_code_departures
 
 ROOT = Path(__file__).resolve().parents[1]
 CITED = re.compile(r"departure `([a-z0-9-]+)`")  # how the docs cite one: departure `stop-at-box`
@@ -51,16 +52,22 @@ def test_the_trainer_docstring_numbers_every_departure_by_id_and_title():
     ]
 
 
-def test_paper_numbers_carries_the_report_lines_of_the_file():
-    paper = yaml.safe_load((ROOT / "pipeline" / "paper_numbers.yaml").read_text())
+def test_the_report_prints_the_report_lines_of_the_file():
+    """Each `report` line ends in its id; a scoped entry has one per value of its key, and the report prints the
+    one the configuration chose, before the lines of every run, in the file's order."""
     entries = departures.load()
-    assert paper["implementation_departures"] == [d.report for d in entries if d.report and d.scope == "always"]
     by_id = {d.id: d for d in entries}
-    for line in [*paper["implementation_departures"], *paper["checkpoint_departure"].values()]:
+    lines = [d.report for d in entries if isinstance(d.report, str)]
+    lines += [line for d in entries if isinstance(d.report, dict) for line in d.report.values()]
+    for line in lines:
         cited = re.fullmatch(r".+ \[([a-z0-9-]+)\]", line)
         assert cited and cited[1] in by_id, line
-    assert set(paper["checkpoint_departure"]) == {"final", "best_heldout"}
     assert by_id["model-checkpoint"].scope == "eval.checkpoint"
+    assert set(by_id["model-checkpoint"].report) == {"final", "best_heldout"}
+    always = [d.report for d in entries if d.scope == "always" and d.report]
+    for checkpoint in ("final", "best_heldout"):
+        cfg = config.resolve({"eval": {"checkpoint": checkpoint}})
+        assert released_code_departures(cfg) == [by_id["model-checkpoint"].report[checkpoint], *always]
 
 
 def test_the_docs_list_every_departure_and_cite_only_real_ones():

@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipeline import config, provenance
 from pipeline.config import Config
+from pipeline.departures import load as load_departures
 from pipeline.io import read_json
 
 PAIR = ("multi_attempt", "baseline")  # the paper's comparison: the headline is the difference of their gains
@@ -66,7 +67,7 @@ def departures(cfg: Config, acc: pd.DataFrame | None = None) -> list[str]:
     """What separates this run from the paper's, as short lines: per section of the configuration, the keys
     whose resolved value differs from the paper preset's (ours, then the paper's in brackets); per variant, what
     its training differs in from the paper's variant of that name; the evaluation sets and their sizes; then
-    this implementation's fixed departures from the released code (paper_numbers.yaml)."""
+    this implementation's fixed departures from the released code (pipeline/departures.yaml)."""
     paper_cfg = config.resolve({"scale": "paper"})
     ours, paper = config.leaves(cfg.to_dict()), config.leaves(paper_cfg.to_dict())
     by_section: dict[str, list[str]] = {}
@@ -96,7 +97,16 @@ def departures(cfg: Config, acc: pd.DataFrame | None = None) -> list[str]:
                 )
                 + f" (the paper's: {', '.join(names)}, whole, from the hub)"
             )
-    return [*lines, PAPER["checkpoint_departure"][cfg.eval.checkpoint], *PAPER["implementation_departures"]]
+    return [*lines, *released_code_departures(cfg)]
+
+
+def released_code_departures(cfg: Config) -> list[str]:
+    """The report lines of pipeline/departures.yaml, the one list of departures from the released code: first
+    those a configuration key decides (the line for its value here), then those of every run."""
+    entries = load_departures()
+    values = config.leaves(cfg.to_dict())
+    scoped = [d.report[values[d.scope]] for d in entries if d.scope != "always" and d.report]
+    return [*scoped, *(d.report for d in entries if d.scope == "always" and d.report)]
 
 
 def _variant_departures(cfg: Config, paper: Config) -> list[str]:
