@@ -38,10 +38,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from pipeline.grading import Grader
     from pipeline.io import write_jsonl
 
-    cfg = config_mod.load(args.config)
+    cfg = computing(args)
     if args.feedback:  # the feedback ablation: evaluation under another provider than env.feedback.provider
         cfg = dataclasses.replace(cfg, env=with_provider(cfg.env, args.feedback))
-    threads(args.threads)
     if len(args.k) != len(args.out) or len(set(args.k)) != len(args.k):
         raise PipelineError(f"evaluate: --k {args.k} needs distinct values, one per --out ({len(args.out)})")
     records, backend, tokenizer = questions_and_model(cfg, args)  # one engine start for every k
@@ -74,8 +73,7 @@ def cmd_parallel_eval(args: argparse.Namespace) -> None:
     from pipeline.grading import Grader
     from pipeline.io import write_json, write_jsonl
 
-    cfg = config_mod.load(args.config)
-    threads(args.threads)
+    cfg = computing(args)
     sequential = probes.read_sequential(args.sequential)
     records, backend, tokenizer = questions_and_model(cfg, args)
     with Grader.from_config(cfg.grading) as grader:
@@ -110,8 +108,7 @@ def cmd_flip_probe(args: argparse.Namespace) -> None:
     from pipeline.grading import Grader
     from pipeline.io import write_json, write_jsonl
 
-    cfg = config_mod.load(args.config)
-    threads(args.threads)
+    cfg = computing(args)
     records, backend, tokenizer = questions_and_model(cfg, args)
     with Grader.from_config(cfg.grading) as grader:
         probed = probes.flip_probe(backend, tokenizer, cfg, records, args.benchmark, grader)
@@ -187,3 +184,10 @@ def questions_and_model(cfg: Config, args: argparse.Namespace) -> tuple[list[dic
 
     records = data.read_records(args.data)
     return (records, *evaluate.open_backend(cfg, args.model))
+
+
+def computing(args: argparse.Namespace) -> Config:
+    """--config resolved, and the torch threads of a verb that runs a model set (pipeline.numerics)."""
+    cfg = config_mod.load(args.config)
+    threads(args.threads)
+    return cfg
