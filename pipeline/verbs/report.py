@@ -14,6 +14,7 @@ from pipeline.verbs import arg, verb
 log = logging.getLogger("pipeline")
 
 FILES = "eval/<model>/<benchmark>/{} files"
+TABLES = arg("--tables", required=True, help="the report folder aggregate wrote: summary.json and the csv tables")
 
 
 @verb(
@@ -43,7 +44,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 @verb(
     "figures",
     "draw the report's figures (PNG and PDF) from the aggregated tables",
-    arg("--tables", required=True, help="folder with accuracy.csv, retries.csv, learning_curves.csv"),
+    TABLES,
     arg("--out-dir", required=True, help="figures folder"),
 )
 def cmd_figures(args: argparse.Namespace) -> None:
@@ -68,7 +69,7 @@ def cmd_figures(args: argparse.Namespace) -> None:
 @verb(
     "report",
     "write report.md from summary.json and the tables",
-    arg("--tables", required=True, help="folder with summary.json and the csv tables"),
+    TABLES,
     arg("--out", required=True, help="output markdown file"),
 )
 def cmd_report(args: argparse.Namespace) -> None:
