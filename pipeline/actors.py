@@ -1,6 +1,7 @@
 """The actors a training run keeps besides its checkpoints: the best on the validation split (`eval.checkpoint:
 best_heldout`), the actors of the k-attempt learning curves (`eval.curve_steps`), and the final model folder that
-the evaluation reads. Each is a save_pretrained folder written atomically by the main rank."""
+the evaluation reads. Each is a save_pretrained folder written atomically by the main rank. `trainer` is always a
+`train.Trainer` (not imported here: train.py imports this module)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,16 @@ import logging
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pipeline import card, models, provenance
 from pipeline import distributed as dist
 from pipeline.checkpoint import step_name
 from pipeline.io import DataError, atomic_path, read_json, write_json, write_jsonl
 
-if TYPE_CHECKING:
-    from pipeline.train import Trainer
-
 log = logging.getLogger(__name__)
 
 
-def save_actor(trainer: Trainer, folder: Path) -> None:
+def save_actor(trainer, folder: Path) -> None:
     """The trainer's actor as a model folder (save_pretrained + tokenizer), written atomically by the main rank."""
     with trainer.actor.full_parameters() as actor:  # collective under ZeRO-3
         if dist.is_main():
@@ -52,7 +49,7 @@ class BestActor:
                     step,
                 )
 
-    def offer(self, trainer: Trainer, metrics: Mapping) -> None:
+    def offer(self, trainer, metrics: Mapping) -> None:
         """Keep the trainer's actor if its validation accuracy in `metrics` beats the best so far."""
         if metrics["validation/accuracy"] <= self.accuracy:
             return
@@ -66,7 +63,7 @@ class BestActor:
 
 
 def write_model_folder(
-    trainer: Trainer, actor, out: str | Path, records: list[dict], summary: dict, best: BestActor | None
+    trainer, actor, out: str | Path, records: list[dict], summary: dict, best: BestActor | None
 ) -> None:
     """The trained model folder, whole or not at all: the final actor (or the best on the validation split, saved
     when it was reached), the curves' actors under steps/, the log, the summary, provenance and the card."""

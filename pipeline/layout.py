@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from typing import TYPE_CHECKING
 
 from pipeline.io import DataError
-
-if TYPE_CHECKING:
-    from pipeline.config import Config
 
 BASE = "base"
 # <variant>_s<seed>, or <variant>_s<seed>_step<N> for the actor of step N (eval.curve_steps)
@@ -56,7 +52,7 @@ class Layout:
     rules/common.smk binds each method to a name of its own (model_folder, eval_traces, ...), which the rules call.
     """
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg):  # a resolved pipeline.config.Config (not imported: the config imports this module)
         self.cfg, self.out, self.reports = cfg, cfg.out_dir, cfg.report_dir
 
     def data_path(self, name: str) -> str:
