@@ -220,11 +220,13 @@ def test_the_environment_grades_with_its_graders_rule():
 
 
 def test_every_pipeline_verb_builds_its_grader_from_the_configuration():
-    """The verbs that grade build their `Grader` from cfg.grading (its workers, timeout and multi-box rule)."""
-    source = (ROOT / "pipeline" / "__main__.py").read_text(encoding="utf-8")
+    """The verbs that grade build their `Grader` from cfg.grading (its workers, timeout and multi-box rule): in
+    pipeline/verbs/, and build-base's in sft.build_base."""
+    sources = [*sorted((ROOT / "pipeline" / "verbs").glob("*.py")), ROOT / "pipeline" / "sft.py"]
     calls = [
         node
-        for node in ast.walk(ast.parse(source))
+        for path in sources
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "Grader.from_config"
     ]
     # build_base, evaluate, train, eval_metrics (repeats judged by the grader), parallel_eval, flip_probe
