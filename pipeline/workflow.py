@@ -129,16 +129,19 @@ def container_image(cfg: Config, pyproject: str | Path, environ: Mapping[str, st
     return environ.get("MULTIATTEMPT_IMAGE", f"resources/multiattempt-pipeline_{version}.sif")
 
 
+def job_threads(gpus: int, grading_workers: int) -> int:
+    """CPU threads of a job that runs models: 1 on CPU (many jobs share a laptop: both variants' runs, evaluations
+    side by side); on GPUs 4 per GPU plus the grader's worker processes (a training step splits them among its
+    ranks, pipeline.distributed.rank_threads)."""
+    return 4 * gpus + grading_workers if gpus else 1
+
+
 def train_threads(cfg: Config) -> int:
-    """CPU threads of a training job: 1 on CPU (runs of both variants share a laptop); on GPUs 4 per GPU plus
-    the grader's worker processes (the step splits them among its ranks, pipeline.distributed.rank_threads)."""
-    return 4 * cfg.train.gpus + cfg.grading.workers if cfg.train.gpus else 1
+    return job_threads(cfg.train.gpus, cfg.grading.workers)
 
 
 def eval_threads(cfg: Config) -> int:
-    """CPU threads of an evaluation job: 1 on CPU (many run side by side); on GPUs as for training, 4 per GPU
-    plus the grader's worker processes."""
-    return 4 * cfg.eval.gpus + cfg.grading.workers if cfg.eval.gpus else 1
+    return job_threads(cfg.eval.gpus, cfg.grading.workers)
 
 
 def gpu_claim(gpus: int) -> str:

@@ -17,7 +17,7 @@ from pipeline.download import HF_HOME, manifest_path
 from pipeline.download import plan as hub_plan
 from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
-from pipeline.layout import ABLATION_BASE, BASE, Layout, ablation_variant, trained_name
+from pipeline.layout import ABLATION_BASE, Layout, ablation_variant, trained_name
 from pipeline.workflow import (
     conda_env as family_env,
     config_values,
