@@ -31,7 +31,6 @@ include: "rules/models.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
-include: "rules/ablation.smk"  # the feedback ablation: its own target, not part of `all`
 
 
 report: "rules/report/workflow.rst"
@@ -55,7 +54,7 @@ rule data:
 
 rule base_model:
     input:
-        base_input,
+        base_model_input(),
 
 
 rule policies:

@@ -1,9 +1,9 @@
 """One home for the workflow's names: the models it makes and where each artefact lives.
 
-Model names: `base` (the base model), `<variant>_s<seed>` (a trained run, `trained_name`), `<run>_step<N>` (an actor
-of the k-attempt learning curves), `base_fb` and `fb_<provider>_s<seed>` (the feedback ablation), and the names of
-config eval.models. This module writes them and reads them back (`parse_model`); the rules (rules/common.smk binds
-`Layout`'s methods) and the Python (metrics.json, the report) both take them from here.
+Model names: `base` (the base model) and the names of config `bases` (e.g. `base_fb`, the feedback ablation's),
+`<variant>_s<seed>` (a trained run, `trained_name`), `<run>_step<N>` (an actor of the k-attempt learning curves),
+and the names of config eval.models. This module writes them and reads them back (`parse_model`); the rules
+(rules/common.smk binds `Layout`'s methods) and the Python (metrics.json, the report) both take them from here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pipeline.io import DataError
 BASE = "base"
 # <variant>_s<seed>, or <variant>_s<seed>_step<N> for the actor of step N (eval.curve_steps)
 MODEL_NAME = re.compile(r"^(?P<variant>[a-z][a-z0-9]*(?:_[a-z0-9]+)*?)_s(?P<seed>\d+)(?:_step(?P<step>\d+))?$")
-ABLATION_BASE = "base_fb"  # the feedback ablation's own base model (a folder under models/, a model name)
+COMPARED_FEEDBACK = "fixed"  # the feedback ablation evaluates every run with this provider too: one wording for all
 
 
 def trained_name(variant: str, seed: int | str) -> str:
@@ -29,14 +29,20 @@ def curve_name(run: str, step: int) -> str:
     return f"{run}_step{step}"
 
 
-def ablation_variant(provider: str) -> str:
-    """The feedback ablation's variant trained with `provider`: fb_<provider>."""
-    return f"fb_{provider}"
+def feedback_suffix(provider: str = "") -> str:
+    """The evaluation folder's suffix of a run under another feedback provider than env.feedback.provider:
+    eval/<model>/<set>/feedback_<provider>/ ("" for the configured one, eval/<model>/<set>/)."""
+    return f"/feedback_{provider}" if provider else ""
+
+
+def suffix_provider(suffix: str) -> str:
+    """The provider of a feedback_suffix: '/feedback_echo' -> 'echo'."""
+    return suffix.removeprefix("/feedback_")
 
 
 def parse_model(name: str, others: Collection[str] = ()) -> tuple[str, int | None]:
-    """The workflow's model names: 'multi_attempt_s1' -> ('multi_attempt', 1); 'base' -> ('base', None); a model
-    of config eval.models (`others`) -> (its name, None)."""
+    """The workflow's model names: 'multi_attempt_s1' -> ('multi_attempt', 1); 'base' -> ('base', None); a base of
+    config `bases` or a model of config eval.models (`others`) -> (its name, None)."""
     if name == BASE or name in others:
         return name, None
     m = MODEL_NAME.match(name)
@@ -93,10 +99,18 @@ class Layout:
             return f"{self.out}/models/{run}/steps/step_{int(step):06d}"
         return f"{self.out}/models/{name}"
 
+    def builds(self, name: str) -> bool:
+        """Whether the workflow builds base model `name` (tiny scale); a hub id or folder as model.source needs none."""
+        return self.cfg.model.source == "build" and (name == BASE or name in self.cfg.bases)
+
+    def base_of(self, variant: str) -> str:
+        """The base model a variant trains from (its `base` key)."""
+        return self.cfg.variant(variant).base
+
     def model_source(self, name: str) -> str:
-        """What `--model` gets: a folder the workflow builds, or (base model, model.source != build; eval.models) a
-        hub id or path."""
-        if name == BASE and self.cfg.model.source != "build":
+        """What `--model` gets: a folder the workflow builds, or (a base model, model.source != build; eval.models)
+        a hub id or path."""
+        if (name == BASE or name in self.cfg.bases) and not self.builds(name):
             return self.cfg.model.source
         return self.cfg.eval.models.get(name) or self.model_folder(name)
 
@@ -104,11 +118,13 @@ class Layout:
         """Checkpoints, train_log.jsonl and TensorBoard of a training run: kept across reruns, for resume."""
         return f"{self.out}/runs/{trained_name(variant, seed)}"
 
-    def eval_traces(self, model: str, eval_set: str, k: int | str) -> str:
-        return f"{self.out}/eval/{model}/{eval_set}/k{k}.jsonl"
+    def eval_traces(self, model: str, eval_set: str, k: int | str, feedback: str = "") -> str:
+        """The traces of `model` on `eval_set` at k attempts; `feedback` is the suffix of a run under another
+        provider (feedback_suffix), a wildcard in the rules."""
+        return f"{self.out}/eval/{model}/{eval_set}{feedback}/k{k}.jsonl"
 
-    def eval_metrics(self, model: str, eval_set: str) -> str:
-        return f"{self.out}/eval/{model}/{eval_set}/metrics.json"
+    def eval_metrics(self, model: str, eval_set: str, feedback: str = "") -> str:
+        return f"{self.out}/eval/{model}/{eval_set}{feedback}/metrics.json"
 
     def per_model_and_set(self, filename: str) -> list[str]:
         """results/<experiment>/eval/<model>/<set>/<filename> of every evaluated model and evaluation set."""
@@ -124,6 +140,40 @@ class Layout:
         """The k=1 and k=2 traces the report pairs question by question for the gain interval."""
         ks = [k for k in (1, 2) if k <= self.cfg.eval.max_k]
         return [self.eval_traces(m, name, k) for m in self.evaluated_models() for name in self.eval_sets() for k in ks]
+
+    def ablation_evaluations(self) -> list[tuple[str, str]]:
+        """The feedback ablation's (model, provider it is evaluated with): its base with every compared provider,
+        each run with its own and with COMPARED_FEEDBACK."""
+        c = self.cfg
+        names = c.feedback_ablation.variants
+        own = {v: c.variant_env(v).feedback.provider for v in names}
+        pairs = [(self.base_of(names[0]), p) for p in dict.fromkeys(own.values())]
+        for v in names:
+            for seed in c.seeds:
+                pairs += [(trained_name(v, seed), p) for p in dict.fromkeys([own[v], COMPARED_FEEDBACK])]
+        return pairs
+
+    def ablation_metrics(self) -> list[str]:
+        """metrics.json of every ablation evaluation and set, in ablation_evaluations' order."""
+        return [
+            self.eval_metrics(m, name, feedback_suffix(p))
+            for m, p in self.ablation_evaluations()
+            for name in self.eval_sets()
+        ]
+
+    def ablation_providers(self) -> list[str]:
+        """The provider of each of ablation_metrics, in its order."""
+        return [p for _, p in self.ablation_evaluations() for _ in self.eval_sets()]
+
+    def ablation_gain_traces(self) -> list[str]:
+        """The k=1 and k=2 traces of every ablation evaluation, which its report pairs for the gain interval."""
+        ks = [k for k in (1, 2) if k <= self.cfg.eval.max_k]
+        return [
+            self.eval_traces(m, name, k, feedback_suffix(p))
+            for m, p in self.ablation_evaluations()
+            for name in self.eval_sets()
+            for k in ks
+        ]
 
     def figure(self, name: str, ext: str) -> str:
         return f"{self.reports}/figures/{name}.{ext}"

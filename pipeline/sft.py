@@ -43,6 +43,7 @@ from pipeline.evaluate import GREEDY, evaluate
 from pipeline.feedback import Provider, make_provider, with_provider
 from pipeline.grading import Grader
 from pipeline.io import write_json
+from pipeline.layout import BASE
 from pipeline.progress import progress_bar
 from pipeline.rollout import encode, sample_once
 
@@ -158,9 +159,12 @@ def _retry_accuracy(backend, tokenizer, cfg: Config, records, train, grader: Gra
     return sum(g.correct for g in grades) / len(grades)
 
 
-def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out: Path, grader: Grader) -> dict:
-    """Build the tiny model and tokenizer, train until the target held-out accuracy, save to `out`."""
-    sft, max_attempts = cfg.model.sft, cfg.largest_n
+def train_base(
+    cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out: Path, grader: Grader, base: str = BASE
+) -> dict:
+    """Build the tiny model and tokenizer, train until the target held-out accuracy, save to `out` (as base model
+    `base`: its transcripts go up to the most attempts of its variants, Config.most_attempts)."""
+    sft, max_attempts = cfg.model.sft, cfg.most_attempts(base)
     t0 = time.time()
     tokenizer = models.build_tokenizer(tokenizer_corpus(train, cfg, max_attempts), cfg.model.tiny.vocab_size)
     model = models.build_model(cfg.model.tiny, tokenizer)
@@ -224,16 +228,18 @@ def train_base(cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out:
 
 
 def build_base(
-    cfg: Config, train: Sequence[dict], heldout: Sequence[dict], out: str | Path, run_dir: str | None
+    cfg: Config, name: str, train: Sequence[dict], heldout: Sequence[dict], out: str | Path, run_dir: str | None
 ) -> dict:
-    """The base model folder `out`, written whole or not at all: train_base's model, its provenance and card;
-    the SFT curves under `run_dir`/tensorboard when given. Returns train_base's summary."""
+    """The folder `out` of base model `name` (`base`, or one of config `bases` with its own SFT keys), written whole
+    or not at all: train_base's model, its provenance and card; the SFT curves under `run_dir`/tensorboard when
+    given. Returns train_base's summary."""
     from pipeline import card, provenance, runlog
     from pipeline.io import atomic_path
 
+    cfg = cfg.for_base(name)
     prov = provenance.record(cfg, computes=True)
     with atomic_path(out) as tmp, Grader.from_config(cfg.grading) as grader:
-        summary = train_base(cfg, train, heldout, tmp, grader)
+        summary = train_base(cfg, train, heldout, tmp, grader, name)
         provenance.write(tmp, prov)
         made_by = (
             f"`python -m pipeline build-base`: {summary['parameters']} parameters, tokenizer trained on the task, "

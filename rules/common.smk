@@ -12,12 +12,13 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 from pipeline.codehash import verb_hash
-from pipeline.config import KNOWN_BENCHMARKS, resolve
+from pipeline.config import KNOWN_BENCHMARKS, resolve, use_errors
 from pipeline.download import HF_HOME, manifest_path
 from pipeline.download import plan as hub_plan
 from pipeline.dvc_views import PLOTS as DVC_PLOTS
 from pipeline.report import FIGURES
-from pipeline.layout import ABLATION_BASE, Layout, ablation_variant, trained_name
+from pipeline.feedback import PROVIDERS
+from pipeline.layout import BASE, Layout, suffix_provider
 from pipeline.workflow import (
     conda_env as family_env,
     config_values,
@@ -37,7 +38,7 @@ from pipeline.workflow import (
 CFG = resolve(config)
 RESOLVED = CFG.to_dict()
 validate(RESOLVED, schema="../pipeline/config/schema.yaml")
-VARIANTS = CFG.trained_variants  # the declared variants that are enabled
+BASES = [BASE, *CFG.bases]  # the base models: `base` and the declared ones
 OUT = CFG.out_dir  # results/<experiment>
 REPORTS = CFG.report_dir  # reports/<experiment>, or reports/ for the default experiment
 
@@ -82,7 +83,10 @@ wildcard_constraints:
     benchmark="|".join(KNOWN_BENCHMARKS),
     eval_set="|".join([*KNOWN_BENCHMARKS, "synthetic"]),
     model="[A-Za-z0-9_]+",
-    variant="|".join(VARIANTS),
+    base="|".join(BASES),
+    variant="|".join(CFG.variants),
+    # "" (evaluation under env.feedback.provider) or /feedback_<provider> (feedback_suffix)
+    feedback=f"(/feedback_({'|'.join(PROVIDERS)}))?",
     seed="[0-9]+",
     k="[0-9]+",
 
@@ -125,7 +129,12 @@ def rule_keys(*keys, **fixed):
     return values
 
 
-DERIVED_KEYS = {"largest_n": CFG.largest_n}
+# Values computed from several keys, per base model: its SFT settings (Config.for_base) and the most attempts its
+# SFT prepares for (Config.most_attempts)
+DERIVED_KEYS = {
+    **{f"base_sft.{b}": dataclasses.asdict(CFG.for_base(b).model.sft) for b in BASES},
+    **{f"most_attempts.{b}": CFG.most_attempts(b) for b in BASES},
+}
 # The keys of every step that runs a policy in dialogues (training, evaluation, the probes): the base model's
 # weights when it is model.source (a hub id), the environment and grader, evaluation's batches and budgets (the
 # held-out checks of training are evaluations), and the sampler (hf and vLLM sample differently).
@@ -195,20 +204,49 @@ figure = LAYOUT.figure
 
 def model_input(wildcards):
     """The model folder as a rule input when the workflow builds it; nothing for a hub id or given path."""
-    if wildcards.model in CFG.eval.models or (
-        wildcards.model == "base" and CFG.model.source != "build"
-    ):
+    name = wildcards.model
+    if name in CFG.eval.models or (name in BASES and not LAYOUT.builds(name)):
         return []
-    if (
-        wildcards.model in curve_models()
-    ):  # inside its run's model folder, the train rule's output
-        return model_folder(wildcards.model.partition("_step")[0])
-    return model_folder(wildcards.model)
+    if name in curve_models():  # inside its run's model folder, the train rule's output
+        return model_folder(name.partition("_step")[0])
+    return model_folder(name)
 
 
 def base_input(wildcards):
-    """The base model folder as an input of training when the workflow builds it; nothing for a hub id."""
-    return model_folder("base") if CFG.model.source == "build" else []
+    """The base model folder a variant trains from, as an input of training when the workflow builds it."""
+    base = LAYOUT.base_of(wildcards.variant)
+    return model_folder(base) if LAYOUT.builds(base) else []
+
+
+def base_model_input():
+    """The base model's folder (`base`) when the workflow builds it; nothing for a hub id."""
+    return model_folder(BASE) if LAYOUT.builds(BASE) else []
+
+
+def evaluation_runs(wildcards):
+    """evaluate's runs: --k 1..eval.max_k, and --feedback <provider> for an evaluation under another provider
+    than env.feedback.provider ({feedback}: /feedback_<provider>)."""
+    ks = " ".join(str(k) for k in range(1, CFG.eval.max_k + 1))
+    feedback = (
+        f" --feedback {suffix_provider(wildcards.feedback)}"
+        if wildcards.feedback
+        else ""
+    )
+    return f"--k {ks}{feedback}"
+
+
+def checked(paths, variants, providers):
+    """An input function giving `paths` once the configuration's checks of what these jobs use pass (training
+    `variants`, evaluating under `providers`; pipeline.config.use_errors): a target of disabled variants (the
+    feedback ablation) stops before any job when their templates are wrong, and never stops the default run.
+    """
+
+    def inputs(wildcards):
+        if errors := use_errors(CFG, variants, providers):
+            raise WorkflowError("invalid configuration:\n  " + "\n  ".join(errors))
+        return paths
+
+    return inputs
 
 
 def train_retries():

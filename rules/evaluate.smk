@@ -1,6 +1,7 @@
 # Evaluation at k = 1..eval.max_k attempts: greedy runs per model x evaluation set (the paper's protocol), all
 # k in one job on one engine start (a vLLM start is minutes with CUDA graphs), then one metrics json per model x
-# evaluation set.
+# evaluation set. {feedback} is empty, or /feedback_<provider> for a run under another feedback provider than
+# env.feedback.provider (the feedback ablation's, eval/<model>/<set>/feedback_<provider>/).
 
 
 rule evaluate:
@@ -9,11 +10,14 @@ rule evaluate:
         data=lambda w: eval_sets()[w.eval_set],
         hub=hub_input(),
     output:
-        [eval_traces("{model}", "{eval_set}", k) for k in range(1, CFG.eval.max_k + 1)],
+        [
+            eval_traces("{model}", "{eval_set}", k, "{feedback}")
+            for k in range(1, CFG.eval.max_k + 1)
+        ],
     log:
-        f"{OUT}/logs/evaluate/{{model}}/{{eval_set}}.log",
+        f"{OUT}/logs/evaluate/{{model}}/{{eval_set}}{{feedback}}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}.tsv"
+        f"{OUT}/benchmarks/evaluate/{{model}}/{{eval_set}}{{feedback}}.tsv"
     conda:
         conda_env("evaluate")
     threads: eval_threads(CFG)
@@ -25,23 +29,24 @@ rule evaluate:
         launcher=eval_launcher(CFG),
         config_keys=rule_keys(*DIALOGUE_KEYS),
         model=lambda w: model_source(w.model),
-        ks=" ".join(str(k) for k in range(1, CFG.eval.max_k + 1)),
+        runs=evaluation_runs,  # --k 1..max_k, and --feedback <provider> under another provider
     shell:
         "{params.launcher} evaluate --config {params.config:q} --model {params.model:q} --data {input.data}"
-        " --benchmark {wildcards.eval_set} --k {params.ks} --out {output} --threads {threads} > {log} 2>&1"
+        " --benchmark {wildcards.eval_set} {params.runs} --out {output} --threads {threads} > {log} 2>&1"
 
 
 rule eval_metrics:
     input:
         lambda w: [
-            eval_traces(w.model, w.eval_set, k) for k in range(1, CFG.eval.max_k + 1)
+            eval_traces(w.model, w.eval_set, k, w.feedback)
+            for k in range(1, CFG.eval.max_k + 1)
         ],
     output:
-        eval_metrics("{model}", "{eval_set}"),
+        eval_metrics("{model}", "{eval_set}", "{feedback}"),
     log:
-        f"{OUT}/logs/eval_metrics/{{model}}/{{eval_set}}.log",
+        f"{OUT}/logs/eval_metrics/{{model}}/{{eval_set}}{{feedback}}.log",
     benchmark:
-        f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}.tsv"
+        f"{OUT}/benchmarks/eval_metrics/{{model}}/{{eval_set}}{{feedback}}.tsv"
     conda:
         conda_env("evaluate")
     threads: CFG.grading.workers if CFG.eval.gpus else 1  # the grader's workers judge repeats, as in evaluate

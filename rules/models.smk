@@ -1,5 +1,6 @@
-# The base policy. Tiny scale: build a small Qwen2 and train it with SFT until the target held-out accuracy.
-# Paper scale (model.source = a hub id) has no rule here: evaluation and training load the hub model directly.
+# The base policies: `base` and the bases declared in config `bases` (the feedback ablation's base_fb). Tiny scale:
+# build a small Qwen2 and train it with SFT until the target held-out accuracy. Paper scale (model.source = a hub
+# id) has no rule here: evaluation and training load the hub model directly, for every base.
 
 
 rule build_base:
@@ -7,11 +8,11 @@ rule build_base:
         train=data_path("synthetic_train"),
         heldout=data_path("synthetic_heldout"),
     output:
-        directory(model_folder("base")),
+        directory(model_folder("{base}")),
     log:
-        f"{OUT}/logs/build_base.log",
+        f"{OUT}/logs/build_base/{{base}}.log",
     benchmark:
-        f"{OUT}/benchmarks/build_base.tsv"
+        f"{OUT}/benchmarks/build_base/{{base}}.tsv"
     priority: 10
     conda:
         conda_env("train")
@@ -26,11 +27,12 @@ rule build_base:
             "model",
             "env",
             "eval",
-            "largest_n",  # the most attempts of any dialogue (training variants, eval.max_k): the SFT transcripts
+            "base_sft.{base}",  # model.sft with the base's own keys (bases.<name>.sft)
+            "most_attempts.{base}",  # of any dialogue (its variants, eval.max_k): the SFT transcripts
             "grading",
             "rollout.max_model_len",
         ),
-        run_dir=f"{OUT}/runs/base",
+        run_dir=lambda w: f"{OUT}/runs/{w.base}",
     shell:
-        "python -m pipeline build-base --config {params.config:q} --train {input.train}"
+        "python -m pipeline build-base --config {params.config:q} --base {wildcards.base} --train {input.train}"
         " --heldout {input.heldout} --out {output} --run-dir {params.run_dir} --threads {threads} > {log} 2>&1"

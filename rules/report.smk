@@ -8,6 +8,7 @@ localrules:
     figures,
     write_report,
     dvc_views,
+    feedback_ablation_report,
 
 
 rule aggregate:
@@ -19,7 +20,7 @@ rule aggregate:
         curves=curve_metrics(),
         traces=gain_traces(),
         models=[model_folder(m) for m in trained_models()],
-        base=base_input,
+        base=base_model_input(),
     output:
         summary=f"{REPORTS}/summary.json",
         accuracy=report(
@@ -51,7 +52,7 @@ rule aggregate:
         "python -m pipeline aggregate --config {params.config:q} --metrics {input.metrics}"
         " --train-logs {params.train_logs} --models {input.base} {input.models} --audits {input.audits}"
         " --parallel {input.parallel} --flip {input.flip} --curve-metrics {input.curves}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --traces {input.traces} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule figures:
@@ -123,7 +124,7 @@ rule dvc_views:
     output:
         metrics=[
             f"{REPORTS}/metrics/{model}.json"
-            for model in [*VARIANTS, "base", *CFG.eval.models]
+            for model in [*CFG.trained_variants, "base", *CFG.eval.models]
         ],
         plots=[f"{REPORTS}/plots/{name}.csv" for name in DVC_PLOTS],
     log:
@@ -137,3 +138,41 @@ rule dvc_views:
     shell:
         "python -m pipeline dvc-views --summary {input.summary} --curves {input.curves}"
         " --retries {input.retries} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+# The feedback ablation (issue 17; config `feedback_ablation`, never part of `all`): its variants are declared
+# ones (fb_<provider>, trained from their base base_fb by the train and build_base rules); each run is evaluated
+# with its own provider and with `fixed`, the base with every provider (the evaluate rule's {feedback}). Target:
+# `snakemake --cores all feedback_ablation`. Outputs: {REPORTS}/feedback_ablation.{md,json} and
+# figures/feedback_ablation.{png,pdf} (schema: reports/README.md).
+rule feedback_ablation_report:
+    input:
+        metrics=LAYOUT.ablation_metrics(),
+        traces=LAYOUT.ablation_gain_traces(),  # the k=1 and k=2 runs, paired for the gain interval
+    output:
+        json=f"{REPORTS}/feedback_ablation.json",
+        md=f"{REPORTS}/feedback_ablation.md",
+        figure=[figure("feedback_ablation", ext) for ext in ("png", "pdf")],
+    log:
+        f"{OUT}/logs/feedback_ablation_report.log",
+    conda:
+        conda_env("report")
+    threads: 1
+    params:
+        code=code_version("feedback-ablation-report"),
+        config=config_file,
+        providers=LAYOUT.ablation_providers(),
+        figures=lambda w, output: os.path.dirname(output.figure[0]),
+    shell:
+        "python -m pipeline feedback-ablation-report --config {params.config:q} --metrics {input.metrics}"
+        " --evaluated-with {params.providers} --traces {input.traces} --out-json {output.json}"
+        " --out-md {output.md} --figures-dir {params.figures} > {log} 2>&1"
+
+
+rule feedback_ablation:
+    input:
+        checked(
+            rules.feedback_ablation_report.output,
+            CFG.feedback_ablation.variants,
+            LAYOUT.ablation_providers(),
+        ),

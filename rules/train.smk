@@ -1,4 +1,4 @@
-# RL training of each variant x seed from the base model (PPO or GRPO, config `train`); the trained actor is a
+# RL training of each variant x seed from its base model (PPO or GRPO, config `train`); the trained actor is a
 # model folder like the base, so the evaluation rules take it as they are. Checkpoints live in the run folder,
 # which is not an output: Snakemake leaves it alone, and a rerun resumes from its last complete checkpoint.
 
@@ -37,7 +37,7 @@ rule train:
             "eval.validation_questions",
             "variants.{variant}",
         ),
-        base=lambda w: model_source("base"),
+        base=lambda w: model_source(LAYOUT.base_of(w.variant)),
         run_dir=lambda w: run_dir(w.variant, w.seed),
         launcher=train_launcher(CFG),
     shell:

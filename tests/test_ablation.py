@@ -11,11 +11,12 @@ import sys
 
 import pytest
 
-from pipeline import ablation, config, evaluate, metrics
+from pipeline import config, evaluate, metrics
 from pipeline.dialogue import Role
 from pipeline.env import MultiAttemptEnv
 from pipeline.feedback import with_provider
 from pipeline.grading import Grader
+from pipeline.report import ablation
 from pipeline.rollout import Question, rollout
 from tests.conftest import ROOT
 from tests.test_workflow import snakemake
@@ -26,61 +27,84 @@ GRADER = Grader.from_config(config.resolve({}).grading)
 # ----------------------------------------------------------------------------------------------- config
 
 
-def test_derived_variants_are_multi_attempt_with_each_provider():
+def test_the_ablation_is_declared_variants_and_a_declared_base():
     cfg = config.resolve({})
-    assert cfg.feedback_ablation.providers == ["fixed", "echo", "direction"]
-    ablation_cfg = cfg.for_feedback_ablation()
-    assert list(ablation_cfg.variants) == ["fb_fixed", "fb_echo", "fb_direction"]
-    for p in cfg.feedback_ablation.providers:
-        name = f"fb_{p}"
-        assert ablation_cfg.attempt_range(name) == cfg.attempt_range("multi_attempt")
-        assert ablation_cfg.variant_env(name).feedback.provider == p
-        assert ablation_cfg.variant_env(name).prompt_template == cfg.variant_env("multi_attempt").prompt_template
-    # the ablation base's SFT meets every compared provider; the default run's base is untouched
-    assert ablation_cfg.model.sft.feedback_providers == ["fixed", "echo", "direction"]
-    assert ablation_cfg.model.sft.max_steps == cfg.model.sft.max_steps
-    assert cfg.model.sft.feedback_providers == [] and list(cfg.variants) == ["multi_attempt", "baseline"]
+    assert cfg.feedback_ablation.variants == ["fb_fixed", "fb_echo", "fb_direction"]
+    for p in ("fixed", "echo", "direction"):
+        v = cfg.variant(f"fb_{p}")
+        assert (v.enabled, v.base, v.extends) == (False, "base_fb", "multi_attempt")
+        assert cfg.attempt_range(f"fb_{p}") == cfg.attempt_range("multi_attempt")
+        assert cfg.variant_env(f"fb_{p}").feedback.provider == p
+        assert cfg.variant_env(f"fb_{p}").prompt_template == cfg.variant_env("multi_attempt").prompt_template
+    # the ablation base's SFT meets every compared provider; the default run's base and variants are untouched
+    assert cfg.for_base("base_fb").model.sft.feedback_providers == ["fixed", "echo", "direction"]
+    assert cfg.for_base("base_fb").model.sft.max_steps == cfg.model.sft.max_steps
+    assert cfg.for_base("base") is cfg and cfg.model.sft.feedback_providers == []
+    assert cfg.trained_variants == ["multi_attempt", "baseline"]
+    assert cfg.most_attempts("base_fb") == cfg.most_attempts("base") == 5
 
 
-def test_sft_settings_of_the_ablation_base():
+def test_a_variant_extends_another_and_a_base_has_its_own_sft():
     cfg = config.resolve(
-        {"feedback_ablation": {"providers": ["echo"], "sft_providers": ["fixed", "echo"], "sft_max_steps": 5000}}
+        {
+            "variants": {"multi_attempt": {"max_attempts": 3}, "fb_echo": {"min_attempts": 2}},
+            "bases": {"base_fb": {"sft": {"feedback_providers": ["fixed", "echo"], "max_steps": 5000}}},
+        }
     )
-    sft = cfg.for_feedback_ablation().model.sft
+    assert cfg.attempt_range("fb_echo") == config.AttemptRange(2, 3)  # its own key wins, the rest follows
+    assert cfg.attempt_range("fb_fixed") == config.AttemptRange(1, 3)
+    assert cfg.variant("fb_echo").description.endswith("(feedback ablation)")  # not multi_attempt's
+    sft = cfg.for_base("base_fb").model.sft
     assert (sft.feedback_providers, sft.max_steps) == (["fixed", "echo"], 5000)
+    assert cfg.model.sft.max_steps == 3000  # `base` keeps model.sft
+    assert config.resolve(cfg.to_dict()).to_dict() == cfg.to_dict()  # resolved, it resolves to itself
 
 
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"feedback_ablation": {"variant": "nope"}}, "feedback_ablation.variant: 'nope' is not a declared variant"),
-        ({"feedback_ablation": {"providers": ["loud"]}}, "feedback_ablation.providers.0"),
-        ({"feedback_ablation": {"providers": ["echo", "echo"]}}, "feedback_ablation.providers"),
-        ({"feedback_ablation": {"providers": []}}, "feedback_ablation.providers"),
-        (
-            {"feedback_ablation": {"providers": ["custom"]}},
-            "env.feedback.custom_function: provider custom needs 'module:function', got '' (custom is listed in "
-            "feedback_ablation.providers)",
-        ),
-        (
-            {"variants": {"fb_echo": {"min_attempts": 1, "max_attempts": 2}}},
-            "feedback_ablation.providers: 'echo' makes variant 'fb_echo', which variants already declares",
-        ),
+        ({"feedback_ablation": {"variants": ["nope"]}}, "feedback_ablation.variants: 'nope' is not a declared variant"),
+        ({"feedback_ablation": {"variants": []}}, "feedback_ablation.variants"),
+        ({"variants": {"fb_echo": {"base": "nope"}}}, "variants.fb_echo.base: 'nope' is neither 'base' nor declared"),
+        ({"variants": {"fb_echo": {"base": "base"}}}, "feedback_ablation.variants: the compared variants must train"),
+        ({"variants": {"fb_echo": {"extends": "nope"}}}, "variants.fb_echo.extends: 'nope' is not a declared variant"),
+        ({"variants": {"multi_attempt": {"extends": "fb_echo"}}}, "extends 'multi_attempt' in turn (a circle)"),
+        ({"bases": {"base_fb": {"sft": {"max_steps": -1}}}}, "bases.base_fb.sft.max_steps: -1 is less than"),
+        ({"bases": {"base_fb": {"sft": {"lr": "fast"}}}}, "bases.base_fb.sft.lr: 'fast' is not of type 'number'"),
+        ({"bases": {"base": {"sft": {}}}}, "bases: 'base' should not be valid"),
         ({"eval": {"models": {"base_fb": "/tmp"}}}, "eval.models.base_fb: the name of a model the workflow makes"),
         ({"eval": {"models": {"fb_echo_s3": "/tmp"}}}, "eval.models.fb_echo_s3: the name of a model the workflow"),
-        ({"feedback_ablation": {"sft_max_steps": -1}}, "feedback_ablation.sft_max_steps"),
     ],
 )
 def test_bad_ablation_config_names_the_key(override, message):
     with pytest.raises(config.ConfigError, match=re.escape(message)):
-        config.resolve(override).for_feedback_ablation()
+        config.resolve(override)
 
 
 def test_a_run_without_the_ablation_is_not_stopped_by_it():
-    """The ablation's templates are checked when it runs: another end_of_turn need not rewrite echo's templates."""
+    """A disabled variant's templates and a base's SFT feedback are checked when a job uses them: another
+    end_of_turn need not rewrite echo's templates for the default run, and stops the ablation's jobs."""
     cfg = config.resolve({"env": {"end_of_turn": "<eot>", "feedback_template": "<eot>Wrong, {n} left."}})
-    with pytest.raises(config.ConfigError, match=re.escape("env.feedback.echo_template: must start with env.end_of")):
-        cfg.for_feedback_ablation()
+    errors = config.use_errors(cfg, cfg.feedback_ablation.variants)
+    assert any(
+        e.startswith("variants.fb_echo.env.feedback.echo_template: must start with env.end_of_turn") for e in errors
+    )
+    echo = "env.feedback.echo_template: must start with env.end_of_turn ('<eot>'), which closes the attempt"
+    assert echo in config.base_errors(cfg, "base_fb")  # its SFT transcripts draw echo's feedback
+    assert echo in config.use_errors(cfg, [], ["echo"])  # an evaluation under echo, in the top-level env
+    assert config.use_errors(cfg, cfg.trained_variants) == []
+
+
+def test_a_custom_provider_variant_needs_its_function():
+    custom = {
+        "extends": "multi_attempt",
+        "base": "base_fb",
+        "enabled": False,
+        "env": {"feedback": {"provider": "custom"}},
+    }
+    cfg = config.resolve({"variants": {"fb_custom": custom}, "feedback_ablation": {"variants": ["fb_custom"]}})
+    (error,) = config.use_errors(cfg, ["fb_custom"])
+    assert error.startswith("variants.fb_custom.env.feedback.custom_function: provider custom needs 'module:function'")
 
 
 # ----------------------------------------------------------------------------------------------- workflow
@@ -93,36 +117,34 @@ def _job_counts(out: str) -> dict[str, int]:
 
 
 def test_dry_run_trains_one_job_per_provider_and_seed(tmp_path):
+    """The ablation runs the ordinary rules: build_base for base_fb, train for each fb_<provider> x seed, evaluate
+    (all k in one job) under a provider given by the {feedback} wildcard, eval_metrics, then its report."""
     out = snakemake(tmp_path, "-n", "-p", "feedback_ablation").stdout
     counts = _job_counts(out)
     cfg = config.resolve({})
-    providers, seeds, max_k = cfg.feedback_ablation.providers, cfg.seeds, cfg.eval.max_k
-    assert counts["train_ablation"] == len(providers) * len(seeds) == 6
-    assert counts["build_ablation_base"] == 1
+    providers, seeds, max_k = ["fixed", "echo", "direction"], cfg.seeds, cfg.eval.max_k
+    assert counts["train"] == len(providers) * len(seeds) == 6
+    assert counts["build_base"] == 1 and "build-base --config" in out and "--base base_fb " in out
     trained = {m[1] for m in re.finditer(r"--variant (fb_\w+) --seed (\d+)", out)}
     assert trained == {f"fb_{p}" for p in providers}
     assert (
-        len(
-            re.findall(
-                r"train --feedback-ablation .*--variant fb_\w+ --seed \d+ --base results/tiny/models/base_fb", out
-            )
-        )
-        == 6
+        len(re.findall(r"train --config \S+ --variant fb_\w+ --seed \d+ --base results/tiny/models/base_fb ", out)) == 6
     )
     # evaluation: base_fb with each provider; each run with its own provider and with fixed (fb_fixed: once)
     evaluations = len(providers) + sum(len(seeds) * (1 if p == "fixed" else 2) for p in providers)
-    assert counts["evaluate_feedback"] == evaluations * max_k
-    assert counts["eval_metrics_feedback"] == evaluations
+    assert counts["evaluate"] == counts["eval_metrics"] == evaluations
     for p in providers:
         assert f"results/tiny/eval/base_fb/synthetic/feedback_{p}/k{max_k}.jsonl" in out
         assert f"results/tiny/eval/fb_{p}_s1/synthetic/feedback_fixed/k1.jsonl" in out
         assert f"results/tiny/eval/fb_{p}_s0/synthetic/feedback_{p}/k1.jsonl" in out
+    ks = " ".join(map(str, range(1, max_k + 1)))
     assert re.search(
-        r"evaluate .*--k 2 --feedback echo --out results/tiny/eval/fb_echo_s0/synthetic/feedback_echo/k2", out
+        rf"evaluate .*--k {ks} --feedback echo --out results/tiny/eval/fb_echo_s0/synthetic/feedback_echo/k1", out
     )
-    # the default run's rules do not run here: the ablation has its own base
-    assert not {"train", "build_base", "evaluate", "eval_metrics"} & counts.keys()
+    # the default run's base and variants do not run here: the ablation has its own base
+    assert "models/base " not in out and "--variant multi_attempt" not in out
     assert "reports/feedback_ablation.md" in out and "reports/figures/feedback_ablation.png" in out
+    assert re.search(r"feedback-ablation-report .*--evaluated-with fixed echo direction fixed fixed echo ", out)
 
 
 def test_default_run_has_no_ablation_jobs(tmp_path):
@@ -133,11 +155,14 @@ def test_default_run_has_no_ablation_jobs(tmp_path):
 
 
 def test_bad_ablation_config_stops_its_target_only(tmp_path):
-    bad = "feedback_ablation={variant: nope}"
-    proc = snakemake(tmp_path, "-n", "feedback_ablation", "--config", bad, check=False)
+    """Templates the ablation's variants need, broken by another end_of_turn: its target stops before any job
+    and names the key; the default run goes on."""
+    bad = tmp_path / "eot.yaml"
+    bad.write_text('env: {end_of_turn: "<eot>", feedback_template: "<eot>Wrong, {n} left."}\n')
+    proc = snakemake(tmp_path, "-n", "feedback_ablation", "--configfile", str(bad), check=False)
     assert proc.returncode != 0
-    assert "feedback_ablation.variant: 'nope' is not a declared variant" in proc.stdout + proc.stderr
-    assert "fb_" not in snakemake(tmp_path, "-n", "--config", bad).stdout
+    assert "variants.fb_echo.env.feedback.echo_template: must start with env.end_of_turn" in proc.stdout + proc.stderr
+    assert "fb_" not in snakemake(tmp_path, "-n", "--configfile", str(bad)).stdout
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
@@ -253,19 +278,31 @@ def _fake_evaluation(root, model, provider, solved):
     return folder / "metrics.json"
 
 
+def _evaluations(files, providers):
+    """What the rule gives the report: the metrics.json files, their providers and their k=1, k=2 traces."""
+    traces = [str(f.parent / f"k{k}.jsonl") for f in files for k in (1, 2)]
+    return ablation.Evaluations(files, providers, traces)
+
+
 def test_report_rows_per_model_and_provider(tmp_path):
-    cfg = config.resolve({"feedback_ablation": {"providers": ["fixed", "echo"]}})
-    files = [
-        _fake_evaluation(tmp_path, "base_fb", "fixed", [1, None, None, None]),
-        _fake_evaluation(tmp_path, "base_fb", "echo", [1, 2, None, None]),
-        _fake_evaluation(tmp_path, "fb_echo_s0", "echo", [1, 2, 2, None]),
-        _fake_evaluation(tmp_path, "fb_echo_s1", "echo", [1, 1, 2, None]),
-        _fake_evaluation(tmp_path, "fb_echo_s0", "fixed", [1, None, None, None]),
-        _fake_evaluation(tmp_path, "fb_echo_s1", "fixed", [1, 1, None, None]),
-        _fake_evaluation(tmp_path, "fb_fixed_s0", "fixed", [1, 2, None, None]),
-        _fake_evaluation(tmp_path, "fb_fixed_s1", "fixed", [1, 2, None, None]),
+    cfg = config.resolve({"feedback_ablation": {"variants": ["fb_fixed", "fb_echo"]}})
+    evaluated = [
+        ("base_fb", "fixed", [1, None, None, None]),
+        ("base_fb", "echo", [1, 2, None, None]),
+        ("fb_echo_s0", "echo", [1, 2, 2, None]),
+        ("fb_echo_s1", "echo", [1, 1, 2, None]),
+        ("fb_echo_s0", "fixed", [1, None, None, None]),
+        ("fb_echo_s1", "fixed", [1, 1, None, None]),
+        ("fb_fixed_s0", "fixed", [1, 2, None, None]),
+        ("fb_fixed_s1", "fixed", [1, 2, None, None]),
     ]
-    summary = ablation.summarize(cfg, files, n_boot=200)
+    files = [_fake_evaluation(tmp_path, *e) for e in evaluated]
+    summary = ablation.summarize(cfg, _evaluations(files, [p for _, p, _ in evaluated]), n_boot=200)
+    assert (summary["providers"], summary["variant"], summary["base_model"]) == (
+        ["fixed", "echo"],
+        "multi_attempt",
+        "base_fb",
+    )
     keys = [(r["model"], r["evaluated_with"]) for r in summary["rows"]]
     assert keys == [
         ("base_fb", "fixed"),
@@ -290,9 +327,28 @@ def test_report_rows_per_model_and_provider(tmp_path):
     assert "| `fb_echo` | `fixed` (not its own) |" in text
 
 
-def test_report_refuses_a_file_outside_a_provider_folder(tmp_path):
-    path = _fake_evaluation(tmp_path, "fb_echo_s0", "echo", [1, None])
-    moved = tmp_path / "metrics.json"
-    moved.write_text(path.read_text())
-    with pytest.raises(ablation.DataError, match="not in a feedback_<provider> folder"):
-        ablation.summarize(config.resolve({}), [moved])
+def test_report_reads_the_inputs_it_is_given(tmp_path):
+    """The provider of each evaluation and its traces come from the rule's lists, not from folder names: the same
+    numbers from files moved elsewhere; a list that does not match the files is refused."""
+    cfg = config.resolve({"feedback_ablation": {"variants": ["fb_echo"]}})
+    evaluated = [
+        ("base_fb", "echo", [1, 2, None]),
+        ("fb_echo_s0", "echo", [1, 2, 2]),
+        ("fb_echo_s0", "fixed", [2, 2, None]),
+    ]
+    files = [_fake_evaluation(tmp_path / "eval", *e) for e in evaluated]
+    providers = [p for _, p, _ in evaluated]
+    moved, traces = [], []
+    for i, f in enumerate(files):  # a flat folder, no feedback_<provider> in any name
+        moved.append(tmp_path / "flat" / f"m{i}.json")
+        moved[-1].parent.mkdir(exist_ok=True)
+        moved[-1].write_text(f.read_text())
+        for k in (1, 2):
+            traces.append(tmp_path / "flat" / f"t{i}_{k}.jsonl")
+            traces[-1].write_text((f.parent / f"k{k}.jsonl").read_text())
+    here = ablation.summarize(cfg, _evaluations(files, providers), n_boot=200)
+    assert ablation.summarize(cfg, ablation.Evaluations(moved, providers, traces), n_boot=200) == here
+    with pytest.raises(ablation.DataError, match="3 metrics.json, 2 providers"):
+        ablation.Evaluations(files, providers[:2])
+    with pytest.raises(ablation.DataError, match="3 metrics.json, 5 traces"):
+        ablation.summarize(cfg, ablation.Evaluations(files, providers, traces[:5]))

@@ -399,7 +399,8 @@ def report_verbs(tmp_path) -> tuple[list[list[str]], Path]:
     write_json(folder / "metrics.json", metrics.metrics_for("base", typed))
     out = tmp_path / "reports"
     argvs = [
-        ["aggregate", "--config", "{}", "--metrics", str(folder / "metrics.json"), "--out-dir", str(out)],
+        ["aggregate", "--config", "{}", "--metrics", str(folder / "metrics.json")]
+        + ["--traces", str(folder / "k1.jsonl"), str(folder / "k2.jsonl"), "--out-dir", str(out)],
         ["figures", "--config", "{}", "--tables", str(out), "--out-dir", str(out / "figures")],
         ["report", "--tables", str(out), "--out", str(out / "report.md")],
     ]

@@ -6,6 +6,7 @@ i < first[model], at attempt 2 when first <= i < first + second, never otherwise
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,19 @@ def _expected_accuracy(models: list[str], k: int) -> float:
     return sum(per_model) / len(per_model)
 
 
+def _given_traces(metrics_files, folder: Path) -> list[str]:
+    """Each metrics.json's k=1 and k=2 traces, copied away from it under other names: the report reads the traces
+    it is given (--traces, two per metrics.json in their order), never files found beside metrics.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    given = []
+    for i, m in enumerate(map(Path, metrics_files)):
+        for k in (1, 2):
+            copy = folder / f"run{i}_first{k}.jsonl"
+            shutil.copyfile(m.parent / f"k{k}.jsonl", copy)
+            given.append(str(copy))
+    return given
+
+
 def _run_report(results, out, scale="tiny", **config):
     _, metrics_files, logs = results
     cfg = json.dumps({"scale": scale, **config})
@@ -146,6 +160,8 @@ def _run_report(results, out, scale="tiny", **config):
                 *map(str, sorted(root.glob("eval/*/*/parallel.json"))),
                 "--flip",
                 *map(str, sorted(root.glob("eval/*/*/flip_probe.json"))),
+                "--traces",
+                *_given_traces(metrics_files, out / "given_traces"),
                 "--out-dir",
                 str(out),
             ]
@@ -308,6 +324,21 @@ def test_paper_scale_draws_and_lists_the_papers_numbers(results, tmp_path):
     assert summary["paper"]["accuracy_at_k"]["multi_attempt"]["2"] == pytest.approx(0.525)
     assert "| paper: multi-attempt RL | 45.6 | 52.5 | 51.7 |" in text  # 51.75 as a binary fraction: 51.7499...
     assert "| paper: single-attempt RL (baseline) | 42.4 | 43.2 | 44.2 |" in text
+
+
+def test_the_gain_needs_the_traces_it_is_given(results, tmp_path, capsys):
+    """Without the k=1 and k=2 traces of each metrics.json (rules/report.smk lists them), no gain is guessed from
+    files beside metrics.json: the step stops and says what it needs."""
+    _, metrics_files, logs = results
+    given = _given_traces(metrics_files, tmp_path / "given")
+    for traces in ([], given[:-1]):
+        code = main(
+            ["aggregate", "--config", "{}", "--metrics", *metrics_files, "--train-logs", *logs]
+            + ["--traces", *traces, "--out-dir", str(tmp_path / "r")]
+        )
+        assert code == 2
+        assert f"{len(metrics_files)} metrics.json, {len(traces)} traces" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "summary.json").exists()
 
 
 def test_bad_inputs_are_named(results, tmp_path):

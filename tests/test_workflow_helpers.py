@@ -29,8 +29,9 @@ from tests.conftest import ROOT
 
 def test_config_values_are_the_rule_keys_and_the_scale():
     resolved = config.resolve({"train": {"steps": 7}}).to_dict()
-    values = json.loads(config_values(resolved, ["train.steps", "env", "largest_n"], "tiny", {"largest_n": 5}))
-    assert values == {"scale": "tiny", "train": {"steps": 7}, "env": resolved["env"], "largest_n": 5}
+    derived = {"most_attempts.base": 5}
+    values = json.loads(config_values(resolved, ["train.steps", "env", "most_attempts.base"], "tiny", derived))
+    assert values == {"scale": "tiny", "train": {"steps": 7}, "env": resolved["env"], "most_attempts.base": 5}
     # a key inside another one the rule names adds nothing; the text does not depend on the keys' order
     both = config_values(resolved, ["env.prompt_template", "env", "train.steps"], "tiny", {})
     assert both == config_values(resolved, ["train.steps", "env", "env.prompt_template"], "tiny", {})
@@ -130,7 +131,7 @@ def test_eval_models_must_be_folders_or_hub_models(tmp_path):
 
 
 # Each rule's config keys as the workflow's rules name them (params config_keys=rule_keys(...)), read from the
-# workflow as Snakemake loads it; the ablation's rules add to build_base's and train's.
+# workflow as Snakemake loads it.
 RULE_CONFIG_KEYS = """
 import json, sys
 from pathlib import Path
@@ -156,7 +157,8 @@ DIALOGUE = [
     "rollout.max_model_len",
 ]
 TRAIN = [*DIALOGUE, "train", "eval.checkpoint", "eval.validation_questions", "variants.{variant}"]
-BASE = ["model", "env", "eval", "largest_n", "grading", "rollout.max_model_len"]
+# {base}: base or a declared base (bases); base_sft.<base> and most_attempts.<base> are computed (DERIVED_KEYS)
+BASE = ["model", "env", "eval", "base_sft.{base}", "most_attempts.{base}", "grading", "rollout.max_model_len"]
 EXPECTED_KEYS = {
     "prepare_synthetic": ["data.synthetic"],
     "prepare_math": [
@@ -176,10 +178,6 @@ EXPECTED_KEYS = {
     "flip_probe": DIALOGUE,
     "aggregate": ["grading.multi_box"],
     "figures": [],
-    "build_ablation_base": [*BASE, "feedback_ablation"],
-    "train_ablation": [*TRAIN, "feedback_ablation"],  # {variant}: feedback_ablation.variant
-    "evaluate_feedback": DIALOGUE,
-    "eval_metrics_feedback": ["grading", "eval.models"],
 }
 
 

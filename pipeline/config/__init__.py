@@ -26,7 +26,9 @@ import yaml
 from pipeline.config.schema import (
     KNOWN_BENCHMARKS,
     SCHEMA_PATH,
+    base_errors,
     coerce_strings,
+    fill_bases,
     fill_variants,
     known_benchmarks,
     load_schema,
@@ -34,11 +36,13 @@ from pipeline.config.schema import (
     schema_defaults,
     schema_errors,
     semantic_errors,
+    use_errors,
 )
 from pipeline.config.tree import (
     DEFAULT_EXPERIMENT,
     FEEDBACK_TEMPLATES,
     AttemptRange,
+    BaseConfig,
     BenchmarkSource,
     Config,
     ConfigError,
@@ -63,7 +67,6 @@ from pipeline.config.tree import (
     TrainJobConfig,
     VariantConfig,
     VLLMConfig,
-    ablation_errors,
     build,
     deep_merge,
     experiment_dirs,
@@ -72,6 +75,7 @@ from pipeline.config.tree import (
 
 __all__ = [
     "AttemptRange",
+    "BaseConfig",
     "BenchmarkSource",
     "Config",
     "ConfigError",
@@ -101,12 +105,13 @@ __all__ = [
     "TrainJobConfig",
     "VLLMConfig",
     "VariantConfig",
-    "ablation_errors",
+    "base_errors",
     "build",
     "coerce_strings",
     "deep_merge",
     "dumps",
     "experiment_dirs",
+    "fill_bases",
     "fill_variants",
     "known_benchmarks",
     "leaves",
@@ -119,6 +124,7 @@ __all__ = [
     "schema_defaults",
     "schema_errors",
     "semantic_errors",
+    "use_errors",
 ]
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
@@ -158,7 +164,7 @@ def resolve(user: Mapping[str, Any] | None = None) -> Config:
         if isinstance(entry, dict):
             for key, value in entry_defaults.items():
                 entry.setdefault(key, value)
-    errors = fill_variants(merged)
+    errors = fill_variants(merged) + fill_bases(merged)
     errors += schema_errors(merged)
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))

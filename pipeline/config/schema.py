@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import jsonschema
 import yaml
 
 from pipeline.config.tree import Config, EnvConfig, deep_merge, feedback_errors
-from pipeline.layout import ABLATION_BASE, BASE, ablation_variant
+from pipeline.layout import BASE
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema.yaml"
 
@@ -127,21 +127,30 @@ def _template_errors(where: str, env: EnvConfig, retries: bool, report: bool) ->
 
 
 def semantic_errors(c: Config) -> list[str]:
-    """Rules a JSON schema cannot state: relations between keys and template placeholders."""
+    """Rules a JSON schema cannot state: relations between keys and template placeholders. A disabled variant's
+    templates and a declared base's SFT feedback are checked when a job uses them (use_errors): a run that does not
+    train the feedback ablation is never stopped by it (e.g. a new env.end_of_turn with echo's templates as they are).
+    """
     errors = []
     if not c.trained_variants:
         errors.append("variants: no variant is enabled; nothing would be trained")
     for name, v in c.variants.items():
         if v.min_attempts > v.max_attempts:
             errors.append(f"variants.{name}: min_attempts ({v.min_attempts}) exceeds max_attempts ({v.max_attempts})")
-        env = c.variant_env(name)
-        errors += _template_errors(f"variants.{name}.env", env, v.max_attempts > 1, bool(v.env))
-        held = v.heldout_prompt_template
-        if held and held.count("{question}") != 1:
-            errors.append(f"variants.{name}.heldout_prompt_template: must contain {{question}} exactly once")
+        if v.base != BASE and v.base not in c.bases:
+            errors.append(f"variants.{name}.base: {v.base!r} is neither {BASE!r} nor declared in bases")
+    errors += use_errors(c, c.trained_variants)
     errors += _template_errors("env", c.env, True, True)
     for name in c.model.sft.feedback_providers:
         errors += feedback_errors("env", c.env, name, "model.sft.feedback_providers")
+    a = c.feedback_ablation
+    errors += [
+        f"feedback_ablation.variants: {name!r} is not a declared variant; declared: {', '.join(c.variants)}"
+        for name in a.variants
+        if name not in c.variants
+    ]
+    if len({c.variants[v].base for v in a.variants if v in c.variants}) > 1:
+        errors.append("feedback_ablation.variants: the compared variants must train from one base model")
     t = c.train
     if t.algorithm == "grpo" and t.samples_per_prompt < 2:
         errors.append("train.samples_per_prompt: grpo compares samples of a question, so it needs at least 2")
@@ -150,8 +159,7 @@ def semantic_errors(c: Config) -> list[str]:
     if t.train_batch % t.micro_batch:
         errors.append(f"train.micro_batch: must divide train_batch ({t.train_batch})")
     for name in c.eval.models:
-        made = [*c.variants, *map(ablation_variant, c.feedback_ablation.providers)]
-        if name in (BASE, ABLATION_BASE) or re.fullmatch(rf"({'|'.join(map(re.escape, made))})_s\d+", name):
+        if name in (BASE, *c.bases) or re.fullmatch(rf"({'|'.join(map(re.escape, c.variants))})_s\d+", name):
             errors.append(f"eval.models.{name}: the name of a model the workflow makes; choose another")
     late = [n for n in c.eval.curve_steps if n >= t.steps]
     if late:
@@ -196,6 +204,65 @@ def semantic_errors(c: Config) -> list[str]:
     return errors
 
 
+def use_errors(c: Config, variants: Sequence[str], providers: Sequence[str] = ()) -> list[str]:
+    """What a job that trains `variants` (and builds their bases) or evaluates under feedback `providers` needs of
+    the configuration beyond its schema: each variant's templates, its base's SFT feedback providers, each
+    provider's templates in the top-level env. Resolve checks the enabled variants; the feedback ablation's jobs
+    check theirs (rules/report.smk, the train and build-base verbs)."""
+    errors = []
+    for name in variants:
+        v = c.variant(name)
+        errors += _template_errors(f"variants.{name}.env", c.variant_env(name), v.max_attempts > 1, bool(v.env))
+        held = v.heldout_prompt_template
+        if held and held.count("{question}") != 1:
+            errors.append(f"variants.{name}.heldout_prompt_template: must contain {{question}} exactly once")
+        if v.base in c.bases:
+            errors += base_errors(c, v.base)
+    for provider in providers:
+        errors += feedback_errors("env", c.env, provider, "the evaluation's feedback")
+    return sorted(set(errors))
+
+
+def base_errors(c: Config, name: str) -> list[str]:
+    """A declared base's SFT: its feedback providers' templates in the top-level env."""
+    chosen_by, errors = f"bases.{name}.sft.feedback_providers", []
+    for provider in c.for_base(name).model.sft.feedback_providers:
+        errors += feedback_errors("env", c.env, provider, chosen_by)
+    return errors
+
+
+def fill_bases(merged: dict[str, Any]) -> list[str]:
+    """Check every declared base's `sft` keys as model.sft is checked, merged over it (errors named
+    `bases.<name>.sft.<key>`)."""
+    schema = load_schema()
+    node = schema["properties"]["model"]["properties"]["sft"]
+    bases, sft, errors = merged.get("bases"), (merged.get("model") or {}).get("sft"), []
+    for name, entry in bases.items() if isinstance(bases, dict) else []:
+        if isinstance(entry, Mapping) and isinstance(entry.get("sft"), Mapping) and isinstance(sft, Mapping):
+            entry["sft"] = coerce_strings(entry["sft"], node)
+            if not schema_errors(sft, node):  # (a model.sft error is reported once, at model.sft)
+                errors += schema_errors(deep_merge(sft, entry["sft"]), node, ("bases", name, "sft"))
+    return errors
+
+
+INHERITED = ("min_attempts", "max_attempts", "env", "heldout_prompt_template")  # what `extends` passes on
+
+
+def _extended(variants: Mapping[str, Any], name: str, seen: tuple[str, ...] = ()) -> tuple[Any, list[str]]:
+    """A variant's entry with the keys of the variant it `extends` (recursively) under its own."""
+    entry = variants[name]
+    parent = entry.get("extends") if isinstance(entry, Mapping) else None
+    if not parent or not isinstance(parent, str):
+        return entry, []
+    if parent in (name, *seen):
+        return entry, [f"variants.{name}.extends: {parent!r} extends {name!r} in turn (a circle)"]
+    if not isinstance(variants.get(parent), Mapping):
+        return entry, [f"variants.{name}.extends: {parent!r} is not a declared variant"]
+    above, errors = _extended(variants, parent, (*seen, name))
+    inherited = {k: v for k, v in above.items() if k in INHERITED} if isinstance(above, Mapping) else {}
+    return deep_merge(inherited, entry), errors
+
+
 def fill_variants(merged: dict[str, Any]) -> list[str]:
     """Give every declared variant the schema's defaults for the keys it omits, and check its `env` overrides as
     the top-level `env` is checked (errors named `variants.<name>.env.<key>`)."""
@@ -203,6 +270,10 @@ def fill_variants(merged: dict[str, Any]) -> list[str]:
     node, env_node = schema["$defs"]["variant"], schema["properties"]["env"]
     defaults = {key: sub["default"] for key, sub in node["properties"].items() if "default" in sub}
     variants, errors = merged.get("variants"), []
+    if isinstance(variants, dict):
+        extended = {name: _extended(variants, name) for name in variants}
+        for name, (entry, why) in extended.items():
+            variants[name], errors = entry, errors + why
     for name, entry in variants.items() if isinstance(variants, dict) else []:
         if not isinstance(entry, Mapping):
             continue  # the schema names it

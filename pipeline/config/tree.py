@@ -1,6 +1,6 @@
 """The configuration as the code receives it: one frozen dataclass per section of schema.yaml (field names mirror
 the schema; tests/test_config.py keeps the two in step), `Config` with the views of it that steps take (a variant's
-environment, the feedback ablation's), and the helpers that build and merge the plain data they are made from."""
+environment, a base's SFT), and the helpers that build and merge the plain data they are made from."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.layout import ablation_variant
+from pipeline.layout import BASE
 
 
 class ConfigError(ValueError):
@@ -102,6 +102,8 @@ class VariantConfig:
     max_attempts: int
     enabled: bool
     description: str
+    base: str  # the model it trains from: `base` or a name of Config.bases
+    extends: str  # the variant it started from ("" none): resolve merged that one's keys under its own
     env: dict[str, Any]  # overrides of the top-level env, as written (Config.variant_env merges them)
     heldout_prompt_template: str
 
@@ -253,11 +255,14 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class BaseConfig:
+    description: str
+    sft: dict[str, Any]  # keys of model.sft that differ, as written (Config.for_base merges them)
+
+
+@dataclass(frozen=True)
 class FeedbackAblationConfig:
-    providers: list[str]
-    variant: str
-    sft_providers: list[str]
-    sft_max_steps: int
+    variants: list[str]
 
 
 @dataclass(frozen=True)
@@ -268,6 +273,7 @@ class Config:
     seeds: list[int]
     data: DataConfig
     model: ModelConfig
+    bases: dict[str, BaseConfig]
     variants: dict[str, VariantConfig]
     env: EnvConfig
     grading: GradingConfig
@@ -295,10 +301,10 @@ class Config:
         """The variants this run trains and evaluates (enabled), in declaration order."""
         return [name for name, v in self.variants.items() if v.enabled]
 
-    @property
-    def largest_n(self) -> int:
-        """The most attempts any dialogue of the run allows (training variants and evaluation)."""
-        return max([self.eval.max_k, *(self.variants[v].max_attempts for v in self.trained_variants)])
+    def most_attempts(self, base: str = BASE) -> int:
+        """The most attempts of any dialogue a base model's SFT prepares it for: eval.max_k and each variant declared
+        to train from it (enabled or not: the feedback ablation trains disabled ones)."""
+        return max([self.eval.max_k, *(v.max_attempts for v in self.variants.values() if v.base == base)])
 
     def variant(self, name: str) -> VariantConfig:
         if name not in self.variants:
@@ -318,36 +324,14 @@ class Config:
         """This configuration as a variant's training sees it: `env` is the variant's."""
         return dataclasses.replace(self, env=self.variant_env(variant))
 
-    def ablation_variants(self) -> dict[str, VariantConfig]:
-        """fb_<provider> -> feedback_ablation.variant with env.feedback.provider = <provider>, for each provider."""
-        a = self.feedback_ablation
-        source = self.variant(a.variant)
-        return {
-            ablation_variant(p): dataclasses.replace(
-                source,
-                enabled=True,
-                description=f"{a.variant} with feedback provider {p} (feedback ablation)",
-                env=deep_merge(source.env, {"feedback": {"provider": p}}),
-            )
-            for p in a.providers
-        }
-
-    def for_feedback_ablation(self) -> Config:
-        """This configuration as the ablation's jobs see it: the variants are the fb_<provider> ones, and the base
-        model's SFT draws its feedback from feedback_ablation.sft_providers (its own base, `base_fb`).
-
-        The ablation's relations to the rest of the config are checked here, not in `resolve`: a run that does not
-        ask for the ablation is never stopped by it (e.g. a new env.end_of_turn with the echo templates as they are).
-        """
-        errors = ablation_errors(self)
-        if errors:
-            raise ConfigError("invalid configuration for the feedback ablation:\n  " + "\n  ".join(errors))
-        a, sft = self.feedback_ablation, self.model.sft
-        sft = dataclasses.replace(
-            sft, feedback_providers=a.sft_providers or a.providers, max_steps=a.sft_max_steps or sft.max_steps
-        )
-        model = dataclasses.replace(self.model, sft=sft)
-        return dataclasses.replace(self, model=model, variants=self.ablation_variants())
+    def for_base(self, name: str) -> Config:
+        """This configuration as base model `name`'s SFT sees it: model.sft with the base's own keys (bases)."""
+        if name == BASE:
+            return self
+        if name not in self.bases:
+            raise ConfigError(f"bases: unknown base model {name!r}; declared: {', '.join([BASE, *self.bases])}")
+        sft = build(SFTConfig, deep_merge(dataclasses.asdict(self.model.sft), self.bases[name].sft))
+        return dataclasses.replace(self, model=dataclasses.replace(self.model, sft=sft))
 
     def heldout_env(self, variant: str) -> EnvConfig:
         """The variant's environment with the first prompt of its held-out checks (heldout_prompt_template)."""
@@ -440,26 +424,4 @@ def feedback_errors(at: str, env: EnvConfig, provider: str, chosen_by: str = "")
             f"{at}.feedback.custom_function: provider custom needs 'module:function', got {fb.custom_function!r}"
             + because
         )
-    return sorted(set(errors))
-
-
-def ablation_errors(c: Config) -> list[str]:
-    """feedback_ablation: its source variant is declared, its fb_<provider> names are free, and the templates of
-    every provider it trains, evaluates or teaches the base are valid."""
-    a = c.feedback_ablation
-    if a.variant not in c.variants:
-        return [
-            f"feedback_ablation.variant: {a.variant!r} is not a declared variant; declared: {', '.join(c.variants)}"
-        ]
-    errors = [
-        f"feedback_ablation.providers: {p!r} makes variant {ablation_variant(p)!r}, which variants already declares"
-        for p in a.providers
-        if ablation_variant(p) in c.variants
-    ]
-    at = f"variants.{a.variant}.env" if c.variants[a.variant].env else "env"
-    for p in a.providers:  # trained in the variant's env, evaluated in the top-level env
-        errors += feedback_errors(at, c.variant_env(a.variant), p, "feedback_ablation.providers")
-        errors += feedback_errors("env", c.env, p, "feedback_ablation.providers")
-    for p in a.sft_providers:
-        errors += feedback_errors("env", c.env, p, "feedback_ablation.sft_providers")
     return sorted(set(errors))

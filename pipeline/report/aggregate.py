@@ -272,12 +272,27 @@ def learning_curves_table(train_logs: Sequence[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols).groupby(["variant", "seed", "step"], as_index=False).first()
 
 
-def _question_gains(metrics_files: Sequence[Path]) -> dict[str, list[float]]:
+Pairs = Mapping[Path, tuple[Path, Path]]  # metrics.json -> its k=1 and k=2 traces
+
+
+def trace_pairs(metrics_files: Sequence[str | Path], traces: Sequence[str | Path]) -> dict[Path, tuple[Path, Path]]:
+    """Each metrics.json's k=1 and k=2 traces, which the rule lists in the metrics' order, two each
+    (Layout.gain_traces): the report reads the runs it is given, never files found beside others."""
+    if len(traces) != 2 * len(metrics_files):
+        raise DataError(
+            f"the gain from k=1 to k=2 needs the k=1 and k=2 traces of each metrics.json, two per file in their "
+            f"order: {len(metrics_files)} metrics.json, {len(traces)} traces"
+        )
+    it = iter(map(Path, traces))
+    return {Path(m): (next(it), next(it)) for m in metrics_files}
+
+
+def _question_gains(metrics_files: Sequence[Path], pairs: Pairs) -> dict[str, list[float]]:
     """Benchmark -> per-question gain from k=1 to k=2 (0/1 at k=2 minus 0/1 at k=1, paired by id, in sorted-id
     order), averaged over the runs (the seeds of one variant)."""
     per_benchmark: dict[str, list[list[int]]] = {}
     for path in map(Path, metrics_files):
-        a, b = (metrics.read_traces(path.parent / f"k{k}.jsonl") for k in (1, 2))  # the runs beside metrics.json
+        a, b = (metrics.read_traces(run) for run in pairs[path])
         per_benchmark.setdefault(read_metrics(path)["benchmark"], []).append(
             [y - x for x, y in zip(*metrics.paired(a, b))]
         )
@@ -289,23 +304,23 @@ def _question_gains(metrics_files: Sequence[Path]) -> dict[str, list[float]]:
     return averaged
 
 
-def gain_k1_to_k2(metrics_files: Sequence[Path], n_boot: int = 1000) -> dict:
+def gain_k1_to_k2(metrics_files: Sequence[Path], pairs: Pairs, n_boot: int = 1000) -> dict:
     """Gain in macro accuracy from k=1 to k=2 of a group of runs (the seeds of one variant), with its 95% interval.
 
     Per benchmark, the per-question gain is averaged over the runs; the point estimate is the macro mean and the
     interval a stratified bootstrap over questions (stats.macro_ci).
     """
-    averaged = _question_gains(metrics_files)
+    averaged = _question_gains(metrics_files, pairs)
     point = stats.macro_average({b: sum(v) / len(v) for b, v in averaged.items()})
     lo, hi = stats.macro_ci(averaged, n_boot=n_boot)
     return {"gain": point, "ci95": [lo, hi]}
 
 
-def gain_difference(files_a: Sequence[Path], files_b: Sequence[Path], n_boot: int = 1000) -> dict:
+def gain_difference(files_a: Sequence[Path], files_b: Sequence[Path], pairs: Pairs, n_boot: int = 1000) -> dict:
     """How much more variant A gains from a second attempt than variant B: the difference of their k=1 -> k=2
     gains, with a 95% interval from a bootstrap over questions (stratified by benchmark) of the per-question
     difference of seed-averaged gains -- paired: both variants answer the same questions."""
-    a, b = _question_gains(files_a), _question_gains(files_b)
+    a, b = _question_gains(files_a, pairs), _question_gains(files_b, pairs)
     if a.keys() != b.keys() or any(len(a[x]) != len(b[x]) for x in a):
         raise DataError("gain difference: the two variants were evaluated on different questions")
     diff = {x: [u - v for u, v in zip(a[x], b[x])] for x in a}
@@ -337,6 +352,7 @@ class Inputs:
     parallel: Sequence[str | Path] = ()
     flip: Sequence[str | Path] = ()
     curve_metrics: Sequence[str | Path] = ()
+    traces: Sequence[str | Path] = ()  # the k=1 and k=2 traces of each of `metrics`, two each in its order
 
 
 def build_tables(cfg: Config, inputs: Inputs) -> dict[str, pd.DataFrame]:
@@ -358,14 +374,16 @@ def build_summary(cfg: Config, inputs: Inputs, tables: Mapping[str, pd.DataFrame
     controls and probes that ran, the grading rule and the provenance of the models and of this report."""
     acc = tables["accuracy"]
     evaluations = {Path(p): read_metrics(p) for p in inputs.metrics}
+    ks = sorted(int(k) for k in acc["k"].unique())
+    pairs = trace_pairs(inputs.metrics, inputs.traces) if {1, 2} <= set(ks) else {}
     out: dict = {
         "scale": cfg.scale,
         "benchmarks": sorted(acc["benchmark"].unique()),
-        "k": sorted(int(k) for k in acc["k"].unique()),
-        **_models(cfg, tables, evaluations),
+        "k": ks,
+        **_models(cfg, tables, evaluations, pairs),
     }
     if all("gain_k1_to_k2" in out["variants"].get(v, {}) for v in PAIR):
-        out["gain_difference"] = _gain_difference(evaluations, out["variants"])
+        out["gain_difference"] = _gain_difference(evaluations, out["variants"], pairs)
     out["departures"] = departures(cfg, acc)
     if cfg.scale == "paper":
         out["paper"] = paper_summary(acc)
@@ -391,7 +409,7 @@ def write(out_dir: str | Path, summary: Mapping, tables: Mapping[str, pd.DataFra
     write_json(out / "summary.json", summary)
 
 
-def _models(cfg: Config, tables: Mapping[str, pd.DataFrame], evaluations: Mapping[Path, Mapping]) -> dict:
+def _models(cfg: Config, tables: Mapping[str, pd.DataFrame], evaluations: Mapping[Path, Mapping], pairs: Pairs) -> dict:
     """summary.json's `variants` (the trained ones, with their seeds), `base` and `others` (eval.models)."""
     acc, macro = tables["accuracy"], macro_per_seed(tables["accuracy"])
     out: dict = {"variants": {}}
@@ -400,21 +418,29 @@ def _models(cfg: Config, tables: Mapping[str, pd.DataFrame], evaluations: Mappin
         if rows.empty:
             continue
         runs = {p: m for p, m in evaluations.items() if m["variant"] == variant}  # its metrics.json by path
-        entry = _entry(cfg, variant, rows, acc, tables["retries"], list(runs))
+        entry = _entry(cfg, variant, rows, acc, tables["retries"], list(runs), pairs)
         if variant == BASE:
             out["base"] = entry
         elif variant in cfg.eval.models:  # evaluated beside the others, not trained here
             out.setdefault("others", {})[variant] = {"source": cfg.eval.models[variant], **entry}
         else:
-            entry["seeds"] = _seeds(variant, rows, acc, tables["learning_curves"], runs, "gain_k1_to_k2" in entry)
+            with_gain = pairs if "gain_k1_to_k2" in entry else None
+            entry["seeds"] = _seeds(variant, rows, acc, tables["learning_curves"], runs, with_gain)
             out["variants"][variant] = entry
     return out
 
 
 def _entry(
-    cfg: Config, variant: str, rows: pd.DataFrame, acc: pd.DataFrame, retries: pd.DataFrame, files: Sequence[Path]
+    cfg: Config,
+    variant: str,
+    rows: pd.DataFrame,
+    acc: pd.DataFrame,
+    retries: pd.DataFrame,
+    files: Sequence[Path],
+    pairs: Pairs,
 ) -> dict:
-    """One model's summary over its seeds (`rows`: its macro accuracy per seed and k; `files`: its metrics.json)."""
+    """One model's summary over its seeds (`rows`: its macro accuracy per seed and k; `files`: its metrics.json;
+    `pairs`: their k=1 and k=2 traces)."""
     per_k = rows.groupby("k")["accuracy"]
     entry = {
         **(_declared(cfg, variant) if variant in cfg.variants else {}),
@@ -425,7 +451,7 @@ def _entry(
         "per_benchmark": {b: mean_by_k(g) for b, g in acc[acc["variant"] == variant].groupby("benchmark")},
     }
     if 2 in set(rows["k"]) and 1 in set(rows["k"]):
-        entry["gain_k1_to_k2"] = gain_k1_to_k2(files)
+        entry["gain_k1_to_k2"] = gain_k1_to_k2(files, pairs)
     r = retries[retries["variant"] == variant]
     if not r.empty:
         entry["retry_max_k"] = {rate: _weighted(r, rate) for rate in RETRY_RATES}
@@ -438,10 +464,10 @@ def _seeds(
     acc: pd.DataFrame,
     curves: pd.DataFrame,
     runs: Mapping[Path, Mapping],
-    with_gain: bool,
+    with_gain: Pairs | None,
 ) -> dict:
-    """A trained variant's `seeds`: per seed its accuracy@k, per benchmark, gain (`with_gain`; `runs`: the variant's
-    metrics.json by path) and training results."""
+    """A trained variant's `seeds`: per seed its accuracy@k, per benchmark, gain (from the traces `with_gain` pairs
+    with its metrics.json, when given; `runs`: the variant's metrics.json by path) and training results."""
     seeds = {}
     for seed, g in rows.groupby("seed"):
         s = {
@@ -451,8 +477,8 @@ def _seeds(
                 for b, x in acc[(acc["variant"] == variant) & (acc["seed"] == seed)].groupby("benchmark")
             },
         }
-        if with_gain:
-            s["gain_k1_to_k2"] = gain_k1_to_k2([p for p, m in runs.items() if m["seed"] == seed])
+        if with_gain is not None:
+            s["gain_k1_to_k2"] = gain_k1_to_k2([p for p, m in runs.items() if m["seed"] == seed], with_gain)
         c = curves[(curves["variant"] == variant) & (curves["seed"] == seed)]
         if not c.empty:
             s["training"] = _training(c)
@@ -471,12 +497,12 @@ def _declared(cfg: Config, variant: str) -> dict:
     }
 
 
-def _gain_difference(evaluations: Mapping[Path, Mapping], variants: Mapping[str, Mapping]) -> dict:
+def _gain_difference(evaluations: Mapping[Path, Mapping], variants: Mapping[str, Mapping], pairs: Pairs) -> dict:
     """The headline: multi-attempt's k=1 -> 2 gain minus the baseline's, with its interval paired over questions
     (seed-averaged), the per-seed differences (seeds paired by number) and the ratio of the two gains."""
     a, b = PAIR
     files = {v: [p for p, m in evaluations.items() if m["variant"] == v] for v in PAIR}
-    out = {"variants": list(PAIR), **gain_difference(files[a], files[b])}
+    out = {"variants": list(PAIR), **gain_difference(files[a], files[b], pairs)}
     seeds_a, seeds_b = variants[a].get("seeds", {}), variants[b].get("seeds", {})
     out["per_seed"] = {
         s: seeds_a[s]["gain_k1_to_k2"]["gain"] - seeds_b[s]["gain_k1_to_k2"]["gain"]

@@ -1,5 +1,5 @@
 """How the reports print numbers and names, shared by report.md, the figures' legends and the feedback ablation's
-report (pipeline/ablation.py): the same number reads the same everywhere."""
+report (pipeline/report/ablation.py): the same number reads the same everywhere."""
 
 from __future__ import annotations
 

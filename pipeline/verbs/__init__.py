@@ -14,10 +14,6 @@ import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pipeline.config import Config
 
 log = logging.getLogger("pipeline")
 
@@ -72,11 +68,6 @@ DATA = arg("--data", required=True, help="evaluation questions (jsonl)")
 BENCHMARK = arg("--benchmark", required=True, help="name recorded in the traces")
 THREADS = arg("--threads", type=int, default=None, help="torch CPU threads")
 OUT_MODEL = arg("--out", required=True, help="output model folder (save_pretrained layout)")
-
-
-def ablation_view(cfg: Config, args: argparse.Namespace) -> Config:
-    """--feedback-ablation: the configuration as the feedback ablation's jobs see it (Config.for_feedback_ablation)."""
-    return cfg.for_feedback_ablation() if args.feedback_ablation else cfg
 
 
 def threads(n: int | None, cpu: int = 1) -> None:

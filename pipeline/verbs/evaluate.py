@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from pipeline import config as config_mod
 from pipeline.feedback import PROVIDERS
 from pipeline.io import PipelineError
-from pipeline.layout import ABLATION_BASE
 from pipeline.verbs import BENCHMARK, DATA, MODEL, NAME, THREADS, arg, threads, verb
 
 if TYPE_CHECKING:
@@ -140,7 +139,7 @@ def cmd_eval_metrics(args: argparse.Namespace) -> None:
         runs[traces[0].n] = traces
     with Grader.from_config(cfg.grading) as grader:
         equivalent, timed_out = metrics.judge_repeats([t for traces in runs.values() for t in traces], grader)
-    others = [*cfg.eval.models, ABLATION_BASE]  # names that are not <variant>_s<seed>
+    others = [*cfg.eval.models, *cfg.bases]  # names that are not <variant>_s<seed>
     out = metrics.metrics_for(args.model, runs, equivalent=equivalent, others=others)
     write_json(args.out, out)
     log.info(

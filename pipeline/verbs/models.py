@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from pipeline import config as config_mod
-from pipeline.verbs import OUT_MODEL, THREADS, ablation_view, arg, threads, verb
+from pipeline.verbs import OUT_MODEL, THREADS, arg, threads, verb
 
 log = logging.getLogger("pipeline")
 
@@ -14,20 +14,23 @@ log = logging.getLogger("pipeline")
 @verb(
     "build-base",
     "build the tiny model and train it with SFT to the target accuracy",
+    arg("--base", default="base", help="which base model: base, or one declared in config bases (its SFT keys)"),
     arg("--train", required=True, help="training questions (jsonl)"),
     arg("--heldout", required=True, help="held-out questions (jsonl), for the stopping criterion"),
     OUT_MODEL,
     arg("--run-dir", default=None, help="folder for the SFT run's TensorBoard curves (none: not written)"),
     THREADS,
-    arg("--feedback-ablation", action="store_true", help="build the feedback ablation's base (base_fb)"),
 )
 def cmd_build_base(args: argparse.Namespace) -> None:
     from pipeline import data, sft
 
-    cfg = ablation_view(config_mod.load(args.config), args)
+    cfg = config_mod.load(args.config)
+    cfg.for_base(args.base)  # unknown base: a config error before any work
+    if errors := config_mod.base_errors(cfg, args.base) if args.base in cfg.bases else []:
+        raise config_mod.ConfigError(f"invalid configuration for base {args.base}:\n  " + "\n  ".join(errors))
     threads(args.threads, cpu=sft.CPU_THREADS)
     train, heldout = data.read_records(args.train), data.read_records(args.heldout)
-    summary = sft.build_base(cfg, train, heldout, args.out, args.run_dir)
+    summary = sft.build_base(cfg, args.base, train, heldout, args.out, args.run_dir)
     log.info(
         "base model -> %s: %d steps, %.1f s, held-out greedy accuracy %.3f, after feedback %.3f",
         args.out,

@@ -1,6 +1,6 @@
 """Verbs of the report step: every evaluation and training run aggregated into tables and summary.json, the
 figures, the markdown report (pipeline/report.py), DVC's views of them (pipeline/dvc_views.py), and the feedback
-ablation's report (pipeline/ablation.py)."""
+ablation's report (pipeline/report/ablation.py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,12 @@ log = logging.getLogger("pipeline")
 
 FILES = "eval/<model>/<benchmark>/{} files"
 TABLES = arg("--tables", required=True, help="the report folder aggregate wrote: summary.json and the csv tables")
+GAIN_TRACES = arg(
+    "--traces",
+    nargs="*",
+    default=[],
+    help="the k=1 and k=2 traces of each --metrics file, two each in their order (the gain from k=1 to k=2)",
+)
 
 
 @verb(
@@ -27,6 +33,7 @@ TABLES = arg("--tables", required=True, help="the report folder aggregate wrote:
     arg("--parallel", nargs="*", default=[], help=FILES.format("parallel.json")),
     arg("--flip", nargs="*", default=[], help=FILES.format("flip_probe.json")),
     arg("--curve-metrics", nargs="*", default=[], help="metrics.json files of the curves' actors (eval.curve_steps)"),
+    GAIN_TRACES,
     arg("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)"),
 )
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -34,7 +41,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
     cfg = config_mod.load(args.config)
     inputs = aggregate.Inputs(  # in the order of its fields
-        args.metrics, args.train_logs, args.models, args.audits, args.parallel, args.flip, args.curve_metrics
+        *(args.metrics, args.train_logs, args.models, args.audits, args.parallel, args.flip, args.curve_metrics),
+        args.traces,
     )
     tables = aggregate.build_tables(cfg, inputs)
     aggregate.write(args.out_dir, aggregate.build_summary(cfg, inputs, tables), tables)
@@ -108,13 +116,16 @@ def cmd_dvc_views(args: argparse.Namespace) -> None:
     "feedback-ablation-report",
     "the feedback ablation's table, json and figure from its metrics.json files",
     arg("--metrics", nargs="+", required=True, help="eval/<model>/<set>/feedback_<provider>/metrics.json files"),
+    arg("--evaluated-with", nargs="+", required=True, help="the feedback provider of each --metrics file, in order"),
+    GAIN_TRACES,
     arg("--out-json", required=True, help="output feedback_ablation.json"),
     arg("--out-md", required=True, help="output feedback_ablation.md"),
     arg("--figures-dir", required=True, help="folder of figures/feedback_ablation.{png,pdf}"),
 )
 def cmd_feedback_ablation_report(args: argparse.Namespace) -> None:
-    from pipeline import ablation
+    from pipeline.report import ablation
 
     cfg = config_mod.load(args.config)
-    written = ablation.write(cfg, args.metrics, args.out_json, args.out_md, args.figures_dir)
+    evaluations = ablation.Evaluations(args.metrics, args.evaluated_with, args.traces)
+    written = ablation.write(cfg, evaluations, args.out_json, args.out_md, args.figures_dir)
     log.info("feedback ablation: %s", ", ".join(map(str, written)))

@@ -9,16 +9,15 @@ import os
 from pathlib import Path
 
 from pipeline import config as config_mod
-from pipeline.verbs import THREADS, ablation_view, arg, threads, verb
+from pipeline.verbs import THREADS, arg, threads, verb
 
 log = logging.getLogger("pipeline")
 
 
 @verb(
     "train",
-    "RL-train one variant x seed from the base model (PPO or GRPO)",
+    "RL-train one variant x seed from its base model (PPO or GRPO)",
     arg("--variant", required=True, help="a variant declared in config variants (multi_attempt, baseline, ...)"),
-    arg("--feedback-ablation", action="store_true", help="train a feedback ablation variant (fb_<provider>)"),
     arg("--seed", type=int, required=True, help="training seed"),
     arg("--base", required=True, help="base model folder or hub id (actor, reference, critic)"),
     arg("--train-data", required=True, help="training questions (jsonl)"),
@@ -32,8 +31,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from pipeline import data, distributed, runlog, time_limit, train
     from pipeline.grading import Grader
 
-    cfg = ablation_view(config_mod.load(args.config), args)
-    cfg.variant(args.variant)  # unknown variant: a config error before any work
+    cfg = config_mod.load(args.config)
+    # unknown variant, or a disabled one (the feedback ablation's) with broken templates: an error before any work
+    if errors := config_mod.use_errors(cfg, [args.variant]):
+        raise config_mod.ConfigError(f"invalid configuration for variant {args.variant}:\n  " + "\n  ".join(errors))
     runlog.check_trackers(cfg.trackers)
     ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes of this job on this node (torchrun)
     threads(distributed.rank_threads(args.threads, ranks, cfg.grading.workers) if args.threads else None)

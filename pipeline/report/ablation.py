@@ -1,10 +1,11 @@
 """The feedback ablation's report (issue 17): does the feedback a multi-attempt policy trains and is evaluated
 with change what it gains from its retries?
 
-Input: the metrics.json of every ablation evaluation, `eval/<model>/<set>/feedback_<provider>/metrics.json`
-(rules/ablation.smk): `model` is the ablation's base `base_fb` or a run `fb_<trained provider>_s<seed>`, and the
-folder names the provider it was evaluated with. Each run is evaluated with its own provider and with `fixed`,
-so the `fixed` column compares the runs under one wording. One row per (model, evaluation provider): accuracy@k
+Input: the metrics.json of every ablation evaluation (`eval/<model>/<set>/feedback_<provider>/metrics.json`), the
+provider each was evaluated with and its k=1 and k=2 traces, as the rule lists them (rules/report.smk,
+Layout.ablation_metrics): `model` is the ablation's base (`base_fb`) or a run of one of its variants
+(`fb_<provider>_s<seed>`, config feedback_ablation.variants). Each run is evaluated with its own provider and with
+`fixed`, so the `fixed` column compares the runs under one wording. One row per (model, evaluation provider): accuracy@k
 (macro over evaluation sets, mean and min-max over seeds), the k=1 -> k=2 gain with its 95% interval, and the
 retry rates of the largest-k run. Every number is computed as in the main report (pipeline/report/aggregate.py:
 `accuracy_table`, `gain_k1_to_k2`, `retry_intervals`). Output schema: reports/README.md (feedback_ablation.json).
@@ -15,8 +16,8 @@ its accuracy@k is the share right at the k-th answer, not within k answers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,56 +25,70 @@ import pandas as pd
 
 from pipeline.config import Config
 from pipeline.io import DataError, atomic_path, write_json
-from pipeline.layout import ABLATION_BASE
-from pipeline.report.aggregate import accuracy_table, gain_k1_to_k2, read_metrics, retry_intervals
+from pipeline.report.aggregate import accuracy_table, gain_k1_to_k2, read_metrics, retry_intervals, trace_pairs
 from pipeline.report.figures import BAND, save, setup
 from pipeline.report.format import interval_text, pct, table
 
-FOLDER = re.compile(r"feedback_(?P<provider>[a-z]+)")
 RATES = ("wrong_to_right_rate", "repeat_rate", "repeat_rate_equiv")
 
 
-def evaluated_with(path: str | Path) -> str:
-    """The provider an evaluation used: the name of the folder of its metrics.json (feedback_<provider>)."""
-    m = FOLDER.fullmatch(Path(path).parent.name)
-    if not m:
-        raise DataError(f"{path}: not in a feedback_<provider> folder (eval/<model>/<set>/feedback_<provider>/)")
-    return m["provider"]
+@dataclasses.dataclass(frozen=True)
+class Evaluations:
+    """The ablation's evaluations as the rule lists them: metrics.json files, the provider each was evaluated with
+    (same order), and the k=1 and k=2 traces of each (two per file, same order; none without k = 2)."""
+
+    metrics: Sequence[str | Path]
+    providers: Sequence[str]
+    traces: Sequence[str | Path] = ()
+
+    def __post_init__(self):
+        if len(self.metrics) != len(self.providers):
+            raise DataError(f"feedback ablation: {len(self.metrics)} metrics.json, {len(self.providers)} providers")
+        if not self.metrics:
+            raise DataError("feedback ablation: no metrics.json given")
 
 
-def trained_with(variant: str) -> str | None:
-    """fb_echo -> echo; the ablation's base -> None."""
-    if variant == ABLATION_BASE:
+def own_provider(cfg: Config) -> dict[str, str]:
+    """Each compared variant's training provider (its env.feedback.provider), in the configured order."""
+    return {v: cfg.variant_env(v).feedback.provider for v in cfg.feedback_ablation.variants}
+
+
+def trained_with(cfg: Config, variant: str) -> str | None:
+    """A compared variant's training provider (fb_echo -> echo); the ablation's base -> None."""
+    if variant in own_provider(cfg):
+        return own_provider(cfg)[variant]
+    if variant == ablation_base(cfg):
         return None
-    if not variant.startswith("fb_"):
-        raise DataError(f"model {variant!r} is neither {ABLATION_BASE!r} nor a feedback ablation run fb_<provider>")
-    return variant.removeprefix("fb_")
+    raise DataError(f"model {variant!r} is neither the ablation's base nor one of feedback_ablation.variants")
+
+
+def ablation_base(cfg: Config) -> str:
+    return cfg.variant(cfg.feedback_ablation.variants[0]).base
 
 
 def _spread(values: pd.Series) -> dict:
     return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max())}
 
 
-def accuracy(metrics_files: Sequence[str | Path]) -> pd.DataFrame:
+def accuracy(ev: Evaluations) -> pd.DataFrame:
     """accuracy_table with the provider each evaluation used (column `evaluated_with`)."""
-    frames = [accuracy_table([p]).assign(evaluated_with=evaluated_with(p)) for p in metrics_files]
-    if not frames:
-        raise DataError("feedback ablation: no metrics.json given")
+    frames = [accuracy_table([p]).assign(evaluated_with=q) for p, q in zip(ev.metrics, ev.providers)]
     return pd.concat(frames, ignore_index=True)
 
 
-def summarize(cfg: Config, metrics_files: Sequence[str | Path], n_boot: int = 1000) -> dict:
+def summarize(cfg: Config, ev: Evaluations, n_boot: int = 1000) -> dict:
     """feedback_ablation.json: the conditions and one row per (model, evaluation provider)."""
-    acc = accuracy(metrics_files)
+    acc = accuracy(ev)
     groups: dict[tuple[str, str], list[Path]] = {}
-    for path in map(Path, metrics_files):
-        groups.setdefault((read_metrics(path)["variant"], evaluated_with(path)), []).append(path)
+    for path, provider in zip(map(Path, ev.metrics), ev.providers):
+        groups.setdefault((read_metrics(path)["variant"], provider), []).append(path)
+    pairs = trace_pairs(ev.metrics, ev.traces) if ev.traces else {}
     rows = []
     for (variant, provider), files in sorted(groups.items(), key=lambda kv: _order(cfg, *kv[0])):
         runs = acc[(acc["variant"] == variant) & (acc["evaluated_with"] == provider)]
         macro = runs.groupby(["model", "k"], as_index=False)["accuracy"].mean()  # per run: mean of eval sets
         by_k = {str(k): _spread(g["accuracy"]) for k, g in macro.groupby("k")}
-        trained = trained_with(variant)
+        trained = trained_with(cfg, variant)
         rows.append(
             {
                 "model": variant,
@@ -83,16 +98,16 @@ def summarize(cfg: Config, metrics_files: Sequence[str | Path], n_boot: int = 10
                 "scored_on": "last" if provider == "none" else "any",
                 "seeds": sorted({int(s) for s in runs["seed"].dropna()}),
                 "accuracy": by_k,
-                "gain_k1_to_k2": gain_k1_to_k2(files, n_boot) if "2" in by_k else None,
+                "gain_k1_to_k2": gain_k1_to_k2(files, pairs, n_boot) if "2" in by_k else None,
                 "retry": _retry(files),
             }
         )
-    a = cfg.feedback_ablation
+    base, extends = ablation_base(cfg), {cfg.variant(v).extends for v in cfg.feedback_ablation.variants}
     return {
-        "providers": list(a.providers),
-        "variant": a.variant,
-        "base_model": ABLATION_BASE,
-        "base_sft_providers": list(a.sft_providers or a.providers),
+        "providers": list(own_provider(cfg).values()),
+        "variant": extends.pop() if len(extends) == 1 else None,  # what the compared variants extend
+        "base_model": base,
+        "base_sft_providers": list(cfg.for_base(base).model.sft.feedback_providers or [cfg.env.feedback.provider]),
         "seeds": list(cfg.seeds),
         "max_k": cfg.eval.max_k,
         "evaluation_sets": sorted(acc["benchmark"].unique()),
@@ -114,8 +129,8 @@ def _retry(files: Sequence[Path]) -> dict:
 
 def _order(cfg: Config, variant: str, provider: str) -> tuple:
     """The base first, then the runs in the configured providers' order; own feedback before fixed."""
-    providers = list(cfg.feedback_ablation.providers)
-    trained = trained_with(variant)
+    providers = list(own_provider(cfg).values())
+    trained = trained_with(cfg, variant)
     rank = -1 if trained is None else providers.index(trained) if trained in providers else len(providers)
     where = providers.index(provider) if provider in providers else len(providers)
     return (rank, trained is not None and provider != trained, where)
@@ -196,7 +211,7 @@ def markdown(summary: Mapping, figures_dir: str = "figures") -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(summary: Mapping, acc: pd.DataFrame, folder: str | Path) -> list[Path]:
+def figure(cfg: Config, summary: Mapping, acc: pd.DataFrame, folder: str | Path) -> list[Path]:
     """figures/feedback_ablation.{png,pdf}: accuracy@k of each run with its own provider (left) and with `fixed`
     (right), one colour per training provider, band min-max over seeds; the base `base_fb` dashed."""
     plt, sns = setup()
@@ -204,7 +219,7 @@ def figure(summary: Mapping, acc: pd.DataFrame, folder: str | Path) -> list[Path
         "accuracy"
     ].mean()
     macro["accuracy"] *= 100
-    macro["trained_with"] = [trained_with(v) for v in macro["variant"]]
+    macro["trained_with"] = [trained_with(cfg, v) for v in macro["variant"]]
     macro["model kind"] = ["base" if t is None else "trained" for t in macro["trained_with"]]
     macro["provider"] = macro["trained_with"].fillna(macro["evaluated_with"])
     own = macro[macro["trained_with"].isna() | (macro["trained_with"] == macro["evaluated_with"])]
@@ -239,14 +254,12 @@ def figure(summary: Mapping, acc: pd.DataFrame, folder: str | Path) -> list[Path
     return written
 
 
-def write(
-    cfg: Config, metrics_files: Sequence[str | Path], out_json: str | Path, out_md: str | Path, figures: str | Path
-) -> list[Path]:
+def write(cfg: Config, ev: Evaluations, out_json: str | Path, out_md: str | Path, figures: str | Path) -> list[Path]:
     """The ablation's json, markdown and figure; the files written."""
-    summary = summarize(cfg, metrics_files)
+    summary = summarize(cfg, ev)
     write_json(out_json, summary)
     Path(figures).mkdir(parents=True, exist_ok=True)
-    written = figure(summary, accuracy(metrics_files), figures)
+    written = figure(cfg, summary, accuracy(ev), figures)
     with atomic_path(out_md) as tmp:
         tmp.write_text(markdown(summary, os.path.relpath(figures, Path(out_md).parent)), encoding="utf-8")
     return [Path(out_json), Path(out_md), *written]
