@@ -47,10 +47,12 @@ rule aggregate:
         config=config_file,
         config_keys=rule_keys("grading.multi_box"),  # stated in summary.json
         train_logs=lambda w, input: [f"{m}/train_log.jsonl" for m in input.models],
+        runs=trained_models(),  # the model of each train log, in its order
         out_dir=lambda w, output: os.path.dirname(output.summary),
     shell:
         "python -m pipeline aggregate --config {params.config:q} --metrics {input.metrics}"
-        " --train-logs {params.train_logs} --models {input.base} {input.models} --audits {input.audits}"
+        " --train-logs {params.train_logs} --runs {params.runs} --models {input.base} {input.models}"
+        " --audits {input.audits}"
         " --parallel {input.parallel} --flip {input.flip} --curve-metrics {input.curves}"
         " --traces {input.traces} --out-dir {params.out_dir} > {log} 2>&1"
 

@@ -138,6 +138,14 @@ def _given_traces(metrics_files, folder: Path) -> list[str]:
     return given
 
 
+def _given_logs(logs, folder: Path) -> list[str]:
+    """The training logs copied under names that say nothing of their run: --runs names each run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, log in enumerate(logs):
+        shutil.copyfile(log, folder / f"log{i}.jsonl")
+    return [str(folder / f"log{i}.jsonl") for i in range(len(logs))]
+
+
 def _run_report(results, out, scale="tiny", **config):
     _, metrics_files, logs = results
     cfg = json.dumps({"scale": scale, **config})
@@ -151,7 +159,9 @@ def _run_report(results, out, scale="tiny", **config):
                 "--metrics",
                 *metrics_files,
                 "--train-logs",
-                *logs,
+                *_given_logs(logs, out / "given_logs"),
+                "--runs",
+                *(Path(log).parent.name for log in logs),
                 "--models",
                 *(str(root / "models" / m) for m in FIRST),
                 "--audits",
@@ -333,12 +343,17 @@ def test_the_gain_needs_the_traces_it_is_given(results, tmp_path, capsys):
     given = _given_traces(metrics_files, tmp_path / "given")
     for traces in ([], given[:-1]):
         code = main(
-            ["aggregate", "--config", "{}", "--metrics", *metrics_files, "--train-logs", *logs]
+            ["aggregate", "--config", "{}", "--metrics", *metrics_files, "--train-logs", *logs, "--runs"]
+            + [Path(log).parent.name for log in logs]
             + ["--traces", *traces, "--out-dir", str(tmp_path / "r")]
         )
         assert code == 2
         assert f"{len(metrics_files)} metrics.json, {len(traces)} traces" in capsys.readouterr().err
     assert not (tmp_path / "r" / "summary.json").exists()
+    # the runs' names come from the rule, one per training log
+    runs = ["--train-logs", *logs, "--runs", "x_s0", "--out-dir", str(tmp_path / "r")]
+    code = main(["aggregate", "--config", "{}", "--metrics", *metrics_files, *runs])
+    assert code == 2 and f"--runs names 1 models for {len(logs)} --train-logs files" in capsys.readouterr().err
 
 
 def test_bad_inputs_are_named(results, tmp_path):

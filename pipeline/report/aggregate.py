@@ -261,11 +261,11 @@ def _curve_point(rec: Mapping) -> dict:
     }
 
 
-def learning_curves_table(train_logs: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per training step of every run (models/<variant>_s<seed>/train_log.jsonl): reward, held-out accuracy."""
+def learning_curves_table(train_logs: Mapping[str, str | Path]) -> pd.DataFrame:
+    """One row per training step of every run (model name -> its train_log.jsonl): reward, held-out accuracy."""
     rows = []
-    for path in map(Path, train_logs):
-        variant, seed = parse_model(path.parent.name)
+    for name, path in train_logs.items():
+        variant, seed = parse_model(name)
         rows += [{"variant": variant, "seed": seed, **_curve_point(rec)} for _, rec in read_jsonl(path)]
     cols = ["variant", "seed", "step", "reward", "train_accuracy", "heldout_accuracy"]
     # one row per step, whether a step's held-out evaluation was logged with its training record or separately
@@ -346,7 +346,7 @@ class Inputs:
     the k-attempt curves' metrics.json."""
 
     metrics: Sequence[str | Path]
-    train_logs: Sequence[str | Path]
+    train_logs: Mapping[str, str | Path]  # trained model name -> its train_log.jsonl
     models: Sequence[str | Path] = ()
     audits: Sequence[str | Path] = ()
     parallel: Sequence[str | Path] = ()

@@ -28,6 +28,7 @@ GAIN_TRACES = arg(
     "summary.json and csv tables of every evaluation and training run",
     arg("--metrics", nargs="+", required=True, help=FILES.format("metrics.json")),
     arg("--train-logs", nargs="*", default=[], help="models/<variant>_s<seed>/train_log.jsonl files"),
+    arg("--runs", nargs="*", default=[], help="the model of each --train-logs file, in order (<variant>_s<seed>)"),
     arg("--models", nargs="*", default=[], help="model folders whose provenance.json to collect"),
     arg("--audits", nargs="*", default=[], help=FILES.format("grader_audit.json")),
     arg("--parallel", nargs="*", default=[], help=FILES.format("parallel.json")),
@@ -37,12 +38,16 @@ GAIN_TRACES = arg(
     arg("--out-dir", required=True, help="report folder (summary.json, accuracy.csv, ...)"),
 )
 def cmd_aggregate(args: argparse.Namespace) -> None:
+    from pipeline.io import DataError
     from pipeline.report import aggregate
 
     cfg = config_mod.load(args.config)
+    if len(args.runs) != len(args.train_logs):
+        raise DataError(f"--runs names {len(args.runs)} models for {len(args.train_logs)} --train-logs files")
     inputs = aggregate.Inputs(  # in the order of its fields
-        *(args.metrics, args.train_logs, args.models, args.audits, args.parallel, args.flip, args.curve_metrics),
-        args.traces,
+        args.metrics,
+        dict(zip(args.runs, args.train_logs)),
+        *(args.models, args.audits, args.parallel, args.flip, args.curve_metrics, args.traces),
     )
     tables = aggregate.build_tables(cfg, inputs)
     aggregate.write(args.out_dir, aggregate.build_summary(cfg, inputs, tables), tables)
