@@ -623,7 +623,7 @@ def test_training_stops_before_the_time_limit_and_the_retry_resumes_to_the_same_
     configfile.write_text(smoke_config(**LIMITED_TRAIN) + yaml.safe_dump({"resources": LIMITED}))
     target = "results/tiny/models/multi_attempt_s0"
     limited, free = tmp_path / "limited", tmp_path / "free"
-    _local_snakemake(limited, configfile, "build_base")  # data and base model, here
+    _local_snakemake(limited, configfile, "base_model")  # data and base model, here
     shutil.copytree(limited, free, symlinks=True)
     uninterrupted = _local_snakemake(free, configfile, target, background=True)
     try:

@@ -481,7 +481,7 @@ def test_default_workflow_end_to_end(tmp_path):
     )  # format holds after feedback
     for rule in (
         "prepare_synthetic",
-        "build_base",
+        "build_base/base",
         "train/multi_attempt_s0",
         "evaluate/base/synthetic",
         "eval_metrics/base/synthetic",
