@@ -55,14 +55,16 @@ def own_provider(cfg: Config) -> dict[str, str]:
 
 def trained_with(cfg: Config, variant: str) -> str | None:
     """A compared variant's training provider (fb_echo -> echo); the ablation's base -> None."""
-    if variant in own_provider(cfg):
-        return own_provider(cfg)[variant]
+    own = own_provider(cfg)
+    if variant in own:
+        return own[variant]
     if variant == ablation_base(cfg):
         return None
     raise DataError(f"model {variant!r} is neither the ablation's base nor one of feedback_ablation.variants")
 
 
 def ablation_base(cfg: Config) -> str:
+    """The base the compared variants train from (config checks they share one)."""
     return cfg.variant(cfg.feedback_ablation.variants[0]).base
 
 
